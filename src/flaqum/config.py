@@ -1,0 +1,292 @@
+"""Loading and checking the study config, the instrument codebooks and the hypotheses.
+
+Every file is checked against its JSON schema (Draft 2020-12, in ``workflow/schemas``) and then
+against the rules a schema cannot express (an item used in a scale must be defined, a reverse
+item must belong to its scale, scale ids are unique across instruments). Errors name the file,
+the key and the rule broken.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from flaqum.errors import ConfigError
+
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "workflow" / "schemas"
+WAVE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@cache
+def load_schema(name: str) -> dict:
+    """The JSON schema ``workflow/schemas/<name>.schema.yaml``."""
+    return yaml.safe_load((SCHEMA_DIR / f"{name}.schema.yaml").read_text())
+
+
+def read_yaml(path: Path | str) -> dict:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def check_schema(data: dict, schema_name: str, path: Path | str) -> None:
+    """Raise a ConfigError naming the file, the key path and the rule for the first problems."""
+    validator = jsonschema.Draft202012Validator(load_schema(schema_name))
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        lines = []
+        for err in errors[:5]:
+            key = "/".join(map(str, err.absolute_path)) or "(top level)"
+            lines.append(f"  at {key}: {err.message} (schema rule: {err.validator})")
+        more = f"\n  ... and {len(errors) - 5} more" if len(errors) > 5 else ""
+        raise ConfigError(f"{path} breaks the {schema_name} schema:\n" + "\n".join(lines) + more)
+
+
+@dataclass(frozen=True)
+class Scale:
+    id: str
+    instrument: str
+    label: str
+    items: tuple[str, ...]
+    reverse: tuple[str, ...]
+    min_items: int
+    level: str | None = None
+    parent: str | None = None
+
+
+@dataclass(frozen=True)
+class Instrument:
+    id: str
+    label: str
+    source: str
+    unit: str
+    path: str
+    raw: dict = field(repr=False, compare=False, hash=False)
+
+    @property
+    def response(self) -> dict:
+        return self.raw.get("response", {})
+
+    @property
+    def rmin(self) -> int:
+        return int(self.response["min"])
+
+    @property
+    def rmax(self) -> int:
+        return int(self.response["max"])
+
+    @property
+    def missing_codes(self) -> list[int]:
+        return list(self.response.get("missing_codes", []))
+
+    @property
+    def items(self) -> dict[str, str]:
+        return dict(self.raw.get("items", {}))
+
+    @property
+    def scales(self) -> dict[str, Scale]:
+        out = {}
+        for sid, s in self.raw.get("scales", {}).items():
+            out[sid] = Scale(
+                id=sid,
+                instrument=self.id,
+                label=s["label"],
+                items=tuple(s["items"]),
+                reverse=tuple(s.get("reverse", [])),
+                min_items=int(s["min_items"]),
+                level=s.get("level"),
+                parent=s.get("parent"),
+            )
+        return out
+
+    @property
+    def reverse_items(self) -> set[str]:
+        return {i for s in self.scales.values() for i in s.reverse}
+
+
+def load_instrument(path: Path | str) -> Instrument:
+    path = Path(path)
+    data = read_yaml(path)
+    check_schema(data, "instrument", path)
+    if data["id"] != path.stem:
+        raise ConfigError(f"{path}: id {data['id']!r} must equal the file name {path.stem!r}")
+    defined = set(data.get("items", {}))
+    resp = data.get("response")
+    if resp and resp["min"] >= resp["max"]:
+        raise ConfigError(f"{path}: at response: min {resp['min']} must be below max {resp['max']}")
+    if resp:
+        clash = [c for c in resp.get("missing_codes", []) if resp["min"] <= c <= resp["max"]]
+        if clash:
+            raise ConfigError(
+                f"{path}: at response/missing_codes: {clash} lie inside the response range "
+                f"{resp['min']}-{resp['max']} (rule: a missing code must not be a valid answer)"
+            )
+    scales = data.get("scales", {})
+    for sid, s in scales.items():
+        undefined = [i for i in s["items"] if i not in defined]
+        if undefined:
+            raise ConfigError(
+                f"{path}: at scales/{sid}/items: {undefined} listed in the scale but not "
+                f"defined under items (rule: every scale item must be defined)"
+            )
+        stray = [i for i in s.get("reverse", []) if i not in s["items"]]
+        if stray:
+            raise ConfigError(
+                f"{path}: at scales/{sid}/reverse: {stray} not among the scale's items "
+                f"(rule: a reverse-keyed item must belong to its scale)"
+            )
+        if s["min_items"] > len(s["items"]):
+            raise ConfigError(
+                f"{path}: at scales/{sid}/min_items: {s['min_items']} exceeds the "
+                f"{len(s['items'])} items of the scale"
+            )
+        if s.get("parent") and s["parent"] not in scales:
+            raise ConfigError(f"{path}: at scales/{sid}/parent: unknown scale {s['parent']!r}")
+    for key in ("factor_model",):
+        unknown = [s for s in data.get(key, []) if s not in scales]
+        if unknown:
+            raise ConfigError(f"{path}: at {key}: unknown scales {unknown}")
+    unknown_dims = [i for i in data.get("dimensions", {}) if i not in defined]
+    if unknown_dims:
+        raise ConfigError(f"{path}: at dimensions: items {unknown_dims} are not defined")
+    # An item reversed in one scale must be reversed in every scale that uses it.
+    rev = {i for s in scales.values() for i in s.get("reverse", [])}
+    for sid, s in scales.items():
+        bad = [i for i in s["items"] if i in rev and i not in s.get("reverse", [])]
+        if bad:
+            raise ConfigError(
+                f"{path}: at scales/{sid}/reverse: {bad} reversed in another scale but not here "
+                f"(rule: an item is keyed the same way in every scale)"
+            )
+    return Instrument(data["id"], data["label"], data["source"], data["unit"], str(path), data)
+
+
+@dataclass
+class Study:
+    """The validated config and codebooks of one run."""
+
+    config: dict
+    instruments: dict[str, Instrument]
+    root: Path
+
+    @property
+    def sources(self) -> dict[str, dict]:
+        return self.config["sources"]
+
+    @property
+    def min_group_size(self) -> int:
+        return int(self.config["min_group_size"])
+
+    def instruments_for(self, source: str) -> list[Instrument]:
+        return [i for i in self.instruments.values() if i.source == source]
+
+    def scales_for(self, source: str) -> dict[str, Scale]:
+        return {sid: s for i in self.instruments_for(source) for sid, s in i.scales.items()}
+
+    def scale(self, sid: str) -> Scale:
+        for inst in self.instruments.values():
+            if sid in inst.scales:
+                return inst.scales[sid]
+        raise KeyError(sid)
+
+    def instrument_of(self, sid: str) -> Instrument:
+        return self.instruments[self.scale(sid).instrument]
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.root / self.config["raw_dir"]
+
+    def waves(self) -> list[str]:
+        """The waves to process: folders under raw_dir (sorted), or the configured list."""
+        listed = self.config.get("waves", "auto")
+        if listed != "auto":
+            return list(listed)
+        if not self.raw_dir.is_dir():
+            return []
+        found = []
+        for p in sorted(self.raw_dir.iterdir()):
+            if p.is_dir() and not p.name.startswith("."):
+                if not WAVE_PATTERN.match(p.name):
+                    raise ConfigError(
+                        f"{p}: wave folder name {p.name!r} is not allowed "
+                        f"(rule: {WAVE_PATTERN.pattern})"
+                    )
+                found.append(p.name)
+        return found
+
+
+DEFAULTS = {
+    "waves": "auto",
+    "validation": {"max_item_missing_pct": 20, "straightline_min_items": 6,
+                   "misspelt_item_distance": 2},
+    "multilevel": {"covariates": {}, "cross_level_predictor": None, "agreement_threshold": 0.7},
+    "report": {"engine": "auto", "language": "en", "ambition_year": 2028,
+               "top_conversation_items": 3},
+}
+
+
+def with_defaults(config: dict) -> dict:
+    out = dict(config)
+    for key, val in DEFAULTS.items():
+        if isinstance(val, dict):
+            out[key] = {**val, **(config.get(key) or {})}
+        else:
+            out.setdefault(key, val)
+    return out
+
+
+def load_study(config: dict | Path | str = "config/config.yaml", root: Path | str = ".",
+               instruments_dir: Path | str | None = None) -> Study:
+    """Validate the config and every codebook under ``config/instruments``."""
+    root = Path(root)
+    path = "config/config.yaml"
+    if not isinstance(config, dict):
+        path = str(config)
+        config = read_yaml(root / config if not Path(config).is_absolute() else config)
+    check_schema(config, "config", path)
+    config = with_defaults(config)
+    idir = Path(instruments_dir) if instruments_dir else root / "config" / "instruments"
+    instruments: dict[str, Instrument] = {}
+    seen_scales: dict[str, str] = {}
+    for p in sorted(idir.glob("*.yaml")):
+        inst = load_instrument(p)
+        if inst.source not in config["sources"]:
+            raise ConfigError(
+                f"{p}: at source: {inst.source!r} is not a source declared in {path} "
+                f"(declared: {sorted(config['sources'])})"
+            )
+        for sid in inst.scales:
+            if sid in seen_scales:
+                raise ConfigError(
+                    f"{p}: at scales/{sid}: scale id also defined in {seen_scales[sid]} "
+                    f"(rule: scale ids are unique across instruments)"
+                )
+            seen_scales[sid] = str(p)
+        instruments[inst.id] = inst
+    for src, scales in _items_by_source(instruments).items():
+        for item, insts in scales.items():
+            if len(insts) > 1:
+                raise ConfigError(
+                    f"item {item!r} of source {src!r} is defined by several instruments: {insts}"
+                )
+    return Study(config=config, instruments=instruments, root=root)
+
+
+def _items_by_source(instruments: dict[str, Instrument]) -> dict[str, dict[str, list[str]]]:
+    out: dict[str, dict[str, list[str]]] = {}
+    for inst in instruments.values():
+        for item in inst.items:
+            out.setdefault(inst.source, {}).setdefault(item, []).append(inst.id)
+    return out
