@@ -62,7 +62,7 @@ NAME_PARTS = (["AZ", "ZNA", "GZA", "UZ", "Jan Yperman", "Regional Hospital", "Cl
 
 # Stated true parameters (score metric). A block is a set of scales generated from one latent.
 TRUTH = {
-    "psych_safety": {"mu": 5.1, "var_hospital": 0.04, "var_team": 0.16, "var_person": 0.55,
+    "psych_safety": {"mu": 4.8, "var_hospital": 0.04, "var_team": 0.16, "var_person": 0.55,
                      "item_sd": 0.9, "gamma_maturity": 0.35, "wave_sd_change": 0.0},
     "team_collab": {"mu": 3.75, "var_hospital": 0.02, "var_team": 0.08, "var_person": 0.30,
                     "item_sd": 0.6, "gamma_maturity": 0.20},

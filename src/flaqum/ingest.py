@@ -1,0 +1,91 @@
+"""Ingest: one raw source of a wave to typed, labelled parquet.
+
+Ids become strings, item answers become numbers with the codebook's and SPSS's user-missing
+codes set to missing, and reverse-keyed items are recoded as ``min + max - x`` so that a higher
+value always means a better experience. Labels (variable, value, missing codes) travel in the
+parquet's metadata. Run only after the wave passed validation: bad values have been reported there.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from flaqum.config import Study
+from flaqum.errors import InputError
+from flaqum.io import as_id, find_source, read_source
+from flaqum.utils import write_parquet
+
+
+def require_pass(validation_json: Path | str) -> None:
+    """Stop with the validation's readable summary if the wave failed."""
+    from flaqum.validate import Finding
+
+    data = json.loads(Path(validation_json).read_text())
+    if data["status"] != "pass":
+        errs = data["errors"]
+        lines = [f"Wave {data['wave']} failed validation with {data['n_errors']} error(s); "
+                 f"fix the raw files and re-run. Details: {validation_json}"]
+        for e in errs[:15]:
+            f = Finding("error", e["rule"], e["message"], e["file"], e["row"], e["column"],
+                        e["value"], e.get("count", 1))
+            lines.append(f"  {f}")
+        raise InputError(validation_json, "\n".join(lines))
+
+
+def process_source(study: Study, source: str, df: pd.DataFrame, meta) -> tuple[pd.DataFrame, dict]:
+    spec = study.sources[source]
+    out = df.copy()
+    for key in ("id", "hospital", "team"):
+        col = spec.get(key)
+        if col and col in out.columns:
+            out[col] = as_id(out[col])
+    for col, typ in spec.get("columns", {}).items():
+        if col in out.columns:
+            out[col] = (pd.to_numeric(out[col], errors="coerce") if typ != "string"
+                        else out[col].astype("string"))
+    recoded = {}
+    for inst in study.instruments_for(source):
+        for var, d in inst.raw.get("variables", {}).items():
+            if var in out.columns:
+                out[var] = (pd.to_numeric(out[var], errors="coerce")
+                            if d["type"] in ("integer", "number") else out[var].astype("string"))
+        if "response" not in inst.raw:
+            continue
+        lo, hi = inst.rmin, inst.rmax
+        rev = inst.reverse_items
+        for item in inst.items:
+            if item not in out.columns:
+                continue
+            x = pd.to_numeric(out[item], errors="coerce").to_numpy(float, copy=True)
+            codes = set(inst.missing_codes) | set(meta.user_missing.get(item, []))
+            x[np.isin(x, list(codes)) | (x < lo) | (x > hi)] = np.nan
+            if item in rev:
+                x = lo + hi - x
+                recoded[item] = f"reverse-keyed: stored as {lo} + {hi} - answer"
+            out[item] = x
+    if spec["kind"] in ("hospital", "team") and not study.instruments_for(source):
+        for col in out.columns:
+            if col not in (spec["id"], spec.get("hospital"), spec.get("team")):
+                num = pd.to_numeric(out[col], errors="coerce")
+                if num.notna().sum() == out[col].notna().sum():
+                    out[col] = num
+    labels = meta.to_dict()
+    labels["recoded"] = recoded
+    for inst in study.instruments_for(source):
+        for item, text in inst.items.items():
+            labels["column_labels"].setdefault(item, text)
+    return out, labels
+
+
+def ingest_source(study: Study, wave_dir: Path | str, source: str, out_path: Path | str) -> int:
+    path = find_source(wave_dir, source)
+    if path is None:
+        raise InputError(Path(wave_dir) / source, f"source {source!r} not found")
+    df, meta = read_source(path)
+    out, labels = process_source(study, source, df, meta)
+    write_parquet(out, out_path, {"source": source, "file": str(path), **labels})
+    return len(out)

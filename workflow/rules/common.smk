@@ -1,0 +1,102 @@
+import re
+import sys
+from pathlib import Path
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+from flaqum.config import load_study
+from flaqum.errors import FlaqumError
+from flaqum.io import find_source
+
+
+# The study: config and codebooks validated against their schemas before anything runs.
+try:
+    STUDY = load_study(config, root=Path("."))
+except FlaqumError as exc:
+    raise WorkflowError(f"Invalid configuration:\n{exc}") from None
+
+config = STUDY.config
+WAVES = STUDY.waves()
+SOURCES = STUDY.sources
+SCORED_SOURCES = [s for s in SOURCES if STUDY.scales_for(s)]
+SURVEY_SOURCES = [s for s, spec in SOURCES.items() if spec["kind"] == "survey"]
+RAW = config["raw_dir"]
+
+if not WAVES:
+    logger.warning(
+        f"No waves found under {RAW}/. Drop a wave folder there (see README.md), or run "
+        "'flaqum demo' to write the synthetic consortium."
+    )
+
+
+wildcard_constraints:
+    wave="|".join(map(re.escape, WAVES)) or "NO_WAVE",
+    source="|".join(SOURCES),
+
+
+def raw_files(wildcards):
+    """The wave's raw files that exist (a missing source is reported by validation)."""
+    files = []
+    for source in SOURCES:
+        try:
+            path = find_source(Path(RAW) / wildcards.wave, source)
+        except FlaqumError:
+            path = None
+        if path is not None:
+            files.append(str(path))
+    return files
+
+
+def raw_source(wildcards):
+    path = find_source(Path(RAW) / wildcards.wave, wildcards.source)
+    return [str(path)] if path is not None else []
+
+
+def codebooks():
+    return sorted(str(p) for p in Path("config/instruments").glob("*.yaml"))
+
+
+def wave_sources(wave):
+    """Sources present in a wave folder (required ones always, so a missing one is reported)."""
+    out = []
+    for source, spec in SOURCES.items():
+        try:
+            present = find_source(Path(RAW) / wave, source) is not None
+        except FlaqumError:
+            present = True
+        if present or spec["required"]:
+            out.append(source)
+    return out
+
+
+def scored_sources(wave):
+    return [s for s in wave_sources(wave) if s in SCORED_SOURCES]
+
+
+def stage_outputs(wave):
+    """Per-wave targets of the foundation stages; later stages add theirs in their rule files."""
+    return (
+        [f"results/{wave}/validation.json"]
+        + [f"data/processed/{wave}/{s}.parquet" for s in wave_sources(wave)]
+        + [f"results/{wave}/scores/{s}.parquet" for s in scored_sources(wave)]
+    )
+
+
+EXTRA_OUTPUTS = []  # rule files append callables wave -> list of targets
+
+
+def final_outputs():
+    out = []
+    for wave in WAVES:
+        out += stage_outputs(wave)
+        for extra in EXTRA_OUTPUTS:
+            out += extra(wave)
+    return out
+
+
+def wave_dir(wildcards):
+    return f"{RAW}/{wildcards.wave}"

@@ -1,0 +1,11 @@
+rule score:
+    input:
+        "data/processed/{wave}/{source}.parquet",
+    output:
+        "results/{wave}/scores/{source}.parquet",
+    log:
+        "logs/{wave}/score_{source}.log",
+    benchmark:
+        "benchmarks/{wave}/score_{source}.tsv"
+    script:
+        "../scripts/score.py"

@@ -1,0 +1,9 @@
+from _common import setup
+
+from flaqum.ingest import ingest_source, require_pass
+
+study, log = setup(snakemake)  # noqa: F821
+sm = snakemake  # noqa: F821
+require_pass(sm.input.validation)
+n = ingest_source(study, sm.params.wave_dir, sm.wildcards.source, sm.output[0])
+log.info(f"{sm.wildcards.wave}/{sm.wildcards.source}: {n} rows -> {sm.output[0]}")
