@@ -7,6 +7,13 @@ configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"
+
+
+wildcard_constraints:
+    wave="|".join(map(re.escape, WAVES)) or "NO_WAVE",
+    source="|".join(SOURCES),
+
+
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/score.smk"
 
@@ -18,6 +25,6 @@ for _extra in sorted(Path("workflow/rules").glob("*.smk")):
 
 
 rule all:
+    default_target: True
     input:
         final_outputs(),
-    default_target: True

@@ -48,6 +48,8 @@ def check_schema(data: dict, schema_name: str, path: Path | str) -> None:
     if errors:
         lines = []
         for err in errors[:5]:
+            # for oneOf/anyOf, name the most specific failure inside the alternatives
+            err = jsonschema.exceptions.best_match([err])
             key = "/".join(map(str, err.absolute_path)) or "(top level)"
             lines.append(f"  at {key}: {err.message} (schema rule: {err.validator})")
         more = f"\n  ... and {len(errors) - 5} more" if len(errors) > 5 else ""

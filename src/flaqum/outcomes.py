@@ -668,8 +668,9 @@ def _per_unit(info: dict, n_units: int) -> tuple[np.ndarray, np.ndarray]:
     return eb_u, se_u
 
 
-def _rubin(fits: list[dict], k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Rubin's rules: pooled estimate, total SE, Barnard-Rubin df, fraction of missing info."""
+def _rubin(fits: list[dict], k: int) -> tuple[np.ndarray, ...]:
+    """Rubin's rules: pooled estimate, total SE, Barnard-Rubin df, fraction of missing info,
+    and the within-imputation SE sqrt(mean variance)."""
     Q = np.array([f["params"] for f in fits], float)
     U = np.array([np.diag(f["cov"]) for f in fits], float)
     m = len(fits)
@@ -687,7 +688,7 @@ def _rubin(fits: list[dict], k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray
             df = 1 / (1 / df_old + 1 / df_obs)
         else:
             df = df_old
-    return qbar, np.sqrt(t), df, lam
+    return qbar, np.sqrt(t), df, lam, np.sqrt(ubar)
 
 
 def fit_hypothesis(hyp: dict, data: pd.DataFrame, wave: str | None = None) -> dict:
@@ -723,9 +724,10 @@ def fit_hypothesis(hyp: dict, data: pd.DataFrame, wave: str | None = None) -> di
             pv_warn.append(f"{m - len(ok)} of {m} plausible-value fits did not converge and "
                            f"were left out")
         if len(ok) >= 2:
-            qbar, tse, df, lam = _rubin(ok, design.X.shape[1])
+            qbar, tse, df, lam, wse = _rubin(ok, design.X.shape[1])
             pv_est = _estimates(design.names, qbar, tse, df, design.family, design.focal)
-            for row, d, f in zip(pv_est, df, lam, strict=True):
+            for row, d, f, u in zip(pv_est, df, lam, wse, strict=True):
+                row["se_within"] = u
                 row["df"] = d
                 row["fraction_missing_info"] = f
         else:

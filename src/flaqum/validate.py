@@ -386,8 +386,9 @@ def _check_keys(val: Validation, study: Study, frames: dict, files: dict) -> Non
                     val.add_rows(
                         "error", "team registered under another hospital",
                         lambda v, r: f"team {v} of hospital {hv[r]} is not in the team "
-                        f"register under that hospital; it is registered under hospital "
-                        + ", ".join(by_team[v][:3]) + (" ..." if len(by_team[v]) > 3 else ""),
+                        f"register under that hospital; it is registered under {len(by_team[v])} "
+                        f"other hospital(s): " + ", ".join(by_team[v][:3])
+                        + (", ..." if len(by_team[v]) > 3 else ""),
                         file, other, tcol, [tv[r] for r in other])
                 if absent:
                     val.add_rows("error", "team in register",

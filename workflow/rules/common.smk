@@ -12,7 +12,6 @@ from flaqum.config import load_study
 from flaqum.errors import FlaqumError
 from flaqum.io import find_source
 
-
 # The study: config and codebooks validated against their schemas before anything runs.
 try:
     STUDY = load_study(config, root=Path("."))
@@ -31,11 +30,6 @@ if not WAVES:
         f"No waves found under {RAW}/. Drop a wave folder there (see README.md), or run "
         "'flaqum demo' to write the synthetic consortium."
     )
-
-
-wildcard_constraints:
-    wave="|".join(map(re.escape, WAVES)) or "NO_WAVE",
-    source="|".join(SOURCES),
 
 
 def raw_files(wildcards):
@@ -85,6 +79,9 @@ def stage_outputs(wave):
         + [f"results/{wave}/scores/{s}.parquet" for s in scored_sources(wave)]
     )
 
+
+# All rules share the one environment of the project (used with --sdm conda).
+CONDA_ENV = "../../environment.yml"
 
 EXTRA_OUTPUTS = []  # rule files append callables wave -> list of targets
 

@@ -4,12 +4,14 @@ rule validate:
         codebooks=codebooks(),
     output:
         "results/{wave}/validation.json",
-    params:
-        wave_dir=wave_dir,
     log:
         "logs/{wave}/validate.log",
     benchmark:
         "benchmarks/{wave}/validate.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        wave_dir=wave_dir,
     script:
         "../scripts/validate.py"
 
@@ -20,11 +22,13 @@ rule ingest:
         raw=raw_source,
     output:
         "data/processed/{wave}/{source}.parquet",
-    params:
-        wave_dir=wave_dir,
     log:
         "logs/{wave}/ingest_{source}.log",
     benchmark:
         "benchmarks/{wave}/ingest_{source}.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        wave_dir=wave_dir,
     script:
         "../scripts/ingest.py"

@@ -7,5 +7,7 @@ rule score:
         "logs/{wave}/score_{source}.log",
     benchmark:
         "benchmarks/{wave}/score_{source}.tsv"
+    conda:
+        CONDA_ENV
     script:
         "../scripts/score.py"
