@@ -474,3 +474,21 @@ def test_deterministic_and_independent_of_row_order():
     shuffled = {k: v.sample(frac=1, random_state=0) for k, v in w.items()}
     c = [result_to_json(run_hypothesis(p, shuffled, "w1")) for p in SHIPPED]
     assert a == c
+
+
+def test_hospital_score_at_team_level_draws_per_hospital():
+    w = simulate_wave(seed=2, n_hosp=20, teams_per=5)
+    h = {**shipped("psych_safety_incident_reporting"), "predictors": ["hospital:team_collab"]}
+    d = assemble_data(h, w)
+    assert (d.groupby("hospital_id")["hospital:team_collab"].nunique() == 1).all()
+    r = fit_hypothesis(h, d, "w1")
+    used = r["scores_used"]["hospital:team_collab"]
+    assert used["level"] == "hospital" and used["plausible_values"] is True
+    assert r["plausible_values"]["draws_converged"] == r["plausible_values"]["draws"]
+    assert r["scores_used"]["incidents_reported"]["score"] == "observed"
+
+
+def test_scale_outcome_reports_its_reliability():
+    r = run_hypothesis(shipped("maturity_psych_safety"), simulate_wave(seed=2), "w1")
+    assert 0 < r["scores_used"]["psych_safety"]["reliability"] < 1
+    assert r["scores_used"]["psych_safety"]["plausible_values"] is False

@@ -297,6 +297,8 @@ def assemble_data(hyp: dict, wave_inputs: dict[str, pd.DataFrame],
         raise ConfigError(f"hypothesis {hyp['id']}: at outcome/column: {exc}") from None
     ycol = hyp["outcome"]["column"]
     data = y_tab[keys + ["value"]].rename(columns={"value": ycol})
+    if y_tab["se"].notna().any():  # kept for the outcome's reliability, not drawn
+        data[f"{ycol}__se"] = y_tab["se"].to_numpy()
     where[ycol] = {"role": "outcome", **where_y}
     exposure = hyp["outcome"].get("exposure")
     if exposure:
@@ -752,13 +754,13 @@ def fit_hypothesis(hyp: dict, data: pd.DataFrame, wave: str | None = None) -> di
         elif int(pv_cfg["draws"]) <= 0:
             why = "plausible_values.draws is 0: no plausible values drawn"
         else:
-            why = "the plain fit failed: no plausible values drawn"
+            why = "the plain fit did not converge: no plausible values drawn"
         diag_warnings.append(why)
     if hyp["outcome"].get("source") == "scale" and hyp["outcome"].get("scores", "eb") == "eb":
         diag_warnings.append(
             f"the outcome {hyp['outcome']['column']} is a shrunken EB mean: slopes on "
-            f"predictors that the shrinkage model did not include are attenuated by about the "
-            f"outcome's reliability (see scores_used)"
+            f"predictors that the shrinkage model did not include are attenuated, roughly by "
+            f"the outcome's reliability (scores_used); outcome.scores: raw avoids this"
         )
 
     result = {

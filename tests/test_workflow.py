@@ -1,0 +1,115 @@
+"""End-to-end runs of the Snakemake DAG on a small synthetic consortium.
+
+They check what users rely on: raw files are never written to, a wave that fails validation
+stops with a readable message and leaves no processed data, a new wave dropped into data/raw
+is processed without rebuilding the first, and the workflow is lint-clean.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from conftest import ROOT, make_project, run_snakemake
+
+pytestmark = pytest.mark.slow
+
+
+def checksums(folder):
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def outputs(proj, wave):
+    files = {}
+    for top in ("data/processed", "results", "reports"):
+        base = proj / top / wave
+        if base.exists():
+            for p in base.rglob("*"):
+                if p.is_file():
+                    files[str(p.relative_to(proj))] = p.stat().st_mtime_ns
+    return files
+
+
+@pytest.fixture(scope="module")
+def first_wave_project(tmp_path_factory, small_consortium):
+    raw_src, truth = small_consortium
+    proj = make_project(tmp_path_factory.mktemp("e2e"), raw_src, waves=["2024-1"])
+    before = checksums(proj / "data" / "raw")
+    res = run_snakemake(proj)
+    return proj, before, res, raw_src, truth
+
+
+def test_whole_dag_runs_and_raw_files_are_untouched(first_wave_project):
+    proj, before, res, _, _ = first_wave_project
+    assert checksums(proj / "data" / "raw") == before
+    v = json.loads((proj / "results/2024-1/validation.json").read_text())
+    assert v["status"] == "pass" and v["errors"] == []
+    assert {w["rule"] for w in v["warnings"]} >= {"straight-lining", "team below reporting minimum"}
+    for f in ("warning", "file", "row", "column", "value", "rule", "message"):
+        assert f == "warning" or f in v["warnings"][0]
+    scores = pd.read_parquet(proj / "results/2024-1/scores/staff.parquet")
+    assert {"respondent_id", "hospital_id", "team_id", "psych_safety", "team_collab"} <= set(scores)
+    assert all(str(scores[c].dtype) == "string" for c in ("respondent_id", "hospital_id", "team_id"))
+    for source in ("staff", "patients", "maturity", "organisations", "teams", "outcomes"):
+        assert (proj / f"data/processed/2024-1/{source}.parquet").exists()
+    # no temporary files are left beside the outputs
+    assert not list(proj.rglob("*.part"))
+
+
+def test_new_wave_is_processed_without_rebuilding_the_first(first_wave_project):
+    proj, _, _, raw_src, _ = first_wave_project
+    first = outputs(proj, "2024-1")
+    assert first
+    shutil.copytree(raw_src / "2025-2", proj / "data/raw/2025-2")
+    dry = run_snakemake(proj, "-n", "--quiet", "rules")
+    run_snakemake(proj)
+    assert outputs(proj, "2024-1") == first, "outputs of the first wave were rebuilt"
+    second = outputs(proj, "2025-2")
+    assert "results/2025-2/scores/staff.parquet" in second
+    assert "2024-1" not in dry.stdout.replace("2024-1 ->", "")
+    # and a third run has nothing to do
+    again = run_snakemake(proj, "-n")
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_failed_validation_stops_the_wave_and_leaves_nothing(tmp_path, small_consortium):
+    raw_src, _ = small_consortium
+    proj = make_project(tmp_path, raw_src, waves=["2024-1"])
+    p = proj / "data/raw/2024-1/teams.csv"
+    teams = pd.read_csv(p, dtype=str)
+    teams.drop(columns=["team_name"]).to_csv(p, index=False)
+    res = run_snakemake(proj, check=False)
+    assert res.returncode != 0
+    v = json.loads((proj / "results/2024-1/validation.json").read_text())
+    assert v["status"] == "fail"
+    assert any(e["rule"] == "required column" and e["column"] == "team_name" for e in v["errors"])
+    out = res.stdout + res.stderr
+    assert "failed validation" in out and "required column 'team_name' is missing" in out
+    assert not list((proj / "data").glob("processed/2024-1/*.parquet"))
+    assert not (proj / "results/2024-1/scores").exists()
+
+
+def test_invalid_config_stops_before_running(tmp_path):
+    proj = make_project(tmp_path)
+    res = run_snakemake(proj, "-n", "--config", "min_group_size=five", check=False)
+    assert res.returncode != 0
+    out = res.stdout + res.stderr
+    assert "Invalid configuration" in out and "min_group_size" in out
+
+
+def test_lint_and_format_are_clean(tmp_path, small_consortium):
+    raw_src, _ = small_consortium
+    proj = make_project(tmp_path, raw_src, waves=["2024-1"])
+    shutil.copy(ROOT / "environment.yml", proj / "environment.yml")
+    lint = run_snakemake(proj, "--lint")
+    assert "Congratulations, your workflow is in a good condition" in lint.stdout + lint.stderr
+    fmt = subprocess.run([sys.executable, "-m", "snakefmt", "--check", "Snakefile", "workflow/rules"],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert fmt.returncode == 0, fmt.stderr
