@@ -489,6 +489,8 @@ def test_hospital_score_at_team_level_draws_per_hospital():
 
 
 def test_scale_outcome_reports_its_reliability():
-    r = run_hypothesis(shipped("maturity_psych_safety"), simulate_wave(seed=2), "w1")
+    hyp = shipped("maturity_psych_safety")
+    hyp["outcome"] = {**hyp["outcome"], "scores": "eb"}
+    r = run_hypothesis(hyp, simulate_wave(seed=2), "w1")
     assert 0 < r["scores_used"]["psych_safety"]["reliability"] < 1
     assert r["scores_used"]["psych_safety"]["plausible_values"] is False
