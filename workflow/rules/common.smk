@@ -97,3 +97,33 @@ def final_outputs():
 
 def wave_dir(wildcards):
     return f"{RAW}/{wildcards.wave}"
+
+
+OPTIONAL_WAVE_INPUTS = {
+    "outcomes": "data/processed/{wave}/outcomes.parquet",
+    "team_outcomes": "data/processed/{wave}/team_outcomes.parquet",
+}
+
+
+def hypothesis_inputs(wildcards):
+    """What a hypothesis reads: EB scores, maturity, registers, and the outcomes if present."""
+    w = wildcards.wave
+    inputs = {
+        "hospitals": f"results/{w}/multilevel/hospitals.csv",
+        "teams": f"results/{w}/multilevel/teams.csv",
+        "maturity": f"results/{w}/scores/maturity.parquet",
+        "organisations": f"data/processed/{w}/organisations.parquet",
+    }
+    for key, pattern in OPTIONAL_WAVE_INPUTS.items():
+        if key in wave_sources(w):
+            inputs[key] = pattern.format(wave=w)
+    return inputs
+
+
+def hypothesis_targets(wave):
+    hyps = sorted(p.stem for p in Path("config/hypotheses").glob("*.yaml"))
+    if not hyps:
+        return []
+    return [f"results/{wave}/hypotheses/summary.csv"] + [
+        f"results/{wave}/hypotheses/{h}.json" for h in hyps
+    ]
