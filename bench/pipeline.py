@@ -84,9 +84,12 @@ def targets(stage: str, wave: str, proj: Path) -> list[str]:
 
     study = load_study(ROOT / "config" / "config.yaml", root=proj)
     out = [f"results/{wave}/validation.json"]
-    out += [f"data/processed/{wave}/{s}.parquet" for s in study.sources
-            if (proj / "data/raw" / wave / f"{s}.sav").exists()
-            or (proj / "data/raw" / wave / f"{s}.csv").exists()]
+    out += [
+        f"data/processed/{wave}/{s}.parquet"
+        for s in study.sources
+        if (proj / "data/raw" / wave / f"{s}.sav").exists()
+        or (proj / "data/raw" / wave / f"{s}.csv").exists()
+    ]
     out += [f"results/{wave}/scores/{s}.parquet" for s in study.sources if study.scales_for(s)]
     return out
 
@@ -104,27 +107,51 @@ def bench_size(n: int, stage: str, out: Path, report_sample: int, seed: int) -> 
     shutil.copytree(ROOT / "config", proj / "config")
     study = load_study(ROOT / "config" / "config.yaml", root=ROOT)
     t0 = time.perf_counter()
-    truth = generate_consortium(proj / "data/raw", study, n_hospitals=n, waves=("2024-1",),
-                                seed=seed)
+    truth = generate_consortium(
+        proj / "data/raw", study, n_hospitals=n, waves=("2024-1",), seed=seed
+    )
     gen = time.perf_counter() - t0
     w = truth["waves"]["2024-1"]
-    print(f"{n} hospitals: {w['n_staff']:,} professionals + {w['n_patients']:,} patients "
-          f"generated in {gen:.1f} s", flush=True)
-    cmd = [sys.executable, "-m", "snakemake", *targets(stage, "2024-1", proj), "--cores", "2",
-           "--nocolor", "--quiet", "rules"]
+    print(
+        f"{n} hospitals: {w['n_staff']:,} professionals + {w['n_patients']:,} patients "
+        f"generated in {gen:.1f} s",
+        flush=True,
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        *targets(stage, "2024-1", proj),
+        "--cores",
+        "2",
+        "--nocolor",
+        "--quiet",
+        "rules",
+    ]
     if stage == "all" and report_sample:
-        hosp = sorted(pd.read_csv(proj / "data/raw/2024-1/organisations.csv", dtype=str)
-                      ["hospital_id"])[:report_sample]
+        hosp = sorted(
+            pd.read_csv(proj / "data/raw/2024-1/organisations.csv", dtype=str)["hospital_id"]
+        )[:report_sample]
         cmd += ["--config", "report={'hospitals': [" + ",".join(f"'{h}'" for h in hosp) + "]}"]
     wall, peak = run_monitored(cmd, proj, out / f"h{n}.log")
     rows = []
     for tsv in sorted((proj / "benchmarks").rglob("*.tsv")):
         b = pd.read_csv(tsv, sep="\t")
-        rows.append({"hospitals": n, "job": str(tsv.relative_to(proj / "benchmarks"))[:-4],
-                     "wall_s": float(b["s"].iloc[0]), "max_rss_mb": float(b["max_rss"].iloc[0])})
+        rows.append(
+            {
+                "hospitals": n,
+                "job": str(tsv.relative_to(proj / "benchmarks"))[:-4],
+                "wall_s": float(b["s"].iloc[0]),
+                "max_rss_mb": float(b["max_rss"].iloc[0]),
+            }
+        )
     df = pd.DataFrame(rows)
-    df.loc[len(df)] = {"hospitals": n, "job": "TOTAL (snakemake run, 2 cores)", "wall_s": wall,
-                       "max_rss_mb": peak}
+    df.loc[len(df)] = {
+        "hospitals": n,
+        "job": "TOTAL (snakemake run, 2 cores)",
+        "wall_s": wall,
+        "max_rss_mb": peak,
+    }
     df["respondents"] = w["n_staff"] + w["n_patients"]
     print(df.to_string(index=False), flush=True)
     return df
@@ -134,8 +161,12 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[30, 300, 3000])
     ap.add_argument("--stage", choices=["foundation", "all"], default="foundation")
-    ap.add_argument("--report-sample", type=int, default=3,
-                    help="with --stage all: render reports of this many hospitals (0: all)")
+    ap.add_argument(
+        "--report-sample",
+        type=int,
+        default=3,
+        help="with --stage all: render reports of this many hospitals (0: all)",
+    )
     ap.add_argument("--seed", type=int, default=20261122)
     ap.add_argument("--out", default=str(ROOT / "bench" / "out"))
     ap.add_argument("--record", action="store_true", help="write bench/results/<date>-<stage>.md")
@@ -156,13 +187,20 @@ def main(argv=None):
         res = ROOT / "bench" / "results"
         res.mkdir(exist_ok=True)
         today = dt.date.today().isoformat()
-        head = (f"# Benchmark: stage `{args.stage}`, {today}\n\nMachine: {os.cpu_count()} cores, "
-                f"{round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB, "
-                f"{platform.processor() or platform.machine()}, Python {platform.python_version()}."
-                f"\nCommand: `python bench/pipeline.py {' '.join(argv or sys.argv[1:])}`\n\n")
+        head = (
+            f"# Benchmark: stage `{args.stage}`, {today}\n\nMachine: {os.cpu_count()} cores, "
+            f"{round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB, "
+            f"{platform.processor() or platform.machine()}, Python {platform.python_version()}."
+            f"\nCommand: `python bench/pipeline.py {' '.join(argv or sys.argv[1:])}`\n\n"
+        )
         (res / f"{today}-{args.stage}.md").write_text(
-            head + "## Totals\n\n" + totals.to_markdown(index=False) + "\n\n## Per job\n\n"
-            + table.to_markdown(index=False) + "\n")
+            head
+            + "## Totals\n\n"
+            + totals.to_markdown(index=False)
+            + "\n\n## Per job\n\n"
+            + table.to_markdown(index=False)
+            + "\n"
+        )
 
 
 if __name__ == "__main__":

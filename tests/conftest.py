@@ -28,8 +28,9 @@ def study():
 def small_consortium(tmp_path_factory, study):
     """8 hospitals, two waves, SPSS surveys: the shape of the demo at a fraction of its size."""
     out = tmp_path_factory.mktemp("consortium")
-    truth = generate_consortium(out, study, n_hospitals=8, waves=("2024-1", "2025-2"),
-                                seed=7, scale=0.25, join_late=1)
+    truth = generate_consortium(
+        out, study, n_hospitals=8, waves=("2024-1", "2025-2"), seed=7, scale=0.25, join_late=1
+    )
     return out, truth
 
 
@@ -63,9 +64,16 @@ def make_project(tmp_path: Path, raw_src: Path | None = None, waves=None) -> Pat
 def run_snakemake(proj: Path, *args, check=True, timeout=900):
     env = dict(os.environ)
     env.setdefault("MPLBACKEND", "Agg")
-    res = subprocess.run([*SNAKEMAKE, "--cores", "2", "--nocolor", *args], cwd=proj,
-                         capture_output=True, text=True, timeout=timeout, env=env)
+    res = subprocess.run(
+        [*SNAKEMAKE, "--cores", "2", "--nocolor", *args],
+        cwd=proj,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
     if check and res.returncode != 0:
-        raise AssertionError(f"snakemake failed ({res.returncode}):\n{res.stdout[-4000:]}\n"
-                             f"{res.stderr[-8000:]}")
+        raise AssertionError(
+            f"snakemake failed ({res.returncode}):\n{res.stdout[-4000:]}\n{res.stderr[-8000:]}"
+        )
     return res

@@ -6,11 +6,10 @@ import shutil
 
 import pytest
 import yaml
+from conftest import ROOT
 
 from flaqum.config import load_instrument, load_study
 from flaqum.errors import ConfigError
-
-from conftest import ROOT
 
 
 def test_shipped_study_is_valid(study):
@@ -28,7 +27,10 @@ def test_shipped_study_is_valid(study):
     assert sorted(i for b in blocks for i in b.items) == sorted(mm.items)
     assert all(mm.scales[b.parent].level == "driver" for b in blocks)
     # the two Quickscan versions are mirrored item for item
-    prof, pat = study.instruments["quickscan_professionals"], study.instruments["quickscan_patients"]
+    prof, pat = (
+        study.instruments["quickscan_professionals"],
+        study.instruments["quickscan_patients"],
+    )
     assert list(prof.items) == list(pat.items) and len(prof.items) == 15
     assert prof.raw["dimensions"] == pat.raw["dimensions"]
 
@@ -43,21 +45,37 @@ def _codebook_dir(tmp_path, mutate):
     return d, path
 
 
-@pytest.mark.parametrize("mutate, expected", [
-    (lambda d: d.update(scoring="mean"),
-     ["psychological_safety.yaml", "(top level)", "Additional properties", "'scoring'"]),
-    (lambda d: d["scales"]["psych_safety"]["items"].append("PS8"),
-     ["psychological_safety.yaml", "scales/psych_safety/items", "PS8",
-      "not defined under items"]),
-    (lambda d: d["scales"]["psych_safety"]["reverse"].append("TC2"),
-     ["scales/psych_safety/reverse", "TC2", "reverse-keyed item must belong to its scale"]),
-    (lambda d: d["scales"]["psych_safety"].update(min_items=9),
-     ["scales/psych_safety/min_items", "exceeds"]),
-    (lambda d: d["response"].update(missing_codes=[7, 9]),
-     ["response/missing_codes", "[7]", "inside the response range"]),
-    (lambda d: d.update(unit="ward"),
-     ["at unit", "'ward' is not one of"]),
-])
+@pytest.mark.parametrize(
+    "mutate, expected",
+    [
+        (
+            lambda d: d.update(scoring="mean"),
+            ["psychological_safety.yaml", "(top level)", "Additional properties", "'scoring'"],
+        ),
+        (
+            lambda d: d["scales"]["psych_safety"]["items"].append("PS8"),
+            [
+                "psychological_safety.yaml",
+                "scales/psych_safety/items",
+                "PS8",
+                "not defined under items",
+            ],
+        ),
+        (
+            lambda d: d["scales"]["psych_safety"]["reverse"].append("TC2"),
+            ["scales/psych_safety/reverse", "TC2", "reverse-keyed item must belong to its scale"],
+        ),
+        (
+            lambda d: d["scales"]["psych_safety"].update(min_items=9),
+            ["scales/psych_safety/min_items", "exceeds"],
+        ),
+        (
+            lambda d: d["response"].update(missing_codes=[7, 9]),
+            ["response/missing_codes", "[7]", "inside the response range"],
+        ),
+        (lambda d: d.update(unit="ward"), ["at unit", "'ward' is not one of"]),
+    ],
+)
 def test_codebook_errors_name_file_key_and_rule(tmp_path, mutate, expected):
     d, path = _codebook_dir(tmp_path, mutate)
     with pytest.raises(ConfigError) as exc:
@@ -82,13 +100,16 @@ def test_codebook_id_must_match_file_name(tmp_path):
         load_instrument(p)
 
 
-@pytest.mark.parametrize("mutate, expected", [
-    (lambda c: c.update(min_group_size="five"), ["at min_group_size", "'five' is not of type"]),
-    (lambda c: c.update(min_groupsize=5), ["Additional properties", "'min_groupsize'"]),
-    (lambda c: c["sources"]["staff"].update(kind="people"), ["at sources/staff/kind"]),
-    (lambda c: c.update(waves=["2024 1"]), ["at waves/0", "does not match"]),
-    (lambda c: c["report"].update(engine="pandoc"), ["at report/engine"]),
-])
+@pytest.mark.parametrize(
+    "mutate, expected",
+    [
+        (lambda c: c.update(min_group_size="five"), ["at min_group_size", "'five' is not of type"]),
+        (lambda c: c.update(min_groupsize=5), ["Additional properties", "'min_groupsize'"]),
+        (lambda c: c["sources"]["staff"].update(kind="people"), ["at sources/staff/kind"]),
+        (lambda c: c.update(waves=["2024 1"]), ["at waves/0", "does not match"]),
+        (lambda c: c["report"].update(engine="pandoc"), ["at report/engine"]),
+    ],
+)
 def test_invalid_config_is_reported(mutate, expected):
     cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     mutate(cfg)

@@ -7,8 +7,8 @@ import pandas as pd
 import pyreadstat
 import pytest
 
-from flaqum.ingest import ingest_source, require_pass
 from flaqum.errors import InputError
+from flaqum.ingest import ingest_source, require_pass
 from flaqum.io import as_id, read_source
 from flaqum.scoring import score_source
 from flaqum.utils import read_parquet_meta
@@ -33,7 +33,9 @@ def test_ingest_recodes_reverse_items_and_missing_codes(study, wave_copy, tmp_pa
     # global ratings on 0-10 with missing codes 98/99
     assert df["QSG1"].max() <= 10 and (raw["QSG1"] >= 98).any()
     # ids are strings, labels travel in the metadata
-    assert str(df["hospital_id"].dtype) == "string" and df["respondent_id"].str.startswith("S").all()
+    assert (
+        str(df["hospital_id"].dtype) == "string" and df["respondent_id"].str.startswith("S").all()
+    )
     meta = read_parquet_meta(out)
     assert meta["column_labels"]["PS1"].startswith("If you make a mistake")
     assert meta["value_labels"]["PS1"]["9.0"] == "No answer"
@@ -90,7 +92,8 @@ def test_scoring_min_items(study):
             if i not in df:
                 df[i] = np.nan
     scores = score_source(study, "staff", df)
-    np.testing.assert_allclose(scores["psych_safety"].to_numpy(),
-                               [(6 * 6 + 1) / 7, 6.0, np.nan, 2.0])
+    np.testing.assert_allclose(
+        scores["psych_safety"].to_numpy(), [(6 * 6 + 1) / 7, 6.0, np.nan, 2.0]
+    )
     assert scores["team_collab"].isna().all()
     assert list(scores.columns[:3]) == ["respondent_id", "hospital_id", "team_id"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pandas as pd
 import pyreadstat
-import pytest
 
 from flaqum.validate import edit_distance, validate_wave
 
@@ -18,8 +17,11 @@ def read_sav(path):
 def write_sav(df, path, meta=None):
     missing = {}
     if meta is not None:
-        missing = {c: [r["lo"] for r in v] for c, v in (meta.missing_ranges or {}).items()
-                   if c in df.columns}
+        missing = {
+            c: [r["lo"] for r in v]
+            for c, v in (meta.missing_ranges or {}).items()
+            if c in df.columns
+        }
     pyreadstat.write_sav(df, str(path), missing_ranges=missing)
 
 
@@ -146,8 +148,10 @@ def test_team_registered_under_another_hospital(study, wave_copy):
     teams = pd.read_csv(wave_copy / "teams.csv", dtype=str)
     counts = teams.groupby("hospital_id").size()
     small_h, big_h = counts.idxmin(), counts.idxmax()
-    extra = sorted(set(teams.loc[teams.hospital_id == big_h, "team_id"])
-                   - set(teams.loc[teams.hospital_id == small_h, "team_id"]))[0]
+    extra = sorted(
+        set(teams.loc[teams.hospital_id == big_h, "team_id"])
+        - set(teams.loc[teams.hospital_id == small_h, "team_id"])
+    )[0]
     p = wave_copy / "staff.sav"
     df, meta = read_sav(p)
     row = df.index[df.hospital_id == small_h][0]

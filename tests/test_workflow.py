@@ -15,15 +15,17 @@ import sys
 
 import pandas as pd
 import pytest
-
 from conftest import ROOT, make_project, run_snakemake
 
 pytestmark = pytest.mark.slow
 
 
 def checksums(folder):
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def outputs(proj, wave):
@@ -56,7 +58,9 @@ def test_whole_dag_runs_and_raw_files_are_untouched(first_wave_project):
         assert f == "warning" or f in v["warnings"][0]
     scores = pd.read_parquet(proj / "results/2024-1/scores/staff.parquet")
     assert {"respondent_id", "hospital_id", "team_id", "psych_safety", "team_collab"} <= set(scores)
-    assert all(str(scores[c].dtype) == "string" for c in ("respondent_id", "hospital_id", "team_id"))
+    assert all(
+        str(scores[c].dtype) == "string" for c in ("respondent_id", "hospital_id", "team_id")
+    )
     for source in ("staff", "patients", "maturity", "organisations", "teams", "outcomes"):
         assert (proj / f"data/processed/2024-1/{source}.parquet").exists()
     # no temporary files are left beside the outputs
@@ -110,6 +114,10 @@ def test_lint_and_format_are_clean(tmp_path, small_consortium):
     shutil.copy(ROOT / "environment.yml", proj / "environment.yml")
     lint = run_snakemake(proj, "--lint")
     assert "Congratulations, your workflow is in a good condition" in lint.stdout + lint.stderr
-    fmt = subprocess.run([sys.executable, "-m", "snakefmt", "--check", "Snakefile", "workflow/rules"],
-                         cwd=ROOT, capture_output=True, text=True)
+    fmt = subprocess.run(
+        [sys.executable, "-m", "snakefmt", "--check", "Snakefile", "workflow/rules"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert fmt.returncode == 0, fmt.stderr

@@ -23,14 +23,19 @@ def _demo(args) -> int:
     waves = demo.get("waves", ["2024-1", "2025-2"])
     existing = [w for w in waves if (out / w).exists()]
     if existing and not args.force:
-        print(f"{out}: demo waves {existing} already there; nothing written "
-              "(use --force to write them again).")
+        print(
+            f"{out}: demo waves {existing} already there; nothing written "
+            "(use --force to write them again)."
+        )
         return 0
-    truth = generate_consortium(out, study, demo.get("hospitals", 30), waves,
-                                demo.get("seed", 20261122))
+    truth = generate_consortium(
+        out, study, demo.get("hospitals", 30), waves, demo.get("seed", 20261122)
+    )
     for wave, wt in truth["waves"].items():
-        print(f"{out / wave}: {len(wt['hospitals_in_wave'])} hospitals, {wt['n_staff']} "
-              f"professionals, {wt['n_patients']} patients and kin")
+        print(
+            f"{out / wave}: {len(wt['hospitals_in_wave'])} hospitals, {wt['n_staff']} "
+            f"professionals, {wt['n_patients']} patients and kin"
+        )
     print(f"true parameters: {out / 'ground_truth.json'}")
     return 0
 
@@ -40,11 +45,12 @@ def _simulate(args) -> int:
     from flaqum.simulate import generate_consortium
 
     study = load_study(args.config)
-    truth = generate_consortium(args.out, study, args.hospitals, args.waves, args.seed,
-                                args.format)
+    truth = generate_consortium(args.out, study, args.hospitals, args.waves, args.seed, args.format)
     for wave, wt in truth["waves"].items():
-        print(f"{wave}: {len(wt['hospitals_in_wave'])} hospitals, {wt['n_staff']} "
-              f"professionals, {wt['n_patients']} patients and kin")
+        print(
+            f"{wave}: {len(wt['hospitals_in_wave'])} hospitals, {wt['n_staff']} "
+            f"professionals, {wt['n_patients']} patients and kin"
+        )
     return 0
 
 
@@ -62,7 +68,9 @@ def _validate(args) -> int:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="flaqum", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--config", default="config/config.yaml", help="study config (default: %(default)s)")
+    ap.add_argument(
+        "--config", default="config/config.yaml", help="study config (default: %(default)s)"
+    )
     sub = ap.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("demo", help="write the bundled synthetic consortium into the raw folder")
     d.add_argument("--out", help="folder for the wave folders (default: raw_dir of the config)")

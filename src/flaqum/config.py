@@ -231,11 +231,18 @@ class Study:
 
 DEFAULTS = {
     "waves": "auto",
-    "validation": {"max_item_missing_pct": 20, "straightline_min_items": 6,
-                   "misspelt_item_distance": 2},
+    "validation": {
+        "max_item_missing_pct": 20,
+        "straightline_min_items": 6,
+        "misspelt_item_distance": 2,
+    },
     "multilevel": {"covariates": {}, "cross_level_predictor": None, "agreement_threshold": 0.7},
-    "report": {"engine": "auto", "language": "en", "ambition_year": 2028,
-               "top_conversation_items": 3},
+    "report": {
+        "engine": "auto",
+        "language": "en",
+        "ambition_year": 2028,
+        "top_conversation_items": 3,
+    },
 }
 
 
@@ -249,8 +256,11 @@ def with_defaults(config: dict) -> dict:
     return out
 
 
-def load_study(config: dict | Path | str = "config/config.yaml", root: Path | str = ".",
-               instruments_dir: Path | str | None = None) -> Study:
+def load_study(
+    config: dict | Path | str = "config/config.yaml",
+    root: Path | str = ".",
+    instruments_dir: Path | str | None = None,
+) -> Study:
     """Validate the config and every codebook under ``config/instruments``."""
     root = Path(root)
     path = "config/config.yaml"

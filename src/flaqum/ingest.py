@@ -27,11 +27,21 @@ def require_pass(validation_json: Path | str) -> None:
     data = json.loads(Path(validation_json).read_text())
     if data["status"] != "pass":
         errs = data["errors"]
-        lines = [f"Wave {data['wave']} failed validation with {data['n_errors']} error(s); "
-                 f"fix the raw files and re-run. Details: {validation_json}"]
+        lines = [
+            f"Wave {data['wave']} failed validation with {data['n_errors']} error(s); "
+            f"fix the raw files and re-run. Details: {validation_json}"
+        ]
         for e in errs[:15]:
-            f = Finding("error", e["rule"], e["message"], e["file"], e["row"], e["column"],
-                        e["value"], e.get("count", 1))
+            f = Finding(
+                "error",
+                e["rule"],
+                e["message"],
+                e["file"],
+                e["row"],
+                e["column"],
+                e["value"],
+                e.get("count", 1),
+            )
             lines.append(f"  {f}")
         raise InputError(validation_json, "\n".join(lines))
 
@@ -45,14 +55,20 @@ def process_source(study: Study, source: str, df: pd.DataFrame, meta) -> tuple[p
             out[col] = as_id(out[col])
     for col, typ in spec.get("columns", {}).items():
         if col in out.columns:
-            out[col] = (pd.to_numeric(out[col], errors="coerce") if typ != "string"
-                        else out[col].astype("string"))
+            out[col] = (
+                pd.to_numeric(out[col], errors="coerce")
+                if typ != "string"
+                else out[col].astype("string")
+            )
     recoded = {}
     for inst in study.instruments_for(source):
         for var, d in inst.raw.get("variables", {}).items():
             if var in out.columns:
-                out[var] = (pd.to_numeric(out[var], errors="coerce")
-                            if d["type"] in ("integer", "number") else out[var].astype("string"))
+                out[var] = (
+                    pd.to_numeric(out[var], errors="coerce")
+                    if d["type"] in ("integer", "number")
+                    else out[var].astype("string")
+                )
         if "response" not in inst.raw:
             continue
         lo, hi = inst.rmin, inst.rmax

@@ -31,7 +31,9 @@ class SourceMeta:
             "path": self.path,
             "format": self.format,
             "column_labels": self.column_labels,
-            "value_labels": {c: {str(k): v for k, v in d.items()} for c, d in self.value_labels.items()},
+            "value_labels": {
+                c: {str(k): v for k, v in d.items()} for c, d in self.value_labels.items()
+            },
             "user_missing": {c: [float(x) for x in v] for c, v in self.user_missing.items()},
         }
 
@@ -39,12 +41,19 @@ class SourceMeta:
 def find_source(wave_dir: Path | str, stem: str) -> Path | None:
     """The file ``<stem>.<ext>`` in the wave folder; an error if several formats are present."""
     wave_dir = Path(wave_dir)
-    hits = [wave_dir / f"{stem}{ext}" for ext in EXTENSIONS if (wave_dir / f"{stem}{ext}").is_file()]
-    hits += [p for p in wave_dir.glob(f"{stem}.*") if p.suffix.lower() in EXTENSIONS and p not in hits]
+    hits = [
+        wave_dir / f"{stem}{ext}" for ext in EXTENSIONS if (wave_dir / f"{stem}{ext}").is_file()
+    ]
+    hits += [
+        p for p in wave_dir.glob(f"{stem}.*") if p.suffix.lower() in EXTENSIONS and p not in hits
+    ]
     if len(hits) > 1:
         raise InputError(
-            wave_dir, f"source {stem!r} is present in several files {[p.name for p in hits]}; "
-            "keep exactly one", rule="one file per source")
+            wave_dir,
+            f"source {stem!r} is present in several files {[p.name for p in hits]}; "
+            "keep exactly one",
+            rule="one file per source",
+        )
     return hits[0] if hits else None
 
 
@@ -88,23 +97,40 @@ def read_source(path: Path | str) -> tuple[pd.DataFrame, SourceMeta]:
             df = pd.read_excel(path, dtype=str)
             m = None
         else:
-            raise InputError(path, f"unsupported extension {ext!r}; use one of {EXTENSIONS}",
-                             rule="supported formats")
+            raise InputError(
+                path,
+                f"unsupported extension {ext!r}; use one of {EXTENSIONS}",
+                rule="supported formats",
+            )
     except InputError:
         raise
     except pd.errors.EmptyDataError:
-        raise InputError(path, "the file has no header and no rows",
-                         rule="a source has a header and rows") from None
+        raise InputError(
+            path, "the file has no header and no rows", rule="a source has a header and rows"
+        ) from None
     except Exception as exc:  # pyreadstat.ReadstatError, UnicodeDecodeError, zip errors, ...
-        kind = {".sav": "SPSS", ".zsav": "SPSS", ".por": "SPSS portable", ".dta": "Stata",
-                ".sas7bdat": "SAS", ".csv": "CSV", ".xlsx": "Excel"}.get(ext, ext)
-        raise InputError(path, f"cannot be read as {kind} ({type(exc).__name__}: {exc}); "
-                         "is the file truncated or of another format?",
-                         rule="readable file") from None
+        kind = {
+            ".sav": "SPSS",
+            ".zsav": "SPSS",
+            ".por": "SPSS portable",
+            ".dta": "Stata",
+            ".sas7bdat": "SAS",
+            ".csv": "CSV",
+            ".xlsx": "Excel",
+        }.get(ext, ext)
+        raise InputError(
+            path,
+            f"cannot be read as {kind} ({type(exc).__name__}: {exc}); "
+            "is the file truncated or of another format?",
+            rule="readable file",
+        ) from None
     if m is not None:
         meta = SourceMeta(
-            path=str(path), format=ext.lstrip("."),
-            column_labels={c: lab for c, lab in zip(m.column_names, m.column_labels, strict=False) if lab},
+            path=str(path),
+            format=ext.lstrip("."),
+            column_labels={
+                c: lab for c, lab in zip(m.column_names, m.column_labels, strict=False) if lab
+            },
             value_labels=dict(m.variable_value_labels or {}),
             user_missing=_spss_missing(m),
         )
@@ -118,7 +144,9 @@ def read_source(path: Path | str) -> tuple[pd.DataFrame, SourceMeta]:
 def as_id(series: pd.Series) -> pd.Series:
     """Ids as strings: numeric ids lose a trailing '.0'; missing stays missing."""
     if pd.api.types.is_numeric_dtype(series):
-        out = series.map(lambda v: None if pd.isna(v) else (str(int(v)) if float(v).is_integer() else str(v)))
+        out = series.map(
+            lambda v: None if pd.isna(v) else (str(int(v)) if float(v).is_integer() else str(v))
+        )
     else:
         out = series.map(lambda v: None if pd.isna(v) else str(v).strip())
     out = out.where(out != "", None)

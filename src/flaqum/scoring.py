@@ -26,8 +26,11 @@ def score_source(study: Study, source: str, df: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame({"respondent_id": df[spec["id"]].astype("string")})
     out["hospital_id"] = df[spec["hospital"]].astype("string")
     team = spec.get("team")
-    out["team_id"] = (df[team].astype("string") if team and team in df.columns
-                      else pd.Series(pd.NA, index=df.index, dtype="string"))
+    out["team_id"] = (
+        df[team].astype("string")
+        if team and team in df.columns
+        else pd.Series(pd.NA, index=df.index, dtype="string")
+    )
     for col in spec.get("columns", {}):
         if col in df.columns:
             out[col] = df[col]

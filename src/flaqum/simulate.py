@@ -37,48 +37,161 @@ import pandas as pd
 from flaqum.config import Study, load_study
 
 TEAM_TYPES = {
-    "ward": ["Cardiology", "Geriatrics", "Internal medicine", "Surgery", "Orthopaedics",
-             "Neurology", "Pulmonology", "Gastroenterology", "Oncology", "Nephrology",
-             "Maternity", "Paediatrics", "Psychiatry", "Rehabilitation", "Stroke unit",
-             "Urology", "Palliative care", "Day hospital", "Cardiac surgery", "Vascular surgery",
-             "Endocrinology", "Dermatology", "Haematology", "Infectious diseases", "Sleep lab",
-             "Dialysis", "Burns unit", "Memory clinic"],
-    "critical": ["Intensive care", "Emergency department", "Operating theatre",
-                 "Recovery room", "Neonatal intensive care", "Coronary care"],
-    "support": ["Pharmacy", "Laboratory", "Radiology", "Sterilisation", "Quality office",
-                "Patient transport"],
+    "ward": [
+        "Cardiology",
+        "Geriatrics",
+        "Internal medicine",
+        "Surgery",
+        "Orthopaedics",
+        "Neurology",
+        "Pulmonology",
+        "Gastroenterology",
+        "Oncology",
+        "Nephrology",
+        "Maternity",
+        "Paediatrics",
+        "Psychiatry",
+        "Rehabilitation",
+        "Stroke unit",
+        "Urology",
+        "Palliative care",
+        "Day hospital",
+        "Cardiac surgery",
+        "Vascular surgery",
+        "Endocrinology",
+        "Dermatology",
+        "Haematology",
+        "Infectious diseases",
+        "Sleep lab",
+        "Dialysis",
+        "Burns unit",
+        "Memory clinic",
+    ],
+    "critical": [
+        "Intensive care",
+        "Emergency department",
+        "Operating theatre",
+        "Recovery room",
+        "Neonatal intensive care",
+        "Coronary care",
+    ],
+    "support": [
+        "Pharmacy",
+        "Laboratory",
+        "Radiology",
+        "Sterilisation",
+        "Quality office",
+        "Patient transport",
+    ],
 }
 PROFESSIONS = ["nurse", "physician", "allied health", "support staff"]
 PROFESSION_P = [0.55, 0.17, 0.16, 0.12]
 HOSPITAL_TYPES = ["general", "teaching", "university", "specialised"]
 HOSPITAL_TYPE_P = [0.6, 0.25, 0.1, 0.05]
 REGIONS = ["Antwerp", "Limburg", "East Flanders", "Flemish Brabant", "West Flanders", "Brussels"]
-NAME_PARTS = (["AZ", "ZNA", "GZA", "UZ", "Jan Yperman", "Regional Hospital", "Clinic"],
-              ["Sint-Aurelia", "Sint-Brecht", "Heilig Kruis", "Maria Middelares", "Zeelinde",
-               "Vesalius", "Delta Noord", "Klina", "Rivierenland", "Groeninge", "Voorkempen",
-               "Damiaan", "Alma", "Monica", "Nikolaas", "Herentals", "Lier", "Jozef", "Elisabeth",
-               "Lucas", "Vincentius", "Dijle", "Kempen", "Oudenaarde", "Maas", "Lommel", "Tienen",
-               "Sint-Trudo", "Heide", "Bree"])
+NAME_PARTS = (
+    ["AZ", "ZNA", "GZA", "UZ", "Jan Yperman", "Regional Hospital", "Clinic"],
+    [
+        "Sint-Aurelia",
+        "Sint-Brecht",
+        "Heilig Kruis",
+        "Maria Middelares",
+        "Zeelinde",
+        "Vesalius",
+        "Delta Noord",
+        "Klina",
+        "Rivierenland",
+        "Groeninge",
+        "Voorkempen",
+        "Damiaan",
+        "Alma",
+        "Monica",
+        "Nikolaas",
+        "Herentals",
+        "Lier",
+        "Jozef",
+        "Elisabeth",
+        "Lucas",
+        "Vincentius",
+        "Dijle",
+        "Kempen",
+        "Oudenaarde",
+        "Maas",
+        "Lommel",
+        "Tienen",
+        "Sint-Trudo",
+        "Heide",
+        "Bree",
+    ],
+)
 
 # Stated true parameters (score metric). A block is a set of scales generated from one latent.
 TRUTH = {
-    "psych_safety": {"mu": 4.8, "var_hospital": 0.04, "var_team": 0.16, "var_person": 0.55,
-                     "item_sd": 0.9, "gamma_maturity": 0.35, "wave_sd_change": 0.0},
-    "team_collab": {"mu": 3.75, "var_hospital": 0.02, "var_team": 0.08, "var_person": 0.30,
-                    "item_sd": 0.6, "gamma_maturity": 0.20},
-    "qs_prof": {"mu": 3.6, "var_hospital": 0.05, "var_team": 0.05, "var_person": 0.30,
-                "item_sd": 0.65, "gamma_maturity": 0.25, "factor_sd": 0.15},
-    "qs_prof_global": {"mu": 7.2, "var_hospital": 0.20, "var_team": 0.15, "var_person": 1.6,
-                       "item_sd": 0.9, "gamma_maturity": 0.6},
-    "qs_pat": {"mu": 3.95, "var_hospital": 0.03, "var_team": 0.02, "var_person": 0.28,
-               "item_sd": 0.6, "delta_prof": 0.5, "factor_sd": 0.15},
-    "qs_pat_global": {"mu": 8.0, "var_hospital": 0.15, "var_team": 0.05, "var_person": 1.4,
-                      "item_sd": 0.8},
-    "maturity": {"mu": 2.7, "sd_hospital": 0.55, "sd_driver": 0.25, "sd_process": 0.45,
-                 "growth_mean": 0.25, "growth_sd": 0.15},
-    "outcomes": {"incident_rate_per_1000_days": 6.0, "beta_psych_safety_incidents": 0.40,
-                 "nb_alpha": 0.15, "beta_team_collab_mortality": -0.50,
-                 "readmission_p": 0.08},
+    "psych_safety": {
+        "mu": 4.8,
+        "var_hospital": 0.04,
+        "var_team": 0.16,
+        "var_person": 0.55,
+        "item_sd": 0.9,
+        "gamma_maturity": 0.35,
+        "wave_sd_change": 0.0,
+    },
+    "team_collab": {
+        "mu": 3.75,
+        "var_hospital": 0.02,
+        "var_team": 0.08,
+        "var_person": 0.30,
+        "item_sd": 0.6,
+        "gamma_maturity": 0.20,
+    },
+    "qs_prof": {
+        "mu": 3.6,
+        "var_hospital": 0.05,
+        "var_team": 0.05,
+        "var_person": 0.30,
+        "item_sd": 0.65,
+        "gamma_maturity": 0.25,
+        "factor_sd": 0.15,
+    },
+    "qs_prof_global": {
+        "mu": 7.2,
+        "var_hospital": 0.20,
+        "var_team": 0.15,
+        "var_person": 1.6,
+        "item_sd": 0.9,
+        "gamma_maturity": 0.6,
+    },
+    "qs_pat": {
+        "mu": 3.95,
+        "var_hospital": 0.03,
+        "var_team": 0.02,
+        "var_person": 0.28,
+        "item_sd": 0.6,
+        "delta_prof": 0.5,
+        "factor_sd": 0.15,
+    },
+    "qs_pat_global": {
+        "mu": 8.0,
+        "var_hospital": 0.15,
+        "var_team": 0.05,
+        "var_person": 1.4,
+        "item_sd": 0.8,
+    },
+    "maturity": {
+        "mu": 2.7,
+        "sd_hospital": 0.55,
+        "sd_driver": 0.25,
+        "sd_process": 0.45,
+        "growth_mean": 0.25,
+        "growth_sd": 0.15,
+    },
+    "outcomes": {
+        "incident_rate_per_1000_days": 6.0,
+        "beta_psych_safety_incidents": 0.40,
+        "nb_alpha": 0.15,
+        "beta_team_collab_mortality": -0.50,
+        "readmission_p": 0.08,
+    },
     "profession_effect": {"psych_safety": {"physician": 0.25, "support staff": -0.15}},
     "team_persistence": 0.8,
     "changed_hospitals": {"n_up": 3, "n_down": 2, "size": 0.45},
@@ -106,16 +219,19 @@ def make_registers(n_hospitals: int, rng: np.random.Generator) -> tuple[pd.DataF
     htype = rng.choice(HOSPITAL_TYPES, size=n_hospitals, p=HOSPITAL_TYPE_P)
     base_beds = {"general": 350, "teaching": 650, "university": 1100, "specialised": 180}
     beds = np.array([int(base_beds[t] * rng.lognormal(0, 0.3)) for t in htype])
-    orgs = pd.DataFrame({
-        "hospital_id": hosp_ids,
-        "hospital_name": _names(rng, n_hospitals),
-        "hospital_type": htype,
-        "beds": beds,
-        "region": rng.choice(REGIONS, size=n_hospitals),
-        "network": [f"Network {chr(65 + k)}" for k in rng.integers(0, 8, size=n_hospitals)],
-    })
-    n_teams = np.clip(np.round(14 + 30 * (beds - 250) / 900 + rng.normal(0, 5, n_hospitals)),
-                      8, 40).astype(int)
+    orgs = pd.DataFrame(
+        {
+            "hospital_id": hosp_ids,
+            "hospital_name": _names(rng, n_hospitals),
+            "hospital_type": htype,
+            "beds": beds,
+            "region": rng.choice(REGIONS, size=n_hospitals),
+            "network": [f"Network {chr(65 + k)}" for k in rng.integers(0, 8, size=n_hospitals)],
+        }
+    )
+    n_teams = np.clip(
+        np.round(14 + 30 * (beds - 250) / 900 + rng.normal(0, 5, n_hospitals)), 8, 40
+    ).astype(int)
     all_names = [(kind, name) for kind, names in TEAM_TYPES.items() for name in names]
     rows = []
     for h, k in zip(hosp_ids, n_teams, strict=True):
@@ -131,7 +247,9 @@ def _team_sizes(teams: pd.DataFrame, per_hospital: float, beds: pd.Series, rng, 
     """Respondents per team: skewed sizes from lo to hi, scaled to the hospital's size."""
     raw = rng.lognormal(0, 0.9, size=len(teams))
     hosp_beds = teams["hospital_id"].map(beds).to_numpy(float)
-    share = raw / pd.Series(raw).groupby(teams["hospital_id"].to_numpy()).transform("sum").to_numpy()
+    share = (
+        raw / pd.Series(raw).groupby(teams["hospital_id"].to_numpy()).transform("sum").to_numpy()
+    )
     target = per_hospital * (hosp_beds / np.median(beds.to_numpy())) ** 0.5
     return np.clip(np.round(share * target), lo, hi).astype(int)
 
@@ -197,8 +315,13 @@ def _maturity(study: Study, hospitals: pd.DataFrame, state: dict, wave_index: in
     for d, s in enumerate(drivers):
         for it in s.items:
             driver_of[items.index(it)] = d
-    lat = (t["mu"] + state["mm_latent"][:, None] + state["mm_driver"][:, driver_of]
-           + state["mm_process"] + rng.normal(0, 0.3, (n, len(items))))
+    lat = (
+        t["mu"]
+        + state["mm_latent"][:, None]
+        + state["mm_driver"][:, driver_of]
+        + state["mm_process"]
+        + rng.normal(0, 0.3, (n, len(items)))
+    )
     x = np.clip(np.rint(lat), rmin, rmax)
     df = pd.DataFrame(x.astype(int), columns=items)
     df.insert(0, "hospital_id", hospitals["hospital_id"].to_numpy())
@@ -206,8 +329,9 @@ def _maturity(study: Study, hospitals: pd.DataFrame, state: dict, wave_index: in
     return df, mm_total
 
 
-def _block(study, instrument_ids, n_resp, hosp_idx, team_idx, B_h, V_t, pars, rng, frames,
-           shift=None):
+def _block(
+    study, instrument_ids, n_resp, hosp_idx, team_idx, B_h, V_t, pars, rng, frames, shift=None
+):
     """Generate one latent block of items for all respondents; returns the true scores."""
     W = rng.normal(0, np.sqrt(pars["var_person"]), n_resp)
     T = pars["mu"] + B_h[hosp_idx] + V_t[team_idx] + W
@@ -223,8 +347,9 @@ def _block(study, instrument_ids, n_resp, hosp_idx, team_idx, B_h, V_t, pars, rn
                 for it in raw["scales"][sid]["items"]:
                     factor_of[items.index(it)] = f
             factor_dev = rng.normal(0, pars.get("factor_sd", 0.0), (n_resp, len(fscales)))
-        df, _ = _draw_items(T, items, reverse, rmin, rmax, pars["item_sd"], rng, factor_of,
-                            factor_dev)
+        df, _ = _draw_items(
+            T, items, reverse, rmin, rmax, pars["item_sd"], rng, factor_of, factor_dev
+        )
         frames.append((inst_id, df))
     return T
 
@@ -253,22 +378,28 @@ def generate_wave(study: Study, orgs, teams, state, wave_index, rng, scale=1.0):
 
     # persistent random effects
     if "U" not in state:
-        state["U"] = {b: rng.standard_normal(n_h) for b in TRUTH if isinstance(TRUTH[b], dict)
-                      and "var_hospital" in TRUTH[b]}
+        state["U"] = {
+            b: rng.standard_normal(n_h)
+            for b in TRUTH
+            if isinstance(TRUTH[b], dict) and "var_hospital" in TRUTH[b]
+        }
         state["V"] = {b: rng.standard_normal(len(teams)) for b in state["U"]}
         ch = TRUTH["changed_hospitals"]
         order = rng.permutation(n_h)
         change = np.zeros(n_h)
         change[order[: ch["n_up"]]] = ch["size"]
-        change[order[ch["n_up"]: ch["n_up"] + ch["n_down"]]] = -ch["size"]
+        change[order[ch["n_up"] : ch["n_up"] + ch["n_down"]]] = -ch["size"]
         state["change"] = change
     else:
         rho = TRUTH["team_persistence"]
         for b in state["V"]:
-            state["V"][b] = rho * state["V"][b] + np.sqrt(1 - rho**2) * rng.standard_normal(len(teams))
+            state["V"][b] = rho * state["V"][b] + np.sqrt(1 - rho**2) * rng.standard_normal(
+                len(teams)
+            )
     change = state["change"] * (wave_index > 0)
-    truth["changed_hospitals"] = {h: float(c) for h, c in zip(orgs["hospital_id"], change, strict=True)
-                                  if c != 0}
+    truth["changed_hospitals"] = {
+        h: float(c) for h, c in zip(orgs["hospital_id"], change, strict=True) if c != 0
+    }
 
     team_h = teams["hospital_id"].map(hosp_pos).to_numpy()
     frames_staff: list = []
@@ -282,12 +413,18 @@ def generate_wave(study: Study, orgs, teams, state, wave_index, rng, scale=1.0):
     profession = rng.choice(PROFESSIONS, size=n_s, p=PROFESSION_P)
     true_team_means: dict = {}
     true_hosp_means: dict = {}
-    for block, insts in [("psych_safety", ["psychological_safety"]),
-                         ("team_collab", ["team_collaboration"]),
-                         ("qs_prof", ["quickscan_professionals"]),
-                         ("qs_prof_global", ["quickscan_professionals_global"])]:
+    for block, insts in [
+        ("psych_safety", ["psychological_safety"]),
+        ("team_collab", ["team_collaboration"]),
+        ("qs_prof", ["quickscan_professionals"]),
+        ("qs_prof_global", ["quickscan_professionals_global"]),
+    ]:
         p = TRUTH[block]
-        B = p.get("gamma_maturity", 0) * mm_c + np.sqrt(p["var_hospital"]) * state["U"][block] + change
+        B = (
+            p.get("gamma_maturity", 0) * mm_c
+            + np.sqrt(p["var_hospital"]) * state["U"][block]
+            + change
+        )
         V = np.sqrt(p["var_team"]) * state["V"][block]
         prof_eff = np.zeros(n_s)
         for prof, eff in TRUTH["profession_effect"].get(block, {}).items():
@@ -298,10 +435,13 @@ def generate_wave(study: Study, orgs, teams, state, wave_index, rng, scale=1.0):
         true_team_means[block] = p["mu"] + B[team_h] + V
         true_hosp_means[block] = p["mu"] + B
         k = len(study.instruments[insts[0]].items)
-        truth["scales"][block] = {**_truth_row(p, k),
-                                  "gamma_maturity": p.get("gamma_maturity", 0.0),
-                                  "var_hospital_marginal": float(
-                                      p["var_hospital"] + p.get("gamma_maturity", 0) ** 2 * mm_c.var())}
+        truth["scales"][block] = {
+            **_truth_row(p, k),
+            "gamma_maturity": p.get("gamma_maturity", 0.0),
+            "var_hospital_marginal": float(
+                p["var_hospital"] + p.get("gamma_maturity", 0) ** 2 * mm_c.var()
+            ),
+        }
 
     # --- patients and kin (clinical teams only)
     clinical = (teams["team_type"] != "support").to_numpy()
@@ -310,8 +450,10 @@ def generate_wave(study: Study, orgs, teams, state, wave_index, rng, scale=1.0):
     p_team = np.repeat(np.arange(len(teams)), n_pat_team)
     p_hosp = team_h[p_team]
     n_p = len(p_team)
-    for block, insts in [("qs_pat", ["quickscan_patients"]),
-                         ("qs_pat_global", ["quickscan_patients_global"])]:
+    for block, insts in [
+        ("qs_pat", ["quickscan_patients"]),
+        ("qs_pat_global", ["quickscan_patients_global"]),
+    ]:
         p = TRUTH[block]
         link = 0.0
         if "delta_prof" in p:
@@ -328,57 +470,113 @@ def generate_wave(study: Study, orgs, teams, state, wave_index, rng, scale=1.0):
 
     def assemble(frames, n, prefix, team_idx, hosp_idx, extra):
         straight = rng.random(n) < miss["straightliner_p"]
-        out = pd.DataFrame({
-            "respondent_id": [f"{prefix}{wave_index + 1}{i:07d}" for i in range(1, n + 1)],
-            "hospital_id": orgs["hospital_id"].to_numpy()[hosp_idx],
-            "team_id": teams["team_id"].to_numpy()[team_idx],
-        })
+        out = pd.DataFrame(
+            {
+                "respondent_id": [f"{prefix}{wave_index + 1}{i:07d}" for i in range(1, n + 1)],
+                "hospital_id": orgs["hospital_id"].to_numpy()[hosp_idx],
+                "team_id": teams["team_id"].to_numpy()[team_idx],
+            }
+        )
         for col, val in extra.items():
             out[col] = val
         for inst_id, df in frames:
             inst = study.instruments[inst_id]
-            df = _apply_missingness(df.copy(), list(df.columns), inst.missing_codes, miss, rng,
-                                    straight, inst.rmin, inst.rmax)
+            df = _apply_missingness(
+                df.copy(),
+                list(df.columns),
+                inst.missing_codes,
+                miss,
+                rng,
+                straight,
+                inst.rmin,
+                inst.rmax,
+            )
             out = pd.concat([out, df], axis=1)
         return out, straight
 
-    staff, s_straight = assemble(frames_staff, n_s, "S", s_team, s_hosp, {
-        "profession": profession,
-        "tenure_years": np.round(rng.gamma(2.0, 5.0, n_s), 1),
-    })
-    patients, p_straight = assemble(frames_pat, n_p, "P", p_team, p_hosp, {
-        "respondent_type": rng.choice(["patient", "kin"], size=n_p, p=[0.75, 0.25]),
-        "age_group": rng.choice(["18-39", "40-64", "65-79", "80+"], size=n_p, p=[0.2, 0.35, 0.3, 0.15]),
-    })
+    staff, s_straight = assemble(
+        frames_staff,
+        n_s,
+        "S",
+        s_team,
+        s_hosp,
+        {
+            "profession": profession,
+            "tenure_years": np.round(rng.gamma(2.0, 5.0, n_s), 1),
+        },
+    )
+    patients, p_straight = assemble(
+        frames_pat,
+        n_p,
+        "P",
+        p_team,
+        p_hosp,
+        {
+            "respondent_type": rng.choice(["patient", "kin"], size=n_p, p=[0.75, 0.25]),
+            "age_group": rng.choice(
+                ["18-39", "40-64", "65-79", "80+"], size=n_p, p=[0.2, 0.35, 0.3, 0.15]
+            ),
+        },
+    )
 
     # --- outcomes
     o = TRUTH["outcomes"]
     tdays = np.round(rng.uniform(2000, 12000, len(teams)) * clinical).astype(int)
-    lam = tdays / 1000 * o["incident_rate_per_1000_days"] * np.exp(
-        o["beta_psych_safety_incidents"] * (true_team_means["psych_safety"] - TRUTH["psych_safety"]["mu"]))
+    lam = (
+        tdays
+        / 1000
+        * o["incident_rate_per_1000_days"]
+        * np.exp(
+            o["beta_psych_safety_incidents"]
+            * (true_team_means["psych_safety"] - TRUTH["psych_safety"]["mu"])
+        )
+    )
     r = 1 / o["nb_alpha"]
     incidents = rng.negative_binomial(r, r / (r + lam))
     incidents[~clinical] = 0
-    team_outcomes = pd.DataFrame({"team_id": teams["team_id"], "hospital_id": teams["hospital_id"],
-                                  "patient_days": tdays, "incidents_reported": incidents})
+    team_outcomes = pd.DataFrame(
+        {
+            "team_id": teams["team_id"],
+            "hospital_id": teams["hospital_id"],
+            "patient_days": tdays,
+            "incidents_reported": incidents,
+        }
+    )
     team_outcomes = team_outcomes[clinical].reset_index(drop=True)
     admissions = np.round(orgs["beds"].to_numpy() * rng.uniform(35, 50, n_h)).astype(int)
     expected = np.round(admissions * rng.uniform(0.015, 0.03, n_h), 1)
-    deaths = rng.poisson(expected * np.exp(o["beta_team_collab_mortality"]
-                                           * (true_hosp_means["team_collab"] - TRUTH["team_collab"]["mu"])))
-    pdays = team_outcomes.groupby("hospital_id")["patient_days"].sum().reindex(orgs["hospital_id"]).fillna(0)
-    hinc = team_outcomes.groupby("hospital_id")["incidents_reported"].sum().reindex(orgs["hospital_id"]).fillna(0)
-    outcomes = pd.DataFrame({
-        "hospital_id": orgs["hospital_id"],
-        "admissions": admissions,
-        "deaths": deaths,
-        "expected_deaths": expected,
-        "readmissions": rng.binomial(admissions, o["readmission_p"]),
-        "incidents_reported": hinc.to_numpy().astype(int),
-        "patient_days": pdays.to_numpy().astype(int),
-        "bed_occupancy_pct": np.round(rng.normal(82, 6, n_h), 1),
-        "operating_margin_pct": np.round(rng.normal(1.0, 2.0, n_h), 2),
-    })
+    deaths = rng.poisson(
+        expected
+        * np.exp(
+            o["beta_team_collab_mortality"]
+            * (true_hosp_means["team_collab"] - TRUTH["team_collab"]["mu"])
+        )
+    )
+    pdays = (
+        team_outcomes.groupby("hospital_id")["patient_days"]
+        .sum()
+        .reindex(orgs["hospital_id"])
+        .fillna(0)
+    )
+    hinc = (
+        team_outcomes.groupby("hospital_id")["incidents_reported"]
+        .sum()
+        .reindex(orgs["hospital_id"])
+        .fillna(0)
+    )
+    outcomes = pd.DataFrame(
+        {
+            "hospital_id": orgs["hospital_id"],
+            "admissions": admissions,
+            "deaths": deaths,
+            "expected_deaths": expected,
+            "readmissions": rng.binomial(admissions, o["readmission_p"]),
+            "incidents_reported": hinc.to_numpy().astype(int),
+            "patient_days": pdays.to_numpy().astype(int),
+            "bed_occupancy_pct": np.round(rng.normal(82, 6, n_h), 1),
+            "operating_margin_pct": np.round(rng.normal(1.0, 2.0, n_h), 2),
+        }
+    )
     truth["outcomes"] = dict(o)
     truth["straightliners"] = {"staff": int(s_straight.sum()), "patients": int(p_straight.sum())}
     truth["hospitals"] = {
@@ -386,14 +584,29 @@ def generate_wave(study: Study, orgs, teams, state, wave_index, rng, scale=1.0):
         for b, v in true_hosp_means.items()
     }
     truth["mm_total"] = dict(zip(orgs["hospital_id"], np.round(mm_total, 6).tolist(), strict=True))
-    return {"staff": staff, "patients": patients, "maturity": mat, "outcomes": outcomes,
-            "team_outcomes": team_outcomes}, truth, true_team_means
+    return (
+        {
+            "staff": staff,
+            "patients": patients,
+            "maturity": mat,
+            "outcomes": outcomes,
+            "team_outcomes": team_outcomes,
+        },
+        truth,
+        true_team_means,
+    )
 
 
 def _spss_meta(study: Study, source: str, df: pd.DataFrame):
-    labels = {"respondent_id": "Respondent id", "hospital_id": "Hospital id", "team_id": "Team id",
-              "profession": "Profession", "tenure_years": "Years in this hospital",
-              "respondent_type": "Patient or kin", "age_group": "Age group"}
+    labels = {
+        "respondent_id": "Respondent id",
+        "hospital_id": "Hospital id",
+        "team_id": "Team id",
+        "profession": "Profession",
+        "tenure_years": "Years in this hospital",
+        "respondent_type": "Patient or kin",
+        "age_group": "Age group",
+    }
     value_labels, missing = {}, {}
     for inst in study.instruments_for(source):
         resp = inst.response
@@ -420,9 +633,11 @@ def write_wave(study: Study, wave_dir: Path, sources: dict, orgs, teams, fmt="sa
         if fmt == "sav":
             labels, vlabels, missing = _spss_meta(study, source, df)
             pyreadstat.write_sav(
-                df, str(wave_dir / f"{source}.sav"),
+                df,
+                str(wave_dir / f"{source}.sav"),
                 column_labels=[labels.get(c, c) for c in df.columns],
-                variable_value_labels=vlabels, missing_ranges=missing,
+                variable_value_labels=vlabels,
+                missing_ranges=missing,
                 variable_measure={c: "ordinal" for c in vlabels},
             )
         else:
@@ -434,9 +649,16 @@ def write_wave(study: Study, wave_dir: Path, sources: dict, orgs, teams, fmt="sa
     sources["team_outcomes"].to_csv(wave_dir / "team_outcomes.csv", index=False)
 
 
-def generate_consortium(out_dir: Path | str, study: Study | None = None, n_hospitals: int = 30,
-                        waves=("2024-1", "2025-2"), seed: int = 20261122, fmt: str = "sav",
-                        join_late: int | None = None, scale: float = 1.0) -> dict:
+def generate_consortium(
+    out_dir: Path | str,
+    study: Study | None = None,
+    n_hospitals: int = 30,
+    waves=("2024-1", "2025-2"),
+    seed: int = 20261122,
+    fmt: str = "sav",
+    join_late: int | None = None,
+    scale: float = 1.0,
+) -> dict:
     """Write a synthetic consortium, one folder per wave, and ``ground_truth.json``.
 
     ``join_late`` hospitals (default: 1 when there are at least 10) take part only from the
@@ -449,8 +671,13 @@ def generate_consortium(out_dir: Path | str, study: Study | None = None, n_hospi
     if join_late is None:
         join_late = 1 if n_hospitals >= 10 and len(waves) > 1 else 0
     state: dict = {}
-    truth = {"seed": seed, "n_hospitals": n_hospitals, "parameters": TRUTH,
-             "model": __doc__.split("\n\n")[1], "waves": {}}
+    truth = {
+        "seed": seed,
+        "n_hospitals": n_hospitals,
+        "parameters": TRUTH,
+        "model": __doc__.split("\n\n")[1],
+        "waves": {},
+    }
     for w, wave in enumerate(waves):
         sources, wtruth, _ = generate_wave(study, orgs, teams, state, w, rng, scale)
         keep_h = orgs["hospital_id"]
@@ -459,8 +686,14 @@ def generate_consortium(out_dir: Path | str, study: Study | None = None, n_hospi
         keep = set(keep_h)
         for k, df in sources.items():
             sources[k] = df[df["hospital_id"].isin(keep)].reset_index(drop=True)
-        write_wave(study, out_dir / wave, sources, orgs[orgs["hospital_id"].isin(keep)],
-                   teams[teams["hospital_id"].isin(keep)], fmt=fmt)
+        write_wave(
+            study,
+            out_dir / wave,
+            sources,
+            orgs[orgs["hospital_id"].isin(keep)],
+            teams[teams["hospital_id"].isin(keep)],
+            fmt=fmt,
+        )
         wtruth["hospitals_in_wave"] = sorted(keep)
         wtruth["n_staff"] = len(sources["staff"])
         wtruth["n_patients"] = len(sources["patients"])
@@ -470,7 +703,9 @@ def generate_consortium(out_dir: Path | str, study: Study | None = None, n_hospi
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="Write a synthetic FlaQuM consortium (deterministic per seed).")
+    ap = argparse.ArgumentParser(
+        description="Write a synthetic FlaQuM consortium (deterministic per seed)."
+    )
     ap.add_argument("out_dir", help="folder to write <wave>/ folders and ground_truth.json into")
     ap.add_argument("--hospitals", type=int, default=30)
     ap.add_argument("--waves", nargs="+", default=["2024-1", "2025-2"])
@@ -481,8 +716,10 @@ def main(argv=None):
     study = load_study(args.config)
     t = generate_consortium(args.out_dir, study, args.hospitals, args.waves, args.seed, args.format)
     for wave, wt in t["waves"].items():
-        print(f"{wave}: {len(wt['hospitals_in_wave'])} hospitals, {wt['n_staff']} professionals, "
-              f"{wt['n_patients']} patients and kin")
+        print(
+            f"{wave}: {len(wt['hospitals_in_wave'])} hospitals, {wt['n_staff']} professionals, "
+            f"{wt['n_patients']} patients and kin"
+        )
 
 
 if __name__ == "__main__":

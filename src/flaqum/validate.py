@@ -40,8 +40,15 @@ class Finding:
             v = v.item()
         if isinstance(v, float) and np.isnan(v):
             v = None
-        return {"file": self.file, "row": self.row, "column": self.column, "value": v,
-                "rule": self.rule, "message": self.message, "count": self.count}
+        return {
+            "file": self.file,
+            "row": self.row,
+            "column": self.column,
+            "value": v,
+            "rule": self.rule,
+            "message": self.message,
+            "count": self.count,
+        }
 
     def __str__(self) -> str:
         where = [self.file or ""]
@@ -68,7 +75,9 @@ class Validation:
         return "fail" if self.errors else "pass"
 
     def add(self, level, rule, message, **kw):
-        (self.errors if level == "error" else self.warnings).append(Finding(level, rule, message, **kw))
+        (self.errors if level == "error" else self.warnings).append(
+            Finding(level, rule, message, **kw)
+        )
 
     def add_rows(self, level, rule, message_fn, file, rows, column=None, values=None):
         """One finding per offending row, for the first MAX_PER_RULE rows; count the rest."""
@@ -76,19 +85,29 @@ class Validation:
         n = len(rows)
         for k, r in enumerate(rows[:MAX_PER_RULE]):
             v = None if values is None else values[k]
-            self.add(level, rule, message_fn(v, int(r)), file=str(file), row=int(r) + 1, column=column,
-                     value=v)
+            self.add(
+                level,
+                rule,
+                message_fn(v, int(r)),
+                file=str(file),
+                row=int(r) + 1,
+                column=column,
+                value=v,
+            )
         if n > MAX_PER_RULE:
             last = self.errors if level == "error" else self.warnings
             last[-1].count = n - MAX_PER_RULE + 1
 
     def to_dict(self) -> dict:
-        return {"wave": self.wave, "status": self.status,
-                "n_errors": sum(f.count for f in self.errors),
-                "n_warnings": sum(f.count for f in self.warnings),
-                "errors": [f.to_dict() for f in self.errors],
-                "warnings": [f.to_dict() for f in self.warnings],
-                "summary": self.summary}
+        return {
+            "wave": self.wave,
+            "status": self.status,
+            "n_errors": sum(f.count for f in self.errors),
+            "n_warnings": sum(f.count for f in self.warnings),
+            "errors": [f.to_dict() for f in self.errors],
+            "warnings": [f.to_dict() for f in self.warnings],
+            "summary": self.summary,
+        }
 
     def write(self, path: Path | str) -> None:
         from flaqum.utils import atomic_write_text
@@ -97,9 +116,11 @@ class Validation:
 
     def text(self, limit: int = 15) -> str:
         """The readable summary shown to the user."""
-        lines = [f"Wave {self.wave}: validation {self.status.upper()} - "
-                 f"{sum(f.count for f in self.errors)} error(s), "
-                 f"{sum(f.count for f in self.warnings)} warning(s)"]
+        lines = [
+            f"Wave {self.wave}: validation {self.status.upper()} - "
+            f"{sum(f.count for f in self.errors)} error(s), "
+            f"{sum(f.count for f in self.warnings)} warning(s)"
+        ]
         for f in self.errors[:limit]:
             lines.append(f"  ERROR   {f}")
         if len(self.errors) > limit:
@@ -146,8 +167,9 @@ def _numeric(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return num.to_numpy(float), bad
 
 
-def check_items(val: Validation, study: Study, source: str, df: pd.DataFrame, meta: SourceMeta,
-                file: str) -> dict[str, np.ndarray]:
+def check_items(
+    val: Validation, study: Study, source: str, df: pd.DataFrame, meta: SourceMeta, file: str
+) -> dict[str, np.ndarray]:
     """Range, type and missing-code checks of every item; returns the cleaned item arrays."""
     cleaned = {}
     for inst in study.instruments_for(source):
@@ -161,9 +183,15 @@ def check_items(val: Validation, study: Study, source: str, df: pd.DataFrame, me
             x, nonnum = _numeric(df[item])
             if nonnum.any():
                 rows = np.flatnonzero(nonnum)
-                val.add_rows("error", "numeric answer",
-                             lambda v, r, it=item: f"answer to {it} is not a number",
-                             file, rows, item, df[item].to_numpy()[rows])
+                val.add_rows(
+                    "error",
+                    "numeric answer",
+                    lambda v, r, it=item: f"answer to {it} is not a number",
+                    file,
+                    rows,
+                    item,
+                    df[item].to_numpy()[rows],
+                )
             declared = codes | set(meta.user_missing.get(item, []))
             is_code = np.isin(x, list(declared)) if declared else np.zeros(len(x), bool)
             present = ~np.isnan(x) & ~is_code
@@ -173,10 +201,18 @@ def check_items(val: Validation, study: Study, source: str, df: pd.DataFrame, me
                 lab = f"{inst.id} answers run {lo}-{hi}"
                 if declared:
                     lab += f", missing codes {sorted(declared)}"
-                val.add_rows("error", "response range",
-                             lambda v, r, it=item, lab=lab: f"{it}: value outside the response range "
-                             f"and not a declared missing code ({lab})",
-                             file, rows, item, x[rows])
+                val.add_rows(
+                    "error",
+                    "response range",
+                    lambda v, r, it=item, lab=lab: (
+                        f"{it}: value outside the response range "
+                        f"and not a declared missing code ({lab})"
+                    ),
+                    file,
+                    rows,
+                    item,
+                    x[rows],
+                )
             clean = np.where(present & ~out, x, np.nan)
             cleaned[item] = clean
     return cleaned
@@ -195,21 +231,32 @@ def _warn_quality(val, study, source, cleaned, ids, file):
         pct = 100 * (1 - answered.mean(axis=0))
         for i, p in zip(items, pct, strict=True):
             if p > cfg["max_item_missing_pct"]:
-                val.add("warning", "high item missingness",
-                        f"{i}: {p:.1f}% missing (threshold {cfg['max_item_missing_pct']}%)",
-                        file=file, column=i, value=round(float(p), 1))
+                val.add(
+                    "warning",
+                    "high item missingness",
+                    f"{i}: {p:.1f}% missing (threshold {cfg['max_item_missing_pct']}%)",
+                    file=file,
+                    column=i,
+                    value=round(float(p), 1),
+                )
         # straight-lining: every answered item identical, on an instrument with reverse-keyed
         # items or at least straightline_min_items answers
         k_ans = answered.sum(axis=1)
         Xf = np.where(answered, X, np.nan)
         with np.errstate(invalid="ignore"):
-            same = (np.nanmax(Xf, axis=1, initial=-np.inf) == np.nanmin(Xf, axis=1, initial=np.inf))
+            same = np.nanmax(Xf, axis=1, initial=-np.inf) == np.nanmin(Xf, axis=1, initial=np.inf)
         flat = same & (k_ans >= cfg["straightline_min_items"])
         if flat.any():
             rows = np.flatnonzero(flat)
-            val.add_rows("warning", "straight-lining",
-                         lambda v, r, inst=inst: f"respondent gave the same answer to all "
-                         f"{inst.id} items", file, rows, "respondent_id", ids[rows])
+            val.add_rows(
+                "warning",
+                "straight-lining",
+                lambda v, r, inst=inst: f"respondent gave the same answer to all {inst.id} items",
+                file,
+                rows,
+                "respondent_id",
+                ids[rows],
+            )
             val.summary.setdefault("straightliners", {})[f"{source}/{inst.id}"] = int(flat.sum())
         for sid, scale in inst.scales.items():
             s_items = [i for i in scale.items if i in cleaned]
@@ -218,19 +265,29 @@ def _warn_quality(val, study, source, cleaned, ids, file):
             k = np.column_stack([~np.isnan(cleaned[i]) for i in s_items]).sum(axis=1)
             few = (k < scale.min_items) & (k > 0)
             if few.any():
-                val.add("warning", "too few answers to score",
-                        f"{few.sum()} respondents answered 1-{scale.min_items - 1} of the "
-                        f"{len(s_items)} items of {sid} (min_items {scale.min_items}): "
-                        "no score for them", file=file, column=sid, count=1,
-                        value=int(few.sum()))
+                val.add(
+                    "warning",
+                    "too few answers to score",
+                    f"{few.sum()} respondents answered 1-{scale.min_items - 1} of the "
+                    f"{len(s_items)} items of {sid} (min_items {scale.min_items}): "
+                    "no score for them",
+                    file=file,
+                    column=sid,
+                    count=1,
+                    value=int(few.sum()),
+                )
 
 
 def _read(val: Validation, path: Path):
     try:
         return read_source(path)
     except InputError as exc:
-        val.add("error", exc.rule or "readable file", str(exc.args[0]).split(": ", 1)[-1],
-                file=str(path))
+        val.add(
+            "error",
+            exc.rule or "readable file",
+            str(exc.args[0]).split(": ", 1)[-1],
+            file=str(path),
+        )
         return None, None
 
 
@@ -248,25 +305,37 @@ def validate_wave(study: Study, wave_dir: Path | str, wave: str | None = None) -
             continue
         if path is None:
             if spec["required"]:
-                val.add("error", "required source",
-                        f"required source {source!r} is missing: expected {source}.<ext> with ext "
-                        "one of .sav .zsav .por .dta .sas7bdat .csv .xlsx",
-                        file=str(wave_dir / source))
+                val.add(
+                    "error",
+                    "required source",
+                    f"required source {source!r} is missing: expected {source}.<ext> with ext "
+                    "one of .sav .zsav .por .dta .sas7bdat .csv .xlsx",
+                    file=str(wave_dir / source),
+                )
             continue
         df, meta = _read(val, path)
         if df is None:
             continue
         files[source] = str(path)
         if len(df) == 0:
-            val.add("error", "a source has a header and rows", "the file has a header but no rows",
-                    file=str(path))
+            val.add(
+                "error",
+                "a source has a header and rows",
+                "the file has a header but no rows",
+                file=str(path),
+            )
             continue
         # required columns and misspelt items
         req = required_columns(study, source)
         missing = [c for c in req if c not in df.columns]
         for c in missing:
-            val.add("error", "required column", f"required column {c!r} is missing",
-                    file=str(path), column=c)
+            val.add(
+                "error",
+                "required column",
+                f"required column {c!r} is missing",
+                file=str(path),
+                column=c,
+            )
         known = set(req)
         dist = study.config["validation"]["misspelt_item_distance"]
         for col in df.columns:
@@ -275,12 +344,22 @@ def validate_wave(study: Study, wave_dir: Path | str, wave: str | None = None) -
             near = [c for c in missing if edit_distance(col, c) <= dist]
             near = near or [c for c in req if c.lower() == col.lower()]
             if near:
-                val.add("error", "unknown column like an item",
-                        f"unknown column {col!r} looks like a misspelling of {near[0]!r}",
-                        file=str(path), column=col, value=col)
+                val.add(
+                    "error",
+                    "unknown column like an item",
+                    f"unknown column {col!r} looks like a misspelling of {near[0]!r}",
+                    file=str(path),
+                    column=col,
+                    value=col,
+                )
             else:
-                val.add("warning", "unknown column", f"column {col!r} is not in the codebooks; "
-                        "kept as is", file=str(path), column=col)
+                val.add(
+                    "warning",
+                    "unknown column",
+                    f"column {col!r} is not in the codebooks; kept as is",
+                    file=str(path),
+                    column=col,
+                )
         # ids
         for key in ("id", "hospital", "team"):
             col = spec.get(key)
@@ -288,8 +367,14 @@ def validate_wave(study: Study, wave_dir: Path | str, wave: str | None = None) -
                 ids = as_id(df[col])
                 empty = ids.isna().to_numpy()
                 if empty.any():
-                    val.add_rows("error", "id present", lambda v, r, col=col: f"{col} is empty",
-                                 path, np.flatnonzero(empty), col)
+                    val.add_rows(
+                        "error",
+                        "id present",
+                        lambda v, r, col=col: f"{col} is empty",
+                        path,
+                        np.flatnonzero(empty),
+                        col,
+                    )
                 df[col] = ids
         frames[source] = df
         cleaned = check_items(val, study, source, df, meta, str(path))
@@ -316,38 +401,62 @@ def _check_numeric_columns(val, study, source, df, file):
         x, bad = _numeric(df[c])
         if bad.any():
             rows = np.flatnonzero(bad)
-            val.add_rows("error", "numeric value", lambda v, r, c=c: f"{c} must be a number", file,
-                         rows, c, df[c].to_numpy()[rows])
+            val.add_rows(
+                "error",
+                "numeric value",
+                lambda v, r, c=c: f"{c} must be a number",
+                file,
+                rows,
+                c,
+                df[c].to_numpy()[rows],
+            )
         present = ~np.isnan(x)
         checks = []
         if typ in ("count", "integer"):
             checks.append(("whole number", present & (x != np.round(x)), "must be a whole number"))
         if typ == "count":
-            checks.append(("non-negative count", present & (x < 0), "is a count and cannot be "
-                           "negative"))
+            checks.append(
+                ("non-negative count", present & (x < 0), "is a count and cannot be negative")
+            )
         if typ == "exposure":
-            checks.append(("positive exposure", present & (x <= 0), "is an exposure and must be "
-                           "above 0"))
+            checks.append(
+                ("positive exposure", present & (x <= 0), "is an exposure and must be above 0")
+            )
         for rule, mask, text in checks:
             if mask.any():
                 rows = np.flatnonzero(mask)
-                val.add_rows("error", rule, lambda v, r, c=c, text=text: f"{c} {text}", file,
-                             rows, c, x[rows])
+                val.add_rows(
+                    "error",
+                    rule,
+                    lambda v, r, c=c, text=text: f"{c} {text}",
+                    file,
+                    rows,
+                    c,
+                    x[rows],
+                )
 
 
 def _check_keys(val: Validation, study: Study, frames: dict, files: dict) -> None:
     """Unique ids, and every hospital and team known to the registers."""
     orgs = frames.get("organisations")
     teams = frames.get("teams")
-    hosp_known = set(orgs["hospital_id"].dropna()) if orgs is not None and "hospital_id" in orgs else None
+    hosp_known = (
+        set(orgs["hospital_id"].dropna()) if orgs is not None and "hospital_id" in orgs else None
+    )
     team_pairs = None
     if teams is not None and {"hospital_id", "team_id"} <= set(teams.columns):
         team_pairs = pd.MultiIndex.from_frame(teams[["hospital_id", "team_id"]].astype(object))
         dup = team_pairs.duplicated()
         if dup.any():
-            val.add_rows("error", "unique id", lambda v, r: f"team {v} is registered twice",
-                         files["teams"], np.flatnonzero(dup), "team_id",
-                         teams["team_id"].to_numpy()[dup])
+            val.add_rows(
+                "error",
+                "unique id",
+                lambda v, r: f"team {v} is registered twice",
+                files["teams"],
+                np.flatnonzero(dup),
+                "team_id",
+                teams["team_id"].to_numpy()[dup],
+            )
     min_n = study.min_group_size
     for source, df in frames.items():
         spec = study.sources[source]
@@ -360,23 +469,42 @@ def _check_keys(val: Validation, study: Study, frames: dict, files: dict) -> Non
             dup = df.duplicated(unique_key, keep="first").to_numpy() & df[id_col].notna().to_numpy()
             if dup.any():
                 rows = np.flatnonzero(dup)
-                val.add_rows("error", "unique id",
-                             lambda v, r, c=id_col: f"duplicate {c}: already used in an earlier row",
-                             file, rows, id_col, df[id_col].to_numpy()[rows])
+                val.add_rows(
+                    "error",
+                    "unique id",
+                    lambda v, r, c=id_col: f"duplicate {c}: already used in an earlier row",
+                    file,
+                    rows,
+                    id_col,
+                    df[id_col].to_numpy()[rows],
+                )
         hcol = spec.get("hospital")
         if hosp_known is not None and hcol in df.columns and source != "organisations":
             unknown = ~df[hcol].isin(hosp_known).to_numpy() & df[hcol].notna().to_numpy()
             if unknown.any():
                 rows = np.flatnonzero(unknown)
-                val.add_rows("error", "hospital in register",
-                             lambda v, r: f"hospital {v} is not in the hospital register "
-                             f"(organisations)", file, rows, hcol, df[hcol].to_numpy()[rows])
+                val.add_rows(
+                    "error",
+                    "hospital in register",
+                    lambda v, r: f"hospital {v} is not in the hospital register (organisations)",
+                    file,
+                    rows,
+                    hcol,
+                    df[hcol].to_numpy()[rows],
+                )
         tcol = spec.get("team")
-        if team_pairs is not None and tcol in df.columns and hcol in df.columns and source != "teams":
+        if (
+            team_pairs is not None
+            and tcol in df.columns
+            and hcol in df.columns
+            and source != "teams"
+        ):
             pairs = pd.MultiIndex.from_frame(df[[hcol, tcol]].astype(object))
             unknown = ~pairs.isin(team_pairs) & df[tcol].notna().to_numpy()
             if unknown.any():
-                by_team = teams.groupby("team_id")["hospital_id"].apply(lambda s: sorted(s)).to_dict()
+                by_team = (
+                    teams.groupby("team_id")["hospital_id"].apply(lambda s: sorted(s)).to_dict()
+                )
                 rows = np.flatnonzero(unknown)
                 hv = df[hcol].to_numpy()
                 tv = df[tcol].to_numpy()
@@ -384,23 +512,43 @@ def _check_keys(val: Validation, study: Study, frames: dict, files: dict) -> Non
                 absent = [r for r in rows if tv[r] not in by_team]
                 if other:
                     val.add_rows(
-                        "error", "team registered under another hospital",
-                        lambda v, r: f"team {v} of hospital {hv[r]} is not in the team "
-                        f"register under that hospital; it is registered under {len(by_team[v])} "
-                        f"other hospital(s): " + ", ".join(by_team[v][:3])
-                        + (", ..." if len(by_team[v]) > 3 else ""),
-                        file, other, tcol, [tv[r] for r in other])
+                        "error",
+                        "team registered under another hospital",
+                        lambda v, r, hv=hv, owners=by_team: (
+                            f"team {v} of hospital {hv[r]} is not in the team register under "
+                            f"that hospital; it is registered under {len(owners[v])} other "
+                            "hospital(s): "
+                            + ", ".join(owners[v][:3])
+                            + (", ..." if len(owners[v]) > 3 else "")
+                        ),
+                        file,
+                        other,
+                        tcol,
+                        [tv[r] for r in other],
+                    )
                 if absent:
-                    val.add_rows("error", "team in register",
-                                 lambda v, r: f"team {v} is not in the team register", file, absent,
-                                 tcol, [tv[r] for r in absent])
+                    val.add_rows(
+                        "error",
+                        "team in register",
+                        lambda v, r: f"team {v} is not in the team register",
+                        file,
+                        absent,
+                        tcol,
+                        [tv[r] for r in absent],
+                    )
         if spec["kind"] == "survey" and tcol in df.columns and hcol in df.columns:
             sizes = df.groupby([hcol, tcol], observed=True).size()
             small = sizes[sizes < min_n]
             if len(small):
-                val.add("warning", "team below reporting minimum",
-                        f"{len(small)} of {len(sizes)} teams have fewer than {min_n} respondents; "
-                        "their values are suppressed in reports", file=file, column=tcol,
-                        value=int(len(small)))
+                val.add(
+                    "warning",
+                    "team below reporting minimum",
+                    f"{len(small)} of {len(sizes)} teams have fewer than {min_n} respondents; "
+                    "their values are suppressed in reports",
+                    file=file,
+                    column=tcol,
+                    value=int(len(small)),
+                )
                 val.summary.setdefault("small_teams", {})[source] = [
-                    {"hospital_id": h, "team_id": t, "n": int(n)} for (h, t), n in small.items()]
+                    {"hospital_id": h, "team_id": t, "n": int(n)} for (h, t), n in small.items()
+                ]
