@@ -127,3 +127,71 @@ def hypothesis_targets(wave):
     return [f"results/{wave}/hypotheses/summary.csv"] + [
         f"results/{wave}/hypotheses/{h}.json" for h in hyps
     ]
+
+
+def survey_sources(wave):
+    """Sources of respondents in teams: these get agreement and multilevel models."""
+    return [s for s in scored_sources(wave) if s in SURVEY_SOURCES]
+
+
+def previous_wave(wave):
+    """The wave before this one (wave names sort in time order), or None."""
+    earlier = [w for w in WAVES if w < wave]
+    return earlier[-1] if earlier else None
+
+
+def _parts(stage, names, sources):
+    def inputs(wildcards):
+        w = wildcards.wave
+        return {
+            f"{name}__{s}": f"results/{w}/{stage}/by_source/{s}/{name}.csv"
+            for s in sources(w)
+            for name in names
+        }
+
+    return inputs
+
+
+psychometrics_parts = _parts("psychometrics", ["scales", "items", "agreement"], scored_sources)
+multilevel_parts = _parts(
+    "multilevel", ["variance", "teams", "hospitals", "adjusted"], survey_sources
+)
+
+
+def invariance_inputs(wildcards):
+    w = wildcards.wave
+    inputs = {f"{s}": f"data/processed/{w}/{s}.parquet" for s in survey_sources(w)}
+    prev = previous_wave(w)
+    if prev:
+        inputs.update(
+            {f"previous__{s}": f"data/processed/{prev}/{s}.parquet" for s in survey_sources(prev)}
+        )
+    return inputs
+
+
+def change_inputs(wildcards):
+    w = wildcards.wave
+    prev = previous_wave(w)
+    inputs = {f"{s}": f"results/{w}/scores/{s}.parquet" for s in survey_sources(w)}
+    if prev:
+        inputs.update(
+            {f"previous__{s}": f"results/{prev}/scores/{s}.parquet" for s in survey_sources(prev)}
+        )
+    return inputs
+
+
+def psychometrics_targets(wave):
+    return [
+        f"results/{wave}/psychometrics/{name}.csv"
+        for name in ("scales", "items", "agreement", "invariance")
+    ]
+
+
+def multilevel_targets(wave):
+    out = [
+        f"results/{wave}/multilevel/{name}.csv"
+        for name in ("variance", "teams", "hospitals", "adjusted")
+    ]
+    if previous_wave(wave):
+        out.append(f"results/{wave}/multilevel/change.csv")
+    return out

@@ -1,0 +1,16 @@
+"""Stack the per-source tables of a stage into the wave's files (one output per table name)."""
+
+import pandas as pd
+from _common import setup
+
+from flaqum.utils import write_csv
+
+study, log = setup(snakemake)  # noqa: F821
+sm = snakemake  # noqa: F821
+for name, path in sm.output.items():
+    parts = [pd.read_csv(p, dtype={"hospital_id": str, "team_id": str})
+             for key, p in sm.input.items() if key.split("__")[0] == name]
+    filled = [p for p in parts if not p.empty]
+    table = pd.concat(filled or parts[:1], ignore_index=True) if parts else pd.DataFrame()
+    write_csv(table, path)
+    log.info(f"{path}: {len(table)} rows from {len(parts)} sources")
