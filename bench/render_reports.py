@@ -1,0 +1,118 @@
+"""Benchmark the report stage: render every report of the demo consortium with Snakemake.
+
+    .venv/bin/python bench/render_reports.py PROJECT [--cores 2] [--standins] [--record]
+
+PROJECT is a working directory where the pipeline has run (data/processed, results). The
+script deletes ``reports/`` there, re-runs only the report rules (``--forcerun render_reports
+consortium_report``) with ``--cores 2`` and reports the wall time of the run, per report and in
+total, with the per-report times the render jobs logged. ``--standins`` first writes stand-in
+statistics (``flaqum.report.standin``) for any results file the statistics stages have not
+produced yet. Results: ``bench/out/render_reports.csv`` and, with ``--record``, a dated
+Markdown note in ``bench/results/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("project", type=Path)
+    ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--standins", action="store_true")
+    ap.add_argument("--record", action="store_true")
+    args = ap.parse_args(argv)
+    proj = args.project.resolve()
+
+    from flaqum.config import load_study
+
+    study = load_study(proj / "config" / "config.yaml", root=proj)
+    waves = study.waves()
+    if args.standins:
+        from flaqum.report.standin import write_standins
+
+        write_standins(study, proj, waves)
+    shutil.rmtree(proj / "reports", ignore_errors=True)
+    targets = []
+    for w in waves:
+        hosp = sorted(
+            pd.read_parquet(proj / "data" / "processed" / w / "organisations.parquet")[
+                "hospital_id"
+            ].astype(str)
+        )
+        targets += [f"reports/{w}/{h}.html" for h in hosp] + [f"reports/{w}/consortium.html"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--cores",
+        str(args.cores),
+        "--nocolor",
+        "--forcerun",
+        "render_reports",
+        "consortium_report",
+        "--",
+        *targets,
+    ]
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    t0 = time.perf_counter()
+    res = subprocess.run(cmd, cwd=proj, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - t0
+    if res.returncode != 0:
+        sys.exit(f"snakemake failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
+    missing = [t for t in targets if not (proj / t).exists()]
+    if missing:
+        sys.exit(f"reports missing: {missing[:5]}")
+    per = []
+    for w in waves:
+        for log in sorted((proj / "logs" / w).glob("report_batch*.log")):
+            for m in re.finditer(r"INFO (\S+?)/(\S+): ([\d.]+) s ->", log.read_text()):
+                per.append(
+                    {"wave": m.group(1), "hospital": m.group(2), "seconds": float(m.group(3))}
+                )
+    per = pd.DataFrame(per)
+    n = len(targets)
+    n_hosp = n - len(waves)
+    lines = [
+        f"# Report rendering benchmark ({dt.date.today()})",
+        "",
+        f"- machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
+        f"{platform.python_version()}; snakemake --cores {args.cores}",
+        f"- project: {len(waves)} waves, {n_hosp} hospital reports + {len(waves)} consortium "
+        "reports, engine: " + study.config["report"]["engine"],
+        f"- wall time of the report stage: **{wall:.1f} s in total, {wall / n:.2f} s per report**"
+        f" ({n} reports)",
+    ]
+    if len(per):
+        lines.append(
+            f"- one hospital report inside a render batch (content, figures, kernel execution, "
+            f"HTML, scan): median {per['seconds'].median():.2f} s, max {per['seconds'].max():.2f} s"
+        )
+    text = "\n".join(lines) + "\n"
+    print(text)
+    out = ROOT / "bench" / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    per.to_csv(out / "render_reports.csv", index=False)
+    if args.record:
+        rec = ROOT / "bench" / "results" / f"{dt.date.today()}-reports.md"
+        rec.write_text(text)
+        print(rec)
+
+
+if __name__ == "__main__":
+    main()

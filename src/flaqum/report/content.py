@@ -1,0 +1,688 @@
+"""The sections of the reports, built from the confidential view: text, tables and figures.
+
+``hospital_content`` returns a JSON-serialisable dict (section -> list of blocks) that the
+template lays out with ``flaqum.report.layout``; it contains nothing that the view does not,
+so the confidentiality of a report is decided in ``confidentiality.hospital_view``.
+A block is {"kind": "markdown", "text"} | {"kind": "figure", "title", "svg", "caption"} |
+{"kind": "table", "html", "caption"}.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from flaqum.config import Study
+from flaqum.report import figures, tables
+from flaqum.report.confidentiality import (
+    RULES,
+    HospitalView,
+    hospital_view,
+    scale_meta,
+    status_text,
+)
+from flaqum.report.data import WaveResults
+
+WHO = {"staff": "professionals", "patients": "patients and their kin"}
+
+
+def md(text: str) -> dict:
+    return {"kind": "markdown", "text": text}
+
+
+def fig_block(fig, title: str, caption: str, key: str) -> dict:
+    svg = figures.to_svg(fig, alt=f"{title}. {caption}", key=key)
+    return {"kind": "figure", "title": title, "svg": svg, "caption": caption}
+
+
+def table_block(html: str, caption: str = "") -> dict:
+    return {"kind": "table", "html": html, "caption": caption}
+
+
+def conversation_points(v: HospitalView, n: int = 3) -> list[str]:
+    """The n things most worth a conversation, at most one per kind where possible."""
+    cands = []  # (kind, strength, text)
+    for r in v.scales[v.scales["status"] == "shown"].itertuples(index=False):
+        z = abs(r.mean - r.consortium_mean) / r.se if r.se else 0
+        who = WHO.get(r.source, "respondents")
+        if r.signal == "lower":
+            cands.append(
+                (
+                    "lower",
+                    z / 3.09,
+                    (
+                        f"**{r.label}** is clearly lower than in the consortium ({r.mean:.2f} "
+                        "against an "
+                        f"average of {r.consortium_mean:.2f} on {r.rmin}\u2013{r.rmax}). What do "
+                        "your "
+                        f"{who} say gets in the way?"
+                    ),
+                )
+            )
+        elif r.signal == "higher":
+            cands.append(
+                (
+                    "higher",
+                    0.6 * z / 3.09,
+                    (
+                        f"**{r.label}** is clearly higher than in the consortium ({r.mean:.2f} "
+                        "against "
+                        f"{r.consortium_mean:.2f}). What makes this work, and what can others "
+                        "learn "
+                        "from it?"
+                    ),
+                )
+            )
+    if v.change is not None:
+        for r in v.change[v.change["status"] == "shown"].itertuples(index=False):
+            z = abs(r.change) / r.se if r.se else 0
+            if r.ci_high < 0:
+                cands.append(
+                    (
+                        "decline",
+                        z / 1.96,
+                        (
+                            f"**{r.label}** fell by {abs(r.change):.2f} points since "
+                            f"{r.previous_wave} "
+                            f"(95% interval {abs(r.ci_high):.2f} to {abs(r.ci_low):.2f}). What "
+                            "changed?"
+                        ),
+                    )
+                )
+            elif r.ci_low > 0:
+                cands.append(
+                    (
+                        "rise",
+                        0.5 * z / 1.96,
+                        (
+                            f"**{r.label}** rose by {r.change:.2f} points since {r.previous_wave} "
+                            f"(95% interval {r.ci_low:.2f} to {r.ci_high:.2f}). What did you do?"
+                        ),
+                    )
+                )
+    st = v.stakeholders
+    if st is not None and not st.empty:
+        d = st.dropna(subset=["gap"])
+        if not d.empty:
+            r = d.loc[(d["gap"] - d["consortium_gap"]).abs().idxmax()]
+            excess = r["gap"] - r["consortium_gap"]
+            if abs(excess) > 0.15:
+                more = "more" if r["gap"] > 0 else "less"
+                cands.append(
+                    (
+                        "stakeholders",
+                        abs(excess) / 0.25,
+                        (
+                            f"On **{r['label'].lower()}**, {r['side_b'].lower()} are {more} "
+                            "positive than "
+                            f"your {r['side_a'].lower()} ({r['mean_b']:.2f} against "
+                            f"{r['mean_a']:.2f}), "
+                            f"a gap of {r['gap']:+.2f} where the consortium's is "
+                            f"{r['consortium_gap']:+.2f}. Do you recognise each other's view?"
+                        ),
+                    )
+                )
+    tv = v.teams
+    if tv is not None and not tv.empty:
+        low = tv[tv["low_agreement"].fillna(False).astype(bool)]
+        for sid, g in low.groupby("scale", sort=False):
+            label = v.scales.set_index("scale").loc[sid, "label"]
+            names = ", ".join(sorted(g["team_name"]))
+            cands.append(
+                (
+                    "agreement",
+                    len(g) / 2,
+                    (
+                        f"In {len(g)} team{'s' if len(g) > 1 else ''} ({names}) members disagree "
+                        f"about **{label.lower()}**: the team average hides different experiences. "
+                        "Who feels differently, and why?"
+                    ),
+                )
+            )
+    mat = v.maturity
+    if mat is not None and not mat.empty and v.baseline_level is not None:
+        drv = mat[(mat["level"] == "driver") & (mat["value"] < v.baseline_level)]
+        if not drv.empty:
+            r = drv.loc[drv["value"].idxmin()]
+            cands.append(
+                (
+                    "maturity",
+                    (v.baseline_level - r["value"]) / 0.5,
+                    (
+                        f"On the Maturity Matrix, **{r['label']}** is at level {r['value']:.1f}, "
+                        "the "
+                        f"furthest of your drivers from the baseline level {v.baseline_level} "
+                        "that the "
+                        f"consortium aims to reach on all core processes by {v.ambition_year}. "
+                        "Which "
+                        "core process comes first?"
+                    ),
+                )
+            )
+    cands.sort(key=lambda c: -c[1])
+    picked, kinds = [], set()
+    for c in cands:
+        if c[0] not in kinds and len(picked) < n:
+            picked.append(c)
+            kinds.add(c[0])
+    for c in cands:
+        if c not in picked and len(picked) < n:
+            picked.append(c)
+    return [c[2] for c in sorted(picked, key=lambda c: -c[1])]
+
+
+def _glance(v: HospitalView) -> list[dict]:
+    k = v.k
+    resp = ", ".join(
+        f"{n} {WHO.get(s, s)}" if n is not None else f"fewer than {k} {WHO.get(s, s)}"
+        for s, n in v.respondents.items()
+    )
+    shown = v.scales[v.scales["status"] == "shown"]
+    n_hi, n_lo = int((shown["signal"] == "higher").sum()), int((shown["signal"] == "lower").sum())
+    summary = (
+        f"In wave {v.wave}, {resp} of {v.hospital_name} answered the survey, one of "
+        f"{v.n_hospitals} hospitals in the consortium. "
+    )
+    if n_hi or n_lo:
+        summary += (
+            f"On {n_hi} of {len(v.scales)} scales your hospital is clearly higher than the "
+            f"consortium average (blue) and on {n_lo} clearly lower (orange); on the others the "
+            "difference is within the usual variation between hospitals (grey). "
+        )
+    else:
+        summary += "On every scale your hospital is within the usual range of the consortium. "
+    fig = figures.glance(v.scales, v.peers, k)
+    return [
+        md(summary),
+        fig_block(
+            fig,
+            "Where your hospital stands on each scale",
+            "Each row is a scale. The diamond is your hospital's score minus the consortium "
+            "average, the thick bar its 95% interval and the thin bar its 99.8% interval; grey "
+            "ticks are the other hospitals. Blue or orange means clearly higher or lower than "
+            "the consortium (the 99.8% interval does not cross the dashed line); grey is "
+            "common variation.",
+            "glance",
+        ),
+        table_block(tables.glance_table(v.scales, v.change, k)),
+    ]
+
+
+def _between(v: HospitalView) -> list[dict]:
+    fig = figures.between_hospitals(v.scales, v.peers)
+    return [
+        md(
+            "Each panel shows all hospitals of the consortium on one scale, from lowest to "
+            "highest, with your hospital marked *you*. The other hospitals are anonymous. Scores "
+            "are adjusted averages: a hospital's average is pulled slightly towards the "
+            "consortium average when few people answered, so small samples do not produce "
+            "extreme scores by chance. What matters is not the position in the row but whether "
+            "the interval crosses the dashed consortium average."
+        ),
+        fig_block(
+            fig,
+            "Your hospital among all hospitals of the consortium",
+            "Dots are hospitals' adjusted averages with 95% (thick) and 99.8% (thin) intervals, "
+            "ordered from lowest to highest; the dashed line is the consortium average. Blue "
+            "and orange hospitals differ clearly from the average; grey ones do not.",
+            "between",
+        ),
+    ]
+
+
+def _teams(v: HospitalView) -> list[dict]:
+    out = [
+        md(
+            f"Team scores come from the professionals' survey. Teams with fewer than {v.k} "
+            "responses are listed without any value; a second small team may be withheld so that "
+            "no team's answers can be worked out from the others. A hollow dot and "
+            f"\u25b2 mark teams whose members disagree (agreement rwg below "
+            f"{v.agreement_threshold:.2f}): their average hides different experiences."
+        )
+    ]
+    tv = v.teams
+    if tv is None or tv.empty:
+        return out + [md("No team-level scales were measured in this wave.")]
+    sc = v.scales.set_index("scale")
+    for sid, d in tv.groupby("scale", sort=False):
+        r = sc.loc[sid]
+        hm = r["mean"] if r["status"] == "shown" else None
+        fig = figures.teams(
+            d, r["label"], (r["rmin"], r["rmax"]), hm, r["consortium_mean"], v.agreement_threshold
+        )
+        out.append(md(f"### {r['label']}"))
+        out.append(
+            fig_block(
+                fig,
+                f"{r['label']}: your teams",
+                "Each row is a team, ordered by score, with its 95% interval. The solid line is "
+                "your hospital, the dashed line the consortium average. Blue or orange teams "
+                "differ clearly from your hospital's average (99.8% interval); grey teams do not.",
+                f"teams_{sid}",
+            )
+        )
+        hidden = d[d["status"] != "shown"]
+        if len(hidden):
+            out.append(
+                md(
+                    "Not shown: "
+                    + "; ".join(
+                        f"{t.team_name} ({status_text(t.status, v.k)})"
+                        for t in hidden.sort_values("team_name").itertuples()
+                    )
+                )
+            )
+        out.append(table_block(tables.teams_table(d, v.k, v.agreement_threshold)))
+    return out
+
+
+def _maturity(v: HospitalView) -> list[dict]:
+    mat, proc = v.maturity, v.maturity_processes
+    if mat is None or mat.empty or mat["value"].isna().all():
+        return [md("Your hospital did not return a Maturity Matrix self-assessment in this wave.")]
+    b = v.baseline_level
+    out = []
+    if b is not None and not proc.empty:
+        n_at = int((proc["value"] >= b).sum())
+        n_tot = int(proc["value"].notna().sum())
+        med = int(proc.groupby("item")["consortium_median"].first().ge(b).sum())
+        out.append(
+            md(
+                f"**{n_at} of {len(proc)} core processes** are at baseline level ({b}) or above in "
+                f"your self-assessment ({n_tot} assessed). The consortium's ambition is a baseline "
+                f"level on all {len(proc)} core processes by {v.ambition_year}."
+                f" For comparison, the consortium median reaches baseline on {med} core processes."
+            )
+        )
+    out.append(
+        fig_block(
+            figures.maturity(mat, b, v.ambition_year),
+            "Maturity Matrix: your drivers and building blocks",
+            "Each row is one of the six drivers (bold, diamond) or one of its building blocks "
+            "(dot): "
+            "your level against the consortium median (grey bar). Orange is below the baseline "
+            "level the consortium aims for (dashed line), blue is at or above it.",
+            "maturity",
+        )
+    )
+    out.append(table_block(tables.maturity_table(mat, b)))
+    if b is not None and not proc.empty:
+        below = proc[proc["value"] < b]
+        if len(below):
+            rows = [
+                [r.item, r.block, r.text, tables.num(r.value, 0)]
+                for r in below.itertuples(index=False)
+            ]
+            out.append(md(f"Core processes below the baseline level ({len(below)}):"))
+            out.append(
+                table_block(
+                    tables.html_table(
+                        rows,
+                        ["Process", "Building block", "Core process", "Your level"],
+                        cls="processes",
+                        numeric={3},
+                    )
+                )
+            )
+    return out
+
+
+def _stakeholders(v: HospitalView) -> list[dict]:
+    st = v.stakeholders
+    if st is None or st.empty:
+        return [md("No mirrored patient and professional questionnaires in this wave.")]
+    a, b = st["side_a"].iloc[0], st["side_b"].iloc[0]
+    return [
+        md(
+            f"The Quickscan asks the same questions of your {a.lower()} and your "
+            f"{b.lower()} ({a} and {b} below). Where they differ, each group sees something "
+            "the other does not."
+        ),
+        fig_block(
+            figures.stakeholders(st),
+            "How patients and professionals see quality, per dimension",
+            f"For each quality dimension, the average answer of your {a.lower()} (circle) and "
+            f"your {b.lower()} (square); the grey bar is the gap between them.",
+            "stakeholders",
+        ),
+        table_block(tables.stakeholder_table(st, v.k)),
+    ]
+
+
+def _trend(v: HospitalView) -> list[dict]:
+    ch = v.change
+    if ch is None or ch.empty:
+        return [
+            md(
+                f"{v.hospital_name} did not take part in the previous wave, so there is no "
+                "trend yet. The next report will show what changed."
+            )
+        ]
+    prev = str(ch["previous_wave"].iloc[0])
+    return [
+        md(
+            f"The change in each score between wave {prev} and wave {v.wave}, with its 95% "
+            "interval. Blue is a clear increase, orange a clear decrease, grey a change within "
+            "what chance alone could produce."
+        ),
+        fig_block(
+            figures.trend(ch, prev, v.wave),
+            "What changed since the previous wave",
+            f"Each row is a scale: the diamond is the change from {prev} to {v.wave} and the "
+            "bar its 95% interval. Where the bar crosses the dashed zero line, the change may "
+            "be chance.",
+            "trend",
+        ),
+    ]
+
+
+def _items(v: HospitalView) -> list[dict]:
+    it = v.items
+    if it is None or it.empty:
+        return [md("No item-level data in this wave.")]
+    out = [
+        md(
+            "For every question: how many answered, the average answer, the share of positive "
+            "answers (for example *agree* or *strongly agree*) and the share who did not answer, "
+            f"with the consortium's share of positive answers. Questions marked (r) are worded "
+            "negatively; for them a positive answer is disagreeing. Questions with fewer than "
+            f"{v.k} answers show no values."
+        )
+    ]
+    for (_, label), d in it.groupby(["instrument", "instrument_label"], sort=False):
+        out.append(md(f"### {label}"))
+        out.append(table_block(tables.items_table(d, v.k)))
+    return out
+
+
+def _reading(v: HospitalView) -> list[dict]:
+    return [
+        md(
+            "- **Scores** are averages on each questionnaire's answer scale (for example 1 to 7). "
+            "Higher is always better: negatively worded questions are reversed before scoring.\n"
+            "- **Intervals.** A score from a sample is uncertain. The thick bar (95% interval) and "
+            "the thin bar (99.8% interval) show the range of values compatible with the answers. "
+            "Two scores whose intervals overlap a lot may not really differ.\n"
+            "- **Colours.** Grey is *common variation*: differences that chance and the usual "
+            "differences between hospitals explain. Blue (higher) and orange (lower) are "
+            "*signals*: "
+            "the 99.8% interval lies entirely on one side of the consortium average, which chance "
+            "alone rarely produces. Your hospital is the large dark-edged diamond; other hospitals "
+            "are anonymous.\n"
+            "- **No ranking.** A position in a row of hospitals is not a grade: most hospitals "
+            "differ "
+            "by less than their uncertainty. Look at signals and at changes over time.\n"
+            f"- **Small groups** (fewer than {v.k} responses) are never shown, to protect the "
+            "people "
+            "who answered."
+        )
+    ]
+
+
+def _methods(v: HospitalView, labels: dict[str, str]) -> list[dict]:
+    out = [md("### Psychometrics of each scale (whole consortium)")]
+    if v.psychometrics is not None and not v.psychometrics.empty:
+        out.append(table_block(tables.psychometrics_table(v.psychometrics, labels)))
+        out.append(
+            md(
+                "Alpha and omega measure how consistently a scale's questions measure one thing "
+                "(0.70 or more is usually considered good). CFI (0.95 or more) and RMSEA (0.06 or "
+                "less) say how well a one-factor model fits. ICC(1) is the share of differences "
+                "between people that lies between teams; ICC(2) is how reliably a team's average "
+                "distinguishes teams. rwg is the agreement within a team (1 is full agreement)."
+            )
+        )
+    else:
+        out.append(md("The psychometric analysis was not available for this wave."))
+    out.append(
+        md(
+            "### The model\n"
+            "Scores are analysed with a multilevel model that separates differences between "
+            "hospitals, between teams within a hospital and between people within a team "
+            "(restricted maximum likelihood, as the R package lme4). A hospital's or team's score "
+            "is its *empirical Bayes* estimate: its own average, pulled towards the consortium "
+            "average in proportion to how uncertain it is. Intervals are the estimate plus or "
+            "minus "
+            "1.96 (95%) and 3.09 (99.8%) standard errors. Changes between waves compare a hospital "
+            "with itself; their intervals combine the uncertainty of both waves.\n\n"
+            "### Confidentiality\n" + RULES.format(k=v.k)
+        )
+    )
+    return out
+
+
+def hospital_content(v: HospitalView, top_n: int = 3) -> dict:
+    labels = dict(zip(v.scales["scale"], v.scales["label"], strict=False))
+    points = conversation_points(v, top_n)
+    conv = [
+        md(
+            "\n".join(f"{i}. {p}" for i, p in enumerate(points, 1))
+            if points
+            else md("Nothing stands out: every score is within the usual range.")["text"]
+        )
+    ]
+    return {
+        "kind": "hospital",
+        "title": f"{v.hospital_name}: feedback report, wave {v.wave}",
+        "hospital_name": v.hospital_name,
+        "hospital_id": v.hospital_id,
+        "wave": v.wave,
+        "sections": {
+            "heading": [
+                md(
+                    f"**{v.hospital_name}**, wave {v.wave}. Confidential: prepared for "
+                    f"{v.hospital_name} only. Other hospitals appear anonymously."
+                )
+            ],
+            "glance": _glance(v),
+            "conversation": conv,
+            "between": _between(v),
+            "teams": _teams(v),
+            "maturity": _maturity(v),
+            "stakeholders": _stakeholders(v),
+            "trend": _trend(v),
+            "items": _items(v),
+            "reading": _reading(v),
+            "methods": _methods(v, labels),
+        },
+    }
+
+
+def build_hospital(res: WaveResults, study: Study, hospital_id: str) -> dict:
+    top = int(study.config.get("report", {}).get("top_conversation_items", 3))
+    return hospital_content(hospital_view(res, study, hospital_id), top)
+
+
+# --- consortium report ----------------------------------------------------------------------
+
+
+def consortium_content(res: WaveResults, study: Study) -> dict:
+    """The research team's overview: every hospital named; suppressed values still blank."""
+    k = study.min_group_size
+    names = dict(
+        zip(
+            res.organisations["hospital_id"].astype(str),
+            res.organisations.get("hospital_name", res.organisations["hospital_id"]).astype(str),
+            strict=False,
+        )
+    )
+    meta = scale_meta(study, list(dict.fromkeys(res.hospitals["scale"])))
+    labels = dict(zip(meta["scale"], meta["label"], strict=False))
+    sec: dict[str, list[dict]] = {}
+    # overview
+    n_resp = {s: len(d) for s, d in res.responses.items() if d is not None}
+    sec["overview"] = [
+        md(
+            f"For the research team only: this report names every hospital. Wave {res.wave}: "
+            f"{len(names)} hospitals, "
+            + ", ".join(f"{n} {WHO.get(s, s)}" for s, n in n_resp.items())
+            + f". Minimum group size for reporting: {k} (values of smaller groups are blank here "
+            "too)."
+        )
+    ]
+    # validation
+    v = res.validation or {}
+    warn = pd.DataFrame(v.get("warnings", []))
+    blocks = [
+        md(
+            f"Validation status: **{v.get('status', 'unknown')}**, "
+            f"{len(v.get('errors', []))} errors, {len(warn)} warnings."
+        )
+    ]
+    if not warn.empty:
+        g = (
+            warn.assign(count=warn.get("count", 1))
+            .groupby(["file", "rule"], as_index=False)
+            .agg(findings=("rule", "size"), example=("message", "first"))
+        )
+        blocks.append(
+            table_block(
+                tables.html_table(
+                    [
+                        [r.file, r.rule, str(r.findings), r.example]
+                        for r in g.itertuples(index=False)
+                    ],
+                    ["File", "Rule", "Findings", "Example"],
+                    cls="validation",
+                    numeric={2},
+                )
+            )
+        )
+    sec["validation"] = blocks
+    # variance
+    if res.variance is not None and not res.variance.empty:
+        var = res.variance.set_index("scale").reindex(meta["scale"]).dropna(how="all")
+        var = var.reset_index()
+        rows = [
+            [
+                labels.get(r.scale, r.scale),
+                tables.count(r.n_respondents),
+                tables.count(r.n_teams),
+                tables.count(r.n_hospitals),
+                tables.num(r.intercept),
+                tables.pct(100 * r.vpc_hospital),
+                tables.pct(100 * r.vpc_team),
+                "yes" if str(r.converged).lower() in ("true", "1") else "no",
+            ]
+            for r in var.itertuples(index=False)
+        ]
+        sec["variance"] = [
+            fig_block(
+                figures.variance_partition(var, labels),
+                "Where the variation lies: variance partition of each scale",
+                "Share of each scale's variance between hospitals (dark), between teams "
+                "within hospitals (blue) and between people within teams (light grey).",
+                "variance",
+            ),
+            table_block(
+                tables.html_table(
+                    rows,
+                    [
+                        "Scale",
+                        "Respondents",
+                        "Teams",
+                        "Hospitals",
+                        "Intercept",
+                        "Between hospitals",
+                        "Between teams",
+                        "Converged",
+                    ],
+                    cls="variance",
+                    numeric={1, 2, 3, 4, 5, 6},
+                )
+            ),
+        ]
+    else:
+        sec["variance"] = [md("The variance partition is not available for this wave.")]
+    # hospitals, named
+    hosp = res.hospitals.copy()
+    from flaqum.report.confidentiality import _is_suppressed, _se
+
+    hosp["se"] = _se(hosp)
+    hidden = _is_suppressed(hosp, k)
+    for c in ("eb_mean", "ci_low", "ci_high", "se", "raw_mean"):
+        if c in hosp:
+            hosp.loc[hidden, c] = np.nan
+    hosp["name"] = hosp["hospital_id"].map(names).fillna(hosp["hospital_id"])
+    blocks = []
+    main = meta[meta["level"].isin(["total"]) | meta["level"].isna()]
+    for m in main.itertuples(index=False):
+        d = hosp[(hosp["scale"] == m.scale)].dropna(subset=["eb_mean"])
+        if d.empty:
+            continue
+        blocks.append(
+            fig_block(
+                figures.named_caterpillar(d, m.label, (m.rmin, m.rmax)),
+                f"{m.label}: all hospitals",
+                "Adjusted hospital averages with 95% and 99.8% intervals; the "
+                "dashed line is the average of hospitals.",
+                f"named_{m.scale}",
+            )
+        )
+    wide = hosp.pivot_table(index="name", columns="scale", values="eb_mean", aggfunc="first")
+    wide = wide.reindex(columns=[s for s in meta["scale"] if s in wide.columns])
+    rows = [[name] + [tables.num(x) for x in r] for name, r in wide.iterrows()]
+    blocks.append(
+        table_block(
+            tables.html_table(
+                rows,
+                ["Hospital"] + [labels.get(s, s) for s in wide.columns],
+                cls="wide",
+                numeric=set(range(1, len(wide.columns) + 1)),
+            ),
+            f"Adjusted averages; blank where fewer than {k} respondents.",
+        )
+    )
+    sec["hospitals"] = blocks
+    # psychometrics
+    sec["psychometrics"] = (
+        [table_block(tables.psychometrics_table(res.scales, labels))]
+        if res.scales is not None and not res.scales.empty
+        else [md("Psychometrics not available.")]
+    )
+    # hypotheses
+    h = res.hypotheses
+    if h is not None and not h.empty:
+        rows = [
+            [
+                str(r.hypothesis),
+                str(r.term),
+                tables.num(r.estimate, 3),
+                tables.interval(r.ci_low, r.ci_high, 3),
+                tables.num(r.p, 3),
+                tables.num(r.q, 3),
+                tables.count(r.n),
+                str(r.family),
+                str(r.level),
+            ]
+            for r in h.itertuples(index=False)
+        ]
+        sec["hypotheses"] = [
+            md("q is the Benjamini-Hochberg adjusted p-value over all hypotheses of the wave."),
+            table_block(
+                tables.html_table(
+                    rows,
+                    [
+                        "Hypothesis",
+                        "Term",
+                        "Estimate",
+                        "95% interval",
+                        "p",
+                        "q",
+                        "n",
+                        "Family",
+                        "Level",
+                    ],
+                    cls="hypotheses",
+                    numeric={2, 4, 5, 6},
+                )
+            ),
+        ]
+    else:
+        sec["hypotheses"] = [md("No hypothesis results for this wave.")]
+    return {
+        "kind": "consortium",
+        "title": f"FlaQuM Triangle Study: consortium report, wave {res.wave}",
+        "wave": res.wave,
+        "sections": sec,
+    }

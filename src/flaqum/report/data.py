@@ -1,0 +1,124 @@
+"""The results of one wave, as the report stage reads them (DataFrames, never paths below here).
+
+``load_wave`` reads the files the pipeline writes (CONTRACT section 4) into a ``WaveResults``;
+tests build a ``WaveResults`` directly from frames. Optional inputs (change since the previous
+wave, hypotheses, agreement) may be absent: the report then says so instead of failing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+ID_COLS = {"hospital_id": "string", "team_id": "string", "respondent_id": "string"}
+
+
+@dataclass
+class WaveResults:
+    wave: str
+    organisations: pd.DataFrame  # hospital_id, hospital_name, ...
+    team_register: pd.DataFrame  # team_id, hospital_id, team_name, team_type
+    hospitals: pd.DataFrame  # multilevel/hospitals.csv
+    teams: pd.DataFrame  # multilevel/teams.csv
+    maturity: pd.DataFrame  # scores/maturity.parquet: one row per hospital, one column per scale
+    maturity_items: pd.DataFrame  # processed/maturity.parquet: the 52 core processes
+    responses: dict[str, pd.DataFrame] = field(default_factory=dict)  # processed survey items
+    agreement: pd.DataFrame | None = None  # psychometrics/agreement.csv
+    change: pd.DataFrame | None = None  # multilevel/change.csv (not in a first wave)
+    scales: pd.DataFrame | None = None  # psychometrics/scales.csv
+    items: pd.DataFrame | None = None  # psychometrics/items.csv
+    variance: pd.DataFrame | None = None  # multilevel/variance.csv
+    hypotheses: pd.DataFrame | None = None  # hypotheses/summary.csv
+    validation: dict = field(default_factory=dict)  # validation.json
+
+    def hospital_ids(self) -> list[str]:
+        return sorted(self.organisations["hospital_id"].astype(str))
+
+    def hospital_name(self, hospital_id: str) -> str:
+        row = self.organisations[self.organisations["hospital_id"].astype(str) == hospital_id]
+        if row.empty:
+            raise KeyError(f"hospital {hospital_id!r} is not in the wave's organisations register")
+        if "hospital_name" in row and pd.notna(row["hospital_name"].iloc[0]):
+            return str(row["hospital_name"].iloc[0])
+        return hospital_id
+
+
+def _ids(df: pd.DataFrame) -> pd.DataFrame:
+    for col, typ in ID_COLS.items():
+        if col in df.columns:
+            df[col] = df[col].astype(typ)
+    return df
+
+
+def read_table(path: Path | str | None) -> pd.DataFrame | None:
+    """A CSV or parquet result with ids as strings; None when the path is None or missing."""
+    if path is None or not Path(path).exists():
+        return None
+    path = Path(path)
+    if path.suffix == ".parquet":
+        return _ids(pd.read_parquet(path))
+    return _ids(pd.read_csv(path, dtype={c: str for c in ID_COLS}))
+
+
+def load_wave(wave: str, paths: dict[str, str | list[str]]) -> WaveResults:
+    """Read the wave's results. ``paths`` maps the WaveResults fields to files; ``responses``
+    is a list of processed survey files (their stem is the source)."""
+    paths = dict(paths)
+    if "item_stats" in paths:  # "items" is a reserved name in a Snakemake rule's input
+        paths.setdefault("items", paths.pop("item_stats"))
+    responses = {}
+    for p in paths.get("responses", []) or []:
+        responses[Path(p).stem] = read_table(p)
+    validation = {}
+    if paths.get("validation") and Path(paths["validation"]).exists():
+        validation = json.loads(Path(paths["validation"]).read_text())
+    frames = {
+        key: read_table(paths.get(key))
+        for key in (
+            "organisations",
+            "team_register",
+            "hospitals",
+            "teams",
+            "maturity",
+            "maturity_items",
+            "agreement",
+            "change",
+            "scales",
+            "items",
+            "variance",
+            "hypotheses",
+        )
+    }
+    for key in ("organisations", "team_register", "hospitals", "teams"):
+        if frames[key] is None:
+            raise FileNotFoundError(f"report input {key!r} not found: {paths.get(key)}")
+    if frames["maturity"] is None:
+        frames["maturity"] = pd.DataFrame({"hospital_id": pd.Series(dtype="string")})
+    if frames["maturity_items"] is None:
+        frames["maturity_items"] = pd.DataFrame({"hospital_id": pd.Series(dtype="string")})
+    return WaveResults(wave=wave, responses=responses, validation=validation, **frames)
+
+
+def wave_paths(root: Path | str, wave: str, sources=("staff", "patients")) -> dict:
+    """The standard locations (CONTRACT section 4) of a wave's report inputs under ``root``."""
+    r = Path(root)
+    res, proc = r / "results" / wave, r / "data" / "processed" / wave
+    return {
+        "organisations": str(proc / "organisations.parquet"),
+        "team_register": str(proc / "teams.parquet"),
+        "hospitals": str(res / "multilevel" / "hospitals.csv"),
+        "teams": str(res / "multilevel" / "teams.csv"),
+        "change": str(res / "multilevel" / "change.csv"),
+        "variance": str(res / "multilevel" / "variance.csv"),
+        "agreement": str(res / "psychometrics" / "agreement.csv"),
+        "scales": str(res / "psychometrics" / "scales.csv"),
+        "items": str(res / "psychometrics" / "items.csv"),
+        "hypotheses": str(res / "hypotheses" / "summary.csv"),
+        "maturity": str(res / "scores" / "maturity.parquet"),
+        "maturity_items": str(proc / "maturity.parquet"),
+        "validation": str(res / "validation.json"),
+        "responses": [str(proc / f"{s}.parquet") for s in sources],
+    }

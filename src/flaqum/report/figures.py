@@ -1,0 +1,470 @@
+"""The report's charts, as matplotlib Figures (unit-testable) and as SVG text (for the report).
+
+Colours follow STYLE.md and the NHS "Making Data Count" convention: grey for common variation,
+blue for a signal of higher (better) scores, orange for lower; no red/green pairs. The
+hospital's own mark is a large dark-edged diamond; other hospitals are small anonymous marks.
+Every figure has a title and axis labels; the sentence saying what it shows is returned with it
+by ``content``. SVGs keep text as text (``svg.fonttype: none``) so a report can be searched and
+scanned for identifiers.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import textwrap
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
+
+GREY, LIGHT = "#9a9a9a", "#d9d9d9"
+BLUE, ORANGE = "#1f6fb4", "#e8871e"
+OWN, INK = "#1b2a49", "#333333"
+SIDE_COLOURS = ("#1b2a49", "#8e6bb8")  # professionals (navy), patients and kin (purple)
+SIGNAL_COLOUR = {"higher": BLUE, "lower": ORANGE, "common": GREY, "": GREY}
+RC = {
+    "svg.fonttype": "none",
+    "font.family": "sans-serif",
+    "font.sans-serif": ["DejaVu Sans", "Arial", "Helvetica"],
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.titleweight": "bold",
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.edgecolor": "#888888",
+    "svg.hashsalt": "flaqum",
+}
+
+
+def _fig(
+    width: float,
+    height: float,
+    labels=(),
+    bottom: float = 0.55,
+    top: float = 0.45,
+    right: float = 0.25,
+) -> Figure:
+    """A figure with margins in inches: the left one sized to the longest tick label (a fixed
+    layout is 3-4 times faster to draw than matplotlib's constrained layout)."""
+    import matplotlib
+
+    matplotlib.rcParams.update(RC)
+    fig = Figure(figsize=(width, height))
+    longest = max((len(str(x)) for x in labels), default=4)
+    left = min(0.074 * longest + 0.3, 0.55 * width)
+    fig.subplots_adjust(
+        left=left / width, right=1 - right / width, bottom=bottom / height, top=1 - top / height
+    )
+    return fig
+
+
+def to_svg(fig: Figure, alt: str = "", key: str = "fig") -> str:
+    """The figure as an inline SVG element with an accessible name (``<title>``, aria-label)."""
+    import matplotlib
+
+    buf = io.StringIO()
+    with matplotlib.rc_context({**RC, "svg.hashsalt": key}):
+        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
+    svg = buf.getvalue()
+    svg = svg[svg.index("<svg") :]
+    svg = re.sub(r"<!--.*?-->", "", svg, flags=re.S)
+    if alt:
+        esc = (
+            alt.replace("&", "&amp;")
+            .replace("<", "&lt;")
+            .replace(">", "&gt;")
+            .replace('"', "&quot;")
+        )
+        svg = re.sub(r"<svg\b", f'<svg role="img" aria-label="{esc}"', svg, count=1)
+        svg = re.sub(r"(<svg[^>]*>)", rf"\1<title>{esc}</title>", svg, count=1)
+    # Scale to the page width while keeping the drawn aspect ratio.
+    svg = re.sub(r'(<svg[^>]*?) width="[^"]*" height="[^"]*"', r'\1 width="100%"', svg, count=1)
+    return svg
+
+
+def _bars(ax, pos, lo, hi, colors, lw, horizontal=True, **kw):
+    """Interval bars as one LineCollection (fast to draw and small in SVG)."""
+    from matplotlib.collections import LineCollection
+
+    pos, lo, hi = (np.asarray(a, float) for a in (pos, lo, hi))
+    ok = np.isfinite(lo) & np.isfinite(hi) & np.isfinite(pos)
+    if horizontal:
+        segs = [[(a, p), (b, p)] for p, a, b in zip(pos[ok], lo[ok], hi[ok], strict=True)]
+    else:
+        segs = [[(p, a), (p, b)] for p, a, b in zip(pos[ok], lo[ok], hi[ok], strict=True)]
+    cols = np.asarray(colors, dtype=object)[ok] if not isinstance(colors, str) else colors
+    ax.add_collection(LineCollection(segs, colors=cols, linewidths=lw, capstyle="butt", **kw))
+
+
+def _signal_colours(lo, hi, ref):
+    lo, hi = np.asarray(lo, float), np.asarray(hi, float)
+    return np.where(lo > ref, BLUE, np.where(hi < ref, ORANGE, GREY))
+
+
+def _range_label(row) -> str:
+    return f"{int(row['rmin'])}\u2013{int(row['rmax'])}"
+
+
+def glance(scales: pd.DataFrame, peers: dict[str, np.ndarray], k: int) -> Figure:
+    """One row per scale: other hospitals' distance from the consortium average (grey ticks),
+    the hospital's own score with its 95% (thick) and 99.8% (thin) interval."""
+    n = len(scales)
+    labels = [f"{r.label} ({r.rmin}\u2013{r.rmax})" for r in scales.itertuples(index=False)]
+    fig = _fig(8.5, 0.36 * n + 1.6, labels, bottom=1.0)
+    ax = fig.add_subplot()
+    px, py = [], []
+    for i, r in enumerate(scales.itertuples(index=False)):
+        p = peers.get(r.scale, np.empty((0, 2)))
+        px += list(p[:, 0] - r.consortium_mean)
+        py += [n - 1 - i] * len(p)
+        if r.status != "shown":
+            ax.text(
+                0,
+                n - 1 - i,
+                f"fewer than {k} responses",
+                ha="center",
+                va="center",
+                color=INK,
+                fontsize=8,
+                style="italic",
+            )
+    ax.scatter(px, py, marker="|", s=90, color=LIGHT, linewidths=1.6, zorder=1)
+    d = scales.assign(y=n - 1 - np.arange(n))
+    d = d[d["status"] == "shown"]
+    cm = d["consortium_mean"]
+    cols = [SIGNAL_COLOUR[x] for x in d["signal"]]
+    _bars(ax, d["y"], d["lo998"] - cm, d["hi998"] - cm, cols, 1.2, zorder=2)
+    _bars(ax, d["y"], d["ci_low"] - cm, d["ci_high"] - cm, cols, 4, zorder=3)
+    ax.scatter(
+        d["mean"] - cm, d["y"], marker="D", s=60, c=cols, edgecolors=OWN, linewidths=1.4, zorder=4
+    )
+    ax.axvline(0, color=INK, lw=1, ls="--", zorder=0)
+    ax.set_yticks(range(n)[::-1], labels)
+    ax.set_ylim(-0.7, n - 0.3)
+    lim = np.nanmax(
+        np.abs(
+            np.r_[
+                [
+                    np.nanmax(
+                        np.abs(p[:, 0] - scales.loc[scales.scale == s, "consortium_mean"].iloc[0])
+                    )
+                    for s, p in peers.items()
+                    if len(p) and s in set(scales.scale)
+                ]
+                or [0.1],
+                (scales["lo998"] - scales["consortium_mean"]).abs().dropna(),
+                (scales["hi998"] - scales["consortium_mean"]).abs().dropna(),
+            ]
+        )
+    )
+    ax.set_xlim(-1.08 * lim, 1.08 * lim)
+    ax.set_xlabel("Your score minus the consortium average (scale points)")
+    ax.set_title("Where your hospital stands on each scale", y=1.0)
+    fig.legend(
+        handles=_legend_own()
+        + [
+            Line2D([], [], marker="|", ls="", color=LIGHT, ms=10, mew=1.6, label="Another hospital")
+        ],
+        loc="lower center",
+        ncol=4,
+        frameon=False,
+        fontsize=8,
+    )
+    return fig
+
+
+def _legend_own():
+    return [
+        Line2D([], [], marker="D", ls="-", lw=4, color=BLUE, mec=OWN, label="You: clearly higher"),
+        Line2D(
+            [], [], marker="D", ls="-", lw=4, color=GREY, mec=OWN, label="You: common variation"
+        ),
+        Line2D([], [], marker="D", ls="-", lw=4, color=ORANGE, mec=OWN, label="You: clearly lower"),
+    ]
+
+
+def between_hospitals(scales: pd.DataFrame, peers: dict[str, np.ndarray], ncols: int = 3) -> Figure:
+    """Small multiples, one caterpillar per scale: every hospital's score with its 95% (thick)
+    and 99.8% (thin) interval, ordered by score, anonymous; the hospital's own mark stands out."""
+    rows = scales.reset_index(drop=True)
+    nrow = int(np.ceil(len(rows) / ncols))
+    fig = _fig(10, 2.5 * nrow + 0.7, ["Score (1-7)xx"], bottom=0.35, top=0.8)
+    fig.subplots_adjust(hspace=0.75, wspace=0.3)
+    axes = fig.subplots(nrow, ncols, squeeze=False)
+    for ax in axes.flat[len(rows) :]:
+        ax.set_visible(False)
+    for ax, r in zip(axes.flat, rows.itertuples(index=False), strict=False):
+        p = peers.get(r.scale, np.empty((0, 2)))
+        pts = [(m, s, False) for m, s in p]
+        if r.status == "shown":
+            pts.append((r.mean, r.se, True))
+        pts.sort(key=lambda t: t[0])
+        cm = r.consortium_mean
+        m = np.array([t[0] for t in pts], float)
+        se = np.array([t[1] for t in pts], float)
+        own = np.array([t[2] for t in pts], bool)
+        x = np.arange(1, len(pts) + 1)
+        cols = _signal_colours(m - 3.090232 * se, m + 3.090232 * se, cm)
+        _bars(ax, x, m - 3.090232 * se, m + 3.090232 * se, cols, 0.8, horizontal=False, alpha=0.8)
+        _bars(ax, x, m - 1.959964 * se, m + 1.959964 * se, cols, 2.4, horizontal=False)
+        ax.scatter(x[~own], m[~own], s=9, c=list(cols[~own]), zorder=4)
+        if own.any():
+            ax.scatter(
+                x[own], m[own], marker="D", s=70, c=list(cols[own]), edgecolor=OWN, lw=1.6, zorder=5
+            )
+            ax.annotate(
+                "you",
+                (x[own][0], m[own][0] + 3.2 * se[own][0]),
+                ha="center",
+                va="bottom",
+                fontsize=8,
+                fontweight="bold",
+                color=OWN,
+            )
+        if len(m):
+            pad = 0.05 * (np.nanmax(m + 3.3 * se) - np.nanmin(m - 3.1 * se))
+            ax.set_ylim(np.nanmin(m - 3.1 * se) - pad, np.nanmax(m + 3.6 * se) + pad)
+        ax.axhline(cm, color=INK, lw=0.9, ls="--")
+        ax.set_title(textwrap.fill(r.label, 34), loc="left", fontsize=9, y=1.0)
+        ax.set_xticks([])
+        ax.yaxis.set_major_locator(MaxNLocator(4))
+        ax.set_xlim(0, len(pts) + 1)
+        ax.set_xlabel("Hospitals, lowest to highest")
+        ax.set_ylabel(f"Score ({_range_label(r._asdict())})")
+    fig.suptitle("Your hospital among all hospitals of the consortium", fontweight="bold")
+    return fig
+
+
+def teams(
+    teams_view: pd.DataFrame,
+    scale_label: str,
+    rng: tuple,
+    hospital_mean: float | None,
+    consortium_mean: float | None,
+    threshold: float,
+) -> Figure:
+    """The hospital's teams on one scale: score and 95% interval, named, ordered; teams whose
+    members disagree are hollow and labelled."""
+    d = teams_view[teams_view["status"] == "shown"].sort_values("mean").reset_index(drop=True)
+    names = [
+        f"{t} (n=00) \u25b2 members disagree" if lw else f"{t} (n=00)"
+        for t, lw in zip(d["team_name"], d["low_agreement"].fillna(False), strict=True)
+    ]
+    fig = _fig(8.5, 0.24 * max(len(d), 3) + 1.2, names, bottom=0.6)
+    ax = fig.add_subplot()
+    y = np.arange(len(d))
+    low = d["low_agreement"].fillna(False).astype(bool).to_numpy()
+    if hospital_mean is not None and pd.notna(hospital_mean):
+        cols = _signal_colours(d["lo998"], d["hi998"], hospital_mean)
+    else:
+        cols = np.full(len(d), GREY)
+    _bars(ax, y, d["ci_low"], d["ci_high"], cols, 2.2)
+    ax.scatter(
+        d["mean"],
+        y,
+        s=36,
+        c=["white" if lw else c for lw, c in zip(low, cols, strict=True)],
+        edgecolors=list(cols),
+        linewidths=1.5,
+        zorder=3,
+    )
+    labels = [
+        f"{t} (n={int(n)})" + (" \u25b2 members disagree" if lw else "")
+        for t, n, lw in zip(d["team_name"], d["n"], low, strict=True)
+    ]
+    if len(d):
+        lo, hi = np.nanmin(d["ci_low"]), np.nanmax(d["ci_high"])
+        refs = [x for x in (hospital_mean, consortium_mean) if x is not None and pd.notna(x)]
+        lo, hi = min([lo, *refs]), max([hi, *refs])
+        ax.set_xlim(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
+    ax.set_yticks(range(len(d)), labels)
+    ax.set_ylim(-0.8, max(len(d), 1) - 0.2)
+    if hospital_mean is not None and pd.notna(hospital_mean):
+        ax.axvline(hospital_mean, color=OWN, lw=1.2, label="Your hospital")
+    if consortium_mean is not None and pd.notna(consortium_mean):
+        ax.axvline(consortium_mean, color=INK, lw=0.9, ls="--", label="Consortium average")
+    ax.set_xlabel(f"Team score ({rng[0]}\u2013{rng[1]}); dot: team average, bar: 95% interval")
+    ax.set_title(f"{scale_label}: your teams", y=1.0)
+    if len(d):
+        ax.legend(loc="lower right", fontsize=8, frameon=True, framealpha=0.9)
+    return fig
+
+
+def maturity(mat: pd.DataFrame, baseline: float | None, ambition_year: int | None) -> Figure:
+    """Drivers (bold) and their building blocks: the hospital's level against the consortium
+    median, with the baseline level the consortium aims for."""
+    rows = []
+    for drv in mat[mat["level"] == "driver"].itertuples(index=False):
+        rows.append((drv.label, drv.value, drv.consortium_median, True))
+        for bb in mat[(mat["level"] == "building_block") & (mat["parent"] == drv.scale)].itertuples(
+            index=False
+        ):
+            rows.append(("    " + bb.label, bb.value, bb.consortium_median, False))
+    n = len(rows)
+    fig = _fig(8.5, 0.24 * n + 1.5, [r[0] for r in rows], bottom=0.95, top=0.55)
+    ax = fig.add_subplot()
+    y = n - 1 - np.arange(n)
+    val = np.array([r[1] for r in rows], float)
+    med = np.array([r[2] for r in rows], float)
+    drv = np.array([r[3] for r in rows], bool)
+    for yy in y[drv]:
+        ax.axhspan(yy - 0.5, yy + 0.5, color="#f2f2f2", zorder=0)
+    _bars(ax, med, y - 0.32, y + 0.32, GREY, 2.5, horizontal=False, zorder=2)
+    _bars(ax, y, np.fmin(val, med), np.fmax(val, med), LIGHT, 1, zorder=1)
+    below = val < baseline if baseline is not None else np.zeros(n, bool)
+    cols = np.where(below, ORANGE, BLUE)
+    ok = np.isfinite(val)
+    for sel, marker, size, lw in ((drv & ok, "D", 55, 1), (~drv & ok, "o", 30, 0.5)):
+        ax.scatter(
+            val[sel],
+            y[sel],
+            marker=marker,
+            s=size,
+            c=list(cols[sel]),
+            edgecolors=OWN,
+            linewidths=lw,
+            zorder=3,
+        )
+    ax.set_yticks(range(n)[::-1], [r[0] for r in rows])
+    for lab, r in zip(ax.get_yticklabels(), rows, strict=False):
+        if r[3]:
+            lab.set_fontweight("bold")
+    if baseline is not None:
+        ax.axvline(baseline, color=INK, ls="--", lw=1)
+        ax.text(
+            baseline,
+            n - 0.3,
+            f" {ambition_year or ''} ambition: baseline level ({baseline})",
+            va="bottom",
+            ha="left",
+            fontsize=8,
+            color=INK,
+        )
+    ax.set_xlim(0.8, 5.2)
+    ax.set_ylim(-0.7, n + 0.4)
+    ax.set_xticks([1, 2, 3, 4, 5])
+    ax.set_xlabel("Maturity level (1 not started \u2013 5 embedded)")
+    ax.set_title("Maturity Matrix: your drivers and building blocks", y=1.0)
+    fig.legend(
+        handles=[
+            Line2D(
+                [], [], marker="o", ls="", color=BLUE, mec=OWN, label="You: at or above baseline"
+            ),
+            Line2D([], [], marker="o", ls="", color=ORANGE, mec=OWN, label="You: below baseline"),
+            Line2D(
+                [], [], marker="|", ls="", color=GREY, ms=12, mew=2.5, label="Consortium median"
+            ),
+        ],
+        loc="lower center",
+        ncol=3,
+        frameon=False,
+        fontsize=8,
+    )
+    return fig
+
+
+def stakeholders(stake: pd.DataFrame) -> Figure:
+    """Per dimension: both stakeholder groups' average and the gap between them."""
+    d = stake.reset_index(drop=True)
+    n = len(d)
+    fig = _fig(8.5, 0.3 * n + 1.6, d["label"], bottom=0.95)
+    ax = fig.add_subplot()
+    a_lab, b_lab = d["side_a"].iloc[0], d["side_b"].iloc[0]
+    for i, r in d.iterrows():
+        y = n - 1 - i
+        if pd.notna(r["mean_a"]) and pd.notna(r["mean_b"]):
+            ax.plot([r["mean_a"], r["mean_b"]], [y, y], color=LIGHT, lw=3, zorder=1)
+        if pd.notna(r["mean_a"]):
+            ax.scatter([r["mean_a"]], [y], s=45, color=SIDE_COLOURS[0], zorder=2)
+        if pd.notna(r["mean_b"]):
+            ax.scatter([r["mean_b"]], [y], s=45, marker="s", color=SIDE_COLOURS[1], zorder=2)
+    ax.set_yticks(range(n)[::-1], d["label"])
+    ax.set_ylim(-0.7, n - 0.3)
+    rmin, rmax = int(d["rmin"].iloc[0]), int(d["rmax"].iloc[0])
+    vals = pd.concat([d["mean_a"], d["mean_b"]]).dropna()
+    if len(vals):
+        ax.set_xlim(max(rmin, vals.min() - 0.3), min(rmax, vals.max() + 0.3))
+    ax.set_xlabel(f"Average answer ({rmin} strongly disagree \u2013 {rmax} strongly agree)")
+    ax.set_title("How patients and professionals see quality, per dimension", y=1.0)
+    fig.legend(
+        handles=[
+            Line2D([], [], marker="o", ls="", color=SIDE_COLOURS[0], label=a_lab),
+            Line2D([], [], marker="s", ls="", color=SIDE_COLOURS[1], label=b_lab),
+        ],
+        loc="lower center",
+        ncol=2,
+        frameon=False,
+    )
+    return fig
+
+
+def trend(change: pd.DataFrame, previous_wave: str, wave: str) -> Figure:
+    """Change in each scale since the previous wave with its 95% interval."""
+    d = change.reset_index(drop=True)
+    n = len(d)
+    labels = [f"{r.label} ({r.rmin}\u2013{r.rmax})" for r in d.itertuples()]
+    fig = _fig(8.5, 0.32 * n + 1.2, labels)
+    ax = fig.add_subplot()
+    for i, r in d.iterrows():
+        y = n - 1 - i
+        if r["status"] != "shown" or pd.isna(r["change"]):
+            continue
+        c = BLUE if r["ci_low"] > 0 else ORANGE if r["ci_high"] < 0 else GREY
+        ax.plot([r["ci_low"], r["ci_high"]], [y, y], color=c, lw=3, solid_capstyle="butt")
+        ax.scatter([r["change"]], [y], marker="D", s=45, color=c, edgecolor=OWN, zorder=3)
+    ax.axvline(0, color=INK, lw=1, ls="--")
+    ax.set_yticks(range(n)[::-1], labels)
+    ax.set_ylim(-0.7, n - 0.3)
+    lim = np.nanmax(np.abs(np.r_[d["ci_low"].to_numpy(float), d["ci_high"].to_numpy(float), 0.1]))
+    ax.set_xlim(-1.1 * lim, 1.1 * lim)
+    ax.set_xlabel(f"Change from {previous_wave} to {wave} (scale points); right is an increase")
+    ax.set_title("What changed since the previous wave", y=1.0)
+    return fig
+
+
+# --- consortium report -----------------------------------------------------------------------
+
+
+def variance_partition(variance: pd.DataFrame, labels: dict[str, str]) -> Figure:
+    """Share of each scale's variance between hospitals, between teams and within teams."""
+    d = variance.reset_index(drop=True)
+    n = len(d)
+    fig = _fig(9, 0.32 * n + 1.6, [labels.get(x, x) for x in d["scale"]], bottom=0.95)
+    ax = fig.add_subplot()
+    hosp = d["vpc_hospital"].to_numpy(float)
+    team = d["vpc_team"].to_numpy(float)
+    y = np.arange(n)[::-1]
+    ax.barh(y, hosp, color=OWN, label="Between hospitals")
+    ax.barh(y, team, left=hosp, color=BLUE, label="Between teams (within hospitals)")
+    ax.barh(y, 1 - hosp - team, left=hosp + team, color=LIGHT, label="Within teams")
+    ax.set_yticks(y, [labels.get(s, s) for s in d["scale"]])
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("Share of the variance in the scale score")
+    ax.set_title("Where the variation lies: variance partition of each scale", y=1.0)
+    fig.legend(*ax.get_legend_handles_labels(), loc="lower center", ncol=3, frameon=False)
+    return fig
+
+
+def named_caterpillar(d: pd.DataFrame, label: str, rng: tuple) -> Figure:
+    """All hospitals on one scale, named (consortium report only)."""
+    d = d.sort_values("eb_mean").reset_index(drop=True)
+    n = len(d)
+    fig = _fig(8.5, 0.22 * n + 1.3, d["name"])
+    ax = fig.add_subplot()
+    cm = d["eb_mean"].mean()
+    y = np.arange(n)
+    lo, hi = d["eb_mean"] - 3.090232 * d["se"], d["eb_mean"] + 3.090232 * d["se"]
+    cols = _signal_colours(lo, hi, cm)
+    _bars(ax, y, lo, hi, cols, 0.8)
+    _bars(ax, y, d["ci_low"], d["ci_high"], cols, 2.5)
+    ax.scatter(d["eb_mean"], y, s=14, c=list(cols), zorder=3)
+    ax.set_xlim(np.nanmin(lo) - 0.02, np.nanmax(hi) + 0.02)
+    ax.axvline(cm, color=INK, ls="--", lw=0.9)
+    ax.set_yticks(range(n), d["name"])
+    ax.set_ylim(-0.8, n - 0.2)
+    ax.set_xlabel(f"Score ({rng[0]}\u2013{rng[1]}), 95% (thick) and 99.8% (thin) intervals")
+    ax.set_title(f"{label}: all hospitals", y=1.0)
+    return fig

@@ -1,0 +1,56 @@
+"""What the Quarto template imports: display the precomputed sections of a report.
+
+Deliberately light (json and IPython only) so that executing the template costs little more
+than starting its kernel: the numbers, tables and figures were computed by the package before
+the render (``content``), and the template decides only where they go.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+class Report:
+    def __init__(self, content: dict):
+        self.content = content
+        self.title = content.get("title", "")
+        self.sections = content.get("sections", {})
+
+    @classmethod
+    def load(cls, path: str | Path) -> Report:
+        return cls(json.loads(Path(path).read_text()))
+
+    @classmethod
+    def open(
+        cls,
+        bundle: str | None,
+        root: str = ".",
+        wave: str | None = None,
+        hospital: str | None = None,
+    ) -> Report:
+        """The content from the bundle written before the render; without one (a hand-run
+        ``quarto render``), built from the results under ``root``."""
+        if bundle and Path(bundle).exists():
+            return cls.load(bundle)
+        from flaqum.report.render import build_content
+
+        return cls(build_content(root, wave, hospital))
+
+    def show(self, section: str) -> None:
+        from IPython.display import HTML, Markdown, display
+
+        for block in self.sections.get(section, []):
+            kind = block["kind"]
+            if kind == "markdown":
+                display(Markdown(block["text"]))
+            elif kind == "figure":
+                display({"image/svg+xml": block["svg"], "text/plain": block["title"]}, raw=True)
+                display(Markdown(f"*{block['caption']}*"))
+            elif kind == "table":
+                display(HTML(block["html"]))
+                if block.get("caption"):
+                    display(Markdown(f"*{block['caption']}*"))
+
+    def has(self, section: str) -> bool:
+        return bool(self.sections.get(section))

@@ -1,0 +1,444 @@
+"""Rendering a report: the one template, executed by Quarto or by the Jupyter toolchain.
+
+Both engines start from the same ``.qmd``. Each render works in its own folder (a copy of the
+template, its stylesheet and the precomputed content), because parallel renders of one ``.qmd``
+collide on their intermediate files (quarto-cli #5861, #6116). The finished HTML is scanned
+for other hospitals' identifiers and only then moved into place; a failed render leaves
+nothing at the output path.
+
+Engine choice (``report.engine`` in config/config.yaml): ``quarto`` needs ``quarto`` on PATH,
+``jupyter`` always works (jupytext reads the .qmd as R Markdown-style chunks, nbclient executes
+it, nbconvert writes the HTML without code), ``auto`` takes Quarto where it is installed.
+"""
+
+from __future__ import annotations
+
+import html as html_lib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+TEMPLATE_DIR = Path(__file__).resolve().parents[3] / "workflow" / "report"
+ENGINES = ("auto", "quarto", "jupyter")
+
+
+class ReportError(RuntimeError):
+    pass
+
+
+def choose_engine(setting: str = "auto") -> str:
+    """'quarto' or 'jupyter' for the configured ``report.engine``."""
+    setting = (setting or "auto").lower()
+    if setting not in ENGINES:
+        raise ReportError(f"report.engine must be one of {ENGINES}, not {setting!r}")
+    has_quarto = shutil.which("quarto") is not None
+    if setting == "quarto" and not has_quarto:
+        raise ReportError(
+            "report.engine is 'quarto' but quarto is not on PATH; install it (the conda "
+            "environment.yml has it) or set report.engine: auto"
+        )
+    if setting == "auto":
+        return "quarto" if has_quarto else "jupyter"
+    return setting
+
+
+# --- the .qmd as a notebook -------------------------------------------------------------------
+
+_FRONT = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.S)
+_OPT = re.compile(r"^#\|\s*([\w-]+)\s*:\s*(.*)$")
+
+
+def split_front_matter(text: str) -> tuple[dict, str]:
+    import yaml
+
+    m = _FRONT.match(text)
+    if not m:
+        return {}, text
+    return yaml.safe_load(m.group(1)) or {}, text[m.end() :]
+
+
+def chunk_options(source: str) -> dict:
+    """Quarto's ``#| key: value`` options at the top of a code cell, parsed as YAML."""
+    import yaml
+
+    opts = {}
+    for line in source.splitlines():
+        m = _OPT.match(line.strip())
+        if not m:
+            if line.strip():
+                break
+            continue
+        opts[m.group(1)] = yaml.safe_load(m.group(2)) if m.group(2) else None
+    return opts
+
+
+_FENCE = re.compile(r"^```\{(\w+)[^}]*\}\s*$")
+
+
+def read_qmd(path: Path | str):
+    """The template as a notebook: markdown between chunks as markdown cells, each
+    ```` ```{python} ```` chunk as a code cell with its ``#| tags`` as cell tags, and the front
+    matter in the notebook's metadata. (jupytext's .qmd reader calls Quarto itself, and its
+    R Markdown reader costs a second per render in imports; the chunk syntax is this simple.)"""
+    import nbformat
+
+    front, body = split_front_matter(Path(path).read_text())
+    cells, buf, lang = [], [], None
+
+    def flush_markdown():
+        text = "\n".join(buf).strip("\n")
+        if text.strip():
+            cells.append(nbformat.v4.new_markdown_cell(text))
+
+    for line in body.splitlines():
+        m = _FENCE.match(line)
+        if lang is None and m:
+            flush_markdown()
+            buf, lang = [], m.group(1)
+        elif lang is not None and line.strip() == "```":
+            src = "\n".join(buf)
+            if lang != "python":
+                raise ReportError(f"{path}: only python chunks are supported, found {lang!r}")
+            cell = nbformat.v4.new_code_cell(src)
+            tags = chunk_options(src).get("tags") or []
+            if tags:
+                cell.metadata["tags"] = list(tags)
+            cells.append(cell)
+            buf, lang = [], None
+        else:
+            buf.append(line)
+    if lang is not None:
+        raise ReportError(f"{path}: a ```{{{lang}}} chunk is not closed")
+    flush_markdown()
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata["quarto"] = front
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    return nb
+
+
+def inject_parameters(nb, params: dict):
+    """Insert a cell setting ``params`` after the cell tagged ``parameters`` (as papermill)."""
+    import nbformat
+
+    idx = next(
+        (i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])), None
+    )
+    if idx is None:
+        raise ReportError("the template has no cell tagged 'parameters' (#| tags: [parameters])")
+    src = "\n".join(f"{k} = {v!r}" for k, v in params.items())
+    cell = nbformat.v4.new_code_cell(src, metadata={"tags": ["injected-parameters"]})
+    nb.cells.insert(idx + 1, cell)
+    return nb
+
+
+def start_kernel(workdir: Path):
+    """Start a kernel running this interpreter (so it imports the same flaqum), whatever
+    kernelspecs the machine has; it boots while the caller computes the report's content."""
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import KernelManager
+
+    kdir = workdir / "kernels" / "flaqum-report"
+    kdir.mkdir(parents=True, exist_ok=True)
+    (kdir / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "flaqum report",
+                "language": "python",
+                "env": {"MPLBACKEND": "Agg", "PYDEVD_DISABLE_FILE_VALIDATION": "1"},
+            }
+        )
+    )
+    ksm = KernelSpecManager(kernel_dirs=[str(kdir.parent)], ensure_native_kernel=False)
+    km = KernelManager(kernel_name="flaqum-report", kernel_spec_manager=ksm)
+    km.start_kernel(cwd=str(workdir), extra_arguments=["--HistoryManager.enabled=False"])
+    return km
+
+
+def execute_notebook(nb, workdir: Path, km=None, timeout: int = 600):
+    """Execute with nbclient in ``workdir``; on a kernel from ``start_kernel`` if given (then
+    the kernel keeps running for the next render)."""
+    from nbclient import NotebookClient
+
+    own = km is None
+    km = km or start_kernel(workdir)
+    try:
+        NotebookClient(
+            nb, km=km, timeout=timeout, resources={"metadata": {"path": str(workdir)}}
+        ).execute()
+    finally:
+        if own:
+            km.shutdown_kernel(now=True)
+    return nb
+
+
+_SVG_IMG = re.compile(r'<img alt="[^"]*" src="data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)"\s*/?>')
+
+
+def _inline_svg(body: str) -> str:
+    """nbconvert writes SVG outputs as base64 <img> without alt text; put the SVG itself in the
+    page instead, with its <title> and aria-label (and its text readable and searchable)."""
+    import base64
+
+    return _SVG_IMG.sub(lambda m: base64.b64decode(m.group(1)).decode("utf-8"), body)
+
+
+def notebook_to_html(nb, title: str, css: str) -> str:
+    """Self-contained HTML: no code, no scripts, images inline, a table of contents."""
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(
+        template_name="basic",
+        exclude_input=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+        anchor_link_text="",
+    )
+    body, _ = exporter.from_notebook_node(nb)
+    body = _inline_svg(body)
+    heads = re.findall(r'<h2 id="([^"]+)"[^>]*>(.*?)</h2>', body, flags=re.S)
+    toc = "".join(
+        f'<li><a href="#{hid}">{re.sub(r"<[^>]+>", "", text).strip()}</a></li>'
+        for hid, text in heads
+    )
+    t = html_lib.escape(title)
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{t}</title><style>{css}</style></head><body>"
+        f'<header class="report-header"><h1 class="title">{t}</h1>'
+        '<p class="subtitle">FlaQuM Triangle Study</p></header>'
+        f'<nav id="TOC"><h2 class="toc-title">Contents</h2><ul>{toc}</ul></nav>'
+        f'<main class="content">{body}</main></body></html>\n'
+    )
+
+
+# --- one render ---------------------------------------------------------------------------------
+
+
+def _quarto(workdir: Path, qmd: str, params: dict, to: str) -> Path:
+    args = ["quarto", "render", qmd, "--to", to]
+    for k, v in params.items():
+        args += ["-P", f"{k}:{v}"]
+    res = subprocess.run(args, cwd=workdir, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise ReportError(f"quarto render failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
+    ext = {"html": ".html", "typst": ".pdf"}[to]
+    return workdir / (Path(qmd).stem + ext)
+
+
+def render_report(
+    template: str | Path,
+    content,
+    out_html: str | Path,
+    params: dict,
+    engine: str = "auto",
+    forbidden: dict | None = None,
+    out_pdf: str | Path | None = None,
+    keep: bool = False,
+    km=None,
+) -> Path:
+    """Render ``template`` with ``content`` into ``out_html`` (and ``out_pdf`` with Quarto).
+
+    ``content`` is the dict from ``content.py`` or a function returning it (called once the
+    kernel is booting, so that both run at once). ``km``: a running kernel shared by several
+    renders (``render_batch``); its namespace is reset before the template runs.
+
+    ``forbidden`` are identifiers (see ``confidentiality.forbidden_identifiers``) that must not
+    appear anywhere in the output: a hit is an error and nothing is written.
+    """
+    from flaqum.report.confidentiality import scan_report
+
+    template = Path(template)
+    out_html = Path(out_html)
+    engine = choose_engine(engine)
+    out_html.parent.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix=f".{out_html.stem}.render.", dir=out_html.parent))
+    shared = km is not None
+    try:
+        shutil.copy2(template, workdir / template.name)
+        css_path = template.parent / "report.css"
+        if css_path.exists():
+            shutil.copy2(css_path, workdir / "report.css")
+        if engine == "jupyter" and callable(content) and not shared:
+            km = start_kernel(workdir)
+        if callable(content):
+            content = content()
+        (workdir / "content.json").write_text(json.dumps(content))
+        params = {**params, "bundle": str((workdir / "content.json").resolve())}
+        if engine == "quarto":
+            html_file = _quarto(workdir, template.name, params, "html")
+            html = html_file.read_text()
+        else:
+            nb = inject_parameters(read_qmd(workdir / template.name), params)
+            if shared:
+                import nbformat
+
+                nb.cells.insert(
+                    0,
+                    nbformat.v4.new_code_cell(
+                        'get_ipython().run_line_magic("reset", "-f")',
+                        metadata={"tags": ["injected-reset"]},
+                    ),
+                )
+            execute_notebook(nb, workdir, km=km)
+            css = css_path.read_text() if css_path.exists() else ""
+            html = notebook_to_html(nb, content.get("title", ""), css)
+        if forbidden:
+            hits = scan_report(html, forbidden)
+            if hits:
+                raise ReportError(f"{out_html}: the report names another hospital: {hits[:5]}")
+        tmp = out_html.with_name(f".{out_html.name}.part")
+        tmp.write_text(html)
+        if engine == "quarto" and out_pdf is not None:
+            pdf = _quarto(workdir, template.name, params, "typst")
+            shutil.move(pdf, Path(out_pdf))
+        os.replace(tmp, out_html)
+        return out_html
+    finally:
+        if km is not None and not shared:
+            km.shutdown_kernel(now=True)
+        if not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+        part = out_html.with_name(f".{out_html.name}.part")
+        if part.exists():
+            part.unlink()
+
+
+def build_content(root: str | Path, wave: str, hospital: str | None = None) -> dict:
+    """Content straight from the results under ``root`` (for a hand-run ``quarto render``)."""
+    from flaqum.config import load_study
+    from flaqum.report.content import build_hospital, consortium_content
+    from flaqum.report.data import load_wave, wave_paths
+
+    study = load_study(Path(root) / "config" / "config.yaml", root=root)
+    surveys = [s for s, spec in study.sources.items() if spec["kind"] == "survey"]
+    res = load_wave(wave, wave_paths(root, wave, surveys))
+    return build_hospital(res, study, hospital) if hospital else consortium_content(res, study)
+
+
+# --- what the rules call --------------------------------------------------------------------
+
+
+def render_hospital(
+    study,
+    wave: str,
+    hospital: str,
+    paths: dict,
+    out_html,
+    template,
+    engine: str = "auto",
+    out_pdf=None,
+    results=None,
+    km=None,
+) -> Path:
+    """Load the wave (unless ``results`` is given), build the hospital's content from its
+    confidential view, render it and scan it for other hospitals' identifiers."""
+    from flaqum.report.confidentiality import forbidden_identifiers
+    from flaqum.report.content import build_hospital
+    from flaqum.report.data import load_wave
+
+    res = results if results is not None else load_wave(wave, paths)
+
+    def content():
+        return build_hospital(res, study, hospital)
+
+    return render_report(
+        template,
+        content,
+        out_html,
+        {"hospital": hospital, "wave": wave},
+        engine=engine,
+        forbidden=forbidden_identifiers(res, hospital),
+        out_pdf=out_pdf,
+        km=km,
+    )
+
+
+def render_consortium(
+    study,
+    wave: str,
+    paths: dict,
+    out_html,
+    template,
+    engine: str = "auto",
+    out_pdf=None,
+    results=None,
+) -> Path:
+    from flaqum.report.content import consortium_content
+    from flaqum.report.data import load_wave
+
+    res = results if results is not None else load_wave(wave, paths)
+    return render_report(
+        template,
+        lambda: consortium_content(res, study),
+        out_html,
+        {"wave": wave},
+        engine=engine,
+        out_pdf=out_pdf,
+    )
+
+
+def render_batch(
+    study,
+    wave: str,
+    paths: dict,
+    hospitals,
+    out_dir,
+    template,
+    engine: str = "auto",
+    pdf: bool = False,
+    log=None,
+    results=None,
+) -> list[Path]:
+    """Render several hospitals' reports of one wave in one process: the wave is read once
+    and, with the Jupyter engine, one kernel executes every render (its namespace reset in
+    between). Each render still has its own folder and copy of the template, and each report
+    is scanned before it is written. Writes ``<out_dir>/<hospital>.html`` (and ``.pdf``)."""
+    import time
+
+    from flaqum.report.data import load_wave
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    engine = choose_engine(engine)
+    res = results if results is not None else load_wave(wave, paths)
+    km = (
+        start_kernel(Path(tempfile.mkdtemp(prefix=".kernel.", dir=out_dir)))
+        if engine == "jupyter" and hospitals
+        else None
+    )
+    done = []
+    try:
+        for h in hospitals:
+            t = time.time()
+            out = render_hospital(
+                study,
+                wave,
+                h,
+                paths,
+                out_dir / f"{h}.html",
+                template,
+                engine=engine,
+                results=res,
+                km=km,
+                out_pdf=out_dir / f"{h}.pdf" if pdf else None,
+            )
+            done.append(out)
+            if log:
+                log.info(f"{wave}/{h}: {time.time() - t:.2f} s -> {out}")
+    finally:
+        if km is not None:
+            km.shutdown_kernel(now=True)
+        for p in out_dir.glob(".kernel.*"):
+            shutil.rmtree(p, ignore_errors=True)
+    return done

@@ -1,0 +1,273 @@
+"""Report tables: formatted from the confidential view, written as plain HTML tables.
+
+Blank cells carry the reason (for instance "fewer than 5 responses") as text, never a number
+hidden by styling. Numbers are formatted for readers: means with 2 decimals, percentages whole.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+
+import pandas as pd
+
+
+def num(x, digits: int = 2) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)) or pd.isna(x):
+        return ""
+    return f"{x:.{digits}f}"
+
+
+def signed(x, digits: int = 2) -> str:
+    s = num(x, digits)
+    return ("+" + s) if s and not s.startswith("-") and float(x) != 0 else s.replace("-", "\u2212")
+
+
+def interval(lo, hi, digits: int = 2) -> str:
+    if pd.isna(lo) or pd.isna(hi):
+        return ""
+    return f"{num(lo, digits)} to {num(hi, digits)}"
+
+
+def pct(x) -> str:
+    return "" if pd.isna(x) else f"{x:.0f}%"
+
+
+def count(x) -> str:
+    return "" if pd.isna(x) else f"{int(x)}"
+
+
+def html_table(
+    rows: list[list[str]],
+    header: list[str],
+    caption: str = "",
+    cls: str = "",
+    row_classes: list[str] | None = None,
+    numeric: set[int] | None = None,
+) -> str:
+    """A table of already formatted strings (escaped here)."""
+    numeric = numeric or set()
+    out = [f'<table class="report-table {cls}">']
+    if caption:
+        out.append(f"<caption>{html.escape(caption)}</caption>")
+    out.append(
+        "<thead><tr>"
+        + "".join(f"<th>{html.escape(h)}</th>" for h in header)
+        + "</tr></thead><tbody>"
+    )
+    for i, r in enumerate(rows):
+        rc = f' class="{row_classes[i]}"' if row_classes and row_classes[i] else ""
+        cells = "".join(
+            f'<td class="num">{html.escape(c)}</td>'
+            if j in numeric
+            else f"<td>{html.escape(c)}</td>"
+            for j, c in enumerate(r)
+        )
+        out.append(f"<tr{rc}>{cells}</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+SIGNAL_WORDS = {
+    "higher": "clearly higher than the consortium",
+    "lower": "clearly lower than the consortium",
+    "common": "within the usual range",
+    "": "",
+}
+
+
+def glance_table(scales: pd.DataFrame, change: pd.DataFrame | None, k: int) -> str:
+    ch = {} if change is None else change.set_index("scale").to_dict("index")
+    rows, classes = [], []
+    for r in scales.itertuples(index=False):
+        c = ch.get(r.scale)
+        if c is None:
+            change_txt = "not measured before"
+        elif c["status"] != "shown":
+            change_txt = f"fewer than {k} responses"
+        else:
+            change_txt = f"{signed(c['change'])} ({interval(c['ci_low'], c['ci_high'])})"
+        if r.status != "shown":
+            rows.append(
+                [
+                    r.label,
+                    f"{r.rmin}\u2013{r.rmax}",
+                    f"fewer than {k} responses",
+                    "",
+                    "",
+                    num(r.consortium_mean),
+                    "",
+                    change_txt,
+                ]
+            )
+            classes.append("suppressed")
+            continue
+        rows.append(
+            [
+                r.label,
+                f"{r.rmin}\u2013{r.rmax}",
+                count(r.n),
+                num(r.mean),
+                interval(r.ci_low, r.ci_high),
+                num(r.consortium_mean),
+                SIGNAL_WORDS[r.signal],
+                change_txt,
+            ]
+        )
+        classes.append(f"signal-{r.signal}")
+    return html_table(
+        rows,
+        [
+            "Scale",
+            "Range",
+            "Respondents",
+            "Your score",
+            "95% interval",
+            "Consortium average",
+            "Compared with the consortium",
+            "Change since last wave (95% interval)",
+        ],
+        cls="glance",
+        row_classes=classes,
+        numeric={2, 3, 4, 5},
+    )
+
+
+def teams_table(tv: pd.DataFrame, k: int, threshold: float) -> str:
+    from flaqum.report.confidentiality import status_text
+
+    rows, classes = [], []
+    shown = tv[tv["status"] == "shown"].sort_values("mean", ascending=False)
+    hidden = tv[tv["status"] != "shown"].sort_values("team_name")
+    for r in shown.itertuples(index=False):
+        agree = num(r.rwg_j)
+        if r.low_agreement:
+            agree += " (members disagree)"
+        rows.append([r.team_name, count(r.n), num(r.mean), interval(r.ci_low, r.ci_high), agree])
+        classes.append("low-agreement" if r.low_agreement else "")
+    for r in hidden.itertuples(index=False):
+        rows.append([r.team_name, status_text(r.status, k), "", "", ""])
+        classes.append("suppressed")
+    return html_table(
+        rows,
+        [
+            "Team",
+            "Respondents",
+            "Team score",
+            "95% interval",
+            f"Agreement rwg (below {threshold:.2f}: members disagree)",
+        ],
+        cls="teams",
+        row_classes=classes,
+        numeric={1, 2, 3},
+    )
+
+
+def items_table(items: pd.DataFrame, k: int) -> str:
+    rows, classes = [], []
+    for r in items.itertuples(index=False):
+        text = f"{r.item}{' (r)' if r.reverse else ''}: {r.text}"
+        if r.status != "shown":
+            rows.append(
+                [text, f"fewer than {k} responses", "", "", "", pct(r.consortium_pct_positive)]
+            )
+            classes.append("suppressed")
+        else:
+            rows.append(
+                [
+                    text,
+                    count(r.n),
+                    num(r.mean),
+                    pct(r.pct_positive),
+                    pct(r.pct_missing),
+                    pct(r.consortium_pct_positive),
+                ]
+            )
+            classes.append("")
+    return html_table(
+        rows,
+        ["Item", "Answers", "Average", "% positive", "% missing", "Consortium % positive"],
+        cls="items",
+        row_classes=classes,
+        numeric={1, 2, 3, 4, 5},
+    )
+
+
+def stakeholder_table(st: pd.DataFrame, k: int) -> str:
+    a, b = st["side_a"].iloc[0], st["side_b"].iloc[0]
+    rows = []
+    for r in st.itertuples(index=False):
+        rows.append(
+            [
+                r.label,
+                num(r.mean_a) or f"fewer than {k} responses",
+                num(r.mean_b) or f"fewer than {k} responses",
+                signed(r.gap),
+                signed(r.consortium_gap),
+            ]
+        )
+    return html_table(
+        rows,
+        ["Dimension", a, b, f"Gap ({b} minus {a})", "Gap in the consortium"],
+        cls="stakeholders",
+        numeric={1, 2, 3, 4},
+    )
+
+
+def maturity_table(mat: pd.DataFrame, baseline) -> str:
+    rows, classes = [], []
+    for r in mat[mat["level"].isin(["total", "driver", "building_block"])].itertuples(index=False):
+        lab = r.label if r.level != "building_block" else "\u2003" + r.label
+        below = baseline is not None and pd.notna(r.value) and r.value < baseline
+        rows.append(
+            [
+                lab,
+                num(r.value),
+                num(r.consortium_median),
+                "below baseline" if below else ("at or above baseline" if baseline else ""),
+            ]
+        )
+        classes.append(
+            ("driver " if r.level != "building_block" else "") + ("below" if below else "")
+        )
+    return html_table(
+        rows,
+        [
+            "Driver / building block",
+            "Your level",
+            "Consortium median",
+            "Against the baseline level",
+        ],
+        cls="maturity",
+        row_classes=classes,
+        numeric={1, 2},
+    )
+
+
+def psychometrics_table(psy: pd.DataFrame, labels: dict[str, str]) -> str:
+    cols = [
+        ("alpha", "Alpha", 2),
+        ("omega", "Omega", 2),
+        ("cfi", "CFI", 2),
+        ("rmsea", "RMSEA", 3),
+        ("icc1", "ICC(1)", 2),
+        ("icc2", "ICC(2)", 2),
+        ("rwg_j_median", "Median rwg", 2),
+    ]
+    cols = [c for c in cols if c[0] in psy.columns]
+    rows = []
+    for _, r in psy.iterrows():
+        rows.append(
+            [
+                labels.get(r["scale"], r["scale"]),
+                count(r.get("n_respondents")),
+                count(r.get("n_items")),
+            ]
+            + [num(r[c], d) for c, _, d in cols]
+        )
+    return html_table(
+        rows,
+        ["Scale", "Respondents", "Items"] + [h for _, h, _ in cols],
+        cls="psychometrics",
+        numeric=set(range(1, 3 + len(cols))),
+    )

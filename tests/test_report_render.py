@@ -1,0 +1,257 @@
+"""Rendering reports through the Jupyter fallback (no Quarto needed), read as a user would:
+sections, figures, no code, and the confidentiality scan of the finished HTML."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import pandas as pd
+import pytest
+from test_report import build_results
+
+from flaqum.report import render
+from flaqum.report.confidentiality import forbidden_identifiers, scan_report
+from flaqum.report.data import WaveResults
+
+TEMPLATE = render.TEMPLATE_DIR / "hospital.qmd"
+SENTINEL = 11.7777  # outside every scale: written into suppressed teams, never to be shown
+
+
+def visible_text(html: str) -> str:
+    """Text a reader sees (tags, SVG path data and attributes removed)."""
+    html = re.sub(r"<(style|script)\b.*?</\1>", " ", html, flags=re.S)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+@pytest.fixture(scope="module")
+def rendered(study, small_consortium, tmp_path_factory):
+    raw, _ = small_consortium
+    res = build_results(study, raw, "2025-2", previous="2024-1")
+    k = study.min_group_size
+    teams = res.teams.copy()
+    small = teams["n"] < k
+    teams.loc[small, ["raw_mean", "eb_mean", "ci_low", "ci_high"]] = SENTINEL
+    res = WaveResults(**{**res.__dict__, "teams": teams})
+    # two hospitals: the one with most small teams, and a late joiner (no trend)
+    counts = teams[small & (teams["scale"] == "psych_safety")].groupby("hospital_id").size()
+    first = str(counts.idxmax())
+    late = [h for h in res.hospital_ids() if h not in set(res.change["hospital_id"])]
+    hospitals = [first, late[0]]
+    out = tmp_path_factory.mktemp("reports")
+    render.render_batch(
+        study, "2025-2", {}, hospitals, out, TEMPLATE, engine="jupyter", results=res
+    )
+    render.render_consortium(
+        study,
+        "2025-2",
+        {},
+        out / "consortium.html",
+        render.TEMPLATE_DIR / "consortium.qmd",
+        engine="jupyter",
+        results=res,
+    )
+    return res, out, hospitals
+
+
+def test_reports_are_written_alone_and_self_contained(rendered):
+    res, out, hospitals = rendered
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [f"{h}.html" for h in hospitals] + ["consortium.html"]
+    )
+    for h in hospitals:
+        html = (out / f"{h}.html").read_text()
+        assert html.startswith("<!DOCTYPE html>")
+        assert not re.search(r"<(script|link)\b[^>]*(src|href)=\"https?:", html)
+        assert "<script" not in html
+        assert "report.show" not in html and "import " not in visible_text(html)
+        assert f"<title>{res.hospital_name(h)}: feedback report, wave 2025-2</title>" in html
+
+
+SECTIONS = [
+    "At a glance",
+    "Three things worth a conversation",
+    "Between hospitals",
+    "Between your teams",
+    "Maturity Matrix",
+    "Patients and professionals",
+    "Trend since the previous wave",
+    "Every question",
+    "How to read this report",
+    "Methods",
+]
+
+
+def test_hospital_reports_have_every_section_and_their_figures(rendered):
+    res, out, hospitals = rendered
+    for h in hospitals:
+        html = (out / f"{h}.html").read_text()
+        heads = [
+            visible_text(x).strip()
+            for x in re.findall(r"<h[23][^>]*>(.*?)</h[23]>", html, flags=re.S)
+        ]
+        for s in SECTIONS:
+            assert s in heads, (h, s)
+        svgs = re.findall(r"<svg\b.*?</svg>", html, flags=re.S)
+        # glance, between, 2 x teams, maturity, stakeholders, and trend for the first hospital
+        assert len(svgs) == 6 + (h == hospitals[0]), len(svgs)
+        for svg in svgs:
+            assert 'role="img"' in svg and "<title>" in svg
+        text = visible_text(html)
+        assert res.hospital_name(h) in text
+        assert text.count("Each row is") >= 3  # the sentences saying what a chart shows
+
+
+def test_trend_section_says_when_there_is_no_previous_wave(rendered):
+    res, out, (with_trend, late) = rendered
+    assert "did not take part in the previous wave" in visible_text(
+        (out / f"{late}.html").read_text()
+    )
+    text = visible_text((out / f"{with_trend}.html").read_text())
+    assert "What changed since the previous wave" in text
+    assert "did not take part in the previous wave" not in text
+
+
+def test_no_other_hospital_is_named_anywhere(rendered):
+    res, out, hospitals = rendered
+    for h in hospitals:
+        html = (out / f"{h}.html").read_text()
+        assert scan_report(html, forbidden_identifiers(res, h)) == []
+        text = visible_text(html)
+        for other in res.hospital_ids():
+            if other != h:
+                assert res.hospital_name(other) not in text
+                assert not re.search(rf"\b{other}\b", html)
+
+
+def test_no_value_of_a_group_below_k(study, rendered):
+    res, out, hospitals = rendered
+    k = study.min_group_size
+    names = res.team_register.set_index(["hospital_id", "team_id"])["team_name"]
+    for h in hospitals:
+        html = (out / f"{h}.html").read_text()
+        text = visible_text(html)
+        assert f"{SENTINEL:.2f}" not in text and f"{SENTINEL:.1f}" not in text
+        team_scales = [
+            sid for i in study.instruments.values() if i.unit == "team" for sid in i.scales
+        ]
+        small = res.teams[
+            (res.teams["hospital_id"] == h)
+            & (res.teams["n"] < k)
+            & res.teams["scale"].isin(team_scales)
+        ]
+        assert len(small), "the chosen hospital has small teams"
+        for tid in set(small["team_id"]):
+            name = names[(h, tid)]
+            assert f"{name} (n=" not in text
+            assert re.search(rf"{re.escape(name)} \((fewer than {k} responses|withheld)", text)
+        # the team tables list hidden teams without numbers
+        for row in re.findall(r'<tr class="suppressed">(.*?)</tr>', html, flags=re.S):
+            assert not re.search(r"\d", visible_text(row).replace(f"fewer than {k}", ""))
+
+
+def test_consortium_report_names_every_hospital(rendered):
+    res, out, _ = rendered
+    html = (out / "consortium.html").read_text()
+    for name in res.organisations["hospital_name"]:
+        assert name in html
+    heads = [visible_text(x).strip() for x in re.findall(r"<h2[^>]*>(.*?)</h2>", html, flags=re.S)]
+    for head in (
+        "Validation",
+        "Variance partitions",
+        "All hospitals",
+        "Psychometrics",
+        "Hypotheses",
+    ):
+        assert head in heads
+
+
+def test_a_report_naming_another_hospital_is_not_written(study, rendered, tmp_path):
+    res, _, hospitals = rendered
+    h = hospitals[0]
+    forbidden = forbidden_identifiers(res, h)
+    forbidden["hospital name"] = forbidden["hospital name"] | {res.hospital_name(h)}
+    forbidden["_allowed"] = set()
+    from flaqum.report.content import build_hospital
+
+    with pytest.raises(render.ReportError, match="names another hospital"):
+        render.render_report(
+            TEMPLATE,
+            build_hospital(res, study, h),
+            tmp_path / f"{h}.html",
+            {"hospital": h, "wave": "2025-2"},
+            engine="jupyter",
+            forbidden=forbidden,
+        )
+    assert list(tmp_path.iterdir()) == []  # no report, no .part file, no render folder
+
+
+def test_engine_choice(monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    assert render.choose_engine("auto") == "jupyter"
+    assert render.choose_engine("jupyter") == "jupyter"
+    with pytest.raises(render.ReportError, match="quarto is not on PATH"):
+        render.choose_engine("quarto")
+    with pytest.raises(render.ReportError, match="must be one of"):
+        render.choose_engine("pandoc")
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/quarto")
+    assert render.choose_engine("auto") == "quarto"
+    assert render.choose_engine("jupyter") == "jupyter"
+
+
+def test_quarto_engine_is_called_per_render_folder(study, rendered, monkeypatch, tmp_path):
+    """With Quarto, the copy of the template in the render's own folder is rendered with the
+    parameters, and its HTML is scanned and moved into place."""
+    res, _, hospitals = rendered
+    calls = []
+
+    def fake_quarto(workdir, qmd, params, to):
+        calls.append((workdir, qmd, dict(params), to))
+        assert (workdir / qmd).exists() and (workdir / "content.json").exists()
+        out = workdir / "hospital.html"
+        out.write_text("<html><body>ok</body></html>")
+        return out
+
+    monkeypatch.setattr(render, "_quarto", fake_quarto)
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/quarto")
+    out = tmp_path / "H.html"
+    render.render_report(
+        TEMPLATE,
+        {"title": "t", "sections": {}},
+        out,
+        {"hospital": hospitals[0], "wave": "2025-2"},
+        engine="auto",
+        forbidden=forbidden_identifiers(res, hospitals[0]),
+    )
+    assert out.read_text().startswith("<html>")
+    ((workdir, qmd, params, to),) = calls
+    assert qmd == "hospital.qmd" and to == "html" and workdir.parent == tmp_path
+    assert params["hospital"] == hospitals[0] and params["bundle"].endswith("content.json")
+    assert not workdir.exists()
+    assert isinstance(pd.__version__, str)
+
+
+def _job_counts(stdout: str) -> dict[str, int]:
+    block = stdout.split("Job stats:")[1].split("\n\n")[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", block, re.M)}
+
+
+@pytest.mark.slow
+def test_dag_renders_one_report_per_registered_hospital(tmp_path, small_consortium):
+    """A dry run: a report per hospital of each wave's register and a consortium report per
+    wave; ``report.hospitals`` restricts the hospitals."""
+    from conftest import make_project, run_snakemake
+
+    raw, truth = small_consortium
+    proj = make_project(tmp_path, raw)
+    counts = _job_counts(run_snakemake(proj, "-n").stdout)
+    n = sum(len(w["hospitals_in_wave"]) for w in truth["waves"].values())
+    assert counts["hospital_report"] == n
+    assert counts["consortium_report"] == len(truth["waves"])
+    assert counts["render_reports"] == 2 * len(truth["waves"])
+    cfg = proj / "config" / "config.yaml"
+    text = cfg.read_text().replace("  engine: auto", '  engine: jupyter\n  hospitals: ["H02"]')
+    cfg.write_text(text)
+    counts = _job_counts(run_snakemake(proj, "-n").stdout)
+    assert counts["hospital_report"] == len(truth["waves"])
+    assert counts["render_reports"] == len(truth["waves"])
