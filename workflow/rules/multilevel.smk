@@ -1,3 +1,7 @@
+localrules:
+    multilevel_merge,
+
+
 rule multilevel:
     input:
         scores="results/{wave}/scores/{source}.parquet",
@@ -42,6 +46,8 @@ rule change:
         "logs/{wave}/change.log",
     benchmark:
         "benchmarks/{wave}/change.tsv"
+    params:
+        previous_wave=lambda wc: previous_wave(wc.wave),
     conda:
         CONDA_ENV
     script:

@@ -1,10 +1,14 @@
+localrules:
+    psychometrics_merge,
+
+
 rule psychometrics:
     input:
-        items="data/processed/{wave}/{source}.parquet",
+        processed="data/processed/{wave}/{source}.parquet",
         scores="results/{wave}/scores/{source}.parquet",
     output:
         scales="results/{wave}/psychometrics/by_source/{source}/scales.csv",
-        items="results/{wave}/psychometrics/by_source/{source}/items.csv",
+        item_stats="results/{wave}/psychometrics/by_source/{source}/items.csv",
         agreement="results/{wave}/psychometrics/by_source/{source}/agreement.csv",
     log:
         "logs/{wave}/psychometrics_{source}.log",
@@ -21,7 +25,7 @@ rule psychometrics_merge:
         unpack(psychometrics_parts),
     output:
         scales="results/{wave}/psychometrics/scales.csv",
-        items="results/{wave}/psychometrics/items.csv",
+        item_stats="results/{wave}/psychometrics/items.csv",
         agreement="results/{wave}/psychometrics/agreement.csv",
     log:
         "logs/{wave}/psychometrics_merge.log",

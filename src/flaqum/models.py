@@ -1,0 +1,155 @@
+"""The wave's multilevel tables, from scored respondents (``results/<wave>/multilevel/``).
+
+Per survey source and scale: the variance partition (``variance.csv``), each team's and each
+hospital's raw and empirical-Bayes means (``teams.csv``, ``hospitals.csv``; rows below the
+minimum group size suppressed), the adjusted models (``adjusted.csv``: case mix, and the
+cross-level model with the hospital's maturity as a predictor) and, from a second wave on,
+each hospital's change since the previous wave (``change.csv``). The fitting itself is
+:mod:`flaqum.multilevel`; this module only applies it to a source's scores.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from flaqum.config import Study
+from flaqum.multilevel import (
+    HOSPITAL_COLUMNS,
+    TEAM_COLUMNS,
+    VARIANCE_COLUMNS,
+    Z95,
+    fit_change,
+    fit_nested,
+    hospitals_table,
+    teams_table,
+    variance_row,
+)
+from flaqum.utils import get_logger
+
+ADJUSTED_COLUMNS = [
+    "scale", "model", "term", "estimate", "se", "z", "p", "ci_low", "ci_high", "n_respondents",
+    "n_hospitals", "var_hospital", "var_team", "var_residual", "r2_hospital", "r2_team",
+    "converged",
+]
+CHANGE_COLUMNS = [
+    "scale", "hospital_id", "previous_wave", "n_previous", "n", "previous_eb_mean", "eb_mean",
+    "change", "se", "ci_low", "ci_high", "suppressed",
+]
+
+log = get_logger()
+
+
+def _has_teams(scores: pd.DataFrame) -> bool:
+    return "team_id" in scores.columns and bool(scores["team_id"].notna().any())
+
+
+def _fit(scores: pd.DataFrame, scale: str, covariates=()):
+    team = "team_id" if _has_teams(scores) else None
+    return fit_nested(scores, scale, hospital="hospital_id", team=team, covariates=covariates)
+
+
+def _scales(study: Study, source: str, scores: pd.DataFrame) -> list[str]:
+    return [s for s in study.scales_for(source) if s in scores and scores[s].notna().any()]
+
+
+def multilevel_tables(
+    study: Study, source: str, scores: pd.DataFrame, maturity: pd.DataFrame | None = None
+) -> dict[str, pd.DataFrame]:
+    """variance, teams, hospitals and adjusted tables of one source (CONTRACT section 4)."""
+    k = study.min_group_size
+    ml = study.config.get("multilevel", {})
+    casemix = [c for c in (ml.get("covariates") or {}).get(source, []) if c in scores.columns]
+    predictor = ml.get("cross_level_predictor")
+    data = scores
+    if predictor and maturity is not None and predictor in maturity.columns:
+        m = maturity[["hospital_id", predictor]].astype({"hospital_id": "string"})
+        data = scores.merge(m.drop_duplicates("hospital_id"), on="hospital_id", how="left")
+    else:
+        predictor = None
+    variance, teams, hospitals, adjusted = [], [], [], []
+    for scale in _scales(study, source, scores):
+        fit = _fit(scores, scale)
+        variance.append(variance_row(fit, scale))
+        if not fit.teams.empty:
+            teams.append(teams_table(fit, scale, k))
+        hospitals.append(hospitals_table(fit, scale, k))
+        models = {}
+        if casemix:
+            models["casemix"] = [f"C({c})" for c in casemix]
+        if predictor:
+            models["cross_level"] = [*models.get("casemix", []), predictor]
+        for name, covs in models.items():
+            try:
+                adj = _fit(data, scale, covs)
+            except ValueError as e:  # e.g. one profession only in a small wave
+                log.warning(f"{source}/{scale}: {name} model not fitted: {e}")
+                continue
+            adjusted.append(_adjusted_rows(scale, name, adj, fit))
+        log.info(
+            f"{source}/{scale}: n={fit.n_respondents}, vpc hospital {fit.vpc_hospital:.3f}, "
+            f"team {fit.vpc_team:.3f}"
+        )
+    return {
+        "variance": pd.DataFrame(variance, columns=VARIANCE_COLUMNS),
+        "teams": _concat(teams, TEAM_COLUMNS),
+        "hospitals": _concat(hospitals, HOSPITAL_COLUMNS),
+        "adjusted": _concat(adjusted, ADJUSTED_COLUMNS),
+    }
+
+
+def _adjusted_rows(scale: str, model: str, adj, null) -> pd.DataFrame:
+    """Fixed effects of an adjusted model, with its variance components and the share of the
+    null model's hospital and team variance it explains (proportional reduction)."""
+    fe = adj.fixed_effects.copy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2h = 1 - adj.var_hospital / null.var_hospital if null.var_hospital > 0 else np.nan
+        r2t = 1 - adj.var_team / null.var_team if null.var_team > 0 else np.nan
+    fe = fe.assign(
+        scale=scale, model=model, n_respondents=adj.n_respondents, n_hospitals=adj.n_hospitals,
+        var_hospital=adj.var_hospital, var_team=adj.var_team, var_residual=adj.var_residual,
+        r2_hospital=r2h, r2_team=r2t, converged=bool(adj.converged),
+    )
+    return fe[ADJUSTED_COLUMNS]
+
+
+def _concat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+
+def change_table(
+    study: Study, source: str, current: pd.DataFrame, previous: pd.DataFrame,
+    wave: str, previous_wave: str,
+) -> pd.DataFrame:
+    """Each hospital's change in every scale of a source since the previous wave.
+
+    ``fit_change`` on the two waves' respondents; hospitals present in both waves only. A
+    hospital with fewer than ``min_group_size`` respondents in either wave is suppressed.
+    """
+    k = study.min_group_size
+    both = pd.concat(
+        [current.assign(wave=f"1:{wave}"), previous.assign(wave=f"0:{previous_wave}")],
+        ignore_index=True,
+    )
+    team = "team_id" if _has_teams(both) else None
+    rows = []
+    for scale in _scales(study, source, current):
+        if scale not in previous or previous[scale].notna().sum() == 0:
+            continue
+        ch = fit_change(both, scale, wave_col="wave", hospital="hospital_id", team=team)
+        c = ch.changes
+        rows.append(pd.DataFrame({
+            "scale": scale, "hospital_id": c["hospital_id"].astype(str),
+            "previous_wave": previous_wave, "n_previous": c["n_1"], "n": c["n_2"],
+            "previous_eb_mean": c["eb_mean_1"], "eb_mean": c["eb_mean_2"],
+            "change": c["change"], "se": c["change_se"],
+            "ci_low": c["change"] - Z95 * c["change_se"],
+            "ci_high": c["change"] + Z95 * c["change_se"],
+        }))
+        log.info(f"{source}/{scale}: mean change {ch.wave_effect:+.3f} (se {ch.wave_effect_se:.3f})")
+    out = _concat(rows, CHANGE_COLUMNS[:-1])
+    out["suppressed"] = (out["n"] < k) | (out["n_previous"] < k)
+    masked = ["previous_eb_mean", "eb_mean", "change", "se", "ci_low", "ci_high"]
+    out[masked] = out[masked].astype(float)
+    out.loc[out["suppressed"], masked] = np.nan
+    return out[CHANGE_COLUMNS]
