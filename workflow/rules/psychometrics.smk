@@ -44,6 +44,8 @@ rule invariance:
         "logs/{wave}/invariance.log",
     benchmark:
         "benchmarks/{wave}/invariance.tsv"
+    params:
+        previous_wave=lambda wc: previous_wave(wc.wave),
     conda:
         CONDA_ENV
     script:
