@@ -121,3 +121,99 @@ def test_lint_and_format_are_clean(tmp_path, small_consortium):
         text=True,
     )
     assert fmt.returncode == 0, fmt.stderr
+
+
+CONTRACT_COLUMNS = {
+    "psychometrics/scales.csv": [
+        "scale", "instrument", "n_respondents", "n_items", "alpha", "alpha_ci_low",
+        "alpha_ci_high", "omega", "cfi", "tli", "rmsea", "srmr", "icc1", "icc2", "rwg_j_mean",
+        "rwg_j_median", "awg_mean", "n_teams",
+    ],
+    "psychometrics/items.csv": [
+        "scale", "item", "n", "mean", "sd", "pct_missing", "item_total_r", "alpha_if_deleted",
+        "loading",
+    ],
+    "multilevel/variance.csv": [
+        "scale", "n_respondents", "n_teams", "n_hospitals", "intercept", "var_hospital",
+        "var_team", "var_residual", "vpc_hospital", "vpc_team", "converged", "singular",
+    ],
+    "multilevel/teams.csv": [
+        "scale", "hospital_id", "team_id", "n", "raw_mean", "eb_mean", "eb_se", "ci_low",
+        "ci_high", "suppressed",
+    ],
+    "multilevel/hospitals.csv": [
+        "scale", "hospital_id", "n", "raw_mean", "eb_mean", "eb_se", "ci_low", "ci_high",
+        "suppressed",
+    ],
+}
+
+
+def test_statistics_follow_the_contract(first_wave_project, study):
+    proj = first_wave_project[0]
+    res = proj / "results/2024-1"
+    for name, cols in CONTRACT_COLUMNS.items():
+        table = pd.read_csv(res / name, dtype={"hospital_id": str, "team_id": str})
+        assert list(table.columns[: len(cols)]) == cols, name
+        assert len(table) > 0, name
+    scales = pd.read_csv(res / "psychometrics/scales.csv")
+    survey_scales = set(study.scales_for("staff")) | set(study.scales_for("patients"))
+    assert survey_scales <= set(scales["scale"])
+    teams = pd.read_csv(res / "multilevel/teams.csv", dtype={"hospital_id": str, "team_id": str})
+    small = teams[teams["n"] < study.min_group_size]
+    assert len(small) > 0, "the small consortium should have teams below the minimum"
+    assert small["suppressed"].all()
+    assert small[["raw_mean", "eb_mean", "eb_se", "ci_low", "ci_high"]].isna().all().all()
+    summary = pd.read_csv(res / "hypotheses/summary.csv")
+    assert set(summary["hypothesis"]) == {p.stem for p in (ROOT / "config/hypotheses").glob("*.yaml")}
+
+
+def test_every_hospital_gets_a_report_naming_no_other(first_wave_project):
+    proj = first_wave_project[0]
+    orgs = pd.read_csv(proj / "data/raw/2024-1/organisations.csv", dtype=str)
+    names = dict(zip(orgs["hospital_id"], orgs["hospital_name"], strict=True))
+    assert (proj / "reports/2024-1/consortium.html").exists()
+    for hid in names:
+        html = (proj / f"reports/2024-1/{hid}.html").read_text()
+        assert names[hid] in html
+        for other, name in names.items():
+            if other != hid:
+                assert name not in html, f"{hid}'s report names {other}"
+
+
+def test_a_new_hypothesis_file_adds_a_target(first_wave_project, tmp_path):
+    proj = first_wave_project[0]
+    spec = proj / "config/hypotheses/collab_incidents.yaml"
+    spec.write_text(
+        "id: collab_incidents\n"
+        "description: Teams that collaborate better report more incidents per patient day.\n"
+        "level: team\nfamily: negative_binomial\n"
+        "outcome: {source: team_outcomes, column: incidents_reported, exposure: patient_days}\n"
+        "predictors: [team_collab]\ncovariates: []\nstandardize: false\nrobust: true\n"
+        "waves: all\n"
+    )
+    try:
+        target = "results/2024-1/hypotheses/collab_incidents.json"
+        run_snakemake(proj, target)
+        result = json.loads((proj / target).read_text())
+        assert result["id"] == "collab_incidents" and result["n"] > 0
+        summary = pd.read_csv(proj / "results/2024-1/hypotheses/summary.csv")
+        assert "collab_incidents" in set(summary["hypothesis"])
+        assert summary["q"].notna().any()
+    finally:
+        spec.unlink()
+
+
+def test_results_are_deterministic(tmp_path, small_consortium):
+    """Two runs from scratch write the same numbers (to 1e-9)."""
+    raw_src, _ = small_consortium
+    tables = ["multilevel/variance.csv", "multilevel/hospitals.csv", "psychometrics/scales.csv",
+              "hypotheses/summary.csv"]
+    runs = []
+    for name in ("a", "b"):
+        proj = make_project(tmp_path / name, raw_src, waves=["2024-1"])
+        run_snakemake(proj, *[f"results/2024-1/{t}" for t in tables])
+        runs.append(proj)
+    for t in tables:
+        a = pd.read_csv(runs[0] / "results/2024-1" / t)
+        b = pd.read_csv(runs[1] / "results/2024-1" / t)
+        pd.testing.assert_frame_equal(a, b, rtol=1e-9, atol=1e-12)

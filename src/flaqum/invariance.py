@@ -1,4 +1,4 @@
-"""Which measurement-invariance comparisons a wave gets (``results/<wave>/psychometrics/invariance.csv``).
+"""Measurement-invariance comparisons of a wave (``results/<wave>/psychometrics/invariance.csv``).
 
 Three kinds, each a configural / metric / scalar sequence of multi-group CFAs
 (:func:`flaqum.psychometrics.measurement_invariance`):
@@ -75,8 +75,9 @@ def compare(
     small = sizes[sizes < min_group]
     keep = complete & g.isin(sizes[sizes >= min_group].index)
     note = (
-        "left out (fewer than %d complete): %s" % (min_group, ", ".join(map(str, small.index)))
-        if len(small) else ""
+        f"left out (fewer than {min_group} complete): {', '.join(map(str, small.index))}"
+        if len(small)
+        else ""
     )
     if g[keep].nunique() < 2:
         return None, note or "fewer than two groups", int(keep.sum())

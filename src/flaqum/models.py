@@ -146,7 +146,9 @@ def change_table(
             "ci_low": c["change"] - Z95 * c["change_se"],
             "ci_high": c["change"] + Z95 * c["change_se"],
         }))
-        log.info(f"{source}/{scale}: mean change {ch.wave_effect:+.3f} (se {ch.wave_effect_se:.3f})")
+        log.info(
+            f"{source}/{scale}: mean change {ch.wave_effect:+.3f} (se {ch.wave_effect_se:.3f})"
+        )
     out = _concat(rows, CHANGE_COLUMNS[:-1])
     out["suppressed"] = (out["n"] < k) | (out["n_previous"] < k)
     masked = ["previous_eb_mean", "eb_mean", "change", "se", "ci_low", "ci_high"]

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -259,14 +260,28 @@ def _items_for(study: Study, instrument: str) -> tuple[list[str], set[str], int,
     return list(inst.items), inst.reverse_items, inst.rmin, inst.rmax, inst.raw
 
 
-def _draw_items(T, items, reverse, rmin, rmax, item_sd, rng, factor_of=None, factor_dev=None):
-    """Item answers around each respondent's true score T (score metric)."""
-    n, k = len(T), len(items)
-    loadings = rng.uniform(0.75, 1.25, size=k)
+def item_parameters(instrument: str, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """An instrument's item loadings (mean 1) and offsets (mean 0).
+
+    A property of the instrument, not of a wave or a seed: drawn from a generator keyed by the
+    instrument id, so every wave (and every consortium) measures with the same items and the
+    instrument is invariant across waves by construction.
+    """
+    irng = np.random.default_rng(zlib.crc32(instrument.encode()))
+    loadings = irng.uniform(0.75, 1.25, size=k)
     loadings /= loadings.mean()
-    offsets = rng.normal(0, 0.2, size=k)
+    offsets = irng.normal(0, 0.2, size=k)
     offsets -= offsets.mean()
-    mu = T.mean()
+    return loadings, offsets
+
+
+def _draw_items(T, items, reverse, rmin, rmax, item_sd, rng, factor_of=None, factor_dev=None,
+                mu=None, instrument=""):
+    """Item answers around each respondent's true score T (score metric): item i is
+    mu + loading_i (T - mu) + offset_i + e, with mu the scale's stated grand mean."""
+    n, k = len(T), len(items)
+    loadings, offsets = item_parameters(instrument, k)
+    mu = T.mean() if mu is None else mu
     lat = mu + np.outer(T - mu, loadings) + offsets
     if factor_of is not None:
         lat = lat + factor_dev[:, factor_of]
@@ -348,7 +363,8 @@ def _block(
                     factor_of[items.index(it)] = f
             factor_dev = rng.normal(0, pars.get("factor_sd", 0.0), (n_resp, len(fscales)))
         df, _ = _draw_items(
-            T, items, reverse, rmin, rmax, pars["item_sd"], rng, factor_of, factor_dev
+            T, items, reverse, rmin, rmax, pars["item_sd"], rng, factor_of, factor_dev,
+            mu=pars["mu"], instrument=inst_id,
         )
         frames.append((inst_id, df))
     return T
