@@ -1,13 +1,17 @@
 """Benchmark the DAG on generated consortia of several sizes.
 
     .venv/bin/python bench/pipeline.py --sizes 30 300 3000 --stage foundation
-    .venv/bin/python bench/pipeline.py --sizes 30 300 3000 --stage all --report-sample 3
+    .venv/bin/python bench/pipeline.py --sizes 30 300 3000 --stage all --report-sample 3 --lme4
 
 For each size it generates one wave with the synthetic generator (not timed), runs Snakemake
 with ``--cores 2`` on it up to the chosen stage, and collects the per-job figures of Snakemake's
 ``benchmark:`` files (wall seconds, peak RSS) into one table, with the total wall time of the run
 and the peak memory of the whole process tree (sampled). Results: ``bench/out/`` (git-ignored)
 and, with ``--record``, a dated Markdown table in ``bench/results/``.
+
+``--lme4`` (needs R with lme4): after each run, the scored professionals' psychological safety
+that the run wrote is fitted once more by ``fit_nested`` (what the multilevel rule does) and by
+``lme4::lmer`` on the same rows, and both times are recorded with their ratio.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
 
 
 def tree_rss_mb(pid: int) -> float:
@@ -157,6 +162,44 @@ def bench_size(n: int, stage: str, out: Path, report_sample: int, seed: int) -> 
     return df
 
 
+def lme4_ratio(proj: Path, n: int, wave: str = "2024-1") -> dict:
+    """Time fit_nested and lme4::lmer on the scores this run wrote (psych_safety, staff)."""
+    import json
+    import tempfile
+
+    from multilevel_vs_lme4 import R_SCRIPT
+
+    from flaqum.multilevel import fit_nested
+
+    d = pd.read_parquet(proj / f"results/{wave}/scores/staff.parquet")
+    d = d[["hospital_id", "team_id", "psych_safety"]].dropna()
+    d = d.rename(columns={"psych_safety": "score"})
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        fit = fit_nested(d, "score")
+        times.append(time.perf_counter() - t0)
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "fit.R").write_text(R_SCRIPT)
+        csv = Path(tmp) / "d.csv"
+        d.to_csv(csv, index=False)
+        out = subprocess.run(
+            ["Rscript", str(Path(tmp) / "fit.R"), str(csv)],
+            capture_output=True, text=True, check=True,
+        )
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    rel = max(
+        abs(getattr(fit, k) / r[k] - 1) for k in ("var_hospital", "var_team", "var_residual")
+    )
+    row = {
+        "hospitals": n, "respondents": len(d), "teams": fit.n_teams,
+        "fit_nested_s": min(times), "lmer_s": r["elapsed"],
+        "lmer_over_fit_nested": r["elapsed"] / min(times), "max_rel_diff_variances": rel,
+    }
+    print(pd.DataFrame([row]).to_string(index=False), flush=True)
+    return row
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[30, 300, 3000])
@@ -171,12 +214,15 @@ def main(argv=None):
     ap.add_argument("--out", default=str(ROOT / "bench" / "out"))
     ap.add_argument("--record", action="store_true", help="write bench/results/<date>-<stage>.md")
     ap.add_argument("--keep", action="store_true", help="keep the generated projects")
+    ap.add_argument("--lme4", action="store_true", help="time lme4::lmer on the run's scores")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    frames = []
+    frames, ratios = [], []
     for n in args.sizes:
         frames.append(bench_size(n, args.stage, out, args.report_sample, args.seed))
+        if args.lme4:
+            ratios.append(lme4_ratio(out / f"h{n}", n))
         if not args.keep:
             shutil.rmtree(out / f"h{n}", ignore_errors=True)
     table = pd.concat(frames, ignore_index=True)
@@ -200,6 +246,13 @@ def main(argv=None):
             + "\n\n## Per job\n\n"
             + table.to_markdown(index=False)
             + "\n"
+            + (
+                "\n## Variance components: fit_nested against lme4::lmer on the run's scores\n\n"
+                + pd.DataFrame(ratios).to_markdown(index=False)
+                + "\n"
+                if ratios
+                else ""
+            )
         )
 
 

@@ -46,7 +46,7 @@ def wave_copy(tmp_path, small_consortium):
 def make_project(tmp_path: Path, raw_src: Path | None = None, waves=None) -> Path:
     """A working directory with the workflow (symlinked) and its own config and data."""
     proj = tmp_path / "project"
-    proj.mkdir(exist_ok=True)
+    proj.mkdir(parents=True, exist_ok=True)
     for name in ("Snakefile", "workflow"):
         target = proj / name
         if not target.exists():

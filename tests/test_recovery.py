@@ -11,14 +11,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import ROOT
 
 from flaqum.ingest import ingest_source
 from flaqum.multilevel import fit_nested
 from flaqum.outcomes import load_hypothesis, run_hypothesis
 from flaqum.scoring import score_source
 from flaqum.simulate import TRUTH, generate_consortium
-
-from conftest import ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -50,7 +49,8 @@ def test_variance_components_cover_the_truth(big_wave, scale, block):
     # the marginal hospital variance includes the maturity effect (the null model has no
     # predictor); Wald-type standard errors of variance estimates: v * sqrt(2 / (groups - 1))
     var_h = t["var_hospital_marginal"]
-    assert _ci_covers(fit.var_hospital, var_h * np.sqrt(2 / (n_h - 1)), var_h), (fit.var_hospital, var_h)
+    se_h = var_h * np.sqrt(2 / (n_h - 1))
+    assert _ci_covers(fit.var_hospital, se_h, var_h), (fit.var_hospital, var_h)
     var_t = t["var_team"]
     assert _ci_covers(fit.var_team, var_t * np.sqrt(2 / (n_t - n_h)), var_t), (fit.var_team, var_t)
     # residual: person variance plus item noise and rounding, shrunk a little by clipping
@@ -92,7 +92,8 @@ def wave_inputs(big_wave):
 
 
 @pytest.mark.parametrize("hypothesis, term, truth_key", [
-    ("psych_safety_incident_reporting", "psych_safety", ("outcomes", "beta_psych_safety_incidents")),
+    ("psych_safety_incident_reporting", "psych_safety",
+     ("outcomes", "beta_psych_safety_incidents")),
     ("climate_mortality", "team_collab", ("outcomes", "beta_team_collab_mortality")),
     ("prof_quickscan_patient_quickscan", "qs_prof_total", ("qs_pat", "delta_prof")),
     ("maturity_psych_safety", "mm_total", ("psych_safety", "gamma_maturity")),

@@ -69,7 +69,17 @@ def multilevel_tables(
         predictor = None
     variance, teams, hospitals, adjusted = [], [], [], []
     for scale in _scales(study, source, scores):
-        fit = _fit(scores, scale)
+        try:
+            fit = _fit(scores, scale)
+        except ValueError as e:  # too few groups or rows for the model: say so, go on
+            log.warning(f"{source}/{scale}: not fitted: {e}")
+            variance.append({"scale": scale, "converged": False, "singular": False})
+            continue
+        if not fit.converged or fit.singular:
+            log.warning(
+                f"{source}/{scale}: converged={fit.converged}, singular={fit.singular} "
+                f"(var_hospital {fit.var_hospital:.3g}, var_team {fit.var_team:.3g})"
+            )
         variance.append(variance_row(fit, scale))
         if not fit.teams.empty:
             teams.append(teams_table(fit, scale, k))

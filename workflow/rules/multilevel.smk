@@ -46,10 +46,10 @@ rule change:
         "logs/{wave}/change.log",
     benchmark:
         "benchmarks/{wave}/change.tsv"
-    params:
-        previous_wave=lambda wc: previous_wave(wc.wave),
     conda:
         CONDA_ENV
+    params:
+        previous_wave=lambda wc: previous_wave(wc.wave),
     script:
         "../scripts/change.py"
 

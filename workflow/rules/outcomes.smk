@@ -19,7 +19,9 @@ rule hypothesis:
 
 rule hypotheses_summary:
     input:
-        expand("results/{{wave}}/hypotheses/fits/{hypothesis}.json", hypothesis=HYPOTHESES),
+        expand(
+            "results/{{wave}}/hypotheses/fits/{hypothesis}.json", hypothesis=HYPOTHESES
+        ),
     output:
         summary="results/{wave}/hypotheses/summary.csv",
         results=expand(

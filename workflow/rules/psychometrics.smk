@@ -44,10 +44,10 @@ rule invariance:
         "logs/{wave}/invariance.log",
     benchmark:
         "benchmarks/{wave}/invariance.tsv"
-    params:
-        previous_wave=lambda wc: previous_wave(wc.wave),
     conda:
         CONDA_ENV
+    params:
+        previous_wave=lambda wc: previous_wave(wc.wave),
     script:
         "../scripts/invariance.py"
 
