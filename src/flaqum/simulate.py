@@ -600,6 +600,11 @@ def generate_wave(study: Study, orgs, teams, state, wave_index, rng, scale=1.0):
         for b, v in true_hosp_means.items()
     }
     truth["mm_total"] = dict(zip(orgs["hospital_id"], np.round(mm_total, 6).tolist(), strict=True))
+    team_keys = (teams["hospital_id"].astype(str) + ":" + teams["team_id"].astype(str)).tolist()
+    truth["teams"] = {  # true team means (latent metric), keyed "hospital_id:team_id"
+        b: dict(zip(team_keys, np.round(v, 6).tolist(), strict=True))
+        for b, v in true_team_means.items()
+    }
     return (
         {
             "staff": staff,

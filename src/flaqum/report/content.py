@@ -526,14 +526,16 @@ def consortium_content(res: WaveResults, study: Study) -> dict:
     blocks = [
         md(
             f"Validation status: **{v.get('status', 'unknown')}**, "
-            f"{len(v.get('errors', []))} errors, {len(warn)} warnings."
+            f"{v.get('n_errors', len(v.get('errors', [])))} errors, "
+            f"{v.get('n_warnings', len(warn))} warnings (each rule lists its first rows in "
+            "validation.json and counts the rest)."
         )
     ]
     if not warn.empty:
         g = (
             warn.assign(count=warn.get("count", 1))
             .groupby(["file", "rule"], as_index=False)
-            .agg(findings=("rule", "size"), example=("message", "first"))
+            .agg(findings=("count", "sum"), example=("message", "first"))
         )
         blocks.append(
             table_block(
