@@ -4,33 +4,40 @@
 
 Each replication r draws one wave of a synthetic consortium with
 ``flaqum.simulate.generate_consortium`` (seed = ``--seed`` + r, CSV surveys, ``--scale`` of the
-demo's respondent numbers) and runs the package's own stages on it exactly as
-``tests/test_recovery.py`` does: ``ingest_source`` -> ``score_source`` -> ``fit_nested`` ->
-``run_hypothesis``. It then records, per quantity, whether the printed 95% interval covers the
-true value, the estimate's error and the interval's width:
+demo's respondent numbers) and runs the package's own stages on it as ``tests/test_recovery.py``
+does: ``ingest_source`` -> ``score_source`` -> ``fit_nested`` -> ``run_hypothesis``. It records,
+per quantity, whether the printed 95% interval covers the truth, the estimate's error and the
+interval's width:
 
-- hospital empirical-Bayes means of psych_safety (``fit_nested(staff, "psych_safety")``) against
-  the true hospital means of ``ground_truth.json``, after removing the constant shift between
-  the latent metric of the truth and the observed (rounded, clipped) score: per replication as
-  in test_recovery, and also with one common shift (the mean over replications), which keeps
-  the uncertainty of the estimated intercept in the comparison; the latter both with the default
-  conditional ``eb_se`` and with ``eb_se="total"``;
-- team EB means, if ``ground_truth.json`` holds true team means (it does not at present:
-  the row is skipped and the reason printed);
+- hospital and team empirical-Bayes means of psych_safety (``fit_nested(staff,
+  "psych_safety")``) against the true means of ``ground_truth.json`` (``hospitals`` and
+  ``teams``, the latter keyed "hospital_id:team_id"), after removing the mean difference between
+  the latent metric of the truth and the observed score, per replication as test_recovery does;
+  for hospitals also with one common shift (the mean over replications), with
+  ``eb_se="total"`` and with no shift;
 - the focal effect of each hypothesis in ``config/hypotheses`` (plain fit, and the
   plausible-values fit where there is one) against the ``TRUTH`` parameter that test_recovery
   pairs it with;
 - the cross-level slope of mm_total in ``fit_nested(staff + maturity, "psych_safety",
   covariates=["mm_total"])`` against ``TRUTH["psych_safety"]["gamma_maturity"]``. The generator
-  puts that slope on the *observed* mm_total (mean of the 52 matrix items, without missing
-  answers, so the scored mm_total is the generator's value), not on the latent maturity: the
-  predictor carries no measurement error relative to the true model and no attenuation is
-  expected.
+  puts that slope on the *observed* mm_total (``mm_c`` in ``generate_wave`` is the mean of the 52
+  generated matrix items, which have no missing answers, so the scored mm_total is exactly that
+  value), not on the latent maturity: the predictor has no measurement error relative to the
+  true model and no attenuation comes from it.
+
+The stated truth is on the latent metric; a score is a mean of rounded items clipped at the
+scale ends, with a few straight-liners, so it measures the latent score with a slope c a little
+below 1. A second table therefore compares the same intervals with the truth on the observed
+metric, c estimated per replication as test_recovery's ``attenuation`` does (slope of observed
+team means on true team means, teams of 15 or more): means as c * true + shift, an effect per
+point of a score predictor divided by the predictor's c, an effect on a score outcome
+multiplied by the outcome's c.
 
 Coverage Monte-Carlo SE: sqrt(p (1 - p) / R) for one parameter per replication; for hospital
-means (a proportion of hospitals per replication) the SD of the per-replication proportions
-over sqrt(R), since hospitals of one replication are not independent trials.
-Output: a table on stdout and, with ``--record``, ``bench/results/<date>-coverage.md``.
+and team means (a proportion per replication) the SD of the per-replication proportions over
+sqrt(R), since the units of one replication are not independent trials. SD/SE compares the
+spread of the estimates with the reported SEs (about 1 when they are right).
+Output: the tables on stdout and, with ``--record``, ``bench/results/<date>-coverage.md``.
 """
 
 from __future__ import annotations
@@ -57,21 +64,33 @@ from flaqum.simulate import TRUTH, generate_consortium
 ROOT = Path(__file__).resolve().parents[1]
 WAVE = "w1"
 NOMINAL = 0.95
-# hypothesis id, focal term, TRUTH key: the pairing of tests/test_recovery.py
+Z95 = 1.959963984540054
+MIN_TEAM = 15  # teams used for the attenuation slope, as test_recovery
+# scored scale -> (source, generator block of its true means)
+SCALES = {"psych_safety": ("staff", "psych_safety"), "team_collab": ("staff", "team_collab"),
+          "qs_prof_total": ("staff", "qs_prof"), "qs_pat_total": ("patients", "qs_pat")}
+# hypothesis id, focal term, TRUTH key, score predictor, score outcome (for the metric): the
+# pairing of tests/test_recovery.py
 HYPOTHESES = [
     ("psych_safety_incident_reporting", "psych_safety",
-     ("outcomes", "beta_psych_safety_incidents")),
-    ("climate_mortality", "team_collab", ("outcomes", "beta_team_collab_mortality")),
-    ("prof_quickscan_patient_quickscan", "qs_prof_total", ("qs_pat", "delta_prof")),
-    ("maturity_psych_safety", "mm_total", ("psych_safety", "gamma_maturity")),
+     ("outcomes", "beta_psych_safety_incidents"), "psych_safety", None),
+    ("climate_mortality", "team_collab", ("outcomes", "beta_team_collab_mortality"),
+     "team_collab", None),
+    ("prof_quickscan_patient_quickscan", "qs_prof_total", ("qs_pat", "delta_prof"),
+     "qs_prof_total", "qs_pat_total"),
+    ("maturity_psych_safety", "mm_total", ("psych_safety", "gamma_maturity"), None,
+     "psych_safety"),
 ]
-HOSP_ROWS = {
-    "per_rep": "hospital EB means psych_safety (shift per rep, as test_recovery)",
-    "common": "hospital EB means psych_safety (common shift)",
-    "common_total": "hospital EB means psych_safety (common shift, eb_se=total)",
-    "none": "hospital EB means psych_safety (no shift removed)",
-}
 SLOPE_ROW = "cross-level slope mm_total -> psych_safety (fit_nested)"
+MEAN_ROWS = {  # key: (label, level, interval suffix, shift convention)
+    "h_rep": ("hospital EB means psych_safety (shift per rep, as test_recovery)",
+              "hospital", "", "per_rep"),
+    "h_common": ("hospital EB means psych_safety (common shift)", "hospital", "", "common"),
+    "h_total": ("hospital EB means psych_safety (common shift, eb_se=total)",
+                "hospital", "_total", "common"),
+    "h_none": ("hospital EB means psych_safety (no shift removed)", "hospital", "", "none"),
+    "t_rep": ("team EB means psych_safety (shift per rep)", "team", "", "per_rep"),
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -109,20 +128,38 @@ def wave_inputs(scores: dict, wave_dir: Path) -> dict[str, pd.DataFrame]:
     }
 
 
-def _row(quantity: str, truth: float, est: dict | pd.Series | None) -> dict:
-    if est is None:
-        return {"quantity": quantity, "truth": truth, "estimate": np.nan, "ci_low": np.nan,
-                "ci_high": np.nan}
-    return {"quantity": quantity, "truth": truth, "estimate": est["estimate"],
-            "ci_low": est["ci_low"], "ci_high": est["ci_high"]}
+def attenuation(scores: pd.DataFrame, wt: dict, block: str, scale: str) -> float:
+    """Slope of observed team means on the true team means (teams of 15 or more), as
+    tests/test_recovery.py's ``attenuation``: the observed metric per latent unit."""
+    true = pd.Series(wt["teams"][block])
+    g = scores.dropna(subset=[scale]).groupby(["hospital_id", "team_id"])[scale]
+    g = g.agg(["mean", "size"])
+    g = g[g["size"] >= MIN_TEAM]
+    keys = [f"{h}:{t}" for h, t in g.index]
+    return float(np.polyfit(true.loc[keys].to_numpy(float), g["mean"].to_numpy(float), 1)[0])
 
 
-def replicate(study, seed: int, n_hospitals: int, scale: float, hypotheses: dict):
+def hospital_slope(hospitals: pd.DataFrame, wt: dict, block: str, scale: str) -> float:
+    """Slope of the hospitals' raw means on their true means (a check on the team slope)."""
+    h = hospitals[hospitals["scale"] == scale].set_index("hospital_id")
+    true = pd.Series(wt["hospitals"][block]).reindex(h.index)
+    return float(np.polyfit(true.to_numpy(float), h["raw_mean"].to_numpy(float), 1)[0])
+
+
+def _row(quantity: str, truth: float, truth_obs: float, est) -> dict:
+    """Stated truth, truth on the observed metric, estimate and 95% interval of a parameter."""
+    row = {"quantity": quantity, "truth": truth, "truth_obs": truth_obs}
+    for k in ("estimate", "ci_low", "ci_high"):
+        row[k] = np.nan if est is None else float(est[k])
+    return row
+
+
+def replicate(study, seed: int, n_hospitals: int, scale: float, hypotheses: dict) -> dict:
     """One synthetic wave through the pipeline.
 
-    Returns (hospital table, scalar rows, team-truth note): the hospital table has the true
-    mean and the EB mean with both kinds of interval; each scalar row has truth, estimate and
-    interval of one parameter.
+    Returns ``means`` (per level, one row per unit: true mean, EB mean, conditional and, for
+    hospitals, total intervals of psych_safety), ``rows`` (each parameter's truths, estimate,
+    interval) and ``metric`` (per scale: team and hospital slopes c and the mean shift).
     """
     with tempfile.TemporaryDirectory(prefix="flaqum-coverage-") as tmp:
         out = Path(tmp)
@@ -133,42 +170,52 @@ def replicate(study, seed: int, n_hospitals: int, scale: float, hypotheses: dict
         inputs = wave_inputs(scores, out / WAVE)
         results = {hid: run_hypothesis(hyp, inputs, WAVE) for hid, hyp in hypotheses.items()}
 
-    # 1. hospital EB means (conditional and total prediction-error SEs)
-    staff = scores["staff"]
-    cond = fit_nested(staff, "psych_safety").hospitals.set_index("hospital_id")
-    tot = fit_nested(staff, "psych_safety", eb_se="total").hospitals.set_index("hospital_id")
-    true = pd.Series(wt["hospitals"]["psych_safety"]).reindex(cond.index)
-    hosp = pd.DataFrame({
-        "true": true, "eb_mean": cond["eb_mean"], "ci_low": cond["ci_low"],
-        "ci_high": cond["ci_high"], "ci_low_total": tot["ci_low"].reindex(cond.index),
-        "ci_high_total": tot["ci_high"].reindex(cond.index),
-    })
+    c = {sid: attenuation(scores[src], wt, block, sid) for sid, (src, block) in SCALES.items()}
+    metric = [{"scale": sid, "c (team means)": c[sid],
+               "c (hospital means)": hospital_slope(inputs["hospitals"], wt, block, sid)}
+              for sid, (_, block) in SCALES.items()]
 
-    # 2. team EB means: only if the ground truth carries them
-    team_truth = wt.get("teams") or {}
-    team_note = None if "psych_safety" in team_truth else (
-        "ground_truth.json has no true team means (waves.<wave>.teams is "
-        f"{'empty' if not team_truth else 'without psych_safety'}): team EB means skipped")
+    # 1-2. hospital and team EB means (conditional and, for hospitals, total SEs)
+    staff = scores["staff"]
+    fit = fit_nested(staff, "psych_safety")
+    tot = fit_nested(staff, "psych_safety", eb_se="total").hospitals.set_index("hospital_id")
+    hosp = fit.hospitals.set_index("hospital_id")
+    hosp = pd.DataFrame({
+        "true": pd.Series(wt["hospitals"]["psych_safety"]).reindex(hosp.index),
+        "eb_mean": hosp["eb_mean"], "ci_low": hosp["ci_low"], "ci_high": hosp["ci_high"],
+        "ci_low_total": tot["ci_low"].reindex(hosp.index),
+        "ci_high_total": tot["ci_high"].reindex(hosp.index),
+    })
+    teams = fit.teams.copy()
+    keys = teams["hospital_id"].astype(str) + ":" + teams["team_id"].astype(str)
+    teams = pd.DataFrame({
+        "true": keys.map(wt["teams"]["psych_safety"]).to_numpy(float),
+        "eb_mean": teams["eb_mean"].to_numpy(float), "ci_low": teams["ci_low"].to_numpy(float),
+        "ci_high": teams["ci_high"].to_numpy(float),
+    })
+    means = {"hospital": hosp, "team": teams, "c": c["psych_safety"]}
 
     # 3. hypotheses: plain and plausible-values fits
     rows = []
-    for hid, term, (block, key) in HYPOTHESES:
+    for hid, term, (block, key), pred, outc in HYPOTHESES:
         res = results[hid]
         value = TRUTH[block][key]
+        obs = value / (c[pred] if pred else 1.0) * (c[outc] if outc else 1.0)
         est = next((e for e in res["estimates"] if e["term"] == term), None)
-        rows.append(_row(f"{hid}: {term} (plain)", value, est))
+        rows.append(_row(f"{hid}: {term} (plain)", value, obs, est))
         pv = (res.get("plausible_values") or {}).get("estimates") or []
         if pv:
             est = next((e for e in pv if e["term"] == term), None)
-            rows.append(_row(f"{hid}: {term} (plausible values)", value, est))
+            rows.append(_row(f"{hid}: {term} (plausible values)", value, obs, est))
 
     # 4. cross-level slope, maturity merged by hospital
     mat = scores["maturity"][["hospital_id", "mm_total"]]
     data = staff.merge(mat, on="hospital_id", how="left")
     fe = fit_nested(data, "psych_safety", covariates=["mm_total"]).fixed_effects
-    est = fe.set_index("term").loc["mm_total"]
-    rows.append(_row(SLOPE_ROW, TRUTH["psych_safety"]["gamma_maturity"], est))
-    return hosp, rows, team_note
+    gamma = TRUTH["psych_safety"]["gamma_maturity"]
+    rows.append(_row(SLOPE_ROW, gamma, gamma * c["psych_safety"],
+                     fe.set_index("term").loc["mm_total"]))
+    return {"means": means, "rows": rows, "metric": metric}
 
 
 # --------------------------------------------------------------------------------------------
@@ -176,50 +223,80 @@ def replicate(study, seed: int, n_hospitals: int, scale: float, hypotheses: dict
 # --------------------------------------------------------------------------------------------
 
 
-def _coverage_entry(quantity, truth, estimate, bias, p, mcse, width, reps) -> dict:
+def _entry(quantity, truth, estimate, bias, p, mcse, width, sd_se, reps) -> dict:
     return {"quantity": quantity, "truth": truth, "mean estimate": estimate, "bias": bias,
-            "coverage": p, "MC SE": mcse, "mean CI width": width, "reps": reps}
+            "coverage": p, "MC SE": mcse, "mean CI width": width, "SD/SE": sd_se, "reps": reps}
 
 
-def summarise_hospitals(hosp: list[pd.DataFrame]) -> tuple[list[dict], float]:
-    """Coverage of the hospital intervals under the three shift conventions; returns the rows
-    and the common shift (mean over replications of mean(eb_mean - true))."""
-    shifts = np.array([(h["eb_mean"] - h["true"]).mean() for h in hosp])
-    common = float(shifts.mean())
-    out = []
-    specs = [("per_rep", "ci_low", "ci_high", None), ("common", "ci_low", "ci_high", common),
-             ("common_total", "ci_low_total", "ci_high_total", common),
-             ("none", "ci_low", "ci_high", 0.0)]
-    for key, lo, hi, fixed in specs:
-        props, widths = [], []
-        for h, s in zip(hosp, shifts, strict=True):
-            shift = s if fixed is None else fixed
-            inside = (h[lo] - shift <= h["true"]) & (h["true"] <= h[hi] - shift)
-            props.append(inside.mean())
-            widths.append((h[hi] - h[lo]).mean())
-        props = np.array(props)
-        reps = len(props)
-        mcse = props.std(ddof=1) / np.sqrt(reps) if reps > 1 else np.nan
-        out.append(_coverage_entry(
-            HOSP_ROWS[key], np.mean([h["true"].mean() for h in hosp]),
-            np.mean([h["eb_mean"].mean() for h in hosp]), common, props.mean(), mcse,
-            np.mean(widths), reps))
-    return out, common
+def _units_entry(label: str, reps: list[dict], level: str, suffix: str, ref_and_shift) -> dict:
+    """Coverage of unit (hospital or team) intervals; ``ref_and_shift(frame, rep)`` gives the
+    reference values and the shift subtracted from the interval in that replication."""
+    props, widths, z2, errs, trues, ests = [], [], [], [], [], []
+    for rep in reps:
+        u = rep["means"][level].dropna(subset=["true", "eb_mean"])
+        ref, shift = ref_and_shift(u, rep)
+        lo, hi = u[f"ci_low{suffix}"] - shift, u[f"ci_high{suffix}"] - shift
+        props.append(((lo <= ref) & (ref <= hi)).mean())
+        widths.append((hi - lo).mean())
+        z2.append(((u["eb_mean"] - shift - ref) / ((hi - lo) / (2 * Z95))) ** 2)
+        errs.append((u["eb_mean"] - u["true"]).mean())
+        trues.append(u["true"].mean())
+        ests.append(u["eb_mean"].mean())
+    props = np.array(props)
+    n = len(props)
+    return _entry(label, np.mean(trues), np.mean(ests), np.mean(errs), props.mean(),
+                  props.std(ddof=1) / np.sqrt(n) if n > 1 else np.nan, np.mean(widths),
+                  float(np.sqrt(pd.concat(z2).mean())), n)
 
 
-def summarise_scalars(rows: list[dict]) -> list[dict]:
+def summarise_means(reps: list[dict]) -> tuple[list[dict], list[dict], float]:
+    """Rows for hospital and team means against the stated truth (shift conventions) and on the
+    observed metric (c * true + shift, c per replication); also the common hospital shift."""
+    common = float(np.mean([(r["means"]["hospital"]["eb_mean"]
+                             - r["means"]["hospital"]["true"]).mean() for r in reps]))
+
+    def shift_rule(kind):
+        def rule(u, rep):
+            if kind == "per_rep":
+                return u["true"], (u["eb_mean"] - u["true"]).mean()
+            return u["true"], {"common": common, "none": 0.0}[kind]
+        return rule
+
+    def observed(u, rep):
+        ref = rep["means"]["c"] * u["true"]
+        return ref, (u["eb_mean"] - ref).mean()
+
+    stated = [_units_entry(label, reps, level, suffix, shift_rule(kind))
+              for label, level, suffix, kind in MEAN_ROWS.values()]
+    obs = [_units_entry(f"{level} EB means psych_safety (c * true, shift per rep)", reps, level,
+                        "", observed) for level in ("hospital", "team")]
+    return stated, obs, common
+
+
+def summarise_rows(rows: list[dict], truth_col: str) -> list[dict]:
+    """Per parameter: truth, mean estimate, bias, coverage and its MC SE, width, SD/SE."""
     df = pd.DataFrame(rows)
     out = []
     for quantity, g in df.groupby("quantity", sort=False):
         g = g.dropna(subset=["estimate", "ci_low", "ci_high"])
         reps = len(g)
-        covered = (g["ci_low"] <= g["truth"]) & (g["truth"] <= g["ci_high"])
+        covered = (g["ci_low"] <= g[truth_col]) & (g[truth_col] <= g["ci_high"])
         p = covered.mean() if reps else np.nan
-        out.append(_coverage_entry(
-            quantity, g["truth"].mean(), g["estimate"].mean(),
-            (g["estimate"] - g["truth"]).mean(), p, np.sqrt(p * (1 - p) / reps) if reps else np.nan,
-            (g["ci_high"] - g["ci_low"]).mean(), reps))
+        width = g["ci_high"] - g["ci_low"]
+        sd_se = g["estimate"].std(ddof=1) / (width / (2 * Z95)).mean() if reps > 1 else np.nan
+        out.append(_entry(
+            quantity, g[truth_col].mean(), g["estimate"].mean(),
+            (g["estimate"] - g[truth_col]).mean(), p,
+            np.sqrt(p * (1 - p) / reps) if reps else np.nan, width.mean(), sd_se, reps))
     return out
+
+
+def summarise_metric(metric: list[dict]) -> pd.DataFrame:
+    df = pd.DataFrame(metric)
+    g = df.groupby("scale", sort=False)
+    out = g.mean()
+    out.insert(1, "MC SE", g["c (team means)"].std(ddof=1) / np.sqrt(g.size()))
+    return out.reset_index()
 
 
 def verdict(row: dict) -> str:
@@ -236,6 +313,7 @@ def format_table(table: pd.DataFrame) -> pd.DataFrame:
     shown = table.copy()
     for col in ("truth", "mean estimate", "bias", "mean CI width"):
         shown[col] = shown[col].map(lambda v: f"{v:.4f}")
+    shown["SD/SE"] = shown["SD/SE"].map(lambda v: f"{v:.2f}")
     shown["coverage"] = [f"{p:.3f} ({s:.3f})" for p, s in zip(table["coverage"],
                                                               table["MC SE"], strict=True)]
     shown["verdict"] = [verdict(r) for r in table.to_dict("records")]
@@ -247,52 +325,67 @@ def format_table(table: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------
 
 
-def interpretation(table: pd.DataFrame, common_shift: float, team_note: str | None,
-                   n_hospitals: int) -> str:
-    """A short reading of the table, generated from the numbers."""
-    rows = {r["quantity"]: r for r in table.to_dict("records")}
+def interpretation(stated: pd.DataFrame, obs: pd.DataFrame, metric: pd.DataFrame,
+                   common_shift: float, n_hospitals: int) -> str:
+    """A short reading of the tables, generated from the numbers."""
+    s = {r["quantity"]: r for r in stated.to_dict("records")}
+    o = {r["quantity"]: r for r in obs.to_dict("records")}
+    c = metric.set_index("scale")["c (team means)"]
     lines = []
-    nominal = [q for q, r in rows.items() if verdict(r) == "nominal"]
-    below = [q for q, r in rows.items() if verdict(r) == "below"]
-    above = [q for q, r in rows.items() if verdict(r) == "above"]
-    lines.append("Within 2 MC SE of 95%: " + ("; ".join(nominal) or "none") + ".")
-    if above:
-        lines.append("Above nominal (conservative): " + "; ".join(above) + ".")
-    if below:
-        lines.append("Below nominal: " + "; ".join(below) + ".")
-    h_rep, h_com = rows[HOSP_ROWS["per_rep"]], rows[HOSP_ROWS["common"]]
-    h_tot, h_none = rows[HOSP_ROWS["common_total"]], rows[HOSP_ROWS["none"]]
-    half = h_com["mean CI width"] / 2
+    for name, rows in (("stated truth", s), ("truth on the observed metric", o)):
+        below = [q for q, r in rows.items() if verdict(r) == "below"]
+        above = [q for q, r in rows.items() if verdict(r) == "above"]
+        text = f"Against the {name}: {len(rows) - len(below) - len(above)} of {len(rows)} rows " \
+               f"within 2 MC SE of 95%"
+        if below:
+            text += "; below: " + "; ".join(f"{q} ({rows[q]['coverage']:.3f})" for q in below)
+        if above:
+            text += "; above: " + "; ".join(f"{q} ({rows[q]['coverage']:.3f})" for q in above)
+        lines.append(text + ".")
     lines.append(
-        f"Hospital means: the observed score sits {common_shift:+.4f} from the latent truth on "
-        f"average (rounding, clipping at the scale ends, straight-liners), "
-        f"{abs(common_shift) / half:.0%} of the interval half-width; without removing it "
-        f"coverage is {h_none['coverage']:.3f}. With the shift removed per replication (as "
-        f"test_recovery) {h_rep['coverage']:.3f}; with one common shift {h_com['coverage']:.3f} "
-        f"(conditional eb_se) and {h_tot['coverage']:.3f} (eb_se='total', which adds the "
-        f"intercept's uncertainty weighted by 1 - reliability, so the width barely changes: "
-        f"{h_tot['mean CI width']:.3f} vs {h_com['mean CI width']:.3f}).")
-    if verdict(h_com) == "below":
+        "Metric: the scores measure the latent truth with slope c < 1 (rounded items clipped at "
+        "the scale ends, 1% straight-liners): " + ", ".join(f"{k} {v:.3f}" for k, v in c.items())
+        + " (team means, as test_recovery). A per-point effect of a score predictor is "
+        "inflated by 1/c, an effect on a score outcome attenuated by c.")
+    h = {k: s[MEAN_ROWS[k][0]] for k in MEAN_ROWS}
+    h_obs = o["hospital EB means psych_safety (c * true, shift per rep)"]
+    t_obs = o["team EB means psych_safety (c * true, shift per rep)"]
+    lines.append(
+        f"Hospital means: coverage {h['h_rep']['coverage']:.3f} with the shift removed per "
+        f"replication (test_recovery), {h['h_common']['coverage']:.3f} with one common shift "
+        f"({common_shift:+.4f}), {h['h_none']['coverage']:.3f} with none; eb_se='total' gives "
+        f"{h['h_total']['coverage']:.3f} (width {h['h_total']['mean CI width']:.4f} vs "
+        f"{h['h_common']['mean CI width']:.4f}: the intercept's uncertainty enters times "
+        f"1 - reliability, small with hundreds of staff per hospital). A shift cannot undo the "
+        f"compression, whose error grows with the distance from the mean and adds to the EB "
+        f"shrinkage; against c * true coverage is {h_obs['coverage']:.3f} "
+        f"(RMS z {h_obs['SD/SE']:.2f} vs {h['h_rep']['SD/SE']:.2f}). Team means: "
+        f"{h['t_rep']['coverage']:.3f} against the stated truth, {t_obs['coverage']:.3f} "
+        f"against c * true (RMS z {t_obs['SD/SE']:.2f}).")
+    if verdict(h_obs) == "below" or verdict(t_obs) == "below":
         lines.append(
-            "Hospital intervals below nominal: eb_se plugs in the REML variance components "
-            f"(var_hospital from {n_hospitals} hospitals) and the interval is centred on the "
-            "shrunken mode, so the most extreme hospitals are under-covered.")
-    s = rows[SLOPE_ROW]
+            "On the observed metric the EB intervals still fall short: eb_se plugs in the REML "
+            f"variance components (var_hospital from {n_hospitals} hospitals) as if known.")
+    for hid, term, *_ in HYPOTHESES:
+        p, q = s[f"{hid}: {term} (plain)"], o[f"{hid}: {term} (plain)"]
+        pv = s.get(f"{hid}: {term} (plausible values)")
+        pv_txt = (f", plausible values {pv['coverage']:.3f}/"
+                  f"{o[f'{hid}: {term} (plausible values)']['coverage']:.3f}" if pv else
+                  " (no plausible values: mm_total has no eb_se)")
+        lines.append(
+            f"{hid}: mean {p['mean estimate']:.3f} vs stated {p['truth']:.3f} "
+            f"({p['bias'] / p['truth']:+.1%}) and observed-metric {q['truth']:.3f} "
+            f"({q['bias'] / q['truth']:+.1%}); coverage stated/observed plain "
+            f"{p['coverage']:.3f}/{q['coverage']:.3f}{pv_txt}; SD/SE {p['SD/SE']:.2f}.")
+    sl, slo = s[SLOPE_ROW], o[SLOPE_ROW]
     lines.append(
-        f"Cross-level slope: the generator puts gamma on the observed mm_total (no measurement "
-        f"error relative to the true model, so no attenuation expected); bias "
-        f"{s['bias']:+.4f} ({s['bias'] / s['truth']:+.1%} of the truth), coverage "
-        f"{s['coverage']:.3f}; fit_nested's Wald z interval uses the REML plug-in SE with "
-        f"{n_hospitals} hospitals carrying the between-hospital information.")
-    for q, r in rows.items():
-        if q in HOSP_ROWS.values() or q == SLOPE_ROW:
-            continue
-        rel = r["bias"] / r["truth"] if r["truth"] else np.nan
-        if abs(rel) > 0.1 and verdict(r) == "below":
-            lines.append(f"{q}: biased by {rel:+.0%} of the truth, which explains the "
-                         f"under-coverage more than the interval width.")
-    if team_note:
-        lines.append(f"Team EB means: {team_note}.")
+        f"Cross-level slope: gamma acts on the observed mm_total (the scored mm_total is the "
+        f"generator's value), so nothing attenuates it through the predictor; the outcome's "
+        f"c gives {slo['truth']:.3f}. Mean {sl['mean estimate']:.3f} "
+        f"({sl['bias'] / sl['truth']:+.1%} of the stated, {slo['bias'] / slo['truth']:+.1%} of "
+        f"the observed-metric truth), coverage {sl['coverage']:.3f}/{slo['coverage']:.3f}, "
+        f"SD/SE {sl['SD/SE']:.2f} (Wald z on the REML plug-in SE, {n_hospitals} hospitals "
+        f"carrying mm_total).")
     return "\n".join(f"- {line}" for line in lines)
 
 
@@ -302,8 +395,19 @@ def machine() -> str:
             f"{platform.processor() or platform.machine()}, Python {platform.python_version()}")
 
 
-def write_record(table: pd.DataFrame, args, argv: list[str], runtime: float, per_rep: list[float],
-                 common_shift: float, team_note: str | None) -> Path:
+NOTES = (
+    "Bias = mean(estimate - truth); for unit means (truth and estimate averaged over units and "
+    "replications; truth is the stated true mean in both tables) it is mean(eb_mean - true), "
+    "the metric shift, before any shift is removed. "
+    "SD/SE: for parameters the SD of the estimates over replications over the mean SE (CI width "
+    "/ 3.92); for unit means the root mean square of (error / SE) after the row's shift. Both "
+    "are about 1 when the SEs are right. Coverage MC SE: sqrt(p(1-p)/R) per parameter; for unit "
+    "means the SD of the per-replication proportions / sqrt(R). Verdict: nominal if within "
+    "max(2 MC SE, 0.01) of 0.95."
+)
+
+
+def write_record(stated, obs, metric, common, args, argv, runtime, per_rep) -> Path:
     res = ROOT / "bench" / "results"
     res.mkdir(parents=True, exist_ok=True)
     today = dt.date.today().isoformat()
@@ -312,24 +416,30 @@ def write_record(table: pd.DataFrame, args, argv: list[str], runtime: float, per
     body = [
         f"# Coverage of the 95% intervals on synthetic consortia, {today}",
         "",
-        f"Machine: {machine()}.",
-        f"Command: `.venv/bin/python bench/coverage.py {' '.join(argv)}`",
+        f"Machine: {machine()}.  ",
+        f"Command: `.venv/bin/python bench/coverage.py {' '.join(argv)}`  ",
         f"Runtime: {runtime:.0f} s in all, {np.mean(per_rep):.1f} s per replication "
-        f"(max {np.max(per_rep):.1f} s).",
+        f"(max {np.max(per_rep):.1f} s).  ",
         f"Design: {args.reps} replications (seeds {seeds}), {args.hospitals} hospitals, "
         f"scale {args.scale}, one wave, CSV surveys; stages as tests/test_recovery.py.",
         "",
-        format_table(table).to_markdown(index=False),
+        "## Against the stated truth (latent metric)",
         "",
-        "Bias = mean(estimate - truth). For hospital means, truth and estimate are averages over "
-        "hospitals and replications and bias is mean(eb_mean - true) before any shift is "
-        "removed, i.e. the metric shift of the observed score. Coverage MC SE: "
-        "sqrt(p(1-p)/R) per parameter; for hospital means the SD of the per-replication "
-        "proportions / sqrt(R). Verdict: within max(2 MC SE, 0.01) of 0.95 is nominal.",
+        format_table(stated).to_markdown(index=False),
+        "",
+        "## Against the truth on the observed metric (c per replication, as test_recovery)",
+        "",
+        format_table(obs).to_markdown(index=False),
+        "",
+        NOTES,
+        "",
+        "Slope c of observed on true means (mean over replications; MC SE of the team slope):",
+        "",
+        metric.to_markdown(index=False, floatfmt=".4f"),
         "",
         "## Interpretation",
         "",
-        interpretation(table, common_shift, team_note, args.hospitals),
+        interpretation(stated, obs, metric, common, args.hospitals),
         "",
     ]
     path.write_text("\n".join(body))
@@ -354,33 +464,42 @@ def main(argv: list[str] | None = None) -> None:
 
     study = load_study(ROOT / "config" / "config.yaml", root=ROOT)
     hypotheses = {hid: load_hypothesis(ROOT / "config" / "hypotheses" / f"{hid}.yaml")
-                  for hid, _, _ in HYPOTHESES}
-    hosp, rows, per_rep, team_note = [], [], [], None
+                  for hid, *_ in HYPOTHESES}
+    reps, per_rep = [], []
     start = time.perf_counter()
     for r in range(args.reps):
         seed = args.seed + r
         t0 = time.perf_counter()
-        h, rrows, team_note = replicate(study, seed, args.hospitals, args.scale, hypotheses)
+        rep = replicate(study, seed, args.hospitals, args.scale, hypotheses)
         per_rep.append(time.perf_counter() - t0)
-        hosp.append(h)
-        rows.extend(rrows)
-        shift = (h["eb_mean"] - h["true"]).mean()
-        inside = ((h["ci_low"] - shift <= h["true"]) & (h["true"] <= h["ci_high"] - shift)).sum()
-        hits = sum(x["ci_low"] <= x["truth"] <= x["ci_high"] for x in rrows)
-        print(f"rep {r + 1:3d}/{args.reps} seed {seed}: {per_rep[-1]:5.1f} s, hospitals "
-              f"{inside}/{len(h)} covered, parameters {hits}/{len(rrows)} covered", flush=True)
+        reps.append(rep)
+        cover = []
+        for level in ("hospital", "team"):
+            u = rep["means"][level].dropna(subset=["true"])
+            shift = (u["eb_mean"] - u["true"]).mean()
+            inside = (u["ci_low"] - shift <= u["true"]) & (u["true"] <= u["ci_high"] - shift)
+            cover.append(f"{level}s {inside.sum()}/{len(u)}")
+        hits = sum(x["ci_low"] <= x["truth"] <= x["ci_high"] for x in rep["rows"])
+        print(f"rep {r + 1:3d}/{args.reps} seed {seed}: {per_rep[-1]:5.1f} s, covered: "
+              f"{', '.join(cover)}, parameters {hits}/{len(rep['rows'])}", flush=True)
     runtime = time.perf_counter() - start
 
-    hosp_rows, common_shift = summarise_hospitals(hosp)
-    table = pd.DataFrame(hosp_rows + summarise_scalars(rows))
-    with pd.option_context("display.width", 200, "display.max_colwidth", 80):
-        print("\n" + format_table(table).to_string(index=False))
-    if team_note:
-        print(f"\nNote: {team_note}.")
+    mean_stated, mean_obs, common = summarise_means(reps)
+    rows = [row for rep in reps for row in rep["rows"]]
+    stated = pd.DataFrame(mean_stated + summarise_rows(rows, "truth"))
+    obs = pd.DataFrame(mean_obs + summarise_rows(rows, "truth_obs"))
+    metric = summarise_metric([m for rep in reps for m in rep["metric"]])
+    with pd.option_context("display.width", 250, "display.max_colwidth", 80):
+        print("\nAgainst the stated truth (latent metric):")
+        print(format_table(stated).to_string(index=False))
+        print("\nAgainst the truth on the observed metric (c per replication):")
+        print(format_table(obs).to_string(index=False))
+        print("\nSlope c of observed on true means:")
+        print(metric.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"\nRuntime {runtime:.0f} s ({np.mean(per_rep):.1f} s per replication).")
-    print("\n" + interpretation(table, common_shift, team_note, args.hospitals))
+    print("\n" + interpretation(stated, obs, metric, common, args.hospitals))
     if args.record:
-        path = write_record(table, args, argv, runtime, per_rep, common_shift, team_note)
+        path = write_record(stated, obs, metric, common, args, argv, runtime, per_rep)
         print(f"\nWrote {path.relative_to(ROOT)}")
 
 

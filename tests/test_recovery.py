@@ -120,7 +120,7 @@ EFFECTS = [
      ("staff", "team_collab", "team_collab"), None),
     ("prof_quickscan_patient_quickscan", "qs_prof_total", ("qs_pat", "delta_prof"),
      ("staff", "qs_prof", "qs_prof_total"), ("patients", "qs_pat", "qs_pat_total")),
-    # mm_total is observed with little error (52 processes); its effect is on the latent maturity
+    # the generator puts gamma on the observed mm_total itself: no attenuation of the predictor
     ("maturity_psych_safety", "mm_total", ("psych_safety", "gamma_maturity"), None,
      ("staff", "psych_safety", "psych_safety")),
 ]
