@@ -344,3 +344,24 @@ def test_contract_rows_and_suppression():
     # apply_suppression works on any frame with n
     out = ml.apply_suppression(pd.DataFrame({"n": [1, 10], "eb_mean": [1.0, 2.0]}), 5)
     assert out["suppressed"].tolist() == [True, False] and np.isnan(out["eb_mean"][0])
+
+
+def test_the_fast_design_equals_patsys():
+    """fit_nested builds main-effects designs itself (speed); they must be patsy's exactly."""
+    import patsy
+
+    from flaqum.multilevel import _simple_design
+
+    rng = np.random.default_rng(3)
+    d = pd.DataFrame({
+        "profession": pd.Series(rng.choice(["nurse", "physician", "allied health"], 200),
+                                dtype="string"),
+        "tenure": rng.normal(10, 3, 200),
+        "maturity": rng.normal(3, 1, 200),
+    })
+    rhs = "C(profession) + tenure + maturity"
+    X, names = _simple_design(d, rhs)
+    ref = patsy.dmatrix(rhs, d.astype({"profession": object}), return_type="dataframe")
+    assert names == list(ref.columns)
+    np.testing.assert_array_equal(X, ref.to_numpy())
+    assert _simple_design(d, "C(profession):tenure") is None  # interactions go to patsy

@@ -386,11 +386,47 @@ def _design(d: pd.DataFrame, rhs: str) -> tuple[np.ndarray, list[str]]:
         return np.ones((len(d), 1)), ["Intercept"]
     import patsy
 
+    fast = _simple_design(d, rhs)
+    if fast is not None:
+        return fast
     X = patsy.dmatrix(rhs, d, return_type="dataframe", NA_action="raise")
     if "Intercept" not in X.columns:
         raise ValueError("the model needs an intercept; drop '0 +' / '- 1' from the covariates")
     X = X[["Intercept", *[c for c in X.columns if c != "Intercept"]]]
     return X.to_numpy(float), list(X.columns)
+
+
+_TERM = re.compile(r"^(?:C\((?P<cat>[A-Za-z_][A-Za-z0-9_.]*)\)|(?P<num>[A-Za-z_][A-Za-z0-9_.]*))$")
+
+
+def _simple_design(d: pd.DataFrame, rhs: str) -> tuple[np.ndarray, list[str]] | None:
+    """The design of ``1 + C(a) + x + ...`` built with numpy, as patsy builds it.
+
+    patsy reads a text column value by value in Python (15 s for C(profession) on 1.5 million
+    rows); for main effects of categorical and numeric columns the design is plain treatment
+    coding (first sorted level as reference, columns named ``C(a)[T.level]``), so it is built
+    here from the column's codes. Anything else (interactions, transforms) returns None and goes
+    through patsy.
+    """
+    cols, names = [np.ones(len(d))], ["Intercept"]
+    for term in (t.strip() for t in rhs.split("+")):
+        m = _TERM.match(term)
+        if m is None or term == "1":
+            if term == "1":
+                continue
+            return None
+        if m["cat"]:
+            codes, levels = pd.factorize(d[m["cat"]], sort=True)
+            for j, level in enumerate(levels[1:], start=1):
+                cols.append((codes == j).astype(float))
+                names.append(f"C({m['cat']})[T.{level}]")
+        else:
+            v = d[m["num"]]
+            if not pd.api.types.is_numeric_dtype(v) or pd.api.types.is_bool_dtype(v):
+                return None
+            cols.append(v.to_numpy(float))
+            names.append(m["num"])
+    return np.column_stack(cols), names
 
 
 def _frames(yv, g: _Groups, sol, eb, eb_se, both_levels):
