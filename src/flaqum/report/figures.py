@@ -85,6 +85,10 @@ def to_svg(fig: Figure, alt: str = "", key: str = "fig") -> str:
     return svg
 
 
+#: Above this many hospitals the caterpillar's marks are rasterised inside the SVG.
+RASTER_FROM = 150
+
+
 def _bars(ax, pos, lo, hi, colors, lw, horizontal=True, **kw):
     """Interval bars as one LineCollection (fast to draw and small in SVG)."""
     from matplotlib.collections import LineCollection
@@ -131,7 +135,8 @@ def glance(scales: pd.DataFrame, peers: dict[str, np.ndarray], k: int) -> Figure
                 fontsize=8,
                 style="italic",
             )
-    ax.scatter(px, py, marker="|", s=90, color=LIGHT, linewidths=1.6, zorder=1)
+    ax.scatter(px, py, marker="|", s=90, color=LIGHT, linewidths=1.6, zorder=1,
+               rasterized=len(px) > RASTER_FROM * n)
     d = scales.assign(y=n - 1 - np.arange(n))
     d = d[d["status"] == "shown"]
     cm = d["consortium_mean"]
@@ -208,9 +213,15 @@ def between_hospitals(scales: pd.DataFrame, peers: dict[str, np.ndarray], ncols:
         own = np.array([t[2] for t in pts], bool)
         x = np.arange(1, len(pts) + 1)
         cols = _signal_colours(m - 3.090232 * se, m + 3.090232 * se, cm)
-        _bars(ax, x, m - 3.090232 * se, m + 3.090232 * se, cols, 0.8, horizontal=False, alpha=0.8)
-        _bars(ax, x, m - 1.959964 * se, m + 1.959964 * se, cols, 2.4, horizontal=False)
-        ax.scatter(x[~own], m[~own], s=9, c=list(cols[~own]), zorder=4)
+        # A large consortium's marks are drawn as one embedded image per panel: thousands of
+        # SVG paths would make the report slow to write and to open (3,000 hospitals: 160 s).
+        many = {"rasterized": len(pts) > RASTER_FROM}
+        lw = min(1.0, 240 / max(len(pts), 1))  # thinner bars when hospitals crowd the panel
+        _bars(ax, x, m - 3.090232 * se, m + 3.090232 * se, cols, 0.8 * lw, horizontal=False,
+              alpha=0.8, **many)
+        _bars(ax, x, m - 1.959964 * se, m + 1.959964 * se, cols, 2.4 * lw, horizontal=False,
+              **many)
+        ax.scatter(x[~own], m[~own], s=9 * lw, c=list(cols[~own]), zorder=4, **many)
         if own.any():
             ax.scatter(
                 x[own], m[own], marker="D", s=70, c=list(cols[own]), edgecolor=OWN, lw=1.6, zorder=5
