@@ -277,7 +277,7 @@ def consortium_inputs(wildcards):
 # execute every report on one kernel (each render still in its own folder, each report scanned
 # for other hospitals' identifiers before it is written). hospital_report then publishes one
 # hospital's report from its batch; asking for one report renders its batch.
-REPORT_BATCHES = 2
+REPORT_BATCHES = int(REPORT_CONFIG.get("batches", 2))
 
 
 def batch_count(wave):

@@ -1,6 +1,10 @@
 HYPOTHESES = sorted(p.stem for p in Path("config/hypotheses").glob("*.yaml"))
 
 
+localrules:
+    hypotheses_summary,
+
+
 rule hypothesis:
     input:
         unpack(hypothesis_inputs),

@@ -5,6 +5,10 @@
 # Its input functions and settings are in common.smk (section: reports).
 
 
+localrules:
+    hospital_report,
+
+
 rule render_reports:
     input:
         unpack(report_inputs),
