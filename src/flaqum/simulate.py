@@ -645,6 +645,22 @@ def _spss_meta(study: Study, source: str, df: pd.DataFrame):
     return labels, value_labels, missing
 
 
+#: Where an SPSS system file's header keeps its creation date ("dd Mmm yy") and time
+#: ("hh:mm:ss"): after the record type, product name, layout code, case size, compression,
+#: weight index, case count and bias (4 + 60 + 4 * 5 + 8 bytes).
+SAV_DATE_OFFSET = 92
+SAV_STAMP = b"01 Jan 2600:00:00"
+
+
+def _fix_sav_timestamp(path: Path) -> None:
+    """Overwrite the writer's wall-clock stamp so that a seed gives byte-identical files."""
+    with open(path, "r+b") as f:
+        if f.read(4) != b"$FL2":
+            return
+        f.seek(SAV_DATE_OFFSET)
+        f.write(SAV_STAMP)
+
+
 def write_wave(study: Study, wave_dir: Path, sources: dict, orgs, teams, fmt="sav"):
     import pyreadstat
 
@@ -661,6 +677,7 @@ def write_wave(study: Study, wave_dir: Path, sources: dict, orgs, teams, fmt="sa
                 missing_ranges=missing,
                 variable_measure={c: "ordinal" for c in vlabels},
             )
+            _fix_sav_timestamp(wave_dir / f"{source}.sav")
         else:
             df.to_csv(wave_dir / f"{source}.csv", index=False)
     sources["maturity"].to_csv(wave_dir / "maturity.csv", index=False)
