@@ -55,17 +55,15 @@ import numpy as np
 import pandas as pd
 
 from flaqum.config import load_study
-from flaqum.ingest import ingest_source
 from flaqum.multilevel import fit_nested
 from flaqum.outcomes import load_hypothesis, run_hypothesis
-from flaqum.scoring import score_source
+from flaqum.recovery import attenuation, hypothesis_inputs, score_wave
 from flaqum.simulate import TRUTH, generate_consortium
 
 ROOT = Path(__file__).resolve().parents[1]
 WAVE = "w1"
 NOMINAL = 0.95
 Z95 = 1.959963984540054
-MIN_TEAM = 15  # teams used for the attenuation slope, as test_recovery
 # scored scale -> (source, generator block of its true means)
 SCALES = {"psych_safety": ("staff", "psych_safety"), "team_collab": ("staff", "team_collab"),
           "qs_prof_total": ("staff", "qs_prof"), "qs_pat_total": ("patients", "qs_pat")}
@@ -98,47 +96,6 @@ MEAN_ROWS = {  # key: (label, level, interval suffix, shift convention)
 # --------------------------------------------------------------------------------------------
 
 
-def score_wave(study, out: Path) -> dict[str, pd.DataFrame]:
-    """Ingest and score the three survey sources of the generated wave (as test_recovery)."""
-    scores = {}
-    for source in ("staff", "patients", "maturity"):
-        ingest_source(study, out / WAVE, source, out / f"{source}.parquet")
-        scores[source] = score_source(study, source, pd.read_parquet(out / f"{source}.parquet"))
-    return scores
-
-
-def wave_inputs(scores: dict, wave_dir: Path) -> dict[str, pd.DataFrame]:
-    """The hypotheses' inputs: multilevel team/hospital tables plus the registers (as
-    test_recovery's ``wave_inputs`` fixture)."""
-    teams, hospitals = [], []
-    for source, scale_ids in (("staff", ["psych_safety", "team_collab", "qs_prof_total"]),
-                              ("patients", ["qs_pat_total"])):
-        for sid in scale_ids:
-            fit = fit_nested(scores[source], sid)
-            teams.append(fit.teams.assign(scale=sid))
-            hospitals.append(fit.hospitals.assign(scale=sid))
-    ids = {"hospital_id": str, "team_id": str}
-    return {
-        "teams": pd.concat(teams, ignore_index=True),
-        "hospitals": pd.concat(hospitals, ignore_index=True),
-        "maturity": scores["maturity"],
-        "outcomes": pd.read_csv(wave_dir / "outcomes.csv", dtype=ids),
-        "team_outcomes": pd.read_csv(wave_dir / "team_outcomes.csv", dtype=ids),
-        "organisations": pd.read_csv(wave_dir / "organisations.csv", dtype=ids),
-    }
-
-
-def attenuation(scores: pd.DataFrame, wt: dict, block: str, scale: str) -> float:
-    """Slope of observed team means on the true team means (teams of 15 or more), as
-    tests/test_recovery.py's ``attenuation``: the observed metric per latent unit."""
-    true = pd.Series(wt["teams"][block])
-    g = scores.dropna(subset=[scale]).groupby(["hospital_id", "team_id"])[scale]
-    g = g.agg(["mean", "size"])
-    g = g[g["size"] >= MIN_TEAM]
-    keys = [f"{h}:{t}" for h, t in g.index]
-    return float(np.polyfit(true.loc[keys].to_numpy(float), g["mean"].to_numpy(float), 1)[0])
-
-
 def hospital_slope(hospitals: pd.DataFrame, wt: dict, block: str, scale: str) -> float:
     """Slope of the hospitals' raw means on their true means (a check on the team slope)."""
     h = hospitals[hospitals["scale"] == scale].set_index("hospital_id")
@@ -166,8 +123,8 @@ def replicate(study, seed: int, n_hospitals: int, scale: float, hypotheses: dict
         truth = generate_consortium(out, study, n_hospitals=n_hospitals, waves=(WAVE,),
                                     seed=seed, fmt="csv", scale=scale)
         wt = truth["waves"][WAVE]
-        scores = score_wave(study, out)
-        inputs = wave_inputs(scores, out / WAVE)
+        scores = score_wave(study, out / WAVE, out)
+        inputs = hypothesis_inputs(scores, out / WAVE)
         results = {hid: run_hypothesis(hyp, inputs, WAVE) for hid, hyp in hypotheses.items()}
 
     c = {sid: attenuation(scores[src], wt, block, sid) for sid, (src, block) in SCALES.items()}

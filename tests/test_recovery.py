@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 from conftest import ROOT
 
-from flaqum.ingest import ingest_source
 from flaqum.multilevel import fit_nested
 from flaqum.outcomes import load_hypothesis, run_hypothesis
-from flaqum.scoring import score_source
+from flaqum.recovery import attenuation as recovery_attenuation
+from flaqum.recovery import hypothesis_inputs, score_wave
 from flaqum.simulate import TRUTH, generate_consortium
 
 pytestmark = pytest.mark.slow
@@ -28,33 +28,16 @@ def big_wave(tmp_path_factory, study):
     truth = generate_consortium(out, study, n_hospitals=200, waves=("w1",), seed=11, fmt="csv",
                                 scale=0.5)
     wave = out / "w1"
-    scores = {}
-    for source in ("staff", "patients", "maturity"):
-        ingest_source(study, wave, source, out / f"{source}.parquet")
-        scores[source] = score_source(study, source, pd.read_parquet(out / f"{source}.parquet"))
-    return truth, scores, wave
+    return truth, score_wave(study, wave, out), wave
 
 
 def _ci_covers(est, se, true, z=2.58):
     return abs(est - true) <= z * se
 
 
-def attenuation(scores: pd.DataFrame, truth: dict, block: str, scale: str) -> float:
-    """Slope of observed team means on the true team means (teams of 15 or more).
-
-    The stated parameters are on the latent metric. The observed score is a mean of rounded
-    items clipped at the scale ends, with a few straight-liners: it measures the latent score
-    with a slope a little below 1 (about 0.93-0.95 here), so a variance on the observed metric
-    is the stated one times slope^2 and an effect on a score is divided by its slope. The
-    slope comes from the data and the truth (noise in the observed means does not bias it),
-    never from the model being tested.
-    """
-    true = pd.Series(truth["waves"]["w1"]["teams"][block])
-    d = scores.dropna(subset=[scale])
-    g = d.groupby(["hospital_id", "team_id"])[scale].agg(["mean", "size"])
-    g = g[g["size"] >= 15]
-    keys = [f"{h}:{t}" for h, t in g.index]
-    return float(np.polyfit(true.loc[keys].to_numpy(), g["mean"].to_numpy(), 1)[0])
+def attenuation(scores, truth, block, scale):
+    """:func:`flaqum.recovery.attenuation` on this module's wave."""
+    return recovery_attenuation(scores, truth["waves"]["w1"], block, scale)
 
 
 @pytest.mark.parametrize("scale, block", [("psych_safety", "psych_safety"),
@@ -92,23 +75,8 @@ def test_hospital_intervals_cover_the_true_means(big_wave):
 
 @pytest.fixture(scope="module")
 def wave_inputs(big_wave):
-    truth, scores, wave = big_wave
-    teams, hospitals = [], []
-    for source, scale_ids in (("staff", ["psych_safety", "team_collab", "qs_prof_total"]),
-                              ("patients", ["qs_pat_total"])):
-        for sid in scale_ids:
-            fit = fit_nested(scores[source], sid)
-            teams.append(fit.teams.assign(scale=sid))
-            hospitals.append(fit.hospitals.assign(scale=sid))
-    ids = {"hospital_id": str, "team_id": str}
-    return {
-        "teams": pd.concat(teams, ignore_index=True),
-        "hospitals": pd.concat(hospitals, ignore_index=True),
-        "maturity": scores["maturity"],
-        "outcomes": pd.read_csv(wave / "outcomes.csv", dtype=ids),
-        "team_outcomes": pd.read_csv(wave / "team_outcomes.csv", dtype=ids),
-        "organisations": pd.read_csv(wave / "organisations.csv", dtype=ids),
-    }
+    _, scores, wave = big_wave
+    return hypothesis_inputs(scores, wave)
 
 
 # (hypothesis, focal term, stated effect, the effect's metric: (predictor's block and scale,
