@@ -162,32 +162,30 @@ multilevel_parts = _parts(
 )
 
 
-def invariance_inputs(wildcards):
-    w = wildcards.wave
-    inputs = {f"{s}": f"data/processed/{w}/{s}.parquet" for s in survey_sources(w)}
-    prev = previous_wave(w)
-    if prev:
-        inputs.update(
-            {
-                f"previous__{s}": f"data/processed/{prev}/{s}.parquet"
-                for s in survey_sources(prev)
-            }
-        )
+PREVIOUS = "previous__"  # input-key prefix of the previous wave's files (split by _common.py)
+
+
+def _with_previous(pattern):
+    """Input function: each survey source's file of this wave (key: source) and of the
+    previous wave, if any (key: previous__source); ``pattern`` has {wave} and {source}."""
+
+    def inputs(wildcards):
+        w, prev = wildcards.wave, previous_wave(wildcards.wave)
+        out = {s: pattern.format(wave=w, source=s) for s in survey_sources(w)}
+        if prev:
+            out.update(
+                {
+                    f"{PREVIOUS}{s}": pattern.format(wave=prev, source=s)
+                    for s in survey_sources(prev)
+                }
+            )
+        return out
+
     return inputs
 
 
-def change_inputs(wildcards):
-    w = wildcards.wave
-    prev = previous_wave(w)
-    inputs = {f"{s}": f"results/{w}/scores/{s}.parquet" for s in survey_sources(w)}
-    if prev:
-        inputs.update(
-            {
-                f"previous__{s}": f"results/{prev}/scores/{s}.parquet"
-                for s in survey_sources(prev)
-            }
-        )
-    return inputs
+invariance_inputs = _with_previous("data/processed/{wave}/{source}.parquet")
+change_inputs = _with_previous("results/{wave}/scores/{source}.parquet")
 
 
 def psychometrics_targets(wave):
