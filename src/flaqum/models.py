@@ -18,7 +18,6 @@ from flaqum.multilevel import (
     HOSPITAL_COLUMNS,
     TEAM_COLUMNS,
     VARIANCE_COLUMNS,
-    Z95,
     fit_change,
     fit_nested,
     hospitals_table,
@@ -153,8 +152,7 @@ def change_table(
             "previous_wave": previous_wave, "n_previous": c["n_1"], "n": c["n_2"],
             "previous_eb_mean": c["eb_mean_1"], "eb_mean": c["eb_mean_2"],
             "change": c["change"], "se": c["change_se"],
-            "ci_low": c["change"] - Z95 * c["change_se"],
-            "ci_high": c["change"] + Z95 * c["change_se"],
+            "ci_low": c["ci_low"], "ci_high": c["ci_high"],
         }))
         log.info(
             f"{source}/{scale}: mean change {ch.wave_effect:+.3f} (se {ch.wave_effect_se:.3f})"
