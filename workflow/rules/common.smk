@@ -162,12 +162,15 @@ multilevel_parts = _parts(
 )
 
 
-PREVIOUS = "previous__"  # input-key prefix of the previous wave's files (split by _common.py)
+PREVIOUS = (
+    "previous__"  # input-key prefix of the previous wave's files (split by _common.py)
+)
 
 
 def _with_previous(pattern):
     """Input function: each survey source's file of this wave (key: source) and of the
-    previous wave, if any (key: previous__source); ``pattern`` has {wave} and {source}."""
+    previous wave, if any (key: previous__source); ``pattern`` has {wave} and {source}.
+    """
 
     def inputs(wildcards):
         w, prev = wildcards.wave, previous_wave(wildcards.wave)
