@@ -9,16 +9,21 @@ configfile: "config/config.yaml"
 include: "workflow/rules/common.smk"
 
 
+# Every wildcard is constrained to a validated name: a rule is never handed anything else.
 wildcard_constraints:
     wave="|".join(map(re.escape, WAVES)) or "NO_WAVE",
     source="|".join(SOURCES),
+    hospital=ID_REGEX,
+    hypothesis=ID_REGEX,
+    batch=r"\d+",
 
 
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/score.smk"
 
 
-for _extra in sorted(Path("workflow/rules").glob("*.smk")):
+# Every rule file in workflow/rules/ (found from this Snakefile, not the working directory).
+for _extra in sorted((Path(workflow.basedir) / "workflow" / "rules").glob("*.smk")):
     if _extra.name not in {"common.smk", "ingest.smk", "score.smk"}:
 
         include: _extra
@@ -27,4 +32,7 @@ for _extra in sorted(Path("workflow/rules").glob("*.smk")):
 rule all:
     default_target: True
     input:
-        final_outputs(),
+        # every wave's validation first (they run side by side), then what each valid wave
+        # makes, then the run's summary
+        expand("results/{wave}/validation.json", wave=WAVES),
+        "results/run_summary.json",

@@ -494,3 +494,45 @@ def test_scale_outcome_reports_its_reliability():
     r = run_hypothesis(hyp, simulate_wave(seed=2), "w1")
     assert 0 < r["scores_used"]["psych_safety"]["reliability"] < 1
     assert r["scores_used"]["psych_safety"]["plausible_values"] is False
+
+
+# ------------------------------------------------------------------------------------------
+# Status of a result, and the demo's own specification
+# ------------------------------------------------------------------------------------------
+
+
+def test_fitted_result_states_status_and_counts():
+    w = simulate_wave(seed=2)
+    w["outcomes"].loc[[0, 1], "deaths"] = np.nan
+    r = run_hypothesis(shipped("climate_mortality"), w, "w1")
+    assert r["status"] == "fitted" and r["reason"] is None
+    d = r["diagnostics"]
+    assert r["n"] == d["n_complete"] == 28 and d["n_rows"] == 30
+    assert d["n_dropped_missing"] == d["n_rows"] - d["n_complete"]
+
+
+def test_shipped_demo_draws_no_specification_warning():
+    """The demo models what the docs recommend: a score outcome as its raw (observed) mean,
+    EB predictors with plausible values; no warning about its own specification."""
+    w = simulate_wave(seed=5)
+    for p in SHIPPED:
+        r = run_hypothesis(p, w, "w1")
+        assert r["status"] == "fitted", (p.stem, r["reason"])
+        assert not any("shrunken EB mean" in m for m in r["diagnostics"]["warnings"]), p.stem
+    r = run_hypothesis(shipped("prof_quickscan_patient_quickscan"), w, "w1")
+    assert r["outcome"]["scores"] == "raw"
+    assert r["scores_used"]["qs_pat_total"]["score"] == "raw_mean"
+    assert r["scores_used"]["qs_prof_total"]["plausible_values"] is True
+    # an EB outcome still draws the warning
+    h = {**shipped("prof_quickscan_patient_quickscan")}
+    h["outcome"] = {**h["outcome"], "scores": "eb"}
+    eb = run_hypothesis(h, w, "w1")
+    assert any("shrunken EB mean" in m for m in eb["diagnostics"]["warnings"])
+
+
+def test_shipped_hypotheses_point_to_files_the_pipeline_writes():
+    text = (ROOT / "config" / "hypotheses" / "maturity_psych_safety.yaml").read_text()
+    assert "cross_level.csv" not in text
+    assert "results/<wave>/multilevel/adjusted.csv" in text and "model == cross_level" in text
+    models = (ROOT / "src" / "flaqum" / "models.py").read_text()
+    assert 'models["cross_level"]' in models and '"adjusted"' in models

@@ -8,7 +8,6 @@ the key and the rule broken.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -17,9 +16,12 @@ import jsonschema
 import yaml
 
 from flaqum.errors import ConfigError
+from flaqum.ids import check_id
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "workflow" / "schemas"
-WAVE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# Below this, a team's answers can be guessed from its mean: refused unless the config says
+# ``allow_min_group_size_below_3: true`` (for tests on toy data, never for reports).
+MIN_GROUP_SIZE_FLOOR = 3
 
 
 @cache
@@ -39,6 +41,41 @@ def read_yaml(path: Path | str) -> dict:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     return data
+
+
+def _coerce(value, schema: dict):
+    """``value`` with strings turned into the numbers or booleans ``schema`` asks for.
+
+    ``snakemake --config key='{a: 5}'`` reads nested values with YAML's BaseLoader, so every
+    nested scalar arrives as a string ('5', 'true'); this gives them back their type where the
+    schema is unambiguous, so that such an override works as the README shows.
+    """
+    if isinstance(value, dict):
+        props = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        return {
+            k: _coerce(v, props.get(k, extra if isinstance(extra, dict) else {}))
+            for k, v in value.items()
+        }
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [_coerce(v, schema["items"]) for v in value]
+    if not isinstance(value, str):
+        return value
+    types = schema.get("type", [])
+    types = [types] if isinstance(types, str) else list(types)
+    if "string" in types or not types:
+        return value
+    if "boolean" in types and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    if "null" in types and value.lower() in ("null", "none", "~"):
+        return None
+    for kind, parse in (("integer", int), ("number", float)):
+        if kind in types:
+            try:
+                return parse(value)
+            except ValueError:
+                pass
+    return value
 
 
 def check_schema(data: dict, schema_name: str, path: Path | str) -> None:
@@ -211,22 +248,28 @@ class Study:
         return self.root / self.config["raw_dir"]
 
     def waves(self) -> list[str]:
-        """The waves to process: folders under raw_dir (sorted), or the configured list."""
+        """The waves to process: folders under raw_dir whose name is a valid id (sorted), or
+        the configured list. Folders with other names are left out and listed by
+        ``invalid_waves`` (one finding each, so that they never block the valid waves)."""
         listed = self.config.get("waves", "auto")
         if listed != "auto":
             return list(listed)
+        return [name for name, why in self._wave_folders() if why is None]
+
+    def invalid_waves(self) -> dict[str, str]:
+        """Folder name -> why it is not a wave (see ``flaqum.ids``)."""
+        if self.config.get("waves", "auto") != "auto":
+            return {}
+        return {name: why for name, why in self._wave_folders() if why is not None}
+
+    def _wave_folders(self) -> list[tuple[str, str | None]]:
         if not self.raw_dir.is_dir():
             return []
-        found = []
-        for p in sorted(self.raw_dir.iterdir()):
-            if p.is_dir() and not p.name.startswith("."):
-                if not WAVE_PATTERN.match(p.name):
-                    raise ConfigError(
-                        f"{p}: wave folder name {p.name!r} is not allowed "
-                        f"(rule: {WAVE_PATTERN.pattern})"
-                    )
-                found.append(p.name)
-        return found
+        return [
+            (p.name, check_id(p.name, "wave folder name"))
+            for p in sorted(self.raw_dir.iterdir())
+            if p.is_dir() and not p.name.startswith(".")
+        ]
 
 
 DEFAULTS = {
@@ -267,8 +310,16 @@ def load_study(
     if not isinstance(config, dict):
         path = str(config)
         config = read_yaml(root / config if not Path(config).is_absolute() else config)
+    config = _coerce(config, load_schema("config"))
     check_schema(config, "config", path)
     config = with_defaults(config)
+    k = config["min_group_size"]
+    if k < MIN_GROUP_SIZE_FLOOR and not config.get("allow_min_group_size_below_3"):
+        raise ConfigError(
+            f"{path}: at min_group_size: {k} is below {MIN_GROUP_SIZE_FLOOR}; a group that "
+            "small can be identified from its mean (rule: min_group_size >= 3; set "
+            "allow_min_group_size_below_3: true only for tests on toy data)"
+        )
     idir = Path(instruments_dir) if instruments_dir else root / "config" / "instruments"
     instruments: dict[str, Instrument] = {}
     seen_scales: dict[str, str] = {}

@@ -3,26 +3,42 @@
 A hypothesis is a YAML file (``config/hypotheses/<id>.yaml``, schema
 ``workflow/schemas/hypothesis.schema.yaml``). This module
 
-1. loads and checks it (:func:`load_hypothesis`),
+1. loads and checks it (:func:`load_hypothesis`) and, before any job runs, checks every
+   hypothesis against the study's codebooks and sources (:func:`check_hypotheses`: every
+   problem at once, each naming the file, the key, the value and the rule, with "did you
+   mean" for a near miss),
 2. builds the analysis table at the hypothesis' level from one wave's inputs
-   (:func:`assemble_data`; :func:`read_wave_inputs` reads them from disk),
+   (:func:`assemble_data`; :func:`read_wave_inputs` reads them from disk and
+   :func:`canonical_ids` names their id columns ``hospital_id`` and ``team_id``),
 3. fits the model and, because a hospital's or team's score is itself an estimate, refits it on
    plausible values of the scores (:func:`fit_hypothesis`), and
 4. adds Benjamini-Hochberg q-values across the hypotheses of a wave (:func:`summarise`).
 
-Models (statsmodels):
+What a hypothesis can name (:func:`study_names`, the same lookup as :func:`assemble_data`): a
+scale id of a survey codebook (its EB mean in ``hospitals.csv``, at team level in ``teams.csv``
+and otherwise the hospital's; ``hospital:<scale>`` takes the hospital's), a maturity score, or
+a column declared in the config under ``sources.organisations``, ``sources.outcomes``,
+``sources.maturity`` (and at team level ``sources.team_outcomes``). A register column that is
+not declared is not required by validation, so it may be missing from a wave: declare it.
 
-- ``gaussian``: OLS.
-- ``poisson``: GLM Poisson, log link, offset log(exposure) when an exposure is declared.
+Models (statsmodels; the R call each matches):
+
+- ``gaussian``: OLS, ``lm(y ~ x)``.
+- ``poisson``: GLM Poisson, log link, offset log(exposure) when an exposure is declared,
+  ``glm(y ~ x + offset(log(exposure)), family = poisson)``.
 - ``negative_binomial``: ``statsmodels.discrete.NegativeBinomial`` (NB2, variance mu + alpha mu^2),
-  maximum likelihood of the coefficients *and* alpha, offset log(exposure). alpha is reported in
-  the diagnostics, not among the estimates.
-- ``binomial``: GLM Binomial, logit link, successes = outcome column, trials = exposure column.
+  maximum likelihood of the coefficients *and* alpha, offset log(exposure), as
+  ``MASS::glm.nb`` with theta = 1 / alpha. alpha is reported in the diagnostics, not among the
+  estimates.
+- ``binomial``: GLM Binomial, logit link, successes = outcome column, trials = exposure column,
+  ``glm(cbind(y, n - y) ~ x, family = binomial)``.
 
-Standard errors (``robust: true``, the default): HC1 sandwich at hospital level; cluster-robust by
-hospital at team level (teams of one hospital share its context, and a hospital-level predictor
-varies only between hospitals). Gaussian models use t reference distributions (df = clusters - 1
-when clustered), the others normal.
+Standard errors (``robust: true``, the default): HC1 sandwich at hospital level
+(``sandwich::vcovHC(fit, type = "HC1")``); cluster-robust by hospital at team level
+(``sandwich::vcovCL(fit, cluster = ~hospital_id, type = "HC1")``, i.e. CR1), because teams of
+one hospital share its context and a hospital-level predictor varies only between hospitals.
+Gaussian models use t reference distributions (df = clusters - 1 when clustered), the others
+normal.
 
 Two-stage uncertainty. A hospital's or team's empirical-Bayes (EB) mean comes with a standard
 error ``eb_se``; with ~30 hospitals and small teams that error is not negligible. Every result
@@ -32,7 +48,8 @@ therefore carries two fits:
   them as predictors is regression calibration: slopes are (approximately) unbiased, but the
   uncertainty of the scores is only carried through the residuals.
 - ``plausible_values``: M imputations of each predictor that has an ``eb_se``, each model refitted
-  and the fits combined with Rubin's rules (Barnard-Rubin degrees of freedom). By default
+  and the fits combined with Rubin's rules (Barnard-Rubin degrees of freedom, as
+  ``mice::pool``). By default
   (``condition_on_outcome: true``) each draw comes from the score's posterior N(eb_mean, eb_se^2)
   *updated by the unit's outcome* under the fitted model (sampling-importance-resampling, with
   the model's parameters drawn from their sampling distribution for each imputation), because
@@ -41,6 +58,28 @@ therefore carries two fits:
   ``scores_used``). ``condition_on_outcome: false`` gives those unconditional draws, for
   comparison.
 
+An outcome that is itself a score is best its raw (observed) mean (``outcome.scores: raw``):
+an EB outcome is shrunk by a model without the predictors, which attenuates their slopes (the
+result then carries a warning); noise in an outcome costs precision, not bias.
+
+Status and counts of a result:
+
+- ``status``: ``fitted``; ``not_fitted`` with ``reason`` in words (values no model can take: text
+  where a number is needed, a non-finite number, a number beyond ``LARGE`` = 1e150 in size or a
+  negative count, each named with its column and unit; too few complete rows; an outcome
+  without variation or without events; a rank-deficient design; a numerical failure of the
+  fit, ``NUMERICAL_ERRORS``; perfect separation; no convergence; no standard error for a focal
+  term); or ``not_applicable`` with ``reason`` (:func:`not_applicable_result`: the hypothesis
+  is not declared for the wave, or its outcome's optional source was not delivered). A
+  result that is not fitted has no numbers among its estimates. Any other exception is a
+  programming error and propagates.
+- ``n``: the rows (hospitals or teams) the estimates rest on, 0 when not fitted;
+  ``diagnostics.n_rows``: rows of the analysis table; ``n_complete``: rows with every value
+  present; ``n_dropped_missing`` = n_rows - n_complete.
+- ``q``: Benjamini-Hochberg, ``p.adjust(p, method = "BH")``, per wave and per fit (plain,
+  plausible values) over the focal terms that have a p-value; ``n_tested`` (summary.csv,
+  ``multiple_testing`` in the JSON) is how many.
+
 The numbers are deterministic: rows are sorted by their ids and every random draw comes from
 one generator seeded by the hypothesis (``plausible_values.seed``).
 """
@@ -48,9 +87,11 @@ one generator seeded by the hypothesis (``plausible_values.seed``).
 from __future__ import annotations
 
 import copy
+import difflib
 import json
 import math
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -60,9 +101,11 @@ import statsmodels.api as sm
 from scipy import stats
 from statsmodels.discrete.discrete_model import NegativeBinomial
 from statsmodels.stats.multitest import multipletests
+from statsmodels.tools.sm_exceptions import MissingDataError, PerfectSeparationError
 
-from flaqum.config import check_schema, read_yaml
+from flaqum.config import Study, check_schema, read_yaml
 from flaqum.errors import ConfigError, InputError
+from flaqum.ids import check_id
 
 HOSPITAL = "hospital_id"
 TEAM = "team_id"
@@ -82,6 +125,13 @@ DEFAULTS = {
 PV_DEFAULTS = {"draws": 20, "seed": DEFAULT_SEED, "condition_on_outcome": True}
 SIR_CANDIDATES = 400  # candidate draws per unit when conditioning plausible values on the outcome
 SIR_SWEEPS = 2
+# Larger numbers cannot enter a model: their squares (sums of squares, X'X) overflow doubles.
+LARGE = 1e150
+STATUS_FITTED, STATUS_NOT_FITTED, STATUS_NOT_APPLICABLE = "fitted", "not_fitted", "not_applicable"
+# What statsmodels and numpy raise when a model cannot be fitted (as opposed to a bug):
+# singular matrices, perfect separation, missing or non-finite data, overflow.
+NUMERICAL_ERRORS = (np.linalg.LinAlgError, PerfectSeparationError, MissingDataError, ValueError,
+                    ArithmeticError)
 
 # The files of one wave that the hypotheses read, keyed as in ``wave_inputs``.
 WAVE_FILES = {
@@ -92,6 +142,8 @@ WAVE_FILES = {
     "team_outcomes": "data/processed/{wave}/team_outcomes.parquet",
     "organisations": "data/processed/{wave}/organisations.parquet",
 }
+# The sources whose files a hypothesis reads besides the multilevel tables.
+READ_SOURCES = ("maturity", "organisations", "outcomes", "team_outcomes")
 
 
 # --------------------------------------------------------------------------------------------
@@ -99,16 +151,7 @@ WAVE_FILES = {
 # --------------------------------------------------------------------------------------------
 
 
-def load_hypothesis(path: Path | str) -> dict:
-    """Read ``config/hypotheses/<id>.yaml``, check it and fill in the defaults.
-
-    Raises :class:`~flaqum.errors.ConfigError` naming the file, the key and the rule broken.
-    """
-    path = Path(path)
-    data = read_yaml(path)
-    check_schema(data, "hypothesis", path)
-    if data["id"] != path.stem:
-        raise ConfigError(f"{path}: at id: {data['id']!r} must equal the file name {path.stem!r}")
+def _with_defaults(data: dict) -> dict:
     hyp = copy.deepcopy(data)
     for key, val in DEFAULTS.items():
         hyp.setdefault(key, copy.deepcopy(val))
@@ -116,41 +159,269 @@ def load_hypothesis(path: Path | str) -> dict:
     out = hyp["outcome"]
     out.setdefault("source", "outcomes" if hyp["level"] == "hospital" else "team_outcomes")
     out.setdefault("scores", "eb")
+    return hyp
+
+
+def _rule_problems(hyp: dict, path: Path) -> list[str]:
+    """The rules a schema cannot express, each broken one as a message naming the file, the
+    key, the value and the rule (``hyp`` has passed the schema and has its defaults)."""
+    problems = []
+    if hyp["id"] != path.stem:
+        problems.append(f"{path}: at id: {hyp['id']!r} must equal the file name {path.stem!r}")
+    else:
+        why = check_id(hyp["id"], "the hypothesis id")
+        if why:
+            problems.append(f"{path}: at id: {hyp['id']!r}: {why}")
+    out = hyp["outcome"]
     if out["source"] == "team_outcomes" and hyp["level"] != "team":
-        raise ConfigError(
+        problems.append(
             f"{path}: at outcome/source: 'team_outcomes' needs level 'team', not "
             f"{hyp['level']!r} (rule: the outcome is measured at the hypothesis' level)"
         )
     if out["source"] == "outcomes" and hyp["level"] != "hospital":
-        raise ConfigError(
+        problems.append(
             f"{path}: at outcome/source: 'outcomes' are hospital outcomes and need level "
             f"'hospital', not {hyp['level']!r} (rule: the outcome is measured at the "
             f"hypothesis' level)"
         )
     if hyp["family"] == "binomial" and not out.get("exposure"):
-        raise ConfigError(
+        problems.append(
             f"{path}: at outcome/exposure: family 'binomial' needs the number of trials as "
             f"outcome.exposure (rule: binomial successes come with their trials)"
         )
     if out["source"] == "scale" and hyp["family"] != "gaussian":
-        raise ConfigError(
+        problems.append(
             f"{path}: at family: a scale outcome ({out['column']!r}) is a mean score; use "
             f"family 'gaussian', not {hyp['family']!r}"
         )
     if out.get("exposure") and hyp["family"] == "gaussian":
-        raise ConfigError(
+        problems.append(
             f"{path}: at outcome/exposure: family 'gaussian' takes no exposure "
             f"(rule: exposure is the offset of a count model or the trials of a binomial one)"
         )
     names = list(hyp["predictors"]) + list(hyp["covariates"])
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
-        raise ConfigError(f"{path}: at predictors/covariates: {dup} listed more than once")
+        problems.append(f"{path}: at predictors/covariates: {dup} listed more than once")
     if out["column"] in names:
-        raise ConfigError(
+        problems.append(
             f"{path}: at outcome/column: {out['column']!r} is also a predictor or covariate"
         )
+    return problems
+
+
+def _read(path: Path) -> dict:
+    """The YAML of a hypothesis file; a file that is not UTF-8 text is a located error."""
+    try:
+        return read_yaml(path)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.object[exc.start:exc.start + 1]!r} at "
+            f"position {exc.start}); save the file as UTF-8"
+        ) from None
+
+
+def load_hypothesis(path: Path | str) -> dict:
+    """Read ``config/hypotheses/<id>.yaml``, check it and fill in the defaults.
+
+    Raises :class:`~flaqum.errors.ConfigError` naming the file, the key and the rule broken
+    (every rule broken, one per line). The checks against a study's codebooks and sources are
+    :func:`check_hypotheses`.
+    """
+    path = Path(path)
+    data = _read(path)
+    check_schema(data, "hypothesis", path)
+    hyp = _with_defaults(data)
+    problems = _rule_problems(hyp, path)
+    if problems:
+        raise ConfigError("\n".join(problems))
     return hyp
+
+
+# --------------------------------------------------------------------------------------------
+# Checking the hypotheses against the study, before any job runs
+# --------------------------------------------------------------------------------------------
+
+
+def _declared(study: Study, source: str) -> set[str]:
+    """The columns declared under ``sources.<source>.columns`` and the ``variables`` of the
+    source's codebooks (e.g. hospital_type, beds of the organisations register); ids left
+    out. Validation requires both in every wave."""
+    spec = study.sources.get(source)
+    if not spec:
+        return set()
+    ids = {spec.get("id"), spec.get("hospital"), spec.get("team")}
+    names = set(spec.get("columns") or {})
+    for inst in study.instruments_for(source):
+        names |= set(inst.raw.get("variables", {}))
+    return {c for c in names if c not in ids}
+
+
+def study_names(study: Study) -> dict[str, set[str]]:
+    """What a hypothesis can name, by where :func:`assemble_data` finds it in a wave.
+
+    - ``survey_scales``: scale ids of the survey sources' codebooks (their EB means are rows
+      of ``hospitals.csv``); ``team_scales``: those of survey sources with a team column
+      (rows of ``teams.csv``);
+    - ``maturity``: the maturity scores (scale ids of the maturity codebook) and the columns
+      declared for the maturity source;
+    - ``organisations``, ``outcomes``, ``team_outcomes``: the columns declared for each
+      (an undeclared column is not required by validation, so it may be absent from a wave).
+    """
+    survey = [s for s, spec in study.sources.items() if spec["kind"] == "survey"]
+    return {
+        "survey_scales": {sid for s in survey for sid in study.scales_for(s)},
+        "team_scales": {sid for s in survey if study.sources[s].get("team")
+                        for sid in study.scales_for(s)},
+        "maturity": (set(study.scales_for("maturity")) | _declared(study, "maturity")
+                     if "maturity" in study.sources else set()),
+        "organisations": _declared(study, "organisations"),
+        "outcomes": _declared(study, "outcomes"),
+        "team_outcomes": _declared(study, "team_outcomes"),
+    }
+
+
+def _hospital_pool(names: dict[str, set[str]]) -> set[str]:
+    return (names["survey_scales"] | names["maturity"] | names["organisations"]
+            | names["outcomes"])
+
+
+PREDICTOR_RULE = {
+    "hospital": "at hospital level a predictor or covariate is a survey scale id, a maturity "
+                "score, or a column declared under sources.organisations, sources.outcomes or "
+                "sources.maturity in the config",
+    "team": "at team level a predictor or covariate is a survey scale id ('hospital:<scale>' "
+            "for the hospital's mean), a maturity score, or a column declared under "
+            "sources.team_outcomes, sources.organisations, sources.outcomes or "
+            "sources.maturity in the config",
+}
+
+
+def _suggest(name: str, pool: set[str], prefix: str = "") -> str:
+    near = difflib.get_close_matches(name, sorted(pool), n=1, cutoff=0.6)
+    return f"; did you mean {prefix + near[0]!r}?" if near else ""
+
+
+def _elsewhere(study: Study, name: str) -> str:
+    """Where else ``name`` is declared, when that is a place hypotheses do not read."""
+    for source, spec in study.sources.items():
+        if source in READ_SOURCES:
+            continue
+        if name in (spec.get("columns") or {}):
+            unit = "respondent" if spec["kind"] == "survey" else spec["kind"]
+            return (f" ({name!r} is a {unit} column of source {source!r}, which the "
+                    f"hypotheses do not read)")
+    return ""
+
+
+def _study_problems(study: Study, hyp: dict, path: Path) -> list[str]:
+    """A hypothesis (past the schema and its rules) against the study's codebooks and sources."""
+    names = study_names(study)
+    hosp = _hospital_pool(names)
+    level = hyp["level"]
+    problems = []
+    roles = [("predictors", n) for n in hyp["predictors"]]
+    roles += [("covariates", n) for n in hyp["covariates"]]
+    for key, name in roles:
+        prefix = HOSPITAL_PREFIX if name.startswith(HOSPITAL_PREFIX) else ""
+        base = name.removeprefix(HOSPITAL_PREFIX)
+        pool = hosp if prefix or level == "hospital" else hosp | names["team_outcomes"]
+        if base in pool:
+            continue
+        elsewhere = _elsewhere(study, base)
+        problems.append(
+            f"{path}: at {key}: {name!r} is not a scale, a maturity score or a declared "
+            f"column the hypotheses read{elsewhere} (rule: {PREDICTOR_RULE[level]})"
+            + ("" if elsewhere else _suggest(base, pool, prefix))
+        )
+    out = hyp["outcome"]
+    source, col = out["source"], out["column"]
+    if source == "scale":
+        pool = (names["team_scales"] if level == "team"
+                else names["survey_scales"] | names["maturity"])
+        if col not in pool:
+            rule = ("a team-level scale outcome is a scale id of a survey codebook whose "
+                    "source has a team column" if level == "team" else
+                    "a hospital-level scale outcome is a scale id of a survey codebook or a "
+                    "maturity score")
+            problems.append(f"{path}: at outcome/column: {col!r} is not such a scale (rule: "
+                            f"{rule}){_suggest(col, pool)}")
+        return problems
+    if source not in study.sources:
+        problems.append(
+            f"{path}: at outcome/source: {source!r} is not a source declared in the config "
+            f"(rule: an outcome is read from a declared source; declared: "
+            f"{sorted(study.sources)})"
+        )
+        return problems
+    if col not in names[source]:
+        problems.append(
+            f"{path}: at outcome/column: {col!r} is not a column declared under "
+            f"sources.{source}.columns in the config (rule: an outcome column is declared, so "
+            f"that validation requires and types it in every wave){_suggest(col, names[source])}"
+        )
+    exposure = out.get("exposure")
+    if exposure:
+        tables = [source] + ([t for t in ("outcomes", "organisations") if t != source]
+                             if level == "hospital" else [])
+        pool = set().union(*(names[t] for t in tables))
+        if exposure not in pool:
+            where = " or ".join(f"sources.{t}" for t in tables)
+            problems.append(
+                f"{path}: at outcome/exposure: {exposure!r} is not a column declared under "
+                f"{where} in the config (rule: the exposure is a declared column beside the "
+                f"outcome){_suggest(exposure, pool)}"
+            )
+    return problems
+
+
+def hypothesis_problems(study: Study, path: Path | str) -> list[str]:
+    """Every problem of one hypothesis file: its schema, its rules, then the study."""
+    path = Path(path)
+    try:
+        data = _read(path)
+        check_schema(data, "hypothesis", path)
+    except ConfigError as exc:
+        return [str(exc)]
+    hyp = _with_defaults(data)
+    return _rule_problems(hyp, path) + _study_problems(study, hyp, path)
+
+
+def check_hypotheses(study: Study, paths: Iterable[Path | str]) -> None:
+    """Check hypothesis files against their schema, their rules and the study, before any job
+    runs (Snakemake calls this while it builds the DAG).
+
+    Raises one :class:`~flaqum.errors.ConfigError` listing every problem found, each naming
+    the file, the key, the value and the rule, with "did you mean" for a near miss among the
+    names the hypothesis could use (:func:`study_names`).
+    """
+    found = {path: hypothesis_problems(study, path) for path in sorted(Path(p) for p in paths)}
+    problems = [p for probs in found.values() for p in probs]
+    if problems:
+        files = sum(1 for probs in found.values() if probs)
+        raise ConfigError(
+            f"{len(problems)} problem(s) in {files} outcome hypothesis file(s); no job was "
+            f"started:\n" + "\n".join(f"- {p}" for p in problems)
+        )
+
+
+def canonical_ids(study: Study, wave_inputs: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """The wave's inputs with the id columns of the register and outcome tables named as the
+    hypotheses join them: the source's hospital column as ``hospital_id``, its team column as
+    ``team_id`` (the processed files keep the names of the raw files; the multilevel tables
+    and scores already use these)."""
+    out = dict(wave_inputs)
+    for key in ("organisations", "outcomes", "team_outcomes"):
+        spec, df = study.sources.get(key), out.get(key)
+        if spec is None or df is None:
+            continue
+        hosp = spec.get("hospital") or (spec["id"] if key != "team_outcomes" else None)
+        team = spec.get("team") or (spec["id"] if key == "team_outcomes" else None)
+        ren = {col: canon for col, canon in ((hosp, HOSPITAL), (team, TEAM))
+               if col and col != canon and col in df.columns and canon not in df.columns}
+        if ren:
+            out[key] = df.rename(columns=ren)
+    return out
 
 
 def hypothesis_applies(hyp: dict, wave: str) -> bool:
@@ -215,6 +486,12 @@ def _column_table(wave_inputs: dict, table: str, column: str) -> pd.DataFrame | 
     if df is None or column not in df.columns:
         return None
     keys = TEAM_KEYS if table == "team_outcomes" else [HOSPITAL]
+    absent = [k for k in keys if k not in df.columns]
+    if absent:
+        raise InputError(table, f"no {' or '.join(map(repr, absent))} column to join "
+                         f"{column!r} on (columns: {list(df.columns)[:8]})", column=absent[0],
+                         rule="the hypotheses join tables on hospital_id and team_id; "
+                         "canonical_ids names a source's id columns so")
     out = _ids(df[keys + [column]], keys).rename(columns={column: "value"})
     if out.duplicated(keys).any():
         raise InputError(table, f"more than one row per {'/'.join(keys)}", column=column,
@@ -351,12 +628,20 @@ class _Design:
         ycol = hyp["outcome"]["column"]
         exposure = hyp["outcome"].get("exposure")
         preds, covs = list(hyp["predictors"]), list(hyp.get("covariates", []))
+        self.ycol = ycol
         self.warnings: list[str] = []
         missing = [c for c in [ycol, exposure, *preds, *covs] if c and c not in data.columns]
         if missing:
             raise ConfigError(f"hypothesis {hyp['id']}: columns {missing} not in the data")
         need = [c for c in [ycol, exposure, *preds, *covs] if c]
-        complete = data[need].notna().all(axis=1)
+        roles = {ycol: "outcome", **({exposure: "exposure"} if exposure else {}),
+                 **{c: "predictor" for c in preds}, **{c: "covariate" for c in covs}}
+        # values that are there but cannot enter a model: data errors, never dropped quietly
+        self.problems = _value_problems(data, roles, self.family, self.level)
+        present = data[need].notna()
+        complete = present.all(axis=1)
+        self.n_rows = len(data)
+        self.missing = {c: int((~present[c]).sum()) for c in need if not present[c].all()}
         if exposure and self.family in COUNT_FAMILIES + ("binomial",):
             expo = pd.to_numeric(data[exposure], errors="coerce")
             bad = complete & ~(expo > 0)
@@ -377,9 +662,11 @@ class _Design:
         self.df = df
         self.n = len(df)
         self.y = pd.to_numeric(df[ycol], errors="coerce").to_numpy(float)
-        self.exposure = (pd.to_numeric(df[exposure]).to_numpy(float) if exposure else None)
-        self.offset = (np.log(self.exposure) if exposure and self.family in COUNT_FAMILIES
-                       else None)
+        self.exposure = (pd.to_numeric(df[exposure], errors="coerce").to_numpy(float)
+                         if exposure else None)
+        with np.errstate(all="ignore"):
+            self.offset = (np.log(self.exposure) if exposure and self.family in COUNT_FAMILIES
+                           else None)
         cols: list[np.ndarray] = [np.ones(self.n)]
         names = ["Intercept"]
         self.focal: list[str] = []
@@ -443,6 +730,117 @@ class _Design:
         return bool((data.groupby(HOSPITAL)[name].nunique(dropna=True) <= 1).all())
 
 
+def _show(value: Any) -> str:
+    """A value as a user reads it: numbers plain (1e+308, -3), text quoted."""
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value))
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        return f"{float(value):g}"
+    return repr(str(value))
+
+
+def _unit(data: pd.DataFrame, index: Any, level: str) -> str:
+    keys = [k for k in (TEAM_KEYS if level == "team" else [HOSPITAL]) if k in data.columns]
+    if not keys:
+        return f"row {index}"
+    return ", ".join(f"{k} {str(data.at[index, k])!r}" for k in keys)
+
+
+def _flagged(data: pd.DataFrame, mask: pd.Series, col: str, what: str, role: str,
+             level: str, rule: str) -> str:
+    idx = mask[mask].index
+    first = idx[0]
+    count = f"{len(idx)} {what}s" if len(idx) > 1 else f"a {what}"
+    return (f"{role} {col!r} has {count}, e.g. {_show(data.at[first, col])} for "
+            f"{_unit(data, first, level)} (rule: {rule})")
+
+
+def _value_problems(data: pd.DataFrame, roles: dict[str, str], family: str,
+                    level: str) -> list[str]:
+    """Values present in the analysis table that no model can take: text where a number is
+    needed (outcome, exposure), infinite or too large numbers (``LARGE``), and negative
+    counts. Each message names the column, the first unit, how many rows and the rule."""
+    problems = []
+    for col, role in roles.items():
+        s = data[col]
+        if role in ("outcome", "exposure"):
+            v = pd.to_numeric(s, errors="coerce")
+            text = s.notna() & v.isna()
+            if text.any():
+                problems.append(_flagged(data, text, col, "non-numeric value", role, level,
+                                         f"the {role} is a number"))
+        elif pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+            v = s
+        else:
+            continue  # a categorical predictor or covariate: its values are labels
+        x = pd.Series(v.to_numpy(dtype=float, na_value=np.nan), index=data.index)
+        inf = pd.Series(np.isinf(x), index=data.index)
+        if inf.any():
+            problems.append(_flagged(data, inf, col, "non-finite value", role, level,
+                                     "a model takes finite numbers only"))
+        huge = np.isfinite(x) & (x.abs() > LARGE)
+        if huge.any():
+            problems.append(_flagged(data, huge, col, "value too large to model", role, level,
+                                     f"at most {LARGE:g} in size, so that sums of squares "
+                                     f"stay finite"))
+        negative = np.isfinite(x) & (x < 0)
+        if role == "outcome" and family != "gaussian" and negative.any():
+            problems.append(_flagged(data, negative, col, "negative value", role, level,
+                                     "a count is 0 or more"))
+        se_col = f"{col}__se"
+        if role == "predictor" and se_col in data.columns:
+            se = pd.Series(pd.to_numeric(data[se_col], errors="coerce")
+                           .to_numpy(dtype=float, na_value=np.nan), index=data.index)
+            bad = np.isinf(se) | (se.abs() > LARGE)
+            if bad.any():
+                problems.append(_flagged(data, bad, se_col, "non-finite or too large value",
+                                         "standard error", level,
+                                         f"a model takes finite numbers at most {LARGE:g} "
+                                         f"in size"))
+    return problems
+
+
+def _unfittable(design: _Design) -> str | None:
+    """Why the data of a hypothesis cannot give a model (None when they can): bad values,
+    too few complete rows, an outcome without variation, or a rank-deficient design."""
+    if design.problems:
+        return "the data cannot enter a model: " + "; ".join(design.problems)
+    n, k = design.X.shape
+    n_par = k + (1 if design.family == "negative_binomial" else 0)
+    unit = "teams" if design.level == "team" else "hospitals"
+    if n <= n_par:
+        msg = f"too few rows to fit: {n} complete rows for {n_par} parameters"
+        if design.missing:
+            msg += (f" (of {design.n_rows} {unit}, missing: "
+                    + ", ".join(f"{c} in {m}" for c, m in design.missing.items()) + ")")
+        return msg
+    y, ycol = design.y, design.ycol
+    if design.family == "gaussian" and np.ptp(y) == 0:
+        return (f"the outcome {ycol} has the same value ({y[0]:g}) in all {n} {unit}: there "
+                f"is no variation to relate to the predictors")
+    if design.family in COUNT_FAMILIES and not (y > 0).any():
+        return (f"the outcome {ycol} is 0 in all {n} {unit}: a count model has no events to "
+                f"fit (its intercept would be minus infinity)")
+    if design.family == "binomial":
+        if not (y > 0).any():
+            return f"the outcome {ycol} is 0 in all {n} {unit}: no successes to fit"
+        if (y >= design.exposure).all():
+            return f"the outcome {ycol} equals its trials in all {n} {unit}: no failures to fit"
+    try:
+        rank = np.linalg.matrix_rank(design.X)
+    except np.linalg.LinAlgError as exc:
+        return f"the design matrix cannot be decomposed ({exc})"
+    if rank < k:
+        const = [design.names[j] for j in range(1, k) if np.ptp(design.X[:, j]) == 0]
+        what = (f"{', '.join(const)} {'is' if len(const) == 1 else 'are'} constant in the "
+                f"{n} complete rows" if const else
+                "a predictor or covariate is collinear with others")
+        return f"the design is rank deficient ({rank} of {k} columns independent): {what}"
+    return None
+
+
 def _cov_spec(hyp: dict, design: _Design) -> tuple[str, dict, str, list[str]]:
     """statsmodels cov_type, its kwargs, a label for the output, and warnings."""
     notes: list[str] = []
@@ -461,27 +859,38 @@ def _cov_spec(hyp: dict, design: _Design) -> tuple[str, dict, str, list[str]]:
     return "HC1", {}, "HC1 sandwich", notes
 
 
+def _empty_fit(k: int) -> dict[str, Any]:
+    return {"params": np.full(k, np.nan), "cov": np.full((k, k), np.nan), "df": np.inf,
+            "converged": False, "aic": np.nan, "deviance": np.nan, "dispersion": np.nan,
+            "alpha": np.nan, "warnings": [], "scale": np.nan, "reason": None}
+
+
 def _fit_once(hyp: dict, design: _Design, X: np.ndarray, y: np.ndarray,
               cov: tuple[str, dict]) -> dict:
-    """One fit; never raises. Returns params, cov, df, and diagnostics."""
+    """One fit. A numerical failure (``NUMERICAL_ERRORS``, perfect separation, no
+    convergence, non-finite estimates) gives ``converged: False`` and a ``reason``; any other
+    exception is a programming error and propagates. Returns params, cov, df, diagnostics."""
     family = design.family
     cov_type, cov_kwds = cov
     n, k = X.shape
-    out: dict[str, Any] = {"params": np.full(k, np.nan), "cov": np.full((k, k), np.nan),
-                           "df": np.inf, "converged": False, "aic": np.nan, "deviance": np.nan,
-                           "dispersion": np.nan, "alpha": np.nan, "warnings": [], "scale": np.nan}
+    out = _empty_fit(k)
     n_par = k + (1 if family == "negative_binomial" else 0)
     if n <= n_par:
-        out["warnings"].append(
-            f"too few rows to fit: {n} complete rows for {n_par} parameters"
-        )
+        out["reason"] = f"too few rows to fit: {n} complete rows for {n_par} parameters"
+        out["warnings"].append(out["reason"])
         return out
-    rank = np.linalg.matrix_rank(X)
+    try:
+        rank = np.linalg.matrix_rank(X)
+    except np.linalg.LinAlgError as exc:
+        out["reason"] = f"the design matrix cannot be decomposed ({exc})"
+        out["warnings"].append(out["reason"])
+        return out
     if rank < k:
-        out["warnings"].append(
+        out["reason"] = (
             f"the design is rank deficient ({rank} of {k} columns independent): a predictor "
             f"or covariate is constant or collinear with others"
         )
+        out["warnings"].append(out["reason"])
         return out
     caught: list[warnings.WarningMessage] = []
     try:
@@ -489,8 +898,10 @@ def _fit_once(hyp: dict, design: _Design, X: np.ndarray, y: np.ndarray,
             warnings.simplefilter("always")
             with np.errstate(all="ignore"):
                 out.update(_fit_family(family, design, X, y, cov_type, cov_kwds))
-    except Exception as exc:  # a degenerate model must not stop the pipeline
-        out["warnings"].append(f"model fit failed: {type(exc).__name__}: {exc}")
+    except NUMERICAL_ERRORS as exc:  # a degenerate model; a programming error propagates
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        out["reason"] = f"the model fit failed: {type(exc).__name__}: {first}"
+        out["warnings"].append(out["reason"])
         out["converged"] = False
     msgs = []
     for w in caught:
@@ -499,13 +910,22 @@ def _fit_once(hyp: dict, design: _Design, X: np.ndarray, y: np.ndarray,
             msgs.append(msg)
         if "Separation" in w.category.__name__:
             out["converged"] = False
+            out["reason"] = out["reason"] or (
+                "perfect separation: the predictors predict the outcome exactly, so the "
+                "estimates are infinite"
+            )
     out["warnings"] += msgs
     params, covm = np.asarray(out["params"], float), np.asarray(out["cov"], float)
-    se = np.sqrt(np.diag(covm)) if covm.ndim == 2 else np.full(k, np.nan)
+    with np.errstate(invalid="ignore"):
+        se = np.sqrt(np.diag(covm)) if covm.ndim == 2 else np.full(k, np.nan)
     if not (np.all(np.isfinite(params)) and np.all(np.isfinite(se))):
         if out["converged"]:
-            out["warnings"].append("non-finite estimates or standard errors")
+            out["reason"] = "the fit gave non-finite estimates or standard errors"
+            out["warnings"].append(out["reason"])
         out["converged"] = False
+    if not out["converged"] and not out["reason"]:
+        conv = [m for m in msgs if m.startswith("ConvergenceWarning")]
+        out["reason"] = "the fit did not converge" + (f" ({conv[0]})" if conv else "")
     return out
 
 
@@ -540,7 +960,7 @@ def _fit_family(family: str, design: _Design, X, y, cov_type, cov_kwds) -> dict:
             pois = sm.GLM(y, X, family=sm.families.Poisson(), offset=design.offset).fit()
             if np.all(np.isfinite(pois.params)):
                 start = np.append(pois.params, 0.1)
-        except Exception:  # a start value is only a help
+        except NUMERICAL_ERRORS:  # a start value is only a help
             start = None
         model = NegativeBinomial(y, X, loglike_method="nb2", offset=design.offset)
         res = None
@@ -697,22 +1117,44 @@ def fit_hypothesis(hyp: dict, data: pd.DataFrame, wave: str | None = None) -> di
     """Fit one hypothesis on its analysis table (from :func:`assemble_data`).
 
     Returns a JSON-serialisable dict (NaN as None); see the module docstring and
-    :func:`result_to_json`. Never raises on a degenerate model: ``diagnostics.converged`` is
-    false and ``diagnostics.warnings`` says why.
+    :func:`result_to_json`. A model that cannot be fitted does not raise: ``status`` is
+    ``not_fitted``, ``reason`` says why in words, ``n`` is 0 and the estimates are empty
+    (None). A programming error (TypeError, KeyError, ...) propagates.
     """
     wave = wave if wave is not None else data.attrs.get("wave")
     design = _Design(hyp, data)
     cov_type, cov_kwds, cov_label, cov_notes = _cov_spec(hyp, design)
-    plain = _fit_once(hyp, design, design.X, design.y, (cov_type, cov_kwds))
-    se = np.sqrt(np.diag(plain["cov"]))
+    reason = _unfittable(design)
+    if reason is None:
+        plain = _fit_once(hyp, design, design.X, design.y, (cov_type, cov_kwds))
+        reason = None if plain["converged"] else plain["reason"]
+    else:
+        plain = _empty_fit(design.X.shape[1])
+        plain["warnings"].append(reason)
+    with np.errstate(invalid="ignore"):
+        se = np.sqrt(np.diag(plain["cov"]))
     estimates = _estimates(design.names, plain["params"], se, plain["df"], design.family,
                            design.focal)
+    if reason is None:
+        no_p = [e["term"] for e in estimates if e["focal"] and not np.isfinite(e["p"])]
+        if no_p:
+            reason = (f"no standard error for {', '.join(no_p)}: the model reproduces the "
+                      f"outcome exactly (or a standard error is 0), so there is no test")
+    fitted = reason is None
+    if not fitted:
+        for e in estimates:  # numbers of a failed fit are not estimates anyone should read
+            for key in e:
+                if key not in ("term", "focal"):
+                    e[key] = np.nan
     diag_warnings = list(design.warnings) + cov_notes + list(plain["warnings"])
+    if reason is not None and reason not in diag_warnings:
+        diag_warnings.append(reason)
 
     pv_cfg = {**PV_DEFAULTS, **(hyp.get("plausible_values") or {})}
-    scores_used = _scores_used(hyp, data, design)
+    with np.errstate(all="ignore"):
+        scores_used = _scores_used(hyp, data, design)
     pv: dict[str, Any] | None = None
-    if design.noisy and int(pv_cfg["draws"]) > 0 and plain["converged"]:
+    if design.noisy and int(pv_cfg["draws"]) > 0 and fitted:
         m = int(pv_cfg["draws"])
         condition = bool(pv_cfg["condition_on_outcome"])
         rng = np.random.default_rng(int(pv_cfg["seed"]))
@@ -754,7 +1196,7 @@ def fit_hypothesis(hyp: dict, data: pd.DataFrame, wave: str | None = None) -> di
         elif int(pv_cfg["draws"]) <= 0:
             why = "plausible_values.draws is 0: no plausible values drawn"
         else:
-            why = "the plain fit did not converge: no plausible values drawn"
+            why = "the model was not fitted: no plausible values drawn"
         diag_warnings.append(why)
     if hyp["outcome"].get("source") == "scale" and hyp["outcome"].get("scores", "eb") == "eb":
         diag_warnings.append(
@@ -767,6 +1209,8 @@ def fit_hypothesis(hyp: dict, data: pd.DataFrame, wave: str | None = None) -> di
         "id": hyp["id"],
         "description": hyp.get("description", ""),
         "wave": wave,
+        "status": STATUS_FITTED if fitted else STATUS_NOT_FITTED,
+        "reason": reason,
         "level": hyp["level"],
         "family": hyp["family"],
         "outcome": {k: hyp["outcome"].get(k) for k in ("source", "column", "exposure",
@@ -777,21 +1221,47 @@ def fit_hypothesis(hyp: dict, data: pd.DataFrame, wave: str | None = None) -> di
         "effect_scale": EXP_FAMILIES.get(hyp["family"], "difference"),
         "se_type": cov_label,
         "scores_used": scores_used,
-        "n": design.n,
-        "n_clusters": design.n_clusters,
+        "n": design.n if fitted else 0,
+        "n_clusters": (design.n_clusters if fitted or design.n_clusters is None else 0),
         "estimates": estimates,
         "plausible_values": pv,
         "diagnostics": {
             "converged": bool(plain["converged"]),
-            "aic": plain["aic"],
-            "deviance": plain["deviance"],
-            "pearson_chi2_over_df": plain["dispersion"],
-            "alpha": plain["alpha"] if design.family == "negative_binomial" else None,
+            "aic": plain["aic"] if fitted else np.nan,
+            "deviance": plain["deviance"] if fitted else np.nan,
+            "pearson_chi2_over_df": plain["dispersion"] if fitted else np.nan,
+            "alpha": (plain["alpha"] if design.family == "negative_binomial" and fitted
+                      else None),
+            "n_rows": design.n_rows,
+            "n_complete": design.n,
             "n_dropped_missing": design.n_dropped,
             "warnings": diag_warnings,
         },
     }
     return _clean(result)
+
+
+def not_applicable_result(hyp: dict, wave: str | None, reason: str) -> dict:
+    """The placeholder result of a hypothesis that has nothing to fit in ``wave`` (declared
+    for other waves only, or its outcome's optional source not delivered): no estimates,
+    ``status: not_applicable`` and the ``reason`` in words."""
+    return _clean({
+        "id": hyp["id"],
+        "description": hyp.get("description", ""),
+        "wave": wave,
+        "status": STATUS_NOT_APPLICABLE,
+        "reason": reason,
+        "level": hyp["level"],
+        "family": hyp["family"],
+        "outcome": {k: hyp["outcome"].get(k) for k in ("source", "column", "exposure",
+                                                         "scores")},
+        "predictors": list(hyp["predictors"]),
+        "covariates": list(hyp.get("covariates", [])),
+        "n": 0,
+        "estimates": [],
+        "plausible_values": None,
+        "diagnostics": {"converged": None, "warnings": []},
+    })
 
 
 def _scores_used(hyp: dict, data: pd.DataFrame, design: _Design) -> dict:
@@ -841,8 +1311,17 @@ def result_to_json(result: dict) -> str:
 
 def run_hypothesis(path_or_hyp: Path | str | dict, wave_inputs: dict[str, pd.DataFrame],
                    wave: str | None = None) -> dict:
-    """Load (if a path), assemble and fit one hypothesis."""
+    """Load (if a path), assemble and fit one hypothesis.
+
+    When the outcome's source (``outcomes`` or ``team_outcomes``, both optional) is not among
+    the wave's inputs, the result is :func:`not_applicable_result` with the reason.
+    """
     hyp = path_or_hyp if isinstance(path_or_hyp, dict) else load_hypothesis(path_or_hyp)
+    source = hyp["outcome"].get("source", "scale")
+    if source != "scale" and source not in wave_inputs:
+        return not_applicable_result(
+            hyp, wave, f"no {source} file in this wave: the outcome "
+            f"{hyp['outcome']['column']!r} was not delivered (an optional source)")
     return fit_hypothesis(hyp, assemble_data(hyp, wave_inputs, wave), wave)
 
 
@@ -851,43 +1330,75 @@ def run_hypothesis(path_or_hyp: Path | str | dict, wave_inputs: dict[str, pd.Dat
 # --------------------------------------------------------------------------------------------
 
 SUMMARY_COLUMNS = ["wave", "hypothesis", "fit", "term", "estimate", "se", "ci_low", "ci_high",
-                   "p", "q", "n", "family", "level", "scores"]
+                   "p", "q", "n", "family", "level", "scores", "status", "reason", "n_tested"]
+FITS = ("plain", "plausible_values")
+
+
+def _status(result: dict) -> str:
+    """A result's status; results written before ``status`` existed: from ``converged``."""
+    if result.get("status"):
+        return result["status"]
+    converged = (result.get("diagnostics") or {}).get("converged", True)
+    return STATUS_FITTED if converged is not False else STATUS_NOT_FITTED
 
 
 def summarise(results: list[dict]) -> tuple[pd.DataFrame, list[dict]]:
     """Benjamini-Hochberg q-values over the focal predictor terms of all hypotheses of a wave.
 
     The plain fits and the plausible-values fits are two separate families of tests, each
-    adjusted on its own (per wave). Every estimate gets ``q`` (None for intercepts, covariates
-    and terms without a p-value). Returns the summary table (one row per hypothesis x focal
-    term x fit) and deep copies of the results with ``q`` filled in.
+    adjusted on its own (per wave), over the focal terms that have a p-value: ``n_tested`` is
+    that number, so a hypothesis that was not fitted visibly leaves the family instead of
+    shrinking it silently (the same as R's ``p.adjust(p, method = "BH")`` on those p-values).
+    Every estimate gets ``q`` (None for intercepts, covariates and terms without a p-value),
+    every result ``multiple_testing``. Returns the summary table (one row per hypothesis x
+    focal term x fit; a hypothesis without estimates, not applicable or not fitted, keeps a
+    row per predictor with its ``status`` and ``reason``) and deep copies of the results with
+    ``q`` filled in.
     """
     results = [copy.deepcopy(r) for r in results]
-    for fit in ("plain", "plausible_values"):
+    tested: dict[tuple[Any, str], int] = {}
+    for fit in FITS:
         by_wave: dict[Any, list[dict]] = {}
         for r in results:
             for est in _fit_estimates(r, fit):
                 est["q"] = None
                 if est.get("focal") and est.get("p") is not None and np.isfinite(est["p"]):
                     by_wave.setdefault(r.get("wave"), []).append(est)
-        for ests in by_wave.values():
+        for wave, ests in by_wave.items():
             p = np.array([e["p"] for e in ests], float)
             q = multipletests(p, alpha=0.05, method="fdr_bh")[1]
             for e, qv in zip(ests, q, strict=True):
                 e["q"] = float(qv)
+            tested[(wave, fit)] = len(ests)
     rows = []
     for r in results:
-        for fit in ("plain", "plausible_values"):
-            for est in _fit_estimates(r, fit):
-                if not est.get("focal"):
-                    continue
+        wave, status = r.get("wave"), _status(r)
+        r["multiple_testing"] = {
+            "method": "Benjamini-Hochberg, per wave, over the focal terms with a p-value",
+            "n_tested": {fit: tested.get((wave, fit), 0) for fit in FITS},
+        }
+        common = {"wave": wave, "hypothesis": r["id"], "n": r.get("n", 0),
+                  "family": r.get("family"), "level": r.get("level"), "status": status,
+                  "reason": r.get("reason")}
+        for fit in FITS:
+            focal = [e for e in _fit_estimates(r, fit) if e.get("focal")]
+            for est in focal:
                 rows.append({
-                    "wave": r.get("wave"), "hypothesis": r["id"], "fit": fit,
-                    "term": est["term"], "estimate": est["estimate"], "se": est["se"],
-                    "ci_low": est["ci_low"], "ci_high": est["ci_high"], "p": est["p"],
-                    "q": est["q"], "n": r["n"], "family": r["family"], "level": r["level"],
-                    "scores": _scores_label(r, fit),
+                    **common, "fit": fit, "term": est["term"], "estimate": est["estimate"],
+                    "se": est["se"], "ci_low": est["ci_low"], "ci_high": est["ci_high"],
+                    "p": est["p"], "q": est["q"], "scores": _scores_label(r, fit),
+                    "n_tested": tested.get((wave, fit), 0),
                 })
+            pv = r.get("plausible_values")
+            if focal or (fit == "plausible_values" and not pv):
+                continue
+            # no estimates: still one row per predictor, with the reason
+            row = {**common, "fit": fit, "scores": "", "n_tested": tested.get((wave, fit), 0)}
+            if fit == "plausible_values":  # drawn, but too few of the refits converged
+                row.update(status=STATUS_NOT_FITTED, n=0,
+                           reason="; ".join(pv.get("warnings") or []) or None)
+            for name in r.get("predictors") or [None]:
+                rows.append({**row, "term": name})
     table = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     return table, [_clean(r) for r in results]
 

@@ -1,4 +1,7 @@
+import json
+import os
 import re
+import shutil
 import sys
 from functools import cache
 from pathlib import Path
@@ -11,7 +14,11 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from flaqum.config import load_study
 from flaqum.errors import FlaqumError
-from flaqum.io import as_id, find_source, read_source
+from flaqum.outcomes import check_hypotheses
+from flaqum.ids import ID_REGEX
+from flaqum.io import find_source
+from flaqum.outputs import raw_manifest
+from flaqum.utils import file_mode
 from flaqum.report.render import choose_engine
 
 # The study: config and codebooks validated against their schemas before anything runs.
@@ -20,12 +27,21 @@ try:
 except FlaqumError as exc:
     raise WorkflowError(f"Invalid configuration:\n{exc}") from None
 
+# The hypotheses: checked against the study's codebooks and sources before any job runs.
+try:
+    check_hypotheses(STUDY, sorted(Path("config/hypotheses").glob("*.yaml")))
+except FlaqumError as exc:
+    raise WorkflowError(f"Invalid hypotheses:\n{exc}") from None
+
 config = STUDY.config
 WAVES = STUDY.waves()
 SOURCES = STUDY.sources
 SCORED_SOURCES = [s for s in SOURCES if STUDY.scales_for(s)]
 SURVEY_SOURCES = [s for s, spec in SOURCES.items() if spec["kind"] == "survey"]
 RAW = config["raw_dir"]
+INVALID_WAVES = STUDY.invalid_waves()  # folder name -> why it is not a wave
+for _name, _why in INVALID_WAVES.items():
+    logger.warning(f"{RAW}/{_name}: skipped: {_why}")
 
 if not WAVES:
     logger.warning(
@@ -50,6 +66,37 @@ def raw_files(wildcards):
 def raw_source(wildcards):
     path = find_source(Path(RAW) / wildcards.wave, wildcards.source)
     return [str(path)] if path is not None else []
+
+
+def raw_checksums(wildcards):
+    """sha256 of each raw file of the wave: a param of validation, so that new content re-runs
+    the wave even when the file's time stamp is older (cp -p, unzip)."""
+    return raw_manifest(raw_files(wildcards))
+
+
+def raw_source_checksum(wildcards):
+    return raw_manifest(raw_source(wildcards))
+
+
+def codebook_checksums():
+    return raw_manifest(codebooks())
+
+
+def settings(*keys):
+    """The config values a rule's output depends on, given to it as a param: Snakemake re-runs
+    the rule (and what depends on its output) when one of them changes, and only then.
+    """
+    return {key: config.get(key) for key in keys}
+
+
+# What each stage reads from the config (besides the codebooks, an input of validation).
+SETTINGS = {
+    "validate": settings("raw_dir", "sources", "validation", "min_group_size"),
+    "ingest": settings("sources"),
+    "psychometrics": settings("min_group_size"),
+    "invariance": settings("psychometrics"),
+    "multilevel": settings("min_group_size", "multilevel"),
+}
 
 
 def codebooks():
@@ -88,13 +135,57 @@ CONDA_ENV = "../../environment.yml"
 EXTRA_OUTPUTS = []  # rule files append callables wave -> list of targets
 
 
-def final_outputs():
-    out = []
-    for wave in WAVES:
-        out += stage_outputs(wave)
-        for extra in EXTRA_OUTPUTS:
-            out += extra(wave)
+def wave_validation(wave):
+    """The wave's validation.json, once validation has run (validate is a checkpoint: nothing
+    else of a wave is planned before its raw files have passed)."""
+    path = checkpoints.validate.get(wave=wave).output[0]
+    return _read_validation(path, os.stat(path).st_mtime_ns)
+
+
+@cache
+def _read_validation(path, mtime_ns):
+    return json.loads(Path(path).read_text())
+
+
+def wave_passed(wave):
+    return wave_validation(wave)["status"] == "pass"
+
+
+def wave_targets(wave):
+    """Everything made of one wave that passed validation."""
+    out = stage_outputs(wave)
+    for extra in EXTRA_OUTPUTS:
+        out += extra(wave)
     return out
+
+
+def failed_waves(wildcards):
+    return [w for w in WAVES if not wave_passed(w)]
+
+
+def wave_target_files(wildcards):
+    return wave_targets(wildcards.wave)
+
+
+def summary_inputs(wildcards):
+    """The end of every wave: its provenance record if it passed, its findings if not."""
+    return [
+        (
+            f"results/{w}/provenance.json"
+            if wave_passed(w)
+            else f"results/{w}/validation.json"
+        )
+        for w in WAVES
+    ]
+
+
+def hypothesis_checksums():
+    return raw_manifest(Path("config/hypotheses").glob("*.yaml"))
+
+
+def expected_reports(wildcards):
+    """Per valid wave, the hospitals of its register (reports of others are stale)."""
+    return {w: list(wave_hospitals(w)) for w in WAVES if wave_passed(w)}
 
 
 def wave_dir(wildcards):
@@ -140,6 +231,10 @@ def previous_wave(wave):
     """The wave before this one (wave names sort in time order), or None."""
     earlier = [w for w in WAVES if w < wave]
     return earlier[-1] if earlier else None
+
+
+def previous_wave_of(wildcards):
+    return previous_wave(wildcards.wave)
 
 
 def _parts(stage, names, sources):
@@ -213,35 +308,39 @@ REPORT_CONFIG = config.get("report", {})
 REPORT_ENGINE = REPORT_CONFIG.get("engine", "auto")
 REPORT_TEMPLATES = Path(workflow.basedir) / "workflow" / "report"
 # The PDF (Typst) is declared only where Quarto will render it.
-REPORT_PDF = choose_engine(REPORT_ENGINE) == "quarto"
+REPORT_ENGINE_USED = choose_engine(REPORT_ENGINE)  # "auto" resolved: quarto or jupyter
+REPORT_PDF = REPORT_ENGINE_USED == "quarto"
+# What a report's content depends on: the engine as resolved (so "auto" and the engine it
+# picks are the same setting) and not which render job or batch count made it.
+SETTINGS["report"] = {
+    **settings("min_group_size", "multilevel"),
+    "report": {
+        **{k: v for k, v in REPORT_CONFIG.items() if k not in ("batches", "hospitals")},
+        "engine": REPORT_ENGINE_USED,
+    },
+}
 
 
-@cache
+def wave_hospitals(wave):
+    """Hospital ids of the wave's organisations register, as validation read and checked them
+    (no raw file is read while the DAG is built)."""
+    return tuple(wave_validation(wave).get("summary", {}).get("hospitals", []))
+
+
 def report_hospitals(wave):
-    """Hospital ids of the wave's organisations register (as strings: "0042" is an id),
-    restricted to config report.hospitals when that is set."""
-    try:
-        path = find_source(Path(RAW) / wave, "organisations")
-    except FlaqumError:
-        return ()
-    if path is None:
-        return ()
-    df, _ = read_source(path)
-    col = SOURCES["organisations"]["hospital"]
-    if col not in df.columns:
-        return ()
-    ids = sorted(set(as_id(df[col]).dropna()))
+    """The wave's hospitals, restricted to config report.hospitals when that is set."""
+    ids = wave_hospitals(wave)
     wanted = REPORT_CONFIG.get("hospitals")
     if wanted:
-        ids = [h for h in ids if h in {str(w) for w in wanted}]
-    return tuple(ids)
+        ids = tuple(h for h in ids if h in {str(w) for w in wanted})
+    return ids
 
 
 def report_targets(wave):
     out = [f"reports/{wave}/{h}.html" for h in report_hospitals(wave)]
     if REPORT_PDF:
         out += [f"reports/{wave}/{h}.pdf" for h in report_hospitals(wave)]
-    return out + [f"reports/{wave}/consortium.html"]
+    return out + [f"reports/{wave}/research/consortium.html"]
 
 
 def report_inputs(wildcards):
@@ -295,7 +394,13 @@ def batch_hospitals(wildcards):
 
 
 def hospital_batch(wildcards):
-    i = report_hospitals(wildcards.wave).index(wildcards.hospital)
+    hospitals = report_hospitals(wildcards.wave)
+    if wildcards.hospital not in hospitals:
+        raise WorkflowError(
+            f"no report for hospital {wildcards.hospital!r} in wave {wildcards.wave}: it is "
+            "not in the wave's organisations register (or not in config report.hospitals)"
+        )
+    i = hospitals.index(wildcards.hospital)
     return f"results/{wildcards.wave}/reports/batch{i % batch_count(wildcards.wave)}"
 
 
@@ -313,17 +418,12 @@ def hospital_report_outputs():
     return out
 
 
-def publish_command():
-    """Copy the hospital's report(s) out of its batch, atomically (a .part file, then mv)."""
-    exts = ["html", "pdf"] if REPORT_PDF else ["html"]
-    return (
-        " && ".join(
-            f"cp {{input.batch}}/{{wildcards.hospital}}.{e} {{output.{e}}}.part "
-            f"&& mv {{output.{e}}}.part {{output.{e}}}"
-            for e in exts
-        )
-        + " 2> {log}"
-    )
-
-
-REPORT_HOSPITAL_IDS = sorted({h for w in WAVES for h in report_hospitals(w)})
+def publish_reports(batch, hospital, outputs):
+    """Copy a hospital's report(s) out of its batch, atomically (a .part file, then rename);
+    ``hospital`` is a validated id (wildcard constraint and register)."""
+    for dest in outputs:
+        dest = Path(dest)
+        part = dest.with_name(f".{dest.name}.part")
+        shutil.copyfile(Path(batch) / f"{hospital}{dest.suffix}", part)
+        os.chmod(part, file_mode())
+        os.replace(part, dest)

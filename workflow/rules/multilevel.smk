@@ -17,6 +17,8 @@ rule multilevel:
         "benchmarks/{wave}/multilevel_{source}.tsv"
     conda:
         CONDA_ENV
+    params:
+        settings=SETTINGS["multilevel"],
     script:
         "../scripts/multilevel.py"
 
@@ -49,7 +51,8 @@ rule change:
     conda:
         CONDA_ENV
     params:
-        previous_wave=lambda wc: previous_wave(wc.wave),
+        previous_wave=previous_wave_of,
+        settings=SETTINGS["multilevel"],
     script:
         "../scripts/change.py"
 

@@ -16,6 +16,8 @@ rule psychometrics:
         "benchmarks/{wave}/psychometrics_{source}.tsv"
     conda:
         CONDA_ENV
+    params:
+        settings=SETTINGS["psychometrics"],
     script:
         "../scripts/psychometrics.py"
 
@@ -47,7 +49,8 @@ rule invariance:
     conda:
         CONDA_ENV
     params:
-        previous_wave=lambda wc: previous_wave(wc.wave),
+        previous_wave=previous_wave_of,
+        settings=SETTINGS["invariance"],
     script:
         "../scripts/invariance.py"
 

@@ -20,14 +20,13 @@ rule render_reports:
         "logs/{wave}/report_batch{batch}.log",
     benchmark:
         "benchmarks/{wave}/report_batch{batch}.tsv"
-    wildcard_constraints:
-        batch=r"\d+",
     conda:
         CONDA_ENV
     params:
         hospitals=batch_hospitals,
-        engine=REPORT_ENGINE,
+        engine=REPORT_ENGINE_USED,
         pdf=REPORT_PDF,
+        settings=SETTINGS["report"],
     script:
         "../scripts/report_batch.py"
 
@@ -41,12 +40,8 @@ rule hospital_report:
         "logs/{wave}/report_{hospital}.log",
     benchmark:
         "benchmarks/{wave}/report_{hospital}.tsv"
-    wildcard_constraints:
-        hospital="|".join(map(re.escape, REPORT_HOSPITAL_IDS)) or "NO_HOSPITAL",
-    conda:
-        CONDA_ENV
-    shell:
-        publish_command()
+    run:
+        publish_reports(input.batch, wildcards.hospital, output)
 
 
 rule consortium_report:
@@ -56,7 +51,7 @@ rule consortium_report:
         css=str(REPORT_TEMPLATES / "report.css"),
     output:
         html=report(
-            "reports/{wave}/consortium.html",
+            "reports/{wave}/research/consortium.html",
             category="Consortium report",
             labels={"wave": "{wave}"},
         ),
@@ -67,7 +62,8 @@ rule consortium_report:
     conda:
         CONDA_ENV
     params:
-        engine=REPORT_ENGINE,
+        engine=REPORT_ENGINE_USED,
+        settings=SETTINGS["report"],
     script:
         "../scripts/report_consortium.py"
 

@@ -1,7 +1,14 @@
 import pandas as pd
 from _common import setup
 
-from flaqum.outcomes import hypothesis_applies, load_hypothesis, result_to_json, run_hypothesis
+from flaqum.outcomes import (
+    canonical_ids,
+    hypothesis_applies,
+    load_hypothesis,
+    not_applicable_result,
+    result_to_json,
+    run_hypothesis,
+)
 from flaqum.utils import atomic_write_text
 
 study, log = setup(snakemake)  # noqa: F821
@@ -9,12 +16,10 @@ sm = snakemake  # noqa: F821
 wave = sm.wildcards.wave
 hyp = load_hypothesis(sm.input.spec)
 if not hypothesis_applies(hyp, wave):
-    # Declared for other waves only: a placeholder the summary skips (no estimates).
-    result = {"id": hyp["id"], "wave": wave, "status": "not_applicable", "n": 0,
-              "family": hyp["family"], "level": hyp["level"], "estimates": [],
-              "diagnostics": {"converged": None, "warnings": []}}
-    atomic_write_text(sm.output[0], result_to_json(result))
-    log.info(f"{hyp['id']}: not declared for wave {wave} (waves: {hyp.get('waves')})")
+    # Declared for other waves only: a placeholder with the reason (no estimates).
+    reason = f"not declared for wave {wave} (waves: {hyp.get('waves')})"
+    atomic_write_text(sm.output[0], result_to_json(not_applicable_result(hyp, wave, reason)))
+    log.info(f"{hyp['id']}: {reason}")
     raise SystemExit(0)
 inputs = {
     key: (
@@ -25,8 +30,11 @@ inputs = {
     for key, path in sm.input.items()
     if key != "spec"
 }
-result = run_hypothesis(hyp, inputs, wave)
+result = run_hypothesis(hyp, canonical_ids(study, inputs), wave)
 atomic_write_text(sm.output[0], result_to_json(result))
 for w in result["diagnostics"].get("warnings", []):
     log.warning(w)
-log.info(f"{hyp['id']} ({wave}): n={result['n']}, converged={result['diagnostics']['converged']}")
+if result["status"] == "fitted":
+    log.info(f"{hyp['id']} ({wave}): fitted on n={result['n']}")
+else:
+    log.warning(f"{hyp['id']} ({wave}): {result['status']}: {result['reason']}")

@@ -1,0 +1,91 @@
+"""What made a wave's results: ``results/<wave>/provenance.json``.
+
+Written once every output of a valid wave exists: the package version, the git commit of the
+workflow (and whether its tree had uncommitted changes), the sha256 of the effective config,
+of each codebook and hypothesis file and of each raw file, the versions of the numerical
+dependencies, and the list of the wave's outputs. A rerun of a published analysis compares
+its own record with this one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+import flaqum
+
+DEPENDENCIES = (
+    "numpy",
+    "scipy",
+    "pandas",
+    "statsmodels",
+    "pyarrow",
+    "pyreadstat",
+    "matplotlib",
+    "snakemake",
+    "nbconvert",
+    "nbclient",
+)
+
+
+def _git(repo: Path, *args: str) -> str | None:
+    try:
+        res = subprocess.run(
+            ["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return res.stdout.strip() if res.returncode == 0 else None
+
+
+def code_version(repo: Path | str | None = None) -> dict:
+    """Package version and, where the workflow is a git checkout, its commit and dirtiness."""
+    repo = Path(repo) if repo else Path(__file__).resolve().parents[2]
+    commit = _git(repo, "rev-parse", "HEAD")
+    status = _git(repo, "status", "--porcelain", "--untracked-files=no") if commit else None
+    return {
+        "package_version": flaqum.__version__,
+        "git_commit": commit,
+        "git_dirty": (bool(status) if status is not None else None),
+    }
+
+
+def dependency_versions() -> dict[str, str | None]:
+    out = {}
+    for name in DEPENDENCIES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def config_hash(config: dict) -> str:
+    text = json.dumps(config, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def wave_provenance(
+    wave: str,
+    config: dict,
+    raw: dict[str, str],
+    codebooks: dict[str, str],
+    hypotheses: dict[str, str],
+    outputs,
+    repo: Path | str | None = None,
+) -> dict:
+    return {
+        "wave": wave,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        **code_version(repo),
+        "python_dependencies": dependency_versions(),
+        "config_sha256": config_hash(config),
+        "codebooks_sha256": codebooks,
+        "hypotheses_sha256": hypotheses,
+        "raw_sha256": raw,
+        "outputs": sorted(map(str, outputs)),
+    }
