@@ -60,9 +60,9 @@ def _validate(args) -> int:
 
     study = load_study(args.config)
     result = validate_wave(study, args.wave_dir)
-    print(result.text(limit=args.limit))
     if args.json:
         result.write(args.json)
+    print(result.text(limit=args.limit, json_path=args.json))
     return 0 if result.status == "pass" else 1
 
 
@@ -86,7 +86,9 @@ def main(argv=None) -> int:
     v = sub.add_parser("validate", help="check one wave folder and print the findings")
     v.add_argument("wave_dir")
     v.add_argument("--json", help="also write the findings as JSON here")
-    v.add_argument("--limit", type=int, default=30, help="errors to print")
+    v.add_argument(
+        "--limit", type=int, default=5, help="findings to print per rule (default: %(default)s)"
+    )
     v.set_defaults(func=_validate)
     args = ap.parse_args(argv)
     try:

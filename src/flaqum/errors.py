@@ -12,10 +12,16 @@ class ConfigError(FlaqumError):
 
 
 class InputError(FlaqumError):
-    """A raw data file cannot be read or breaks the data contract."""
+    """A raw data file cannot be read or breaks the data contract.
+
+    ``message`` is the bare sentence; ``file``, ``row``, ``column``, ``value`` and ``rule`` say
+    where and which rule. ``str(exc)`` puts them together once, for a message on its own; a
+    validation ``Finding`` takes the parts (so that nothing is printed twice).
+    """
 
     def __init__(self, file, message, *, row=None, column=None, value=None, rule=None):
         self.file, self.row, self.column, self.value, self.rule = file, row, column, value, rule
+        self.message = message
         where = [f"file {file}"]
         if row is not None:
             where.append(f"row {row}")

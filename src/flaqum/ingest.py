@@ -1,9 +1,13 @@
 """Ingest: one raw source of a wave to typed, labelled parquet.
 
-Ids become strings, item answers become numbers with the codebook's and SPSS's user-missing
-codes set to missing, and reverse-keyed items are recoded as ``min + max - x`` so that a higher
-value always means a better experience. Labels (variable, value, missing codes) travel in the
-parquet's metadata. Run only after the wave passed validation: bad values have been reported there.
+Ids become strings, item answers become numbers, and reverse-keyed items are recoded as
+``min + max - x`` so that a higher value always means a better experience. Which answers are
+missing is decided by ``io.classify_answers``, the same rule validation reports on: the
+codebook's response range and missing codes decide; a value the file declares missing (SPSS
+user-missing) stays an answer when it lies inside the response range and is missing when it
+lies outside; anything that is not a valid answer is stored as missing. Labels (variable,
+value, declared missing values) travel in the parquet's metadata. Run only after the wave passed
+validation: bad values have been reported there.
 """
 
 from __future__ import annotations
@@ -11,12 +15,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from flaqum.config import Study
 from flaqum.errors import InputError
-from flaqum.io import as_id, find_source, read_source
+from flaqum.io import as_id, classify_answers, find_source, numeric_values, read_source
 from flaqum.utils import write_parquet
 
 
@@ -32,17 +35,7 @@ def require_pass(validation_json: Path | str) -> None:
             f"fix the raw files and re-run. Details: {validation_json}"
         ]
         for e in errs[:15]:
-            f = Finding(
-                "error",
-                e["rule"],
-                e["message"],
-                e["file"],
-                e["row"],
-                e["column"],
-                e["value"],
-                e.get("count", 1),
-            )
-            lines.append(f"  {f}")
+            lines.append(f"  {Finding.from_dict('error', e)}")
         raise InputError(validation_json, "\n".join(lines))
 
 
@@ -76,9 +69,14 @@ def process_source(study: Study, source: str, df: pd.DataFrame, meta) -> tuple[p
         for item in inst.items:
             if item not in out.columns:
                 continue
-            x = pd.to_numeric(out[item], errors="coerce").to_numpy(float, copy=True)
-            codes = set(inst.missing_codes) | set(meta.user_missing.get(item, []))
-            x[np.isin(x, list(codes)) | (x < lo) | (x > hi)] = np.nan
+            answers = classify_answers(
+                numeric_values(out[item]).x,
+                lo,
+                hi,
+                inst.missing_codes,
+                meta.user_missing.get(item),
+            )
+            x = answers.cleaned()
             if item in rev:
                 x = lo + hi - x
                 recoded[item] = f"reverse-keyed: stored as {lo} + {hi} - answer"

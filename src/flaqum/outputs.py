@@ -152,11 +152,7 @@ def run_summary(
             f"processed. All findings: {path.relative_to(root)}"
         )
         for e in data["errors"][:shown]:
-            f = Finding(
-                "error", e["rule"], e["message"], e["file"], e["row"], e["column"], e["value"],
-                e.get("count", 1),
-            )
-            lines.append(f"  {f}")
+            lines.append(f"  {Finding.from_dict('error', e)}")
         if len(data["errors"]) > shown:
             lines.append(f"  ... {len(data['errors']) - shown} more in {path.relative_to(root)}")
     ok = [w for w in waves if w not in failed]

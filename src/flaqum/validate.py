@@ -4,7 +4,40 @@
 errors stop the wave, warnings are carried to the reports. Each finding names the file, the row
 (1-based record number; in a CSV, line = row + 1), the column, the value and the rule broken.
 All checks are vectorised so that a national wave (1.5 million rows) validates in seconds; a
-rule that fires on many rows lists the first ``MAX_PER_RULE`` and counts the rest.
+rule that fires on many rows lists the first ``MAX_PER_RULE`` and counts the rest. Validation
+never raises on bad data: whatever a file holds becomes a finding.
+
+The rules, by the name a finding carries:
+
+- Files: "required source", "one file per source", "readable file" (empty, truncated, not the
+  format its name says), "a source has a header and rows", "unique column names", "text
+  encoding" (a CSV that is not UTF-8 is read as Windows-1252, with a warning; neither is an
+  error), "fields match the header", "supported formats".
+- Columns: "required column" (with a hint when a CSV seems to use ';' as delimiter, or when a
+  workbook has other sheets than the first, which is the one read), "unknown column like an
+  item" (a misspelt item), "unknown column" (a warning: kept as is).
+- Ids (every id, hospital and team column of every source): "id present" (not empty), "id
+  alphabet" (``flaqum.ids``: letters, digits, ``_ . -``, starting with a letter or digit, at
+  most 64 characters, not a name the pipeline uses), "unique id", "ids unique ignoring case"
+  (in the registers: ``H1`` and ``h1`` would name the same file on Windows and macOS),
+  "hospital in register", "team in register", "team registered under another hospital". The
+  wave folder's name is an id too.
+- Item answers: "numeric answer", "finite number", "whole number", "response range" (outside
+  the codebook's range and not a missing code). Which answers are missing is decided by
+  ``io.classify_answers``, the rule ingest applies as well: the codebook decides; a value the
+  file declares missing inside the response range stays an answer (warning "file's missing
+  codes differ from the codebook"); one outside the range that only the file declares missing
+  is missing (warning "missing code not in the codebook").
+- Declared numeric columns (types number, integer, count, exposure in a source's ``columns``,
+  and an instrument's integer or number ``variables``): "numeric value", "finite number" (no
+  ``inf``, ``nan``), "plausible magnitude" (``|x| < PLAUSIBLE_MAX``, 1e15), "whole number",
+  "non-negative count", "positive exposure".
+- Warnings on the data: "high item missingness", "straight-lining", "too few answers to score",
+  "team below reporting minimum".
+
+``summary`` holds ``rows`` per source, ``hospitals`` (the sorted ids of the organisations
+register that pass the id check; always present, empty when the register could not be read),
+and where they apply ``straightliners`` and ``small_teams``.
 """
 
 from __future__ import annotations
@@ -18,9 +51,47 @@ import pandas as pd
 
 from flaqum.config import Study
 from flaqum.errors import InputError
-from flaqum.io import SourceMeta, as_id, find_source, read_source
+from flaqum.ids import ID_REGEX, RESERVED, check_id
+from flaqum.io import (
+    EXTENSIONS,
+    SourceMeta,
+    as_id,
+    classify_answers,
+    find_source,
+    numeric_values,
+    read_source,
+)
 
-MAX_PER_RULE = 20
+MAX_PER_RULE = 20  # rows listed per rule and column in validation.json; the rest are counted
+SHOW_PER_RULE = 5  # findings printed per rule by ``Validation.text``
+PLAUSIBLE_MAX = 1e15  # no count, exposure or measurement in a hospital register comes near
+NUMERIC_TYPES = ("number", "integer", "count", "exposure")
+
+
+def plural(n: int, noun: str, plural_form: str | None = None) -> str:
+    """``1 respondent``, ``2 respondents``, ``1,191 answers``."""
+    n = int(n)
+    word = noun if n == 1 else (plural_form or _plural(noun))
+    return f"{n:,} {word}"
+
+
+def _plural(noun: str) -> str:
+    if noun.endswith(("s", "x", "ch", "sh")):
+        return noun + "es"
+    if noun.endswith("y") and noun[-2:-1] not in tuple("aeiou"):
+        return noun[:-1] + "ies"
+    return noun + "s"
+
+
+def _listing(values, most: int = 5) -> str:
+    vals = [_show(v) for v in values]
+    return ", ".join(vals[:most]) + (", ..." if len(vals) > most else "")
+
+
+def _show(v) -> str:
+    if isinstance(v, (float, np.floating)) and np.isfinite(v) and float(v).is_integer():
+        return str(int(v))
+    return str(v)
 
 
 @dataclass
@@ -32,7 +103,36 @@ class Finding:
     row: int | None = None
     column: str | None = None
     value: object = None
-    count: int = 1
+    count: int = 1  # how many cases (in ``unit``) this finding stands for
+    unit: str = "finding"
+
+    @classmethod
+    def from_error(cls, level: str, exc: InputError, default_rule: str = "readable file"):
+        """A finding from an ``InputError``: its bare message, its place, its rule, once each."""
+        return cls(
+            level,
+            exc.rule or default_rule,
+            exc.message,
+            file=None if exc.file is None else str(exc.file),
+            row=exc.row,
+            column=exc.column,
+            value=exc.value,
+            unit="file",
+        )
+
+    @classmethod
+    def from_dict(cls, level: str, d: dict) -> Finding:
+        return cls(
+            level,
+            d["rule"],
+            d["message"],
+            d.get("file"),
+            d.get("row"),
+            d.get("column"),
+            d.get("value"),
+            d.get("count", 1),
+            d.get("unit", "finding"),
+        )
 
     def to_dict(self) -> dict:
         v = self.value
@@ -40,6 +140,8 @@ class Finding:
             v = v.item()
         if isinstance(v, float) and np.isnan(v):
             v = None
+        elif isinstance(v, float) and np.isinf(v):
+            v = str(v)  # JSON has no infinity
         return {
             "file": self.file,
             "row": self.row,
@@ -48,6 +150,7 @@ class Finding:
             "rule": self.rule,
             "message": self.message,
             "count": self.count,
+            "unit": self.unit,
         }
 
     def __str__(self) -> str:
@@ -59,7 +162,9 @@ class Finding:
         value = self.to_dict()["value"]
         if value is not None:
             where.append(f"value {value!r}")
-        more = f" (and {self.count - 1} more)" if self.count > 1 else ""
+        more = ""
+        if self.row is not None and self.count > 1:
+            more = f" (and {plural(self.count - 1, 'more ' + self.unit)})"
         return f"{', '.join(w for w in where if w)}: {self.message}{more} [rule: {self.rule}]"
 
 
@@ -69,6 +174,7 @@ class Validation:
     errors: list[Finding] = field(default_factory=list)
     warnings: list[Finding] = field(default_factory=list)
     summary: dict = field(default_factory=dict)
+    written_to: str | None = None
 
     @property
     def status(self) -> str:
@@ -79,7 +185,10 @@ class Validation:
             Finding(level, rule, message, **kw)
         )
 
-    def add_rows(self, level, rule, message_fn, file, rows, column=None, values=None):
+    def add_error(self, exc: InputError, level: str = "error") -> None:
+        (self.errors if level == "error" else self.warnings).append(Finding.from_error(level, exc))
+
+    def add_rows(self, level, rule, message_fn, file, rows, column=None, values=None, unit="value"):
         """One finding per offending row, for the first MAX_PER_RULE rows; count the rest."""
         rows = np.asarray(rows)
         n = len(rows)
@@ -93,6 +202,7 @@ class Validation:
                 row=int(r) + 1,
                 column=column,
                 value=v,
+                unit=unit,
             )
         if n > MAX_PER_RULE:
             last = self.errors if level == "error" else self.warnings
@@ -113,29 +223,68 @@ class Validation:
         from flaqum.utils import atomic_write_text
 
         atomic_write_text(path, json.dumps(self.to_dict(), indent=1, default=str))
+        self.written_to = str(path)
 
-    def text(self, limit: int = 15) -> str:
-        """The readable summary shown to the user."""
+    def text(self, limit: int = SHOW_PER_RULE, json_path: Path | str | None = None) -> str:
+        """The readable account for the data manager: every rule broken, with its first
+        ``limit`` findings and the count of the rest, and where the full list is."""
+        groups = {
+            level: _by_rule(findings)
+            for level, findings in (("error", self.errors), ("warning", self.warnings))
+        }
+        n_err, n_warn = len(groups["error"]), len(groups["warning"])
         lines = [
             f"Wave {self.wave}: validation {self.status.upper()} - "
-            f"{sum(f.count for f in self.errors)} error(s), "
-            f"{sum(f.count for f in self.warnings)} warning(s)"
+            + (f"{plural(n_err, 'rule')} with errors" if n_err else "no errors")
+            + ", "
+            + (f"{plural(n_warn, 'rule')} with warnings" if n_warn else "no warnings")
         ]
-        for f in self.errors[:limit]:
-            lines.append(f"  ERROR   {f}")
-        if len(self.errors) > limit:
-            lines.append(f"  ... {len(self.errors) - limit} more errors in validation.json")
-        by_rule: dict[str, int] = {}
-        for f in self.warnings:
-            by_rule[f.rule] = by_rule.get(f.rule, 0) + f.count
-        for rule, n in by_rule.items():
-            lines.append(f"  warning {rule}: {n}")
+        for level, by_rule in groups.items():
+            for rule, fs in by_rule.items():
+                units = {f.unit for f in fs}
+                unit = units.pop() if len(units) == 1 else "finding"
+                total = sum(f.count for f in fs) if unit != "finding" else len(fs)
+                head = f"  {level.upper()} {rule}: {plural(total, unit)}"
+                cols = {f.column for f in fs}
+                if all(f.row is None for f in fs) and len(fs) > 1 and len(cols) > 1:
+                    head += f" (summed over {len(cols)} columns)"
+                lines.append(head)
+                shown = fs[: max(0, limit)]
+                lines += [f"    {f}" for f in shown]
+                rest = total - (sum(f.count for f in shown) if unit != "finding" else len(shown))
+                if rest > 0:
+                    lines.append(f"    ... and {plural(rest, 'more ' + unit)} (rule {rule})")
+        where = json_path or self.written_to
+        if self.errors or self.warnings:
+            if where:
+                lines.append(
+                    f"All findings: {where} (it lists the first {MAX_PER_RULE} rows of each "
+                    "rule and column, and counts the rest)."
+                )
+            else:
+                lines.append(
+                    "The findings are not written to a file; add --json <file> to write them "
+                    f"(the first {MAX_PER_RULE} rows of each rule and column, and the count of "
+                    "the rest)."
+                )
         return "\n".join(lines)
+
+
+def _values(series: pd.Series, rows) -> np.ndarray:
+    """The values of the rows a finding lists (only the first ``MAX_PER_RULE`` are shown)."""
+    return series.iloc[np.asarray(rows)[:MAX_PER_RULE]].to_numpy(object)
+
+
+def _by_rule(findings: list[Finding]) -> dict[str, list[Finding]]:
+    out: dict[str, list[Finding]] = {}
+    for f in findings:
+        out.setdefault(f.rule, []).append(f)
+    return out
 
 
 def edit_distance(a: str, b: str) -> int:
     """Levenshtein distance (small strings: column names)."""
-    a, b = a.lower(), b.lower()
+    a, b = str(a).lower(), str(b).lower()
     prev = list(range(len(b) + 1))
     for i, ca in enumerate(a, 1):
         cur = [i]
@@ -158,31 +307,27 @@ def required_columns(study: Study, source: str) -> list[str]:
     return cols
 
 
-def _numeric(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Values as float and a mask of entries present but not numeric."""
-    if pd.api.types.is_numeric_dtype(series):
-        return series.to_numpy(float), np.zeros(len(series), bool)
-    num = pd.to_numeric(series, errors="coerce")
-    bad = num.isna().to_numpy() & series.notna().to_numpy()
-    return num.to_numpy(float), bad
+def id_columns(spec: dict) -> list[str]:
+    """The id, hospital and team columns of a source, each once."""
+    return list(dict.fromkeys(spec[k] for k in ("id", "hospital", "team") if spec.get(k)))
 
 
 def check_items(
     val: Validation, study: Study, source: str, df: pd.DataFrame, meta: SourceMeta, file: str
 ) -> dict[str, np.ndarray]:
-    """Range, type and missing-code checks of every item; returns the cleaned item arrays."""
+    """Type, range and missing-code checks of every item; returns the valid answers (NaN else)."""
     cleaned = {}
     for inst in study.instruments_for(source):
         if "response" not in inst.raw:
             continue
         lo, hi = inst.rmin, inst.rmax
-        codes = set(inst.missing_codes)
+        codes = sorted(inst.missing_codes)
         for item in inst.items:
             if item not in df.columns:
                 continue
-            x, nonnum = _numeric(df[item])
-            if nonnum.any():
-                rows = np.flatnonzero(nonnum)
+            num = numeric_values(df[item])
+            if num.not_a_number.any():
+                rows = np.flatnonzero(num.not_a_number)
                 val.add_rows(
                     "error",
                     "numeric answer",
@@ -190,32 +335,95 @@ def check_items(
                     file,
                     rows,
                     item,
-                    df[item].to_numpy()[rows],
+                    _values(df[item], rows),
                 )
-            declared = codes | set(meta.user_missing.get(item, []))
-            is_code = np.isin(x, list(declared)) if declared else np.zeros(len(x), bool)
-            present = ~np.isnan(x) & ~is_code
-            out = present & ((x < lo) | (x > hi) | (x != np.round(x)))
-            if out.any():
-                rows = np.flatnonzero(out)
-                lab = f"{inst.id} answers run {lo}-{hi}"
-                if declared:
-                    lab += f", missing codes {sorted(declared)}"
+            declared = meta.user_missing.get(item)
+            ans = classify_answers(num.x, lo, hi, codes, declared)
+            if ans.not_finite.any() or num.not_finite.any():
+                rows = np.flatnonzero(ans.not_finite | num.not_finite)
                 val.add_rows(
                     "error",
-                    "response range",
+                    "finite number",
+                    lambda v, r, it=item: f"answer to {it} is not a finite number",
+                    file,
+                    rows,
+                    item,
+                    _values(df[item], rows),
+                )
+            lab = f"{inst.id} answers run {lo}-{hi}, missing codes {codes}"
+            if ans.not_whole.any():
+                rows = np.flatnonzero(ans.not_whole)
+                val.add_rows(
+                    "error",
+                    "whole number",
                     lambda v, r, it=item, lab=lab: (
-                        f"{it}: value outside the response range "
-                        f"and not a declared missing code ({lab})"
+                        f"{it}: the answer is not a whole number ({lab})"
                     ),
                     file,
                     rows,
                     item,
-                    x[rows],
+                    ans.x[rows],
                 )
-            clean = np.where(present & ~out, x, np.nan)
-            cleaned[item] = clean
+            if ans.out_of_range.any():
+                rows = np.flatnonzero(ans.out_of_range)
+                val.add_rows(
+                    "error",
+                    "response range",
+                    lambda v, r, it=item, lab=lab: (
+                        f"{it}: value outside the response range and not a missing code ({lab})"
+                    ),
+                    file,
+                    rows,
+                    item,
+                    ans.x[rows],
+                )
+            _warn_declared_missing(val, inst, item, declared, ans, file)
+            cleaned[item] = ans.cleaned()
     return cleaned
+
+
+def _warn_declared_missing(val, inst, item, declared, ans, file) -> None:
+    """Where the file's declared missing values and the codebook disagree: say what was done."""
+    if not declared:
+        return
+    lo, hi = inst.rmin, inst.rmax
+    codebook = Path(inst.path).name
+    n_kept = int(ans.kept_declared.sum())
+    if n_kept:
+        vals = np.unique(ans.x[ans.kept_declared])
+        val.add(
+            "warning",
+            "file's missing codes differ from the codebook",
+            f"{item}: the file declares {declared.describe()} as missing, but "
+            f"{_listing(vals)} {'lies' if len(vals) == 1 else 'lie'} inside the response range "
+            f"{lo}-{hi} of {inst.id}. The codebook's range was kept: "
+            f"{plural(n_kept, 'answer')} with {'this value' if len(vals) == 1 else 'these values'} "
+            f"{'counts' if n_kept == 1 else 'count'} as valid; if they are not answers, set "
+            "them to missing in the file",
+            file=str(file),
+            column=item,
+            value=declared.describe(),
+            count=n_kept,
+            unit="answer",
+        )
+    n_extra = int(ans.extra_declared.sum())
+    if n_extra:
+        vals = np.unique(ans.x[ans.extra_declared])
+        shown = _listing(vals)
+        val.add(
+            "warning",
+            "missing code not in the codebook",
+            f"{item}: {plural(n_extra, 'answer')} with {'code' if len(vals) == 1 else 'codes'} "
+            f"{shown}, which the file declares missing ({declared.describe()}) and the codebook "
+            f"does not list (missing codes {sorted(inst.missing_codes)}), "
+            f"{'is' if n_extra == 1 else 'are'} treated as missing; add "
+            f"{shown} to response.missing_codes in {codebook} to make this explicit",
+            file=str(file),
+            column=item,
+            value=shown,
+            count=n_extra,
+            unit="answer",
+        )
 
 
 def _warn_quality(val, study, source, cleaned, ids, file):
@@ -238,6 +446,7 @@ def _warn_quality(val, study, source, cleaned, ids, file):
                     file=file,
                     column=i,
                     value=round(float(p), 1),
+                    unit="item",
                 )
         # straight-lining: every answered item identical, on an instrument with reverse-keyed
         # items or at least straightline_min_items answers
@@ -256,6 +465,7 @@ def _warn_quality(val, study, source, cleaned, ids, file):
                 rows,
                 "respondent_id",
                 ids[rows],
+                unit="respondent",
             )
             val.summary.setdefault("straightliners", {})[f"{source}/{inst.id}"] = int(flat.sum())
         for sid, scale in inst.scales.items():
@@ -264,44 +474,59 @@ def _warn_quality(val, study, source, cleaned, ids, file):
                 continue
             k = np.column_stack([~np.isnan(cleaned[i]) for i in s_items]).sum(axis=1)
             few = (k < scale.min_items) & (k > 0)
-            if few.any():
+            n_few = int(few.sum())
+            if n_few:
+                m = scale.min_items - 1
+                answered_text = f"{m}" if m == 1 else f"fewer than {scale.min_items}"
                 val.add(
                     "warning",
                     "too few answers to score",
-                    f"{few.sum()} respondents answered 1-{scale.min_items - 1} of the "
+                    f"{plural(n_few, 'respondent')} answered {answered_text} of the "
                     f"{len(s_items)} items of {sid} (min_items {scale.min_items}): "
-                    "no score for them",
+                    f"no {sid} score for {'this respondent' if n_few == 1 else 'them'}",
                     file=file,
                     column=sid,
-                    count=1,
-                    value=int(few.sum()),
+                    count=n_few,
+                    value=n_few,
+                    unit="respondent",
                 )
 
 
 def _read(val: Validation, path: Path):
     try:
-        return read_source(path)
+        df, meta = read_source(path)
     except InputError as exc:
-        val.add(
-            "error",
-            exc.rule or "readable file",
-            str(exc.args[0]).split(": ", 1)[-1],
-            file=str(path),
-        )
+        val.add_error(exc)
         return None, None
+    for w in meta.warnings:
+        val.add(
+            "warning",
+            w.rule,
+            w.message,
+            file=str(path),
+            row=w.row,
+            column=w.column,
+            value=w.value,
+            unit="file",
+        )
+    return df, meta
 
 
 def validate_wave(study: Study, wave_dir: Path | str, wave: str | None = None) -> Validation:
     """All checks of one wave. Never raises on bad data: findings go into the result."""
     wave_dir = Path(wave_dir)
     val = Validation(wave or wave_dir.name)
+    val.summary["hospitals"] = []
+    bad_name = check_id(val.wave, "the wave's folder name")
+    if bad_name:
+        val.add("error", "id alphabet", bad_name, file=str(wave_dir), value=val.wave, unit="file")
     frames: dict[str, pd.DataFrame] = {}
     files: dict[str, str] = {}
     for source, spec in study.sources.items():
         try:
             path = find_source(wave_dir, source)
         except InputError as exc:
-            val.add("error", exc.rule, str(exc), file=str(wave_dir))
+            val.add_error(exc)
             continue
         if path is None:
             if spec["required"]:
@@ -309,8 +534,9 @@ def validate_wave(study: Study, wave_dir: Path | str, wave: str | None = None) -
                     "error",
                     "required source",
                     f"required source {source!r} is missing: expected {source}.<ext> with ext "
-                    "one of .sav .zsav .por .dta .sas7bdat .csv .xlsx",
+                    f"one of {' '.join(EXTENSIONS)}",
                     file=str(wave_dir / source),
+                    unit="file",
                 )
             continue
         df, meta = _read(val, path)
@@ -323,59 +549,11 @@ def validate_wave(study: Study, wave_dir: Path | str, wave: str | None = None) -
                 "a source has a header and rows",
                 "the file has a header but no rows",
                 file=str(path),
+                unit="file",
             )
             continue
-        # required columns and misspelt items
-        req = required_columns(study, source)
-        missing = [c for c in req if c not in df.columns]
-        for c in missing:
-            val.add(
-                "error",
-                "required column",
-                f"required column {c!r} is missing",
-                file=str(path),
-                column=c,
-            )
-        known = set(req)
-        dist = study.config["validation"]["misspelt_item_distance"]
-        for col in df.columns:
-            if col in known:
-                continue
-            near = [c for c in missing if edit_distance(col, c) <= dist]
-            near = near or [c for c in req if c.lower() == col.lower()]
-            if near:
-                val.add(
-                    "error",
-                    "unknown column like an item",
-                    f"unknown column {col!r} looks like a misspelling of {near[0]!r}",
-                    file=str(path),
-                    column=col,
-                    value=col,
-                )
-            else:
-                val.add(
-                    "warning",
-                    "unknown column",
-                    f"column {col!r} is not in the codebooks; kept as is",
-                    file=str(path),
-                    column=col,
-                )
-        # ids
-        for key in ("id", "hospital", "team"):
-            col = spec.get(key)
-            if col and col in df.columns:
-                ids = as_id(df[col])
-                empty = ids.isna().to_numpy()
-                if empty.any():
-                    val.add_rows(
-                        "error",
-                        "id present",
-                        lambda v, r, col=col: f"{col} is empty",
-                        path,
-                        np.flatnonzero(empty),
-                        col,
-                    )
-                df[col] = ids
+        _check_columns(val, study, source, df, meta, path)
+        _check_ids(val, spec, df, path)
         frames[source] = df
         cleaned = check_items(val, study, source, df, meta, str(path))
         if spec["kind"] == "survey" and spec["id"] in df.columns:
@@ -387,10 +565,120 @@ def validate_wave(study: Study, wave_dir: Path | str, wave: str | None = None) -
     return val
 
 
+def _check_columns(val, study, source, df, meta, path) -> None:
+    """Required columns present (with a hint where the file's shape explains it), misspelt
+    items, and columns no codebook knows."""
+    req = required_columns(study, source)
+    missing = [c for c in req if c not in df.columns]
+    header = [str(c) for c in df.columns]
+    hint = ""
+    if missing and meta.format == "csv" and any(";" in c for c in header):
+        hint = (
+            f"the header reads as {plural(len(header), 'column')} "
+            f"({_listing([repr(c) for c in header], 3)}): the file seems to use ';' as "
+            "delimiter; save it with ',' as delimiter (in Excel: 'CSV UTF-8 (Comma "
+            "delimited)') or as .xlsx"
+        )
+    elif missing and len(meta.sheets) > 1:
+        hint = (
+            f"the workbook has {plural(len(meta.sheets), 'sheet')} "
+            f"({', '.join(repr(s) for s in meta.sheets)}) and only the first, "
+            f"{meta.sheets[0]!r}, is read: put the data on the first sheet"
+        )
+    if hint:
+        val.add(
+            "error",
+            "required column",
+            f"{plural(len(missing), 'required column')} "
+            f"{'is' if len(missing) == 1 else 'are'} missing "
+            f"({_listing([repr(c) for c in missing], 8)}); {hint}",
+            file=str(path),
+            column=missing[0] if len(missing) == 1 else None,
+            unit="file",
+        )
+        return
+    for c in missing:
+        val.add(
+            "error",
+            "required column",
+            f"required column {c!r} is missing",
+            file=str(path),
+            column=c,
+            unit="column",
+        )
+    known = set(req)
+    dist = study.config["validation"]["misspelt_item_distance"]
+    for col in header:
+        if col in known:
+            continue
+        near = [c for c in missing if edit_distance(col, c) <= dist]
+        near = near or [c for c in req if c.lower() == col.lower()]
+        if near:
+            val.add(
+                "error",
+                "unknown column like an item",
+                f"unknown column {col!r} looks like a misspelling of {near[0]!r}",
+                file=str(path),
+                column=col,
+                value=col,
+                unit="column",
+            )
+        else:
+            val.add(
+                "warning",
+                "unknown column",
+                f"column {col!r} is not in the codebooks; kept as is",
+                file=str(path),
+                column=col,
+                unit="column",
+            )
+
+
+def _check_ids(val: Validation, spec: dict, df: pd.DataFrame, path: Path) -> None:
+    """Every id column: present and an id (``flaqum.ids``). Ids are replaced by their text."""
+    for col in id_columns(spec):
+        if col not in df.columns:
+            continue
+        ids = as_id(df[col])
+        empty = ids.isna().to_numpy()
+        if empty.any():
+            val.add_rows(
+                "error",
+                "id present",
+                lambda v, r, col=col: f"{col} is empty",
+                path,
+                np.flatnonzero(empty),
+                col,
+                unit="row",
+            )
+        ok = ids.str.fullmatch(ID_REGEX) & ~ids.str.lower().isin(RESERVED)
+        bad = ~ok.to_numpy(bool, na_value=True)
+        if bad.any():
+            rows = np.flatnonzero(bad)
+            val.add_rows(
+                "error",
+                "id alphabet",
+                lambda v, r, col=col: check_id(v, col) or f"{col} is not a valid id",
+                path,
+                rows,
+                col,
+                _values(ids, rows),
+            )
+        df[col] = ids
+
+
+def _valid_ids(ids: pd.Series) -> list[str]:
+    """The distinct ids of a column that pass the id check, sorted."""
+    ids = ids.dropna()
+    ok = ids.str.fullmatch(ID_REGEX) & ~ids.str.lower().isin(RESERVED)
+    return sorted({str(h) for h in ids[ok.to_numpy(bool, na_value=False)]})
+
+
 def _check_numeric_columns(val, study, source, df, file):
-    """Declared numeric columns: numbers; counts whole and >= 0; exposures > 0."""
+    """Declared numeric columns: finite numbers of a plausible size; counts whole and >= 0;
+    exposures > 0."""
     spec = study.sources[source]
-    types = {c: t for c, t in spec.get("columns", {}).items() if t != "string"}
+    types = {c: t for c, t in spec.get("columns", {}).items() if t in NUMERIC_TYPES}
     for inst in study.instruments_for(source):
         for v, d in inst.raw.get("variables", {}).items():
             if d["type"] in ("integer", "number"):
@@ -398,20 +686,31 @@ def _check_numeric_columns(val, study, source, df, file):
     for c, typ in types.items():
         if c not in df.columns:
             continue
-        x, bad = _numeric(df[c])
-        if bad.any():
-            rows = np.flatnonzero(bad)
-            val.add_rows(
-                "error",
-                "numeric value",
-                lambda v, r, c=c: f"{c} must be a number",
-                file,
-                rows,
-                c,
-                df[c].to_numpy()[rows],
+        num = numeric_values(df[c])
+        for rule, mask, text in (
+            ("numeric value", num.not_a_number, "must be a number"),
+            ("finite number", num.not_finite, "must be a finite number"),
+        ):
+            if mask.any():
+                rows = np.flatnonzero(mask)
+                val.add_rows(
+                    "error",
+                    rule,
+                    lambda v, r, c=c, text=text: f"{c} {text}",
+                    file,
+                    rows,
+                    c,
+                    _values(df[c], rows),
+                )
+        x = num.x
+        present = np.isfinite(x)
+        checks = [
+            (
+                "plausible magnitude",
+                present & (np.abs(x) >= PLAUSIBLE_MAX),
+                f"is implausibly large: its absolute value must be below {PLAUSIBLE_MAX:.0e}",
             )
-        present = ~np.isnan(x)
-        checks = []
+        ]
         if typ in ("count", "integer"):
             checks.append(("whole number", present & (x != np.round(x)), "must be a whole number"))
         if typ == "count":
@@ -436,17 +735,57 @@ def _check_numeric_columns(val, study, source, df, file):
                 )
 
 
+def _check_case_collisions(val, df, key, file) -> None:
+    """Register ids that differ only by letter case (``H1``, ``h1``): one file on Windows/macOS."""
+    id_col = key[-1]
+    if not all(c in df.columns for c in key) or df[id_col].isna().all():
+        return
+    lower = [df[c].str.lower() for c in key]
+    pos = pd.Series(np.arange(len(df)), index=df.index)
+    first = pos.groupby(lower, dropna=True, sort=False).transform("first").to_numpy()
+    has = ~np.isnan(first.astype(float))
+    first_i = np.where(has, first, 0).astype(int)
+    differs = np.zeros(len(df), bool)
+    for c in key:
+        v = df[c].fillna("").to_numpy(object)
+        differs |= (v != v[first_i]).astype(bool)
+    clash = has & differs
+    if clash.any():
+        rows = np.flatnonzero(clash)
+        ids = df[id_col].to_numpy(object)
+        val.add_rows(
+            "error",
+            "ids unique ignoring case",
+            lambda v, r, c=id_col: (
+                f"{c} {v!r} differs only in letter case from {ids[first_i[r]]!r} in row "
+                f"{first_i[r] + 1}; ids must be unique ignoring case, because they name files "
+                "and on Windows and macOS 'H1' and 'h1' are the same file"
+            ),
+            file,
+            rows,
+            id_col,
+            ids[rows],
+            unit="row",
+        )
+
+
 def _check_keys(val: Validation, study: Study, frames: dict, files: dict) -> None:
     """Unique ids, and every hospital and team known to the registers."""
     orgs = frames.get("organisations")
+    ocol = study.sources.get("organisations", {}).get("hospital") or study.sources.get(
+        "organisations", {}
+    ).get("id")
+    hosp_known = None
+    if orgs is not None and ocol in orgs.columns:
+        hosp_known = set(orgs[ocol].dropna())
+        val.summary["hospitals"] = _valid_ids(orgs[ocol])
     teams = frames.get("teams")
-    hosp_known = (
-        set(orgs["hospital_id"].dropna()) if orgs is not None and "hospital_id" in orgs else None
-    )
+    tspec = study.sources.get("teams", {})
+    th, tt = tspec.get("hospital"), tspec.get("id")
     team_pairs = None
-    if teams is not None and {"hospital_id", "team_id"} <= set(teams.columns):
-        team_pairs = pd.MultiIndex.from_frame(teams[["hospital_id", "team_id"]].astype(object))
-        dup = team_pairs.duplicated()
+    if teams is not None and th and tt and {th, tt} <= set(teams.columns):
+        team_pairs = pd.MultiIndex.from_frame(teams[[th, tt]].astype(object))
+        dup = team_pairs.duplicated() & teams[tt].notna().to_numpy()
         if dup.any():
             val.add_rows(
                 "error",
@@ -454,8 +793,9 @@ def _check_keys(val: Validation, study: Study, frames: dict, files: dict) -> Non
                 lambda v, r: f"team {v} is registered twice",
                 files["teams"],
                 np.flatnonzero(dup),
-                "team_id",
-                teams["team_id"].to_numpy()[dup],
+                tt,
+                teams[tt].to_numpy(object)[dup],
+                unit="row",
             )
     min_n = study.min_group_size
     for source, df in frames.items():
@@ -476,8 +816,11 @@ def _check_keys(val: Validation, study: Study, frames: dict, files: dict) -> Non
                     file,
                     rows,
                     id_col,
-                    df[id_col].to_numpy()[rows],
+                    _values(df[id_col], rows),
+                    unit="row",
                 )
+        if spec["kind"] == "register":
+            _check_case_collisions(val, df, unique_key, file)
         hcol = spec.get("hospital")
         if hosp_known is not None and hcol in df.columns and source != "organisations":
             unknown = ~df[hcol].isin(hosp_known).to_numpy() & df[hcol].notna().to_numpy()
@@ -490,7 +833,7 @@ def _check_keys(val: Validation, study: Study, frames: dict, files: dict) -> Non
                     file,
                     rows,
                     hcol,
-                    df[hcol].to_numpy()[rows],
+                    _values(df[hcol], rows),
                 )
         tcol = spec.get("team")
         if (
@@ -502,31 +845,31 @@ def _check_keys(val: Validation, study: Study, frames: dict, files: dict) -> Non
             pairs = pd.MultiIndex.from_frame(df[[hcol, tcol]].astype(object))
             unknown = ~pairs.isin(team_pairs) & df[tcol].notna().to_numpy()
             if unknown.any():
-                by_team = (
-                    teams.groupby("team_id")["hospital_id"].apply(lambda s: sorted(s)).to_dict()
-                )
-                rows = np.flatnonzero(unknown)
-                hv = df[hcol].to_numpy()
-                tv = df[tcol].to_numpy()
-                other = [r for r in rows if tv[r] in by_team]
-                absent = [r for r in rows if tv[r] not in by_team]
-                if other:
+                registered = df[tcol].isin(teams[tt].dropna()).to_numpy()
+                hv = df[hcol].to_numpy(object)
+                tv = df[tcol].to_numpy(object)
+                other = np.flatnonzero(unknown & registered)
+                absent = np.flatnonzero(unknown & ~registered)
+                if len(other):
+                    listed = set(tv[other[:MAX_PER_RULE]])
+                    sub = teams.loc[teams[tt].isin(listed), [tt, th]].dropna()
+                    owners = {t: sorted(g[th]) for t, g in sub.groupby(tt)}
                     val.add_rows(
                         "error",
                         "team registered under another hospital",
-                        lambda v, r, hv=hv, owners=by_team: (
+                        lambda v, r, hv=hv, owners=owners: (
                             f"team {v} of hospital {hv[r]} is not in the team register under "
-                            f"that hospital; it is registered under {len(owners[v])} other "
-                            "hospital(s): "
-                            + ", ".join(owners[v][:3])
-                            + (", ..." if len(owners[v]) > 3 else "")
+                            f"that hospital; it is registered under "
+                            f"{plural(len(owners.get(v, [])), 'other hospital')}: "
+                            + ", ".join(owners.get(v, [])[:3])
+                            + (", ..." if len(owners.get(v, [])) > 3 else "")
                         ),
                         file,
                         other,
                         tcol,
-                        [tv[r] for r in other],
+                        tv[other],
                     )
-                if absent:
+                if len(absent):
                     val.add_rows(
                         "error",
                         "team in register",
@@ -534,7 +877,7 @@ def _check_keys(val: Validation, study: Study, frames: dict, files: dict) -> Non
                         file,
                         absent,
                         tcol,
-                        [tv[r] for r in absent],
+                        tv[absent],
                     )
         if spec["kind"] == "survey" and tcol in df.columns and hcol in df.columns:
             sizes = df.groupby([hcol, tcol], observed=True).size()
@@ -543,11 +886,14 @@ def _check_keys(val: Validation, study: Study, frames: dict, files: dict) -> Non
                 val.add(
                     "warning",
                     "team below reporting minimum",
-                    f"{len(small)} of {len(sizes)} teams have fewer than {min_n} respondents; "
-                    "their values are suppressed in reports",
+                    f"{len(small):,} of {plural(len(sizes), 'team')} "
+                    f"{'has' if len(small) == 1 else 'have'} fewer than {min_n} respondents; "
+                    f"{'its' if len(small) == 1 else 'their'} values are suppressed in reports",
                     file=file,
                     column=tcol,
                     value=int(len(small)),
+                    count=int(len(small)),
+                    unit="team",
                 )
                 val.summary.setdefault("small_teams", {})[source] = [
                     {"hospital_id": h, "team_id": t, "n": int(n)} for (h, t), n in small.items()
