@@ -70,8 +70,9 @@ def clear_failed_wave(root: Path | str, wave: str) -> list[Path]:
         folder = root / pattern.format(wave=wave)
         if not folder.exists():
             continue
+        keep = ("validation.json",) if pattern.startswith("results/") else ()
         for child in sorted(folder.iterdir()):
-            if pattern.startswith("results/") and child.name == "validation.json":
+            if child.name in keep:
                 continue
             target = _inside(root, child)
             if target.is_dir() and not target.is_symlink():
@@ -79,6 +80,8 @@ def clear_failed_wave(root: Path | str, wave: str) -> list[Path]:
             else:
                 target.unlink()
             removed.append(child.relative_to(root))
+        if not keep:
+            _inside(root, folder).rmdir()
     return removed
 
 
@@ -103,16 +106,17 @@ def run_summary(
     invalid_waves: dict[str, str],
     hospitals: dict[str, list[str]],
     raw_dir: str = "data/raw",
-    shown: int = 10,
+    shown: int = 3,
 ) -> tuple[dict, str]:
     """The end of a run: (record, text). Removes reports of hospitals no longer in a valid
     wave's register; lists each failed wave's first findings and where all of them are;
-    names wave folders that are not waves and hypotheses that could not be fitted."""
+    names wave folders that are not waves and hypotheses that could not be fitted.
+    ``shown``: findings listed per rule broken (validation.json has them all)."""
     import json
 
     import pandas as pd
 
-    from flaqum.validate import Finding
+    from flaqum.validate import Finding, Validation
 
     root = Path(root)
     lines: list[str] = []
@@ -148,13 +152,11 @@ def run_summary(
         data = json.loads(path.read_text())
         errors[wave] = data["n_errors"]
         lines.append(
-            f"Wave {wave} failed validation with {data['n_errors']} error(s); nothing of it was "
-            f"processed. All findings: {path.relative_to(root)}"
+            f"Wave {wave} failed validation; nothing of it was processed. Its errors, "
+            f"the first {shown} of each rule:"
         )
-        for e in data["errors"][:shown]:
-            lines.append(f"  {Finding.from_dict('error', e)}")
-        if len(data["errors"]) > shown:
-            lines.append(f"  ... {len(data['errors']) - shown} more in {path.relative_to(root)}")
+        found = Validation(wave, errors=[Finding.from_dict("error", e) for e in data["errors"]])
+        lines += found.text(limit=shown, json_path=path.relative_to(root)).splitlines()[1:]
     ok = [w for w in waves if w not in failed]
     head = f"{len(ok)} of {len(waves)} wave(s) processed" + (f": {', '.join(ok)}" if ok else "")
     if failed:

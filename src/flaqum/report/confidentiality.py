@@ -22,20 +22,59 @@ The rules (also printed in every report's methods appendix, see ``RULES``):
 
 The Maturity Matrix is the hospital's own self-assessment (one answer per hospital, not
 personal answers): rule 1 does not apply to it; peers enter it only as a consortium median.
+
+The scan (``scan_report``) reads what a reader or a screen reader gets from the finished HTML:
+text nodes, the values of ``alt``, ``title``, ``aria-label`` and similar attributes
+(``TEXT_ATTRIBUTES``), the text of SVG ``<text>``, ``<title>`` and ``<desc>``, and the same in
+every SVG or HTML document embedded as a data URI. It does not read tag or attribute names,
+other attribute values (ids, classes, links, SVG path data) or the contents of ``<style>`` and
+``<script>``. Whitespace is collapsed; block elements (paragraphs, cells, list items, SVG
+text elements) separate the text, so no name is found across two cells. The report marks
+every place where it writes a name (a hospital's or a team's) with ``class="ident"``
+(``escape.ident``, the team column of ``tables.teams_table``, the team labels of
+``figures.teams``). What counts as a hit:
+
+- **Another hospital's name**: anywhere in the text, as a whole phrase (not inside a longer
+  word), in any case.
+- **Another hospital's id** that reads as an identifier (letters and digits, like ``H1``,
+  ``ZNA01`` or ``AMC``): anywhere, as a whole token, in its exact case (``H1`` is not inside
+  ``H10``, ``PH1`` or ``H1-2``; ``<h1>`` is a tag, not text).
+- **Another hospital's id that reads as a number or a word** (``weak_id``: no letter at all,
+  as ``10`` or ``2024-1``, or one or two letters only, as ``A`` or ``AB``): a report is full of
+  numbers ("10 teams", "fewer than 5"), so such an id counts only where an id is written: as
+  the whole text of a marked name (a team or hospital shown by its id), after the word
+  hospital, site or organisation ("hospital 10", "Hospital no. 10", "site #10"), or, for a
+  numeric id, as ``H10``/``H-10``.
+- **A team name that only other hospitals have**: in the marked places where team and
+  hospital names are written, as a whole phrase, in any case. Elsewhere a team name is not
+  looked for: teams are called "Safety", "Care" or "Surgery", words the report uses for its
+  own scales and questions ("Psychological safety"). The template writes team names only in
+  marked places, and ``tests/test_report_hostile.py`` checks that every team name in a
+  rendered report is inside one.
+
+Never a hit: an occurrence inside the hospital's own name, id or team names (``_allowed``:
+another hospital's team "Surgery" inside one's own "Vascular surgery"), and, outside the marked
+places, an occurrence inside the study's own wording (``_vocabulary``, see
+``study_vocabulary``: scale, instrument and dimension labels, item ids and wording), which is
+the same in every hospital's report. A name identical to the study's wording can therefore be
+caught only where names are written; that is the price of not blocking every report of a
+consortium whose hospital is called "Safety".
 """
 
 from __future__ import annotations
 
 import base64
-import html as html_lib
 import re
+import urllib.parse
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 
 import numpy as np
 import pandas as pd
 
 from flaqum.config import Study
 from flaqum.report.data import WaveResults
+from flaqum.report.escape import IDENT_CLASS, clean
 
 Z95, Z998 = 1.959964, 3.090232
 
@@ -52,6 +91,11 @@ RULES = (
 
 SMALL, WITHHELD, SHOWN = "small", "withheld", "shown"
 SIDE_LABELS = {"staff": "Professionals", "patients": "Patients and kin"}
+
+
+def dimension_label(dim: str) -> str:
+    """How a stakeholder dimension key (``safety``) is written in a report ("Safety")."""
+    return clean(str(dim).replace("_", " ")).capitalize()
 
 
 def status_text(status: str, k: int) -> str:
@@ -109,15 +153,15 @@ def scale_meta(study: Study, scale_ids) -> pd.DataFrame:
             sc, inst = study.scale(sid), study.instrument_of(sid)
         except KeyError:
             continue
-        label = sc.label
+        label = clean(sc.label)
         if sc.level == "factor":
-            label = f"{sc.label} ({SIDE_LABELS.get(inst.source, inst.source).lower()})"
+            label = f"{label} ({clean(SIDE_LABELS.get(inst.source, inst.source)).lower()})"
         rows.append(
             {
                 "scale": sid,
                 "label": label,
                 "instrument": inst.id,
-                "instrument_label": inst.label,
+                "instrument_label": clean(inst.label),
                 "source": inst.source,
                 "unit": inst.unit,
                 "level": sc.level,
@@ -163,6 +207,11 @@ class HospitalView:
     agreement_threshold: float = 0.7
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def no_respondents(self) -> bool:
+        """Nobody at the hospital answered any survey of this wave."""
+        return bool(self.respondents) and all(n == 0 for n in self.respondents.values())
+
 
 def _hospital_scales(res: WaveResults, study: Study, hid: str, k: int):
     hosp = res.hospitals.copy()
@@ -197,6 +246,8 @@ def _hospital_scales(res: WaveResults, study: Study, hid: str, k: int):
                     lo998=float(o["eb_mean"]) - Z998 * se,
                     hi998=float(o["eb_mean"]) + Z998 * se,
                 )
+        # no one answered (not a small group: nothing to protect, and the report says so)
+        row["no_response"] = row["n"] == 0
         if row["status"] == SMALL:
             row["n"] = np.nan  # the hospital's own n below k is not shown either
         rows.append(row)
@@ -218,7 +269,11 @@ def _hospital_teams(
 ) -> pd.DataFrame:
     team_scales = meta[meta["unit"] == "team"]
     reg = res.team_register[res.team_register["hospital_id"] == hid]
-    names = dict(zip(reg["team_id"].astype(str), reg["team_name"].astype(str), strict=False))
+    names = {
+        str(t): clean(n) or str(t)
+        for t, n in zip(reg["team_id"], reg["team_name"], strict=False)
+        if pd.notna(t)
+    }
     t = res.teams[res.teams["hospital_id"] == hid].copy()
     t["team_id"] = t["team_id"].astype(str)
     t["se"] = _se(t)
@@ -325,9 +380,9 @@ def item_table(study: Study, responses: dict[str, pd.DataFrame], hid: str, k: in
                 row = {
                     "source": source,
                     "instrument": inst.id,
-                    "instrument_label": inst.label,
+                    "instrument_label": clean(inst.label),
                     "item": item,
-                    "text": text,
+                    "text": clean(text),
                     "reverse": item in inst.reverse_items,
                     "consortium_mean": np.nanmean(allx) if nall else np.nan,
                     "consortium_pct_positive": 100 * np.nansum(allx >= pos) / nall
@@ -376,9 +431,9 @@ def stakeholder_table(
         for dim, items in dims.items():
             row = {
                 "dimension": dim,
-                "label": dim.replace("_", " ").capitalize(),
-                "side_a": SIDE_LABELS.get(ia.source, ia.label),
-                "side_b": SIDE_LABELS.get(ib.source, ib.label),
+                "label": dimension_label(dim),
+                "side_a": clean(SIDE_LABELS.get(ia.source, ia.label)),
+                "side_b": clean(SIDE_LABELS.get(ib.source, ib.label)),
             }
             cons = {}
             for side, inst in (("a", ia), ("b", ib)):
@@ -426,7 +481,7 @@ def maturity_tables(study: Study, res: WaveResults, hid: str):
     for sc in inst.scales.values():
         if sc.level == "building_block":
             for it in sc.items:
-                block_of[it] = sc.label
+                block_of[it] = clean(sc.label)
     items = res.maturity_items
     own_items = items[items["hospital_id"] == hid]
     proc = []
@@ -435,7 +490,7 @@ def maturity_tables(study: Study, res: WaveResults, hid: str):
             proc.append(
                 {
                     "item": item,
-                    "text": text,
+                    "text": clean(text),
                     "block": block_of.get(item, ""),
                     "value": float(own_items[item].iloc[0]) if len(own_items) else np.nan,
                     "consortium_median": float(items[item].median()),
@@ -448,7 +503,7 @@ def hospital_view(res: WaveResults, study: Study, hospital_id: str) -> HospitalV
     """The confidential view of one hospital (see the module docstring for the rules)."""
     k = study.min_group_size
     hid = str(hospital_id)
-    name = res.hospital_name(hid)
+    name = clean(res.hospital_name(hid)) or hid
     threshold = float(study.config.get("multilevel", {}).get("agreement_threshold", 0.7))
     scales, peers = _hospital_scales(res, study, hid, k)
     teams = _hospital_teams(res, study, hid, k, scales, threshold)
@@ -458,7 +513,7 @@ def hospital_view(res: WaveResults, study: Study, hospital_id: str) -> HospitalV
     respondents = {}
     for source, df in res.responses.items():
         n = int((df["hospital_id"] == hid).sum()) if df is not None else 0
-        respondents[source] = n if n >= k else None
+        respondents[source] = n if n >= k or n == 0 else None
     psy = None
     if res.scales is not None and not res.scales.empty:
         psy = res.scales.copy()
@@ -486,79 +541,375 @@ def hospital_view(res: WaveResults, study: Study, hospital_id: str) -> HospitalV
 
 # --- the scan of a rendered report ---------------------------------------------------------
 
-_DATA_URI = re.compile(r"data:([\w/+.-]+);base64,([A-Za-z0-9+/=\s]+)")
+#: Attributes whose value a reader or a screen reader gets; other attributes are markup.
+TEXT_ATTRIBUTES = frozenset(
+    {
+        "alt",
+        "title",
+        "aria-label",
+        "aria-description",
+        "aria-roledescription",
+        "aria-valuetext",
+        "placeholder",
+        "label",
+        "summary",
+    }
+)
+_SKIP = frozenset({"style", "script"})
+_VOID = frozenset(
+    {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}
+)
+# Elements that do not separate text (everything else is a block: p, td, li, SVG text, ...).
+_INLINE = frozenset(
+    {
+        "a",
+        "abbr",
+        "b",
+        "bdi",
+        "bdo",
+        "cite",
+        "code",
+        "data",
+        "dfn",
+        "em",
+        "font",
+        "i",
+        "kbd",
+        "mark",
+        "q",
+        "s",
+        "samp",
+        "small",
+        "span",
+        "strong",
+        "sub",
+        "sup",
+        "time",
+        "tspan",
+        "u",
+        "var",
+    }
+)
+_DATA_URI = re.compile(
+    r"data:(image/svg\+xml|text/html|text/plain|application/json)((?:;[\w-]+=[\w-]+)*)"
+    r"(;base64)?,",
+    re.I,
+)
+
+
+class _ReaderText(HTMLParser):
+    """The text of an HTML or SVG document as a reader gets it, and the marked names."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.names: list[str] = []
+        self._open: list[str] = []
+        self._skip = 0
+        self._name_depth: int | None = None
+        self._name: list[str] = []
+
+    def _attrs(self, attrs) -> None:
+        for key, value in attrs:
+            if key in TEXT_ATTRIBUTES and value:
+                self.parts += ["\n", value, "\n"]
+
+    def handle_starttag(self, tag, attrs):
+        self._attrs(attrs)
+        if tag not in _INLINE:
+            self.parts.append("\n")
+        if tag in _VOID:
+            return
+        self._open.append(tag)
+        if tag in _SKIP:
+            self._skip += 1
+        classes = (dict(attrs).get("class") or "").split()
+        if IDENT_CLASS in classes and self._name_depth is None:
+            self._name_depth, self._name = len(self._open), []
+
+    def handle_startendtag(self, tag, attrs):
+        self._attrs(attrs)
+        if tag not in _INLINE:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag):
+        if tag not in self._open:
+            return
+        while self._open:
+            top = self._open.pop()
+            if top in _SKIP:
+                self._skip -= 1
+            if self._name_depth is not None and len(self._open) < self._name_depth:
+                self.names.append(clean("".join(self._name)))
+                self._name_depth = None
+            if top == tag:
+                break
+        if tag not in _INLINE:
+            self.parts.append("\n")
+
+    def handle_data(self, data):
+        if self._skip:
+            return
+        data = re.sub(r"\s+", " ", data)
+        self.parts.append(data)
+        if self._name_depth is not None:
+            self._name.append(data)
+
+    def handle_comment(self, data):
+        self.parts += ["\n", data, "\n"]
+
+    def text(self) -> str:
+        lines = (clean(x) for x in "".join(self.parts).split("\n"))
+        return "\n".join(x for x in lines if x)
+
+
+def _embedded(html: str):
+    """(mime, decoded text) of every SVG, HTML, text or JSON data URI in ``html``."""
+    for m in _DATA_URI.finditer(html):
+        quote = html[m.start() - 1] if m.start() else ""
+        end_char = {'"': '"', "'": "'", "(": ")"}.get(quote)
+        rest = html[m.end() :]
+        stop = rest.find(end_char) if end_char else -1
+        if stop < 0:
+            stop = re.search(r"[\s\"'<>)]|$", rest).start()
+        payload = rest[:stop]
+        try:
+            if m.group(3):
+                data = base64.b64decode(re.sub(r"\s+", "", payload)).decode("utf-8", "replace")
+            else:
+                data = urllib.parse.unquote(payload)
+        except ValueError:
+            continue
+        yield m.group(1).lower(), data
+
+
+def _read(html: str, depth: int = 0) -> tuple[list[str], list[str]]:
+    parser = _ReaderText()
+    parser.feed(html)
+    parser.close()
+    texts, names = [parser.text()], list(parser.names)
+    if depth < 3:
+        for mime, data in _embedded(html):
+            if mime in ("image/svg+xml", "text/html"):
+                t, n = _read(data, depth + 1)
+                texts += t
+                names += n
+            else:
+                texts.append(clean(data))
+    return texts, names
 
 
 def report_text(html: str) -> str:
-    """The report's HTML with every base64 data URI of a text type (SVG, JSON, HTML) decoded
-    and appended, and entities unescaped: what a reader or a script could extract."""
-    parts = [html]
-    for mime, payload in _DATA_URI.findall(html):
-        if mime.startswith("image/svg") or mime.startswith("text/") or "json" in mime:
-            try:
-                parts.append(base64.b64decode(payload).decode("utf-8", "replace"))
-            except ValueError:
-                continue
-    return html_lib.unescape("\n".join(parts))
+    """What a reader or a screen reader gets from the report (see the module docstring): its
+    text, text attributes and embedded SVG/HTML documents, one block per line."""
+    return "\n".join(t for t in _read(html)[0] if t)
 
 
-def forbidden_identifiers(res: WaveResults, hospital_id: str) -> dict[str, set[str]]:
-    """Other hospitals' names and ids, and the team names that only other hospitals have."""
+def report_names(html: str) -> list[str]:
+    """The text of every place where the report writes a name (``class="ident"``)."""
+    return _read(html)[1]
+
+
+def study_vocabulary(study: Study) -> set[str]:
+    """The study's own wording, the same in every hospital's report: instrument, scale and
+    dimension labels, response labels, item ids and wording, the names of the two sides."""
+    words = {clean(x) for x in SIDE_LABELS.values()}
+    for inst in study.instruments.values():
+        words |= {inst.id, clean(inst.label)}
+        for sid, sc in inst.scales.items():
+            words |= {sid, clean(sc.label)}
+        for item, text in inst.items.items():
+            words |= {item, clean(text)}
+        words |= {clean(x) for x in (inst.response.get("labels") or {}).values()}
+        words |= {dimension_label(d) for d in (inst.raw.get("dimensions") or {}).values()}
+    return {w for w in words if w}
+
+
+def forbidden_identifiers(
+    res: WaveResults, hospital_id: str, study: Study | None = None
+) -> dict[str, set[str]]:
+    """Other hospitals' names and ids, and the team names that only other hospitals have;
+    under ``_allowed`` the hospital's own name, id, team names and team ids, and under
+    ``_vocabulary`` (with ``study``) the study's own wording (see the module docstring)."""
+    hospital_id = str(hospital_id)
     orgs = res.organisations
-    others = orgs[orgs["hospital_id"].astype(str) != hospital_id]
-    own_teams = set(
-        res.team_register.loc[res.team_register["hospital_id"] == hospital_id, "team_name"].astype(
-            str
-        )
-    )
-    other_teams = set(
-        res.team_register.loc[res.team_register["hospital_id"] != hospital_id, "team_name"].astype(
-            str
-        )
-    )
+    is_own = orgs["hospital_id"].astype(str) == hospital_id
+    reg = res.team_register
+    own_reg = reg["hospital_id"].astype(str) == hospital_id
+
+    def texts(series) -> set[str]:
+        return {t for t in (clean(x) for x in series.dropna()) if t}
+
+    own_teams = texts(reg.loc[own_reg, "team_name"]) if "team_name" in reg else set()
     out = {
-        "hospital id": set(others["hospital_id"].astype(str)),
-        "team name": other_teams - own_teams,
+        "hospital id": texts(orgs.loc[~is_own, "hospital_id"].astype(str)),
+        "team name": (texts(reg.loc[~own_reg, "team_name"]) if "team_name" in reg else set())
+        - own_teams,
+        "hospital name": texts(orgs.loc[~is_own, "hospital_name"])
+        if "hospital_name" in orgs
+        else set(),
     }
-    if "hospital_name" in others:
-        out["hospital name"] = set(others["hospital_name"].dropna().astype(str))
-    own = orgs.loc[orgs["hospital_id"].astype(str) == hospital_id]
-    allowed = set(own_teams) | {hospital_id}
-    if "hospital_name" in own:
-        allowed |= set(own["hospital_name"].dropna().astype(str))
+    allowed = own_teams | {hospital_id} | texts(reg.loc[own_reg, "team_id"].astype(str))
+    if "hospital_name" in orgs:
+        allowed |= texts(orgs.loc[is_own, "hospital_name"])
     out["_allowed"] = allowed
+    if study is not None:
+        out["_vocabulary"] = study_vocabulary(study)
     return out
 
 
-def _spans(terms, text):
-    """(start, end, term) of every whole-word occurrence of any term, overlaps included."""
-    if not terms:
-        return []
-    alt = "|".join(map(re.escape, sorted(terms, key=len, reverse=True)))
-    out = []
-    for m in re.finditer(rf"(?<!\w)(?=({alt})(?!\w))", text):
-        out.append((m.start(), m.start() + len(m.group(1)), m.group(1)))
-    return out
+def weak_id(value: str) -> bool:
+    """An id that reads as an ordinary number or word in a sentence: no letter at all
+    (``10``, ``0042``, ``2024-1``) or one or two letters only (``A``, ``AB``)."""
+    v = str(value)
+    return not any(c.isalpha() for c in v) or (len(v) <= 2 and v.isalpha())
+
+
+_WORD = re.compile(r"\w+")
+_ID_CONTEXT = re.compile(
+    r"(?i:(?<!\w)(?:(?:hospitals?|organi[sz]ations?|sites?)\b|hosp\.)"
+    r"(?:\s+(?:id|no\.?|nr\.?|number|code))?\s*[:#]?\s*#?)"
+    r"([A-Za-z0-9][A-Za-z0-9_.\-]*)(?!\w)"
+    r"|(?<![\w.\-])H-?([0-9][0-9_.\-]*)(?!\w)"
+)
+
+
+def _lower(text: str) -> str:
+    """Lower case, keeping the length (and so the positions): a character whose lower case
+    is longer (the Turkish dotted I) is left as it is."""
+    low = text.lower()
+    if len(low) == len(text):
+        return low
+    return "".join(c if len(c.lower()) != 1 else c.lower() for c in text)
+
+
+class _Terms:
+    """Terms to look for, indexed by their first word (lower case), so that a text is
+    searched once for thousands of names: only the terms whose first word the text contains
+    are compared, at the places where it does."""
+
+    def __init__(self, terms, exact: bool):
+        self.exact = exact  # ids: exact case, whole token; names: any case, whole phrase
+        self.by_word: dict[str, list[tuple[str, str, int]]] = {}
+        self.plain: list[tuple[str, str]] = []  # terms without a letter or digit
+        for term in terms:
+            low = _lower(term)
+            m = _WORD.search(low)
+            if m is None:
+                self.plain.append((term, low))
+            else:
+                self.by_word.setdefault(m.group(), []).append((term, low, m.start()))
+
+
+class _Finder:
+    """Occurrences of ``_Terms`` in one text (see the module docstring for "whole")."""
+
+    def __init__(self, text: str):
+        self.text, self.lower = text, _lower(text)
+        self.words: dict[str, list[int]] = {}
+        for m in _WORD.finditer(self.lower):
+            self.words.setdefault(m.group(), []).append(m.start())
+
+    def _word_at(self, i: int) -> bool:
+        return 0 <= i < len(self.text) and (self.text[i].isalnum() or self.text[i] == "_")
+
+    def _phrase(self, low: str, p: int) -> bool:
+        """``low`` at ``p`` in any case, not inside a longer word."""
+        n = len(low)
+        if self.lower[p : p + n] != low:
+            return False
+        return not (
+            (self._word_at(p) and self._word_at(p - 1))
+            or (self._word_at(p + n - 1) and self._word_at(p + n))
+        )
+
+    def _token(self, term: str, p: int) -> bool:
+        """The id ``term`` at ``p`` in its exact case, as a whole token: not next to a letter,
+        digit or '_', nor to a '.' or '-' that joins it to one ("H1-2", "v.H1")."""
+        n, t = len(term), self.text
+        if t[p : p + n] != term or self._word_at(p - 1) or self._word_at(p + n):
+            return False
+        if p >= 2 and t[p - 1] in ".-" and self._word_at(p - 2):
+            return False
+        return not (t[p + n : p + n + 1] in (".", "-") and self._word_at(p + n + 1))
+
+    def find(self, terms: _Terms) -> dict[str, list[tuple[int, int]]]:
+        """term -> (start, end) of each of its occurrences."""
+        out: dict[str, list[tuple[int, int]]] = {}
+
+        def check(term, low, p):
+            ok = self._token(term, p) if terms.exact else self._phrase(low, p)
+            if ok:
+                out.setdefault(term, []).append((p, p + len(term)))
+
+        for word, starts in self.words.items():
+            for term, low, offset in terms.by_word.get(word, ()):
+                for start in starts:
+                    if start >= offset:
+                        check(term, low, start - offset)
+        for term, low in terms.plain:
+            i = self.lower.find(low)
+            while i >= 0:
+                check(term, low, i)
+                i = self.lower.find(low, i + 1)
+        return out
+
+    def spans(self, terms: _Terms) -> list[tuple[int, int]]:
+        return [s for found in self.find(terms).values() for s in found]
+
+
+def _inside(span, spans) -> bool:
+    return any(a <= span[0] and span[1] <= b for a, b in spans)
 
 
 def scan_report(html: str, forbidden: dict[str, set[str]]) -> list[str]:
-    """Every forbidden identifier found in the report's text (whole words, any case).
+    """Every other hospital's name, id or team name that the report shows (the rules are in
+    the module docstring), as sorted "hospital id 'H2'", "team name 'Surgery'", ..."""
 
-    An occurrence inside one of the strings under ``_allowed`` (the hospital's own name and
-    team names) does not count: another hospital's team "Surgery" inside an own "Vascular
-    surgery" is not a leak, but an own "Surgery" does not excuse another's "Cardiac surgery".
-    """
-    text = report_text(html).lower()
-    kind_of = {}
-    for kind, values in forbidden.items():
-        if not kind.startswith("_"):
-            for v in values:
-                if v:
-                    kind_of.setdefault(v.lower(), f"{kind} {v!r}")
-    allowed = _spans({a.lower() for a in forbidden.get("_allowed", ()) if a}, text)
-    hits = set()
-    for start, end, term in _spans(set(kind_of), text):
-        if not any(a <= start and end <= b for a, b, _ in allowed):
-            hits.add(kind_of[term])
-    hits = sorted(hits)
-    return hits
+    def terms(key):
+        return {t for t in (clean(x) for x in forbidden.get(key, ())) if t}
+
+    texts, names = _read(html)
+    text = "\n".join(t for t in texts if t)
+    allowed_set = terms("_allowed")
+    allowed = _Terms(allowed_set, exact=False)
+    vocabulary = _Terms(terms("_vocabulary"), exact=False)
+    ids = terms("hospital id")
+    weak = {i for i in ids if weak_id(i)}
+    strong = _Terms(ids - weak, exact=True)
+    hospital_names = _Terms(terms("hospital name"), exact=False)
+    team_names = _Terms(terms("team name"), exact=False)
+    hits: set[str] = set()
+
+    def report(kind, found, ok):
+        for term, spans in found.items():
+            if any(not _inside(s, ok) for s in spans):
+                hits.add(f"{kind} {term!r}")
+
+    # all text: other hospitals' names and identifier-like ids, except inside the hospital's
+    # own names and the study's wording; number-like ids only where an id is written
+    find = _Finder(text)
+    ok = find.spans(allowed)
+    ok_all = ok + find.spans(vocabulary)
+    report("hospital name", find.find(hospital_names), ok_all)
+    report("hospital id", find.find(strong), ok_all)
+    if weak:
+        for m in _ID_CONTEXT.finditer(text):
+            group = 1 if m.group(1) is not None else 2
+            token = m.group(group).rstrip(".-")
+            span = (m.start(group), m.start(group) + len(token))
+            if token in weak and (group == 1 or token.isdigit()) and not _inside(span, ok):
+                hits.add(f"hospital id {token!r}")
+
+    # where names are written: every kind, team names included
+    for written in names:
+        if not written:
+            continue
+        if written in weak and written not in allowed_set:
+            hits.add(f"hospital id {written!r}")
+        find = _Finder(written)
+        ok = find.spans(allowed)
+        report("hospital name", find.find(hospital_names), ok)
+        report("team name", find.find(team_names), ok)
+        report("hospital id", find.find(strong), ok)
+    return sorted(hits)

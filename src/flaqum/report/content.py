@@ -5,6 +5,12 @@ template lays out with ``flaqum.report.layout``; it contains nothing that the vi
 so the confidentiality of a report is decided in ``confidentiality.hospital_view``.
 A block is {"kind": "markdown", "text"} | {"kind": "figure", "title", "svg", "caption"} |
 {"kind": "table", "html", "caption"}.
+
+Free text (hospital and team names, scale and item labels, waves) goes into Markdown only
+through ``escape.md`` (``tx`` here) or, for the names of hospitals and teams, ``escape.ident``
+(which also marks them for the confidentiality scan); numbers through ``tables.num`` and
+``signed``. Titles and captions stay plain text (they become alt text too) and are escaped
+where they are written.
 """
 
 from __future__ import annotations
@@ -22,6 +28,9 @@ from flaqum.report.confidentiality import (
     status_text,
 )
 from flaqum.report.data import WaveResults
+from flaqum.report.escape import clean, ident
+from flaqum.report.escape import md as tx
+from flaqum.report.tables import num, signed, span
 
 WHO = {"staff": "professionals", "patients": "patients and their kin"}
 
@@ -51,11 +60,9 @@ def conversation_points(v: HospitalView, n: int = 3) -> list[str]:
                     "lower",
                     z / 3.09,
                     (
-                        f"**{r.label}** is clearly lower than in the consortium ({r.mean:.2f} "
-                        "against an "
-                        f"average of {r.consortium_mean:.2f} on {r.rmin}\u2013{r.rmax}). What do "
-                        "your "
-                        f"{who} say gets in the way?"
+                        f"**{tx(r.label)}** is clearly lower than in the consortium "
+                        f"({num(r.mean)} against an average of {num(r.consortium_mean)} on "
+                        f"{span(r.rmin, r.rmax)}). What do your {who} say gets in the way?"
                     ),
                 )
             )
@@ -65,11 +72,9 @@ def conversation_points(v: HospitalView, n: int = 3) -> list[str]:
                     "higher",
                     0.6 * z / 3.09,
                     (
-                        f"**{r.label}** is clearly higher than in the consortium ({r.mean:.2f} "
-                        "against "
-                        f"{r.consortium_mean:.2f}). What makes this work, and what can others "
-                        "learn "
-                        "from it?"
+                        f"**{tx(r.label)}** is clearly higher than in the consortium "
+                        f"({num(r.mean)} against {num(r.consortium_mean)}). What makes this "
+                        "work, and what can others learn from it?"
                     ),
                 )
             )
@@ -82,10 +87,9 @@ def conversation_points(v: HospitalView, n: int = 3) -> list[str]:
                         "decline",
                         z / 1.96,
                         (
-                            f"**{r.label}** fell by {abs(r.change):.2f} points since "
-                            f"{r.previous_wave} "
-                            f"(95% interval {abs(r.ci_high):.2f} to {abs(r.ci_low):.2f}). What "
-                            "changed?"
+                            f"**{tx(r.label)}** fell by {num(abs(r.change))} points since "
+                            f"{tx(r.previous_wave)} (95% interval {num(abs(r.ci_high))} to "
+                            f"{num(abs(r.ci_low))}). What changed?"
                         ),
                     )
                 )
@@ -95,8 +99,9 @@ def conversation_points(v: HospitalView, n: int = 3) -> list[str]:
                         "rise",
                         0.5 * z / 1.96,
                         (
-                            f"**{r.label}** rose by {r.change:.2f} points since {r.previous_wave} "
-                            f"(95% interval {r.ci_low:.2f} to {r.ci_high:.2f}). What did you do?"
+                            f"**{tx(r.label)}** rose by {num(r.change)} points since "
+                            f"{tx(r.previous_wave)} (95% interval {num(r.ci_low)} to "
+                            f"{num(r.ci_high)}). What did you do?"
                         ),
                     )
                 )
@@ -113,12 +118,11 @@ def conversation_points(v: HospitalView, n: int = 3) -> list[str]:
                         "stakeholders",
                         abs(excess) / 0.25,
                         (
-                            f"On **{r['label'].lower()}**, {r['side_b'].lower()} are {more} "
-                            "positive than "
-                            f"your {r['side_a'].lower()} ({r['mean_b']:.2f} against "
-                            f"{r['mean_a']:.2f}), "
-                            f"a gap of {r['gap']:+.2f} where the consortium's is "
-                            f"{r['consortium_gap']:+.2f}. Do you recognise each other's view?"
+                            f"On **{tx(r['label'].lower())}**, {tx(r['side_b'].lower())} are "
+                            f"{more} positive than your {tx(r['side_a'].lower())} "
+                            f"({num(r['mean_b'])} against {num(r['mean_a'])}), a gap of "
+                            f"{signed(r['gap'])} where the consortium's is "
+                            f"{signed(r['consortium_gap'])}. Do you recognise each other's view?"
                         ),
                     )
                 )
@@ -127,15 +131,15 @@ def conversation_points(v: HospitalView, n: int = 3) -> list[str]:
         low = tv[tv["low_agreement"].fillna(False).astype(bool)]
         for sid, g in low.groupby("scale", sort=False):
             label = v.scales.set_index("scale").loc[sid, "label"]
-            names = ", ".join(sorted(g["team_name"]))
+            names = ", ".join(ident(t) for t in sorted(g["team_name"]))
             cands.append(
                 (
                     "agreement",
                     len(g) / 2,
                     (
                         f"In {len(g)} team{'s' if len(g) > 1 else ''} ({names}) members disagree "
-                        f"about **{label.lower()}**: the team average hides different experiences. "
-                        "Who feels differently, and why?"
+                        f"about **{tx(label.lower())}**: the team average hides different "
+                        "experiences. Who feels differently, and why?"
                     ),
                 )
             )
@@ -149,13 +153,11 @@ def conversation_points(v: HospitalView, n: int = 3) -> list[str]:
                     "maturity",
                     (v.baseline_level - r["value"]) / 0.5,
                     (
-                        f"On the Maturity Matrix, **{r['label']}** is at level {r['value']:.1f}, "
-                        "the "
-                        f"furthest of your drivers from the baseline level {v.baseline_level} "
-                        "that the "
-                        f"consortium aims to reach on all core processes by {v.ambition_year}. "
-                        "Which "
-                        "core process comes first?"
+                        f"On the Maturity Matrix, **{tx(r['label'])}** is at level "
+                        f"{num(r['value'], 1)}, the furthest of your drivers from the baseline "
+                        f"level {tx(v.baseline_level)} that the consortium aims to reach on all "
+                        f"core processes by {tx(v.ambition_year)}. Which core process comes "
+                        "first?"
                     ),
                 )
             )
@@ -173,14 +175,18 @@ def conversation_points(v: HospitalView, n: int = 3) -> list[str]:
 
 def _glance(v: HospitalView) -> list[dict]:
     k = v.k
+
+    def who(s):
+        return WHO.get(s) or tx(s)
+
     resp = ", ".join(
-        f"{n} {WHO.get(s, s)}" if n is not None else f"fewer than {k} {WHO.get(s, s)}"
+        f"fewer than {k} {who(s)}" if n is None else (f"no {who(s)}" if n == 0 else f"{n} {who(s)}")
         for s, n in v.respondents.items()
     )
     shown = v.scales[v.scales["status"] == "shown"]
     n_hi, n_lo = int((shown["signal"] == "higher").sum()), int((shown["signal"] == "lower").sum())
     summary = (
-        f"In wave {v.wave}, {resp} of {v.hospital_name} answered the survey, one of "
+        f"In wave {tx(v.wave)}, {resp} of {ident(v.hospital_name)} answered the survey, one of "
         f"{v.n_hospitals} hospitals in the consortium. "
     )
     if n_hi or n_lo:
@@ -237,7 +243,7 @@ def _teams(v: HospitalView) -> list[dict]:
             "responses are listed without any value; a second small team may be withheld so that "
             "no team's answers can be worked out from the others. A hollow dot and "
             f"\u25b2 mark teams whose members disagree (agreement rwg below "
-            f"{v.agreement_threshold:.2f}): their average hides different experiences."
+            f"{num(v.agreement_threshold)}): their average hides different experiences."
         )
     ]
     tv = v.teams
@@ -250,11 +256,11 @@ def _teams(v: HospitalView) -> list[dict]:
         fig = figures.teams(
             d, r["label"], (r["rmin"], r["rmax"]), hm, r["consortium_mean"], v.agreement_threshold
         )
-        out.append(md(f"### {r['label']}"))
+        out.append(md(f"### {tx(r['label'])}"))
         out.append(
             fig_block(
                 fig,
-                f"{r['label']}: your teams",
+                f"{clean(r['label'])}: your teams",
                 "Each row is a team, ordered by score, with its 95% interval. The solid line is "
                 "your hospital, the dashed line the consortium average. Blue or orange teams "
                 "differ clearly from your hospital's average (99.8% interval); grey teams do not.",
@@ -267,7 +273,7 @@ def _teams(v: HospitalView) -> list[dict]:
                 md(
                     "Not shown: "
                     + "; ".join(
-                        f"{t.team_name} ({status_text(t.status, v.k)})"
+                        f"{ident(t.team_name)} ({status_text(t.status, v.k)})"
                         for t in hidden.sort_values("team_name").itertuples()
                     )
                 )
@@ -288,9 +294,9 @@ def _maturity(v: HospitalView) -> list[dict]:
         med = int(proc.groupby("item")["consortium_median"].first().ge(b).sum())
         out.append(
             md(
-                f"**{n_at} of {len(proc)} core processes** are at baseline level ({b}) or above in "
-                f"your self-assessment ({n_tot} assessed). The consortium's ambition is a baseline "
-                f"level on all {len(proc)} core processes by {v.ambition_year}."
+                f"**{n_at} of {len(proc)} core processes** are at baseline level ({tx(b)}) or "
+                f"above in your self-assessment ({n_tot} assessed). The consortium's ambition is "
+                f"a baseline level on all {len(proc)} core processes by {tx(v.ambition_year)}."
                 f" For comparison, the consortium median reaches baseline on {med} core processes."
             )
         )
@@ -331,12 +337,12 @@ def _stakeholders(v: HospitalView) -> list[dict]:
     st = v.stakeholders
     if st is None or st.empty:
         return [md("No mirrored patient and professional questionnaires in this wave.")]
-    a, b = st["side_a"].iloc[0], st["side_b"].iloc[0]
+    a, b = clean(st["side_a"].iloc[0]), clean(st["side_b"].iloc[0])
     return [
         md(
-            f"The Quickscan asks the same questions of your {a.lower()} and your "
-            f"{b.lower()} ({a} and {b} below). Where they differ, each group sees something "
-            "the other does not."
+            f"The Quickscan asks the same questions of your {tx(a.lower())} and your "
+            f"{tx(b.lower())} ({tx(a)} and {tx(b)} below). Where they differ, each group sees "
+            "something the other does not."
         ),
         fig_block(
             figures.stakeholders(st),
@@ -352,25 +358,33 @@ def _stakeholders(v: HospitalView) -> list[dict]:
 def _trend(v: HospitalView) -> list[dict]:
     ch = v.change
     if ch is None or ch.empty:
+        if v.no_respondents:
+            return [
+                md(
+                    f"Nobody at {ident(v.hospital_name)} answered the surveys in wave "
+                    f"{tx(v.wave)}, so this report cannot show what changed since the previous "
+                    "wave."
+                )
+            ]
         return [
             md(
-                f"{v.hospital_name} did not take part in the previous wave, so there is no "
-                "trend yet. The next report will show what changed."
+                f"{ident(v.hospital_name)} did not take part in the previous wave, so there is "
+                "no trend yet. The next report will show what changed."
             )
         ]
-    prev = str(ch["previous_wave"].iloc[0])
+    prev = clean(ch["previous_wave"].iloc[0])
     return [
         md(
-            f"The change in each score between wave {prev} and wave {v.wave}, with its 95% "
-            "interval. Blue is a clear increase, orange a clear decrease, grey a change within "
+            f"The change in each score between wave {tx(prev)} and wave {tx(v.wave)}, with its "
+            "95% interval. Blue is a clear increase, orange a clear decrease, grey a change within "
             "what chance alone could produce."
         ),
         fig_block(
             figures.trend(ch, prev, v.wave),
             "What changed since the previous wave",
-            f"Each row is a scale: the diamond is the change from {prev} to {v.wave} and the "
-            "bar its 95% interval. Where the bar crosses the dashed zero line, the change may "
-            "be chance.",
+            f"Each row is a scale: the diamond is the change from {prev} to {clean(v.wave)} and "
+            "the bar its 95% interval. Where the bar crosses the dashed zero line, the change "
+            "may be chance.",
             "trend",
         ),
     ]
@@ -390,7 +404,7 @@ def _items(v: HospitalView) -> list[dict]:
         )
     ]
     for (_, label), d in it.groupby(["instrument", "instrument_label"], sort=False):
-        out.append(md(f"### {label}"))
+        out.append(md(f"### {tx(label)}"))
         out.append(table_block(tables.items_table(d, v.k)))
     return out
 
@@ -463,15 +477,15 @@ def hospital_content(v: HospitalView, top_n: int = 3) -> dict:
     ]
     return {
         "kind": "hospital",
-        "title": f"{v.hospital_name}: feedback report, wave {v.wave}",
+        "title": f"{clean(v.hospital_name)}: feedback report, wave {clean(v.wave)}",
         "hospital_name": v.hospital_name,
         "hospital_id": v.hospital_id,
         "wave": v.wave,
         "sections": {
             "heading": [
                 md(
-                    f"**{v.hospital_name}**, wave {v.wave}. Confidential: prepared for "
-                    f"{v.hospital_name} only. Other hospitals appear anonymously."
+                    f"**{ident(v.hospital_name)}**, wave {tx(v.wave)}. Confidential: prepared "
+                    f"for {ident(v.hospital_name)} only. Other hospitals appear anonymously."
                 )
             ],
             "glance": _glance(v),
@@ -499,13 +513,10 @@ def build_hospital(res: WaveResults, study: Study, hospital_id: str) -> dict:
 def consortium_content(res: WaveResults, study: Study) -> dict:
     """The research team's overview: every hospital named; suppressed values still blank."""
     k = study.min_group_size
-    names = dict(
-        zip(
-            res.organisations["hospital_id"].astype(str),
-            res.organisations.get("hospital_name", res.organisations["hospital_id"]).astype(str),
-            strict=False,
-        )
-    )
+    orgs = res.organisations
+    ids = orgs["hospital_id"].astype(str)
+    shown = orgs["hospital_name"] if "hospital_name" in orgs else ids
+    names = dict(zip(ids, [clean(n) or i for n, i in zip(shown, ids, strict=True)], strict=True))
     meta = scale_meta(study, list(dict.fromkeys(res.hospitals["scale"])))
     labels = dict(zip(meta["scale"], meta["label"], strict=False))
     sec: dict[str, list[dict]] = {}
@@ -513,9 +524,9 @@ def consortium_content(res: WaveResults, study: Study) -> dict:
     n_resp = {s: len(d) for s, d in res.responses.items() if d is not None}
     sec["overview"] = [
         md(
-            f"For the research team only: this report names every hospital. Wave {res.wave}: "
-            f"{len(names)} hospitals, "
-            + ", ".join(f"{n} {WHO.get(s, s)}" for s, n in n_resp.items())
+            f"For the research team only: this report names every hospital. Wave "
+            f"{tx(res.wave)}: {len(names)} hospitals, "
+            + ", ".join(f"{n} {WHO.get(s) or tx(s)}" for s, n in n_resp.items())
             + f". Minimum group size for reporting: {k} (values of smaller groups are blank here "
             "too)."
         )
@@ -525,9 +536,9 @@ def consortium_content(res: WaveResults, study: Study) -> dict:
     warn = pd.DataFrame(v.get("warnings", []))
     blocks = [
         md(
-            f"Validation status: **{v.get('status', 'unknown')}**, "
-            f"{v.get('n_errors', len(v.get('errors', [])))} errors, "
-            f"{v.get('n_warnings', len(warn))} warnings (each rule lists its first rows in "
+            f"Validation status: **{tx(v.get('status', 'unknown'))}**, "
+            f"{tx(v.get('n_errors', len(v.get('errors', []))))} errors, "
+            f"{tx(v.get('n_warnings', len(warn)))} warnings (each rule lists its first rows in "
             "validation.json and counts the rest)."
         )
     ]
@@ -615,15 +626,17 @@ def consortium_content(res: WaveResults, study: Study) -> dict:
         blocks.append(
             fig_block(
                 figures.named_caterpillar(d, m.label, (m.rmin, m.rmax)),
-                f"{m.label}: all hospitals",
+                f"{clean(m.label)}: all hospitals",
                 "Adjusted hospital averages with 95% and 99.8% intervals; the "
                 "dashed line is the average of hospitals.",
                 f"named_{m.scale}",
             )
         )
-    wide = hosp.pivot_table(index="name", columns="scale", values="eb_mean", aggfunc="first")
+    # one row per hospital id (two hospitals may share a name), ordered by name
+    wide = hosp.pivot_table(index="hospital_id", columns="scale", values="eb_mean", aggfunc="first")
     wide = wide.reindex(columns=[s for s in meta["scale"] if s in wide.columns])
-    rows = [[name] + [tables.num(x) for x in r] for name, r in wide.iterrows()]
+    order = sorted(wide.index, key=lambda i: (names.get(i, i), i))
+    rows = [[names.get(i, i)] + [tables.num(x) for x in wide.loc[i]] for i in order]
     blocks.append(
         table_block(
             tables.html_table(
@@ -631,6 +644,7 @@ def consortium_content(res: WaveResults, study: Study) -> dict:
                 ["Hospital"] + [labels.get(s, s) for s in wide.columns],
                 cls="wide",
                 numeric=set(range(1, len(wide.columns) + 1)),
+                ident={0},
             ),
             f"Adjusted averages; blank where fewer than {k} respondents.",
         )
@@ -684,7 +698,7 @@ def consortium_content(res: WaveResults, study: Study) -> dict:
         sec["hypotheses"] = [md("No hypothesis results for this wave.")]
     return {
         "kind": "consortium",
-        "title": f"FlaQuM Triangle Study: consortium report, wave {res.wave}",
+        "title": f"FlaQuM Triangle Study: consortium report, wave {clean(res.wave)}",
         "wave": res.wave,
         "sections": sec,
     }

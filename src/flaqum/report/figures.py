@@ -6,10 +6,17 @@ hospital's own mark is a large dark-edged diamond; other hospitals are small ano
 Every figure has a title and axis labels; the sentence saying what it shows is returned with it
 by ``content``. SVGs keep text as text (``svg.fonttype: none``) so a report can be searched and
 scanned for identifiers.
+
+Names and labels are free text: matplotlib escapes ``& < >`` in the SVG's text, mathtext is
+off (``text.parse_math``), so a "$" in a name is a dollar sign, not a formula, and every label
+passes through ``escape.clean`` (one line, no control characters). Team names on the team
+charts are marked ``<tspan class="ident">`` for the confidentiality scan (``mark_names``). The
+SVG is the same for the same figure: ``svg.hashsalt`` fixes its ids, no date is written.
 """
 
 from __future__ import annotations
 
+import html as html_lib
 import io
 import re
 import textwrap
@@ -19,6 +26,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
+
+from flaqum.report.escape import IDENT_CLASS, clean
+from flaqum.report.escape import html as esc
+from flaqum.report.tables import num, span
 
 GREY, LIGHT = "#9a9a9a", "#d9d9d9"
 BLUE, ORANGE = "#1f6fb4", "#e8871e"
@@ -36,6 +47,7 @@ RC = {
     "axes.spines.right": False,
     "axes.edgecolor": "#888888",
     "svg.hashsalt": "flaqum",
+    "text.parse_math": False,
 }
 
 
@@ -61,8 +73,43 @@ def _fig(
     return fig
 
 
+_NAME_GID = "flaqum-ident-"
+
+
+def mark_names(texts, names) -> None:
+    """Mark each matplotlib Text whose label starts with the matching name (a tick label
+    "Surgery (n=12)"), so that ``to_svg`` writes the name as ``<tspan class="ident">``."""
+    for t, name in zip(texts, names, strict=False):
+        t.set_gid(f"{_NAME_GID}{len(clean(name))}")
+
+
+def _ident_tspans(svg: str, key: str) -> str:
+    """``<g id="flaqum-ident-N"><text ...>LABEL</text>``: the first N characters of LABEL (the
+    name) in ``<tspan class="ident">``; the group gets an id unique in the report."""
+    count = 0
+
+    def sub(m):
+        nonlocal count
+        count += 1
+        label = html_lib.unescape(m.group(3))
+        n = int(m.group(1))
+        name, rest = label[:n], label[n:]
+        return (
+            f'<g id="{esc(key)}-name-{count}">{m.group(2)}'
+            f'<tspan class="{IDENT_CLASS}">{html_lib.escape(name)}</tspan>'
+            f"{html_lib.escape(rest)}</text>"
+        )
+
+    return re.sub(
+        rf'<g id="{_NAME_GID}(\d+)">(\s*<text\b[^>]*>)([^<]*)</text>', sub, svg, flags=re.S
+    )
+
+
 def to_svg(fig: Figure, alt: str = "", key: str = "fig") -> str:
-    """The figure as an inline SVG element with an accessible name (``<title>``, aria-label)."""
+    """The figure as an inline SVG element with an accessible name (``<title>``, aria-label).
+
+    ``key`` (one per figure of a report) salts the SVG's ids, so that two figures of one page
+    never share an id and the same figure always gets the same ids."""
     import matplotlib
 
     buf = io.StringIO()
@@ -71,15 +118,11 @@ def to_svg(fig: Figure, alt: str = "", key: str = "fig") -> str:
     svg = buf.getvalue()
     svg = svg[svg.index("<svg") :]
     svg = re.sub(r"<!--.*?-->", "", svg, flags=re.S)
+    svg = _ident_tspans(svg, key)
     if alt:
-        esc = (
-            alt.replace("&", "&amp;")
-            .replace("<", "&lt;")
-            .replace(">", "&gt;")
-            .replace('"', "&quot;")
-        )
-        svg = re.sub(r"<svg\b", f'<svg role="img" aria-label="{esc}"', svg, count=1)
-        svg = re.sub(r"(<svg[^>]*>)", rf"\1<title>{esc}</title>", svg, count=1)
+        a = esc(alt)
+        svg = re.sub(r"<svg\b", lambda m: f'<svg role="img" aria-label="{a}"', svg, count=1)
+        svg = re.sub(r"(<svg[^>]*>)", lambda m: f"{m.group(1)}<title>{a}</title>", svg, count=1)
     # Scale to the page width while keeping the drawn aspect ratio.
     svg = re.sub(r'(<svg[^>]*?) width="[^"]*" height="[^"]*"', r'\1 width="100%"', svg, count=1)
     return svg
@@ -109,14 +152,18 @@ def _signal_colours(lo, hi, ref):
 
 
 def _range_label(row) -> str:
-    return f"{int(row['rmin'])}\u2013{int(row['rmax'])}"
+    return span(row["rmin"], row["rmax"])
+
+
+def _labels(values) -> list[str]:
+    return [clean(x) for x in values]
 
 
 def glance(scales: pd.DataFrame, peers: dict[str, np.ndarray], k: int) -> Figure:
     """One row per scale: other hospitals' distance from the consortium average (grey ticks),
     the hospital's own score with its 95% (thick) and 99.8% (thin) interval."""
     n = len(scales)
-    labels = [f"{r.label} ({r.rmin}\u2013{r.rmax})" for r in scales.itertuples(index=False)]
+    labels = [f"{clean(r.label)} ({span(r.rmin, r.rmax)})" for r in scales.itertuples(index=False)]
     fig = _fig(8.5, 0.36 * n + 1.6, labels, bottom=1.0)
     ax = fig.add_subplot()
     px, py = [], []
@@ -135,8 +182,16 @@ def glance(scales: pd.DataFrame, peers: dict[str, np.ndarray], k: int) -> Figure
                 fontsize=8,
                 style="italic",
             )
-    ax.scatter(px, py, marker="|", s=90, color=LIGHT, linewidths=1.6, zorder=1,
-               rasterized=len(px) > RASTER_FROM * n)
+    ax.scatter(
+        px,
+        py,
+        marker="|",
+        s=90,
+        color=LIGHT,
+        linewidths=1.6,
+        zorder=1,
+        rasterized=len(px) > RASTER_FROM * n,
+    )
     d = scales.assign(y=n - 1 - np.arange(n))
     d = d[d["status"] == "shown"]
     cm = d["consortium_mean"]
@@ -217,10 +272,18 @@ def between_hospitals(scales: pd.DataFrame, peers: dict[str, np.ndarray], ncols:
         # SVG paths would make the report slow to write and to open (3,000 hospitals: 160 s).
         many = {"rasterized": len(pts) > RASTER_FROM}
         lw = min(1.0, 240 / max(len(pts), 1))  # thinner bars when hospitals crowd the panel
-        _bars(ax, x, m - 3.090232 * se, m + 3.090232 * se, cols, 0.8 * lw, horizontal=False,
-              alpha=0.8, **many)
-        _bars(ax, x, m - 1.959964 * se, m + 1.959964 * se, cols, 2.4 * lw, horizontal=False,
-              **many)
+        _bars(
+            ax,
+            x,
+            m - 3.090232 * se,
+            m + 3.090232 * se,
+            cols,
+            0.8 * lw,
+            horizontal=False,
+            alpha=0.8,
+            **many,
+        )
+        _bars(ax, x, m - 1.959964 * se, m + 1.959964 * se, cols, 2.4 * lw, horizontal=False, **many)
         ax.scatter(x[~own], m[~own], s=9 * lw, c=list(cols[~own]), zorder=4, **many)
         if own.any():
             ax.scatter(
@@ -239,7 +302,7 @@ def between_hospitals(scales: pd.DataFrame, peers: dict[str, np.ndarray], ncols:
             pad = 0.05 * (np.nanmax(m + 3.3 * se) - np.nanmin(m - 3.1 * se))
             ax.set_ylim(np.nanmin(m - 3.1 * se) - pad, np.nanmax(m + 3.6 * se) + pad)
         ax.axhline(cm, color=INK, lw=0.9, ls="--")
-        ax.set_title(textwrap.fill(r.label, 34), loc="left", fontsize=9, y=1.0)
+        ax.set_title(textwrap.fill(clean(r.label), 34), loc="left", fontsize=9, y=1.0)
         ax.set_xticks([])
         ax.yaxis.set_major_locator(MaxNLocator(4))
         ax.set_xlim(0, len(pts) + 1)
@@ -260,9 +323,10 @@ def teams(
     """The hospital's teams on one scale: score and 95% interval, named, ordered; teams whose
     members disagree are hollow and labelled."""
     d = teams_view[teams_view["status"] == "shown"].sort_values("mean").reset_index(drop=True)
+    team_names = _labels(d["team_name"])
     names = [
         f"{t} (n=00) \u25b2 members disagree" if lw else f"{t} (n=00)"
-        for t, lw in zip(d["team_name"], d["low_agreement"].fillna(False), strict=True)
+        for t, lw in zip(team_names, d["low_agreement"].fillna(False), strict=True)
     ]
     fig = _fig(8.5, 0.24 * max(len(d), 3) + 1.2, names, bottom=0.6)
     ax = fig.add_subplot()
@@ -284,7 +348,7 @@ def teams(
     )
     labels = [
         f"{t} (n={int(n)})" + (" \u25b2 members disagree" if lw else "")
-        for t, n, lw in zip(d["team_name"], d["n"], low, strict=True)
+        for t, n, lw in zip(team_names, d["n"], low, strict=True)
     ]
     if len(d):
         lo, hi = np.nanmin(d["ci_low"]), np.nanmax(d["ci_high"])
@@ -292,13 +356,14 @@ def teams(
         lo, hi = min([lo, *refs]), max([hi, *refs])
         ax.set_xlim(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
     ax.set_yticks(range(len(d)), labels)
+    mark_names(ax.get_yticklabels(), team_names)
     ax.set_ylim(-0.8, max(len(d), 1) - 0.2)
     if hospital_mean is not None and pd.notna(hospital_mean):
         ax.axvline(hospital_mean, color=OWN, lw=1.2, label="Your hospital")
     if consortium_mean is not None and pd.notna(consortium_mean):
         ax.axvline(consortium_mean, color=INK, lw=0.9, ls="--", label="Consortium average")
-    ax.set_xlabel(f"Team score ({rng[0]}\u2013{rng[1]}); dot: team average, bar: 95% interval")
-    ax.set_title(f"{scale_label}: your teams", y=1.0)
+    ax.set_xlabel(f"Team score ({span(*rng)}); dot: team average, bar: 95% interval")
+    ax.set_title(f"{clean(scale_label)}: your teams", y=1.0)
     if len(d):
         ax.legend(loc="lower right", fontsize=8, frameon=True, framealpha=0.9)
     return fig
@@ -309,11 +374,11 @@ def maturity(mat: pd.DataFrame, baseline: float | None, ambition_year: int | Non
     median, with the baseline level the consortium aims for."""
     rows = []
     for drv in mat[mat["level"] == "driver"].itertuples(index=False):
-        rows.append((drv.label, drv.value, drv.consortium_median, True))
+        rows.append((clean(drv.label), drv.value, drv.consortium_median, True))
         for bb in mat[(mat["level"] == "building_block") & (mat["parent"] == drv.scale)].itertuples(
             index=False
         ):
-            rows.append(("    " + bb.label, bb.value, bb.consortium_median, False))
+            rows.append(("    " + clean(bb.label), bb.value, bb.consortium_median, False))
     n = len(rows)
     fig = _fig(8.5, 0.24 * n + 1.5, [r[0] for r in rows], bottom=0.95, top=0.55)
     ax = fig.add_subplot()
@@ -348,7 +413,7 @@ def maturity(mat: pd.DataFrame, baseline: float | None, ambition_year: int | Non
         ax.text(
             baseline,
             n - 0.3,
-            f" {ambition_year or ''} ambition: baseline level ({baseline})",
+            f" {clean(ambition_year)} ambition: baseline level ({clean(baseline)})",
             va="bottom",
             ha="left",
             fontsize=8,
@@ -381,9 +446,10 @@ def stakeholders(stake: pd.DataFrame) -> Figure:
     """Per dimension: both stakeholder groups' average and the gap between them."""
     d = stake.reset_index(drop=True)
     n = len(d)
-    fig = _fig(8.5, 0.3 * n + 1.6, d["label"], bottom=0.95)
+    dims = _labels(d["label"])
+    fig = _fig(8.5, 0.3 * n + 1.6, dims, bottom=0.95)
     ax = fig.add_subplot()
-    a_lab, b_lab = d["side_a"].iloc[0], d["side_b"].iloc[0]
+    a_lab, b_lab = clean(d["side_a"].iloc[0]), clean(d["side_b"].iloc[0])
     for i, r in d.iterrows():
         y = n - 1 - i
         if pd.notna(r["mean_a"]) and pd.notna(r["mean_b"]):
@@ -392,13 +458,15 @@ def stakeholders(stake: pd.DataFrame) -> Figure:
             ax.scatter([r["mean_a"]], [y], s=45, color=SIDE_COLOURS[0], zorder=2)
         if pd.notna(r["mean_b"]):
             ax.scatter([r["mean_b"]], [y], s=45, marker="s", color=SIDE_COLOURS[1], zorder=2)
-    ax.set_yticks(range(n)[::-1], d["label"])
+    ax.set_yticks(range(n)[::-1], dims)
     ax.set_ylim(-0.7, n - 0.3)
     rmin, rmax = int(d["rmin"].iloc[0]), int(d["rmax"].iloc[0])
     vals = pd.concat([d["mean_a"], d["mean_b"]]).dropna()
     if len(vals):
         ax.set_xlim(max(rmin, vals.min() - 0.3), min(rmax, vals.max() + 0.3))
-    ax.set_xlabel(f"Average answer ({rmin} strongly disagree \u2013 {rmax} strongly agree)")
+    ax.set_xlabel(
+        f"Average answer ({num(rmin, 0)} strongly disagree \u2013 {num(rmax, 0)} strongly agree)"
+    )
     ax.set_title("How patients and professionals see quality, per dimension", y=1.0)
     fig.legend(
         handles=[
@@ -416,7 +484,7 @@ def trend(change: pd.DataFrame, previous_wave: str, wave: str) -> Figure:
     """Change in each scale since the previous wave with its 95% interval."""
     d = change.reset_index(drop=True)
     n = len(d)
-    labels = [f"{r.label} ({r.rmin}\u2013{r.rmax})" for r in d.itertuples()]
+    labels = [f"{clean(r.label)} ({span(r.rmin, r.rmax)})" for r in d.itertuples()]
     fig = _fig(8.5, 0.32 * n + 1.2, labels)
     ax = fig.add_subplot()
     for i, r in d.iterrows():
@@ -431,7 +499,9 @@ def trend(change: pd.DataFrame, previous_wave: str, wave: str) -> Figure:
     ax.set_ylim(-0.7, n - 0.3)
     lim = np.nanmax(np.abs(np.r_[d["ci_low"].to_numpy(float), d["ci_high"].to_numpy(float), 0.1]))
     ax.set_xlim(-1.1 * lim, 1.1 * lim)
-    ax.set_xlabel(f"Change from {previous_wave} to {wave} (scale points); right is an increase")
+    ax.set_xlabel(
+        f"Change from {clean(previous_wave)} to {clean(wave)} (scale points); right is an increase"
+    )
     ax.set_title("What changed since the previous wave", y=1.0)
     return fig
 
@@ -443,7 +513,8 @@ def variance_partition(variance: pd.DataFrame, labels: dict[str, str]) -> Figure
     """Share of each scale's variance between hospitals, between teams and within teams."""
     d = variance.reset_index(drop=True)
     n = len(d)
-    fig = _fig(9, 0.32 * n + 1.6, [labels.get(x, x) for x in d["scale"]], bottom=0.95)
+    names = _labels(labels.get(x, x) for x in d["scale"])
+    fig = _fig(9, 0.32 * n + 1.6, names, bottom=0.95)
     ax = fig.add_subplot()
     hosp = d["vpc_hospital"].to_numpy(float)
     team = d["vpc_team"].to_numpy(float)
@@ -451,7 +522,7 @@ def variance_partition(variance: pd.DataFrame, labels: dict[str, str]) -> Figure
     ax.barh(y, hosp, color=OWN, label="Between hospitals")
     ax.barh(y, team, left=hosp, color=BLUE, label="Between teams (within hospitals)")
     ax.barh(y, 1 - hosp - team, left=hosp + team, color=LIGHT, label="Within teams")
-    ax.set_yticks(y, [labels.get(s, s) for s in d["scale"]])
+    ax.set_yticks(y, names)
     ax.set_xlim(0, 1)
     ax.set_xlabel("Share of the variance in the scale score")
     ax.set_title("Where the variation lies: variance partition of each scale", y=1.0)
@@ -463,7 +534,8 @@ def named_caterpillar(d: pd.DataFrame, label: str, rng: tuple) -> Figure:
     """All hospitals on one scale, named (consortium report only)."""
     d = d.sort_values("eb_mean").reset_index(drop=True)
     n = len(d)
-    fig = _fig(8.5, 0.22 * n + 1.3, d["name"])
+    names = _labels(d["name"])
+    fig = _fig(8.5, 0.22 * n + 1.3, names)
     ax = fig.add_subplot()
     cm = d["eb_mean"].mean()
     y = np.arange(n)
@@ -474,8 +546,9 @@ def named_caterpillar(d: pd.DataFrame, label: str, rng: tuple) -> Figure:
     ax.scatter(d["eb_mean"], y, s=14, c=list(cols), zorder=3)
     ax.set_xlim(np.nanmin(lo) - 0.02, np.nanmax(hi) + 0.02)
     ax.axvline(cm, color=INK, ls="--", lw=0.9)
-    ax.set_yticks(range(n), d["name"])
+    ax.set_yticks(range(n), names)
+    mark_names(ax.get_yticklabels(), names)
     ax.set_ylim(-0.8, n - 0.2)
-    ax.set_xlabel(f"Score ({rng[0]}\u2013{rng[1]}), 95% (thick) and 99.8% (thin) intervals")
-    ax.set_title(f"{label}: all hospitals", y=1.0)
+    ax.set_xlabel(f"Score ({span(*rng)}), 95% (thick) and 99.8% (thin) intervals")
+    ax.set_title(f"{clean(label)}: all hospitals", y=1.0)
     return fig

@@ -1,14 +1,22 @@
 """What the Quarto template imports: display the precomputed sections of a report.
 
-Deliberately light (json and IPython only) so that executing the template costs little more
-than starting its kernel: the numbers, tables and figures were computed by the package before
-the render (``content``), and the template decides only where they go.
+Deliberately light (json, IPython and the escaping helpers only) so that executing the
+template costs little more than starting its kernel: the numbers, tables and figures were
+computed by the package before the render (``content``), and the template decides only where
+they go.
+
+What each block holds, and so how it is written: a "markdown" block's text is Markdown whose
+free text ``content`` has already escaped (``escape.md``/``escape.ident``); a table's "html"
+was escaped cell by cell (``tables.html_table``) and a figure's "svg" by matplotlib and
+``figures.to_svg``; captions are plain text, escaped here.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+
+from flaqum.report.escape import md
 
 
 class Report:
@@ -46,11 +54,11 @@ class Report:
                 display(Markdown(block["text"]))
             elif kind == "figure":
                 display({"image/svg+xml": block["svg"], "text/plain": block["title"]}, raw=True)
-                display(Markdown(f"*{block['caption']}*"))
+                display(Markdown(f"*{md(block['caption'])}*"))
             elif kind == "table":
                 display(HTML(block["html"]))
                 if block.get("caption"):
-                    display(Markdown(f"*{block['caption']}*"))
+                    display(Markdown(f"*{md(block['caption'])}*"))
 
     def has(self, section: str) -> bool:
         return bool(self.sections.get(section))

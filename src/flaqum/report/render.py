@@ -7,14 +7,22 @@ for other hospitals' identifiers and only then moved into place; a failed render
 nothing at the output path.
 
 Engine choice (``report.engine`` in config/config.yaml): ``quarto`` needs ``quarto`` on PATH,
-``jupyter`` always works (jupytext reads the .qmd as R Markdown-style chunks, nbclient executes
-it, nbconvert writes the HTML without code), ``auto`` takes Quarto where it is installed.
+``jupyter`` always works (``read_qmd`` reads the .qmd's chunks, nbclient executes it, nbconvert
+writes the HTML without code), ``auto`` takes Quarto where it is installed.
+
+The same input gives the same bytes: the notebook's cells get fixed ids (nbformat draws random
+ones, which nbconvert writes into the page), the figures fix their SVG ids and write no date
+(``figures.to_svg``), and nothing of the render folder's temporary path reaches the page.
+
+The Jupyter kernel talks to this process over local (IPC) sockets in a private temporary
+folder, not over TCP on the loopback interface: nothing listens on a port, and the kernel has
+no reason to warn that its traffic is unencrypted.
 """
 
 from __future__ import annotations
 
-import html as html_lib
 import json
+import logging
 import os
 import re
 import shutil
@@ -22,6 +30,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from flaqum.report.escape import html as esc
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[3] / "workflow" / "report"
 ENGINES = ("auto", "quarto", "jupyter")
@@ -115,6 +125,8 @@ def read_qmd(path: Path | str):
     if lang is not None:
         raise ReportError(f"{path}: a ```{{{lang}}} chunk is not closed")
     flush_markdown()
+    for i, cell in enumerate(cells):
+        cell.id = f"cell-{i}"  # nbformat's ids are random: fixed ones keep the HTML the same
     nb = nbformat.v4.new_notebook(cells=cells)
     nb.metadata["quarto"] = front
     nb.metadata["kernelspec"] = {
@@ -136,13 +148,21 @@ def inject_parameters(nb, params: dict):
         raise ReportError("the template has no cell tagged 'parameters' (#| tags: [parameters])")
     src = "\n".join(f"{k} = {v!r}" for k, v in params.items())
     cell = nbformat.v4.new_code_cell(src, metadata={"tags": ["injected-parameters"]})
+    cell.id = "injected-parameters"
     nb.cells.insert(idx + 1, cell)
     return nb
 
 
+_SOCKETS = "flaqum-kernel-"  # prefix of the kernels' socket folders
+
+
 def start_kernel(workdir: Path):
     """Start a kernel running this interpreter (so it imports the same flaqum), whatever
-    kernelspecs the machine has; it boots while the caller computes the report's content."""
+    kernelspecs the machine has; it boots while the caller computes the report's content.
+
+    Its sockets are Unix domain sockets (``transport="ipc"``) in a private folder under the
+    system's temporary directory (short, as socket paths must be); ``stop_kernel`` removes
+    them. Windows has no IPC transport: there the kernel uses TCP on the loopback interface."""
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import KernelManager
 
@@ -159,9 +179,33 @@ def start_kernel(workdir: Path):
         )
     )
     ksm = KernelSpecManager(kernel_dirs=[str(kdir.parent)], ensure_native_kernel=False)
-    km = KernelManager(kernel_name="flaqum-report", kernel_spec_manager=ksm)
-    km.start_kernel(cwd=str(workdir), extra_arguments=["--HistoryManager.enabled=False"])
+    transport = {}
+    if os.name == "posix":
+        # a Unix socket path has at most 107 bytes: keep clear of a long TMPDIR
+        base = tempfile.gettempdir()
+        if len(base) > 60 and os.path.isdir("/tmp"):
+            base = "/tmp"
+        sockets = tempfile.mkdtemp(prefix=_SOCKETS, dir=base)
+        transport = {"transport": "ipc", "ip": os.path.join(sockets, "kernel")}
+    km = KernelManager(kernel_name="flaqum-report", kernel_spec_manager=ksm, **transport)
+    try:
+        km.start_kernel(cwd=str(workdir), extra_arguments=["--HistoryManager.enabled=False"])
+    except BaseException:
+        stop_kernel(km)
+        raise
     return km
+
+
+def stop_kernel(km) -> None:
+    """Shut a kernel from ``start_kernel`` down and remove its socket folder."""
+    try:
+        if km.has_kernel:
+            km.shutdown_kernel(now=True)
+    finally:
+        if km.transport == "ipc":
+            folder = Path(km.ip).parent
+            if folder.name.startswith(_SOCKETS):
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 def execute_notebook(nb, workdir: Path, km=None, timeout: int = 600):
@@ -171,13 +215,18 @@ def execute_notebook(nb, workdir: Path, km=None, timeout: int = 600):
 
     own = km is None
     km = km or start_kernel(workdir)
+    client = NotebookClient(
+        nb, km=km, timeout=timeout, resources={"metadata": {"path": str(workdir)}}
+    )
     try:
-        NotebookClient(
-            nb, km=km, timeout=timeout, resources={"metadata": {"path": str(workdir)}}
-        ).execute()
+        client.execute()
     finally:
+        # nbclient leaves the channels of a kernel it does not own open (and warns "Could not
+        # destroy zmq context" when they are collected): close them after each render
+        if client.kc is not None:
+            client.kc.stop_channels()
         if own:
-            km.shutdown_kernel(now=True)
+            stop_kernel(km)
     return nb
 
 
@@ -192,6 +241,15 @@ def _inline_svg(body: str) -> str:
     return _SVG_IMG.sub(lambda m: base64.b64decode(m.group(1)).decode("utf-8"), body)
 
 
+class _DropMessage(logging.Filter):
+    def __init__(self, start: str):
+        super().__init__()
+        self.start = start
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.start)
+
+
 def notebook_to_html(nb, title: str, css: str) -> str:
     """Self-contained HTML: no code, no scripts, images inline, a table of contents."""
     from nbconvert import HTMLExporter
@@ -203,14 +261,21 @@ def notebook_to_html(nb, title: str, css: str) -> str:
         exclude_output_prompt=True,
         anchor_link_text="",
     )
-    body, _ = exporter.from_notebook_node(nb)
+    # nbconvert warns that its <img> of each figure has no alt text; those images are
+    # replaced by the SVG itself, which has a <title> and an aria-label (``_inline_svg``)
+    quiet = _DropMessage("Alternative text is missing")
+    exporter.log.addFilter(quiet)
+    try:
+        body, _ = exporter.from_notebook_node(nb)
+    finally:
+        exporter.log.removeFilter(quiet)
     body = _inline_svg(body)
     heads = re.findall(r'<h2 id="([^"]+)"[^>]*>(.*?)</h2>', body, flags=re.S)
     toc = "".join(
         f'<li><a href="#{hid}">{re.sub(r"<[^>]+>", "", text).strip()}</a></li>'
         for hid, text in heads
     )
-    t = html_lib.escape(title)
+    t = esc(title)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -283,13 +348,12 @@ def render_report(
             if shared:
                 import nbformat
 
-                nb.cells.insert(
-                    0,
-                    nbformat.v4.new_code_cell(
-                        'get_ipython().run_line_magic("reset", "-f")',
-                        metadata={"tags": ["injected-reset"]},
-                    ),
+                reset = nbformat.v4.new_code_cell(
+                    'get_ipython().run_line_magic("reset", "-f")',
+                    metadata={"tags": ["injected-reset"]},
                 )
+                reset.id = "injected-reset"
+                nb.cells.insert(0, reset)
             execute_notebook(nb, workdir, km=km)
             css = css_path.read_text() if css_path.exists() else ""
             html = notebook_to_html(nb, content.get("title", ""), css)
@@ -306,7 +370,7 @@ def render_report(
         return out_html
     finally:
         if km is not None and not shared:
-            km.shutdown_kernel(now=True)
+            stop_kernel(km)
         if not keep:
             shutil.rmtree(workdir, ignore_errors=True)
         part = out_html.with_name(f".{out_html.name}.part")
@@ -358,7 +422,7 @@ def render_hospital(
         out_html,
         {"hospital": hospital, "wave": wave},
         engine=engine,
-        forbidden=forbidden_identifiers(res, hospital),
+        forbidden=forbidden_identifiers(res, hospital, study),
         out_pdf=out_pdf,
         km=km,
     )
@@ -438,7 +502,7 @@ def render_batch(
                 log.info(f"{wave}/{h}: {time.time() - t:.2f} s -> {out}")
     finally:
         if km is not None:
-            km.shutdown_kernel(now=True)
+            stop_kernel(km)
         for p in out_dir.glob(".kernel.*"):
             shutil.rmtree(p, ignore_errors=True)
     return done

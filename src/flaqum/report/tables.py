@@ -1,40 +1,61 @@
 """Report tables: formatted from the confidential view, written as plain HTML tables.
 
 Blank cells carry the reason (for instance "fewer than 5 responses") as text, never a number
-hidden by styling. Numbers are formatted for readers: means with 2 decimals, percentages whole.
+hidden by styling. Numbers are formatted for readers: means with 2 decimals, percentages whole,
+one minus sign throughout (U+2212, as matplotlib writes on the figures' axes) and never a
+negative zero (a value that rounds to zero is written "0.00"). Every cell is escaped here
+(``escape.html``); cells that hold a name are marked for the confidentiality scan (``ident``).
 """
 
 from __future__ import annotations
 
-import html
 import math
 
 import pandas as pd
 
+from flaqum.report.escape import IDENT_CLASS
+from flaqum.report.escape import html as esc
+
+MINUS = "\u2212"
+
+
+def _missing(x) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x)) or bool(pd.isna(x))
+
 
 def num(x, digits: int = 2) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)) or pd.isna(x):
+    """``x`` with ``digits`` decimals, a true minus sign, and no "-0.00"."""
+    if _missing(x):
         return ""
-    return f"{x:.{digits}f}"
+    s = f"{float(x):.{digits}f}"
+    if s.startswith("-") and float(s) == 0:
+        s = s[1:]
+    return s.replace("-", MINUS)
 
 
 def signed(x, digits: int = 2) -> str:
+    """As ``num``, with "+" before a positive value."""
     s = num(x, digits)
-    return ("+" + s) if s and not s.startswith("-") and float(x) != 0 else s.replace("-", "\u2212")
+    return "+" + s if s and not s.startswith(MINUS) and float(s) != 0 else s
 
 
 def interval(lo, hi, digits: int = 2) -> str:
-    if pd.isna(lo) or pd.isna(hi):
+    if _missing(lo) or _missing(hi):
         return ""
     return f"{num(lo, digits)} to {num(hi, digits)}"
 
 
 def pct(x) -> str:
-    return "" if pd.isna(x) else f"{x:.0f}%"
+    return "" if _missing(x) else f"{num(x, 0)}%"
 
 
 def count(x) -> str:
-    return "" if pd.isna(x) else f"{int(x)}"
+    return "" if _missing(x) else num(int(x), 0)
+
+
+def span(lo, hi) -> str:
+    """A response range, "1\u20137"."""
+    return f"{num(lo, 0)}\u2013{num(hi, 0)}"
 
 
 def html_table(
@@ -44,26 +65,26 @@ def html_table(
     cls: str = "",
     row_classes: list[str] | None = None,
     numeric: set[int] | None = None,
+    ident: set[int] | None = None,
 ) -> str:
-    """A table of already formatted strings (escaped here)."""
-    numeric = numeric or set()
-    out = [f'<table class="report-table {cls}">']
+    """A table of already formatted strings (escaped here). Columns in ``ident`` hold names
+    (hospitals, teams): their text is marked ``<span class="ident">`` for the scan."""
+    numeric, ident = numeric or set(), ident or set()
+    out = [f'<table class="report-table {esc(cls)}">']
     if caption:
-        out.append(f"<caption>{html.escape(caption)}</caption>")
+        out.append(f"<caption>{esc(caption)}</caption>")
     out.append(
-        "<thead><tr>"
-        + "".join(f"<th>{html.escape(h)}</th>" for h in header)
-        + "</tr></thead><tbody>"
+        "<thead><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr></thead><tbody>"
     )
     for i, r in enumerate(rows):
-        rc = f' class="{row_classes[i]}"' if row_classes and row_classes[i] else ""
-        cells = "".join(
-            f'<td class="num">{html.escape(c)}</td>'
-            if j in numeric
-            else f"<td>{html.escape(c)}</td>"
-            for j, c in enumerate(r)
-        )
-        out.append(f"<tr{rc}>{cells}</tr>")
+        rc = f' class="{esc(row_classes[i])}"' if row_classes and row_classes[i] else ""
+        cells = []
+        for j, c in enumerate(r):
+            text = esc(c)
+            if j in ident and text:
+                text = f'<span class="{IDENT_CLASS}">{text}</span>'
+            cells.append(f'<td class="num">{text}</td>' if j in numeric else f"<td>{text}</td>")
+        out.append(f"<tr{rc}>{''.join(cells)}</tr>")
     out.append("</tbody></table>")
     return "".join(out)
 
@@ -81,7 +102,10 @@ def glance_table(scales: pd.DataFrame, change: pd.DataFrame | None, k: int) -> s
     rows, classes = [], []
     for r in scales.itertuples(index=False):
         c = ch.get(r.scale)
-        if c is None:
+        none_now = bool(getattr(r, "no_response", False))
+        if none_now:
+            change_txt = "no respondents this wave"
+        elif c is None:
             change_txt = "not measured before"
         elif c["status"] != "shown":
             change_txt = f"fewer than {k} responses"
@@ -91,8 +115,8 @@ def glance_table(scales: pd.DataFrame, change: pd.DataFrame | None, k: int) -> s
             rows.append(
                 [
                     r.label,
-                    f"{r.rmin}\u2013{r.rmax}",
-                    f"fewer than {k} responses",
+                    span(r.rmin, r.rmax),
+                    "no responses this wave" if none_now else f"fewer than {k} responses",
                     "",
                     "",
                     num(r.consortium_mean),
@@ -105,7 +129,7 @@ def glance_table(scales: pd.DataFrame, change: pd.DataFrame | None, k: int) -> s
         rows.append(
             [
                 r.label,
-                f"{r.rmin}\u2013{r.rmax}",
+                span(r.rmin, r.rmax),
                 count(r.n),
                 num(r.mean),
                 interval(r.ci_low, r.ci_high),
@@ -155,11 +179,12 @@ def teams_table(tv: pd.DataFrame, k: int, threshold: float) -> str:
             "Respondents",
             "Team score",
             "95% interval",
-            f"Agreement rwg (below {threshold:.2f}: members disagree)",
+            f"Agreement rwg (below {num(threshold)}: members disagree)",
         ],
         cls="teams",
         row_classes=classes,
         numeric={1, 2, 3},
+        ident={0},
     )
 
 
