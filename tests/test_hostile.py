@@ -99,6 +99,9 @@ def project(tmp_path_factory):
     df.loc[1, "hospital_id"] = TRAVERSAL_ID
     df.to_csv(bad, index=False)
     shutil.copytree(raw / "2024-1", proj / "data/raw/bad wave")
+    # a register that cannot be read: found by validation, never while the DAG is built
+    shutil.copytree(raw / "2024-1", proj / "data/raw/2026-1")
+    (proj / "data/raw/2026-1/organisations.csv").write_bytes(b"")
     before = sha(proj / "data/raw")
     res = run_snakemake(proj, check=False)
     return {"root": root, "proj": proj, "raw": raw, "before": before, "res": res}
@@ -131,7 +134,11 @@ def test_a_bad_wave_does_not_block_the_good_one(project):
     assert out.count("results/2025-2/validation.json") >= 1
     assert out.count(f"value {SHELL_ID!r}") == 1
     assert "data/raw/bad wave: not processed: wave folder name contains characters" in out
-    assert "1 of 2 wave(s) processed: 2024-1; failed validation: 2025-2" in out
+    assert "1 of 3 wave(s) processed: 2024-1; failed validation: 2025-2, 2026-1" in out
+    empty = json.loads((proj / "results/2026-1/validation.json").read_text())["errors"]
+    assert [(e["file"], e["rule"]) for e in empty] == [
+        ("data/raw/2026-1/organisations.csv", "a source has a header and rows")
+    ]
     assert "Traceback" not in out
     assert not (proj / "results/run_summary.json").exists()
 
@@ -166,6 +173,7 @@ def test_fixed_wave_and_new_content_with_older_time_stamps(project):
     good wave, and removes the folder that was not a wave."""
     proj, raw = project["proj"], project["raw"]
     shutil.rmtree(proj / "data/raw/bad wave")
+    shutil.rmtree(proj / "data/raw/2026-1")
     fixed = proj / "data/raw/2025-2/organisations.csv"
     shutil.copy2(raw / "2025-2/organisations.csv", fixed)
     os.utime(fixed, (OLD, OLD))

@@ -63,12 +63,12 @@ def _coerce(value, schema: dict):
         return value
     types = schema.get("type", [])
     types = [types] if isinstance(types, str) else list(types)
+    if "null" in types and value.lower() in ("null", "~"):
+        return None
     if "string" in types or not types:
         return value
     if "boolean" in types and value.lower() in ("true", "false"):
         return value.lower() == "true"
-    if "null" in types and value.lower() in ("null", "none", "~"):
-        return None
     for kind, parse in (("integer", int), ("number", float)):
         if kind in types:
             try:

@@ -16,6 +16,8 @@ rule provenance:
         "results/{wave}/provenance.json",
     log:
         "logs/{wave}/provenance.log",
+    conda:
+        CONDA_ENV
     params:
         checksums=raw_checksums,
         codebooks=codebook_checksums(),
@@ -32,6 +34,8 @@ rule run_summary:
         "results/run_summary.json",
     log:
         "logs/run_summary.log",
+    conda:
+        CONDA_ENV
     params:
         waves=WAVES,
         failed=failed_waves,
