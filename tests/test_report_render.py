@@ -244,6 +244,8 @@ def test_dag_renders_one_report_per_registered_hospital(tmp_path, small_consorti
 
     raw, truth = small_consortium
     proj = make_project(tmp_path, raw)
+    # validation is a checkpoint: the reports are planned once the waves passed
+    run_snakemake(proj, *[f"results/{w}/validation.json" for w in truth["waves"]])
     counts = _job_counts(run_snakemake(proj, "-n").stdout)
     n = sum(len(w["hospitals_in_wave"]) for w in truth["waves"].values())
     assert counts["hospital_report"] == n

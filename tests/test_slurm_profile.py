@@ -89,7 +89,7 @@ def planned_jobs(out):
     jobs = {}
     current = None
     for line in out.splitlines():
-        m = re.match(r"^(?:local)?rule (\w+):$", line)
+        m = re.match(r"^(?:local)?(?:rule|checkpoint) (\w+):$", line)
         if m:
             current = m.group(1)
             jobs.setdefault(current, [])
@@ -102,8 +102,11 @@ def planned_jobs(out):
 def slurm_dry_run(tmp_path_factory, small_consortium):
     raw_src, _ = small_consortium
     proj = make_project(tmp_path_factory.mktemp("slurm"), raw_src, waves=["2024-1"])
-    res = run_snakemake(proj, "-n", "--workflow-profile", "workflow/profiles/slurm")
-    return proj, res.stdout + res.stderr
+    # validation is a checkpoint: a dry run plans it, and the wave's other jobs once it passed
+    first = run_snakemake(proj, "-n", "--workflow-profile", "workflow/profiles/slurm")
+    run_snakemake(proj, "results/2024-1/validation.json")
+    rest = run_snakemake(proj, "-n", "--workflow-profile", "workflow/profiles/slurm")
+    return proj, first.stdout + first.stderr + rest.stdout + rest.stderr
 
 
 def test_dry_run_with_the_slurm_profile_plans_submissions(slurm_dry_run, monkeypatch):

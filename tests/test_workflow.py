@@ -172,7 +172,8 @@ def test_every_hospital_gets_a_report_naming_no_other(first_wave_project):
     proj = first_wave_project[0]
     orgs = pd.read_csv(proj / "data/raw/2024-1/organisations.csv", dtype=str)
     names = dict(zip(orgs["hospital_id"], orgs["hospital_name"], strict=True))
-    assert (proj / "reports/2024-1/consortium.html").exists()
+    assert (proj / "reports/2024-1/research/consortium.html").exists()
+    assert not (proj / "reports/2024-1/consortium.html").exists()
     for hid in names:
         html = (proj / f"reports/2024-1/{hid}.html").read_text()
         assert names[hid] in html
