@@ -1,6 +1,7 @@
 """Loading and checking the study config, the instrument codebooks and the hypotheses.
 
-Every file is checked against its JSON schema (Draft 2020-12, in ``workflow/schemas``) and then
+Every file is checked against its JSON schema (Draft 2020-12, in
+``src/flaqum/schemas``, linked as ``workflow/schemas``) and then
 against the rules a schema cannot express (an item used in a scale must be defined, a reverse
 item must belong to its scale, scale ids are unique across instruments). Errors name the file,
 the key and the rule broken.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cache
+from importlib import resources
 from pathlib import Path
 
 import jsonschema
@@ -18,7 +20,9 @@ import yaml
 from flaqum.errors import ConfigError
 from flaqum.ids import check_id
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "workflow" / "schemas"
+# The schemas ship inside the package (workflow/schemas links here), so that a non-editable
+# install finds them wherever the study and the workflow are.
+SCHEMA_DIR = resources.files("flaqum") / "schemas"
 # Below this, a team's answers can be guessed from its mean: refused unless the config says
 # ``allow_min_group_size_below_3: true`` (for tests on toy data, never for reports).
 MIN_GROUP_SIZE_FLOOR = 3
@@ -26,7 +30,7 @@ MIN_GROUP_SIZE_FLOOR = 3
 
 @cache
 def load_schema(name: str) -> dict:
-    """The JSON schema ``workflow/schemas/<name>.schema.yaml``."""
+    """The JSON schema ``<name>.schema.yaml`` of the package (``src/flaqum/schemas``)."""
     return yaml.safe_load((SCHEMA_DIR / f"{name}.schema.yaml").read_text())
 
 
@@ -228,6 +232,23 @@ class Study:
     def min_group_size(self) -> int:
         return int(self.config["min_group_size"])
 
+    def canonical_ids(self, source: str) -> dict[str, str]:
+        """The source's id columns and the names they get in processed data and results:
+        its hospital column becomes ``hospital_id``, its team column ``team_id``, a survey's
+        respondent id ``respondent_id`` (so that a study may call them ``org_id``,
+        ``unit_id``, ...)."""
+        spec = self.sources[source]
+        out = {}
+        if spec.get("hospital"):
+            out[spec["hospital"]] = "hospital_id"
+        if spec.get("team"):
+            out[spec["team"]] = "team_id"
+        if spec["id"] not in out:
+            out[spec["id"]] = {
+                "survey": "respondent_id", "hospital": "hospital_id", "team": "team_id",
+            }.get(spec["kind"], spec["id"])
+        return out
+
     def instruments_for(self, source: str) -> list[Instrument]:
         return [i for i in self.instruments.values() if i.source == source]
 
@@ -272,31 +293,27 @@ class Study:
         ]
 
 
-DEFAULTS = {
-    "waves": "auto",
-    "validation": {
-        "max_item_missing_pct": 20,
-        "straightline_min_items": 6,
-        "misspelt_item_distance": 2,
-    },
-    "multilevel": {"covariates": {}, "cross_level_predictor": None, "agreement_threshold": 0.7},
-    "report": {
-        "engine": "auto",
-        "language": "en",
-        "ambition_year": 2028,
-        "top_conversation_items": 3,
-    },
-}
+def _fill_defaults(value: dict, schema: dict) -> dict:
+    """``value`` with every absent key that has a ``default`` in ``schema`` filled in, and
+    absent sections whose keys have defaults created (recursively)."""
+    import copy
+
+    out = dict(value)
+    for key, sub in schema.get("properties", {}).items():
+        if key not in out:
+            if "default" in sub:
+                out[key] = copy.deepcopy(sub["default"])
+            elif any("default" in p for p in sub.get("properties", {}).values()):
+                out[key] = {}
+        if isinstance(out.get(key), dict) and sub.get("properties"):
+            out[key] = _fill_defaults(out[key], sub)
+    return out
 
 
 def with_defaults(config: dict) -> dict:
-    out = dict(config)
-    for key, val in DEFAULTS.items():
-        if isinstance(val, dict):
-            out[key] = {**val, **(config.get(key) or {})}
-        else:
-            out.setdefault(key, val)
-    return out
+    """The config with the schema's defaults: the one place defaults are held
+    (``src/flaqum/schemas/config.schema.yaml``); the code reads keys, never guesses them."""
+    return _fill_defaults(config, load_schema("config"))
 
 
 def load_study(

@@ -39,7 +39,33 @@ def require_pass(validation_json: Path | str) -> None:
         raise InputError(validation_json, "\n".join(lines))
 
 
-def process_source(study: Study, source: str, df: pd.DataFrame, meta) -> tuple[pd.DataFrame, dict]:
+def _canonical(study: Study, source: str, out: pd.DataFrame, hospitals=None) -> pd.DataFrame:
+    """Id columns under their canonical names (``Study.canonical_ids``). A respondent or team
+    source without a hospital column belongs to the study's one organisation (validation has
+    checked that the register holds exactly one): ``hospital_id`` is that id."""
+    names = study.canonical_ids(source)
+    clash = [c for raw, c in names.items() if raw != c and c in out.columns]
+    if clash:
+        raise InputError(
+            study.sources[source].get("id"),
+            f"columns {clash} exist besides the id columns that are renamed to them "
+            f"({names}); rename or drop them",
+            rule="canonical id columns",
+        )
+    out = out.rename(columns=names)
+    spec = study.sources[source]
+    in_teams = spec["kind"] in ("survey", "team") or (
+        spec["kind"] == "register" and spec.get("team")
+    )
+    if not spec.get("hospital") and in_teams and hospitals:
+        if len(hospitals) == 1:
+            out.insert(1, "hospital_id", pd.array([hospitals[0]] * len(out), dtype="string"))
+    return out
+
+
+def process_source(
+    study: Study, source: str, df: pd.DataFrame, meta, hospitals=None
+) -> tuple[pd.DataFrame, dict]:
     spec = study.sources[source]
     out = df.copy()
     for key in ("id", "hospital", "team"):
@@ -83,10 +109,11 @@ def process_source(study: Study, source: str, df: pd.DataFrame, meta) -> tuple[p
             out[item] = x
     if spec["kind"] in ("hospital", "team") and not study.instruments_for(source):
         for col in out.columns:
-            if col not in (spec["id"], spec.get("hospital"), spec.get("team")):
+            if col not in study.canonical_ids(source):
                 num = pd.to_numeric(out[col], errors="coerce")
                 if num.notna().sum() == out[col].notna().sum():
                     out[col] = num
+    out = _canonical(study, source, out, hospitals)
     labels = meta.to_dict()
     labels["recoded"] = recoded
     for inst in study.instruments_for(source):
@@ -95,11 +122,15 @@ def process_source(study: Study, source: str, df: pd.DataFrame, meta) -> tuple[p
     return out, labels
 
 
-def ingest_source(study: Study, wave_dir: Path | str, source: str, out_path: Path | str) -> int:
+def ingest_source(
+    study: Study, wave_dir: Path | str, source: str, out_path: Path | str, hospitals=None
+) -> int:
+    """``hospitals``: the wave's hospital ids (validation's summary), for a source without a
+    hospital column in a one-organisation study."""
     path = find_source(wave_dir, source)
     if path is None:
         raise InputError(Path(wave_dir) / source, f"source {source!r} not found")
     df, meta = read_source(path)
-    out, labels = process_source(study, source, df, meta)
+    out, labels = process_source(study, source, df, meta, hospitals)
     write_parquet(out, out_path, {"source": source, "file": str(path), **labels})
     return len(out)

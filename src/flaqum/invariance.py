@@ -41,9 +41,9 @@ def invariance_report(
     previous: dict[str, pd.DataFrame], previous_wave: str | None,
 ) -> pd.DataFrame:
     """Every comparison of the wave; ``current``/``previous``: processed data by source."""
-    conf = study.config.get("psychometrics", {})
-    groups_by_source = conf.get("invariance_groups", {})
-    min_group = int(conf.get("invariance_min_group", 100))
+    conf = study.config["psychometrics"]  # defaults: the config schema
+    groups_by_source = conf["invariance_groups"]
+    min_group = int(conf["invariance_min_group"])
     frames = []
     for source, df in current.items():
         for col in groups_by_source.get(source, []):

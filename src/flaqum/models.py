@@ -18,6 +18,7 @@ from flaqum.multilevel import (
     HOSPITAL_COLUMNS,
     TEAM_COLUMNS,
     VARIANCE_COLUMNS,
+    Z95,
     fit_change,
     fit_nested,
     hospitals_table,
@@ -43,9 +44,32 @@ def _has_teams(scores: pd.DataFrame) -> bool:
     return "team_id" in scores.columns and bool(scores["team_id"].notna().any())
 
 
+def _one_hospital(scores: pd.DataFrame) -> str | None:
+    """The organisation's id when every respondent belongs to one (a two-level study)."""
+    ids = scores["hospital_id"].dropna().unique()
+    return str(ids[0]) if len(ids) == 1 else None
+
+
 def _fit(scores: pd.DataFrame, scale: str, covariates=()):
+    """The nested model of the study's design: respondents in teams in hospitals; in teams of
+    one organisation (``y ~ 1 + (1 | team)``, as lmer: no hospital variance, the one
+    organisation's mean is the intercept); or in hospitals without teams."""
     team = "team_id" if _has_teams(scores) else None
-    return fit_nested(scores, scale, hospital="hospital_id", team=team, covariates=covariates)
+    only = _one_hospital(scores)
+    if only is None or team is None:
+        return fit_nested(scores, scale, hospital="hospital_id", team=team, covariates=covariates)
+    fit = fit_nested(scores, scale, hospital=None, team=team, covariates=covariates)
+    fit.teams["hospital_id"] = only
+    n = int(fit.teams["n"].sum())
+    raw = float((fit.teams["raw_mean"] * fit.teams["n"]).sum() / n)
+    se = fit.intercept_se
+    fit.hospitals = pd.DataFrame({
+        "hospital_id": [only], "n": [n], "raw_mean": [raw], "eb_mean": [fit.intercept],
+        "eb_se": [se], "ci_low": [fit.intercept - Z95 * se], "ci_high": [fit.intercept + Z95 * se],
+        "ranef": [np.nan], "ranef_sd": [np.nan],
+    })
+    fit.n_hospitals, fit.var_hospital, fit.vpc_hospital = 1, np.nan, np.nan
+    return fit
 
 
 def _scales(study: Study, source: str, scores: pd.DataFrame) -> list[str]:
@@ -57,9 +81,9 @@ def multilevel_tables(
 ) -> dict[str, pd.DataFrame]:
     """variance, teams, hospitals and adjusted tables of one source (CONTRACT section 4)."""
     k = study.min_group_size
-    ml = study.config.get("multilevel", {})
-    casemix = [c for c in (ml.get("covariates") or {}).get(source, []) if c in scores.columns]
-    predictor = ml.get("cross_level_predictor")
+    ml = study.config["multilevel"]  # defaults: the config schema
+    casemix = [c for c in ml["covariates"].get(source, []) if c in scores.columns]
+    predictor = ml["cross_level_predictor"]
     data = scores
     if predictor and maturity is not None and predictor in maturity.columns:
         m = maturity[["hospital_id", predictor]].astype({"hospital_id": "string"})

@@ -49,6 +49,7 @@ def code_version(repo: Path | str | None = None) -> dict:
     status = _git(repo, "status", "--porcelain", "--untracked-files=no") if commit else None
     return {
         "package_version": flaqum.__version__,
+        "package_path": str(Path(flaqum.__file__).resolve().parent),
         "git_commit": commit,
         "git_dirty": (bool(status) if status is not None else None),
     }

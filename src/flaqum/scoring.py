@@ -22,15 +22,17 @@ def score_scale(items: pd.DataFrame, scale: Scale) -> pd.Series:
 
 
 def score_source(study: Study, source: str, df: pd.DataFrame) -> pd.DataFrame:
+    """Scores of the processed data ``df`` (id columns under their canonical names, see
+    ``Study.canonical_ids``); an absent team or hospital level is an empty column."""
     spec = study.sources[source]
-    out = pd.DataFrame({"respondent_id": df[spec["id"]].astype("string")})
-    out["hospital_id"] = df[spec["hospital"]].astype("string")
-    team = spec.get("team")
-    out["team_id"] = (
-        df[team].astype("string")
-        if team and team in df.columns
-        else pd.Series(pd.NA, index=df.index, dtype="string")
-    )
+    ids = study.canonical_ids(source)
+    out = pd.DataFrame({"respondent_id": df[ids[spec["id"]]].astype("string")})
+    for col in ("hospital_id", "team_id"):
+        out[col] = (
+            df[col].astype("string")
+            if col in df.columns
+            else pd.Series(pd.NA, index=df.index, dtype="string")
+        )
     for col in spec.get("columns", {}):
         if col in df.columns:
             out[col] = df[col]

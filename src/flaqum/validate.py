@@ -769,6 +769,41 @@ def _check_case_collisions(val, df, key, file) -> None:
         )
 
 
+ONE_ORGANISATION = "_organisation"  # the column added where a source has no hospital column
+
+
+def _one_organisation(val: Validation, study: Study, frames: dict, files: dict) -> dict:
+    """Each source's spec for the key checks. A survey, team source or team register without
+    a hospital column belongs to the study's one organisation: the organisations register must
+    then hold exactly one, and that id stands in for the missing column (as ingest does)."""
+    specs = {s: dict(study.sources[s]) for s in frames}
+    in_teams = {"survey", "team"}
+    lacking = [
+        s for s, spec in specs.items()
+        if not spec.get("hospital")
+        and (spec["kind"] in in_teams or (spec["kind"] == "register" and spec.get("team")))
+    ]
+    if not lacking:
+        return specs
+    hospitals = val.summary.get("hospitals", [])
+    if len(hospitals) != 1:
+        val.add(
+            "error",
+            "one organisation",
+            f"{', '.join(lacking)} {'has' if len(lacking) == 1 else 'have'} no hospital column, "
+            "so every respondent and team belongs to one organisation; the organisations "
+            f"register must then hold exactly one, and it holds {len(hospitals)}",
+            file=files.get("organisations"),
+            value=len(hospitals),
+            unit="finding",
+        )
+        return specs
+    for s in lacking:
+        frames[s] = frames[s].assign(**{ONE_ORGANISATION: hospitals[0]})
+        specs[s]["hospital"] = ONE_ORGANISATION
+    return specs
+
+
 def _check_keys(val: Validation, study: Study, frames: dict, files: dict) -> None:
     """Unique ids, and every hospital and team known to the registers."""
     orgs = frames.get("organisations")
@@ -779,8 +814,9 @@ def _check_keys(val: Validation, study: Study, frames: dict, files: dict) -> Non
     if orgs is not None and ocol in orgs.columns:
         hosp_known = set(orgs[ocol].dropna())
         val.summary["hospitals"] = _valid_ids(orgs[ocol])
+    specs = _one_organisation(val, study, frames, files)
     teams = frames.get("teams")
-    tspec = study.sources.get("teams", {})
+    tspec = specs.get("teams", {})
     th, tt = tspec.get("hospital"), tspec.get("id")
     team_pairs = None
     if teams is not None and th and tt and {th, tt} <= set(teams.columns):
@@ -799,7 +835,7 @@ def _check_keys(val: Validation, study: Study, frames: dict, files: dict) -> Non
             )
     min_n = study.min_group_size
     for source, df in frames.items():
-        spec = study.sources[source]
+        spec = specs[source]
         file = files[source]
         id_col = spec["id"]
         unique_key = [id_col]

@@ -10,7 +10,10 @@ from snakemake.utils import min_version
 
 min_version("9.0")
 
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+try:  # the installed package (pip install . or -e .); else the one beside this workflow
+    import flaqum
+except ImportError:
+    sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from flaqum.config import load_study
 from flaqum.errors import FlaqumError
@@ -198,13 +201,31 @@ OPTIONAL_WAVE_INPUTS = {
 }
 
 
+def maturity_inputs(wave, items=False):
+    """The wave's maturity scores (and processed items), where the study has a maturity
+    source with scales and the wave delivered it; nothing otherwise."""
+    if "maturity" not in scored_sources(wave):
+        return {}
+    out = {"maturity": f"results/{wave}/scores/maturity.parquet"}
+    if items:
+        out["maturity_items"] = f"data/processed/{wave}/maturity.parquet"
+    return out
+
+
+def multilevel_inputs(wildcards):
+    return {
+        "scores": f"results/{wildcards.wave}/scores/{wildcards.source}.parquet",
+        **maturity_inputs(wildcards.wave),
+    }
+
+
 def hypothesis_inputs(wildcards):
     """What a hypothesis reads: EB scores, maturity, registers, and the outcomes if present."""
     w = wildcards.wave
     inputs = {
         "hospitals": f"results/{w}/multilevel/hospitals.csv",
         "teams": f"results/{w}/multilevel/teams.csv",
-        "maturity": f"results/{w}/scores/maturity.parquet",
+        **maturity_inputs(w),
         "organisations": f"data/processed/{w}/organisations.parquet",
     }
     for key, pattern in OPTIONAL_WAVE_INPUTS.items():
@@ -304,8 +325,8 @@ def multilevel_targets(wave):
 
 
 # ---- reports (report.smk) ----
-REPORT_CONFIG = config.get("report", {})
-REPORT_ENGINE = REPORT_CONFIG.get("engine", "auto")
+REPORT_CONFIG = config["report"]  # defaults: the config schema
+REPORT_ENGINE = REPORT_CONFIG["engine"]
 REPORT_TEMPLATES = Path(workflow.basedir) / "workflow" / "report"
 # The PDF (Typst) is declared only where Quarto will render it.
 REPORT_ENGINE_USED = choose_engine(REPORT_ENGINE)  # "auto" resolved: quarto or jupyter
@@ -348,18 +369,18 @@ def report_inputs(wildcards):
     w = wildcards.wave
     inputs = {
         "organisations": f"data/processed/{w}/organisations.parquet",
-        "team_register": f"data/processed/{w}/teams.parquet",
         "hospitals": f"results/{w}/multilevel/hospitals.csv",
         "teams": f"results/{w}/multilevel/teams.csv",
         "variance": f"results/{w}/multilevel/variance.csv",
         "agreement": f"results/{w}/psychometrics/agreement.csv",
         "scales": f"results/{w}/psychometrics/scales.csv",
         "item_stats": f"results/{w}/psychometrics/items.csv",
-        "maturity": f"results/{w}/scores/maturity.parquet",
-        "maturity_items": f"data/processed/{w}/maturity.parquet",
+        **maturity_inputs(w, items=True),
         "validation": f"results/{w}/validation.json",
         "responses": [f"data/processed/{w}/{s}.parquet" for s in survey_sources(w)],
     }
+    if "teams" in wave_sources(w):
+        inputs["team_register"] = f"data/processed/{w}/teams.parquet"
     if previous_wave(w):
         inputs["change"] = f"results/{w}/multilevel/change.csv"
     return inputs
@@ -377,7 +398,7 @@ def consortium_inputs(wildcards):
 # execute every report on one kernel (each render still in its own folder, each report scanned
 # for other hospitals' identifiers before it is written). hospital_report then publishes one
 # hospital's report from its batch; asking for one report renders its batch.
-REPORT_BATCHES = int(REPORT_CONFIG.get("batches", 2))
+REPORT_BATCHES = int(REPORT_CONFIG["batches"])
 
 
 def batch_count(wave):

@@ -4,8 +4,7 @@ localrules:
 
 rule multilevel:
     input:
-        scores="results/{wave}/scores/{source}.parquet",
-        maturity="results/{wave}/scores/maturity.parquet",
+        unpack(multilevel_inputs),
     output:
         variance="results/{wave}/multilevel/by_source/{source}/variance.csv",
         teams="results/{wave}/multilevel/by_source/{source}/teams.csv",

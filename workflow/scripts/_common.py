@@ -10,7 +10,10 @@ import sys
 import traceback
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
+try:  # the installed package (pip install . or -e .); else the one beside this workflow
+    import flaqum  # noqa: F401
+except ImportError:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
 from flaqum.config import load_study  # noqa: E402
 from flaqum.errors import FlaqumError  # noqa: E402

@@ -10,7 +10,7 @@ tables = multilevel_tables(
     study,
     sm.wildcards.source,
     pd.read_parquet(sm.input.scores),
-    pd.read_parquet(sm.input.maturity),
+    pd.read_parquet(sm.input.maturity) if "maturity" in sm.input.keys() else None,
 )
 for name, table in tables.items():
     write_csv(table, sm.output[name])
