@@ -241,7 +241,7 @@ def test_invariance_drops_small_groups_and_names_them():
 
 
 # --------------------------------------------------------------------------------------------
-# The CONTRACT tables on a small synthetic consortium
+# The tables of docs/outputs.md on a small synthetic consortium
 # --------------------------------------------------------------------------------------------
 
 

@@ -142,3 +142,68 @@ def test_without_an_organisation_column_the_numbers_are_the_same(run, tmp_path):
         pd.read_csv(study / target, dtype={"hospital_id": str}),
         pd.read_csv(run["study"] / target, dtype={"hospital_id": str}),
     )
+
+
+def _study_with_a_second_wave(tmp_path, drop_new_items=False):
+    """The fixture with a second wave that also fields a new instrument (workload), declared
+    for that wave only (codebook key ``waves``)."""
+    import numpy as np
+
+    study = tmp_path / "study"
+    shutil.copytree(STUDY, study)
+    (study / "config/instruments/workload.yaml").write_text(
+        "id: workload\nlabel: Workload\nreference: test fixture\nsource: staff\nunit: team\n"
+        "waves: ['2026-1']\nresponse: {min: 0, max: 4, missing_codes: [9]}\n"
+        "scales:\n  workload:\n    label: Workload\n    items: [WL1, WL2, WL3]\n"
+        "    min_items: 2\nitems:\n  WL1: I have enough time for my work.\n"
+        "  WL2: My workload is manageable.\n  WL3: I can take my breaks.\n"
+    )
+    new = study / "data/raw/2026-1"
+    shutil.copytree(study / f"data/raw/{WAVE}", new)
+    staff = pd.read_csv(new / "staff.csv", dtype=str, keep_default_na=False)
+    if not drop_new_items:
+        rng = np.random.default_rng(5)
+        for item in ("WL1", "WL2", "WL3"):
+            staff[item] = rng.integers(0, 5, len(staff)).astype(str)
+    staff.to_csv(new / "staff.csv", index=False)
+    return study
+
+
+def _snakemake(study, cwd, *targets, site=None):
+    env = {**os.environ, **({"PYTHONPATH": str(site)} if site else {})}
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(study),
+         "--cores", "2", "--nocolor", *targets],
+        capture_output=True, text=True, cwd=cwd, timeout=900, env=env,
+    )
+
+
+def test_an_instrument_fielded_in_one_wave_only(run, tmp_path):
+    study = _study_with_a_second_wave(tmp_path)
+    res = _snakemake(study, tmp_path, "results/2026-1/multilevel/change.csv",
+                     "results/2026-1/psychometrics/scales.csv",
+                     "results/2025-1/psychometrics/scales.csv", site=run["site"])
+    assert res.returncode == 0, res.stderr[-4000:]
+    first = json.loads((study / f"results/{WAVE}/validation.json").read_text())
+    assert first["status"] == "pass"
+    assert first["summary"]["instruments_not_fielded"] == {"workload": ["2026-1"]}
+    scored = {w: set(pd.read_parquet(study / f"results/{w}/scores/staff.parquet").columns)
+              for w in (WAVE, "2026-1")}
+    assert "workload" in scored["2026-1"] and "workload" not in scored[WAVE]
+    scales = {w: set(pd.read_csv(study / f"results/{w}/psychometrics/scales.csv")["scale"])
+              for w in (WAVE, "2026-1")}
+    assert scales[WAVE] == set(REFERENCE["scales"])
+    assert scales["2026-1"] == set(REFERENCE["scales"]) | {"workload"}
+    change = pd.read_csv(study / "results/2026-1/multilevel/change.csv")
+    assert set(change["scale"]) == set(REFERENCE["scales"])  # the scales both waves have
+
+
+def test_an_expected_instrument_that_is_missing_is_one_located_error(run, tmp_path):
+    study = _study_with_a_second_wave(tmp_path, drop_new_items=True)
+    res = _snakemake(study, tmp_path, "results/2026-1/validation.json", site=run["site"])
+    assert res.returncode == 0, res.stderr[-4000:]
+    errors = json.loads((study / "results/2026-1/validation.json").read_text())["errors"]
+    assert [(e["rule"], e["file"], e["value"]) for e in errors] == [
+        ("expected instrument", "data/raw/2026-1/staff.csv", "workload")
+    ]
+    assert "none of its 3 items ('WL1', 'WL2', 'WL3') is in the file" in errors[0]["message"]

@@ -123,7 +123,7 @@ def test_lint_and_format_are_clean(tmp_path, small_consortium):
     assert fmt.returncode == 0, fmt.stderr
 
 
-CONTRACT_COLUMNS = {
+OUTPUT_COLUMNS = {
     "psychometrics/scales.csv": [
         "scale", "instrument", "n_respondents", "n_items", "alpha", "alpha_ci_low",
         "alpha_ci_high", "omega", "cfi", "tli", "rmsea", "srmr", "icc1", "icc2", "rwg_j_mean",
@@ -151,7 +151,7 @@ CONTRACT_COLUMNS = {
 def test_statistics_follow_the_contract(first_wave_project, study):
     proj = first_wave_project[0]
     res = proj / "results/2024-1"
-    for name, cols in CONTRACT_COLUMNS.items():
+    for name, cols in OUTPUT_COLUMNS.items():
         table = pd.read_csv(res / name, dtype={"hospital_id": str, "team_id": str})
         assert list(table.columns[: len(cols)]) == cols, name
         assert len(table) > 0, name

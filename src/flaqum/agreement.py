@@ -1,6 +1,6 @@
 """Between-group reliability and within-group agreement: ICC(1), ICC(2), rwg(j) and awg.
 
-The definitions follow CONTRACT.md ("Definitions the numbers follow") and reproduce the R
+The definitions are those of docs/outputs.md (agreement.csv, scales.csv) and reproduce the R
 package ``multilevel`` (Bliese), version 2.7 as shipped by Debian:
 
 ``icc1``, ``icc2``
@@ -30,7 +30,7 @@ package ``multilevel`` (Bliese), version 2.7 as shipped by Debian:
 Missing answers. multilevel 2.7 deletes respondents listwise (``na.exclude``) before
 splitting by group. Here each item's mean and variance within a group use the answers present
 for that item (pairwise; identical to listwise on complete data, the default of multilevel
-2.8 according to the CONTRACT): an item with fewer than two answers in a group is left out of
+2.8, as docs/outputs.md states): an item with fewer than two answers in a group is left out of
 that group's index (and out of J), and a group with fewer than two respondents (rows with at
 least one answer) gets NaN, like ``nrow(Q) > 1`` in R. ``n`` counts those respondents.
 

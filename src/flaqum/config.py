@@ -155,6 +155,14 @@ class Instrument:
         return out
 
     @property
+    def waves(self) -> str | list[str]:
+        """``"all"`` or the waves that field this instrument (codebook key ``waves``)."""
+        return self.raw.get("waves", "all")
+
+    def fielded_in(self, wave: str | None) -> bool:
+        return wave is None or self.waves == "all" or wave in self.waves
+
+    @property
     def reverse_items(self) -> set[str]:
         return {i for s in self.scales.values() for i in s.reverse}
 
@@ -249,11 +257,20 @@ class Study:
             }.get(spec["kind"], spec["id"])
         return out
 
-    def instruments_for(self, source: str) -> list[Instrument]:
-        return [i for i in self.instruments.values() if i.source == source]
+    def instruments_for(self, source: str, wave: str | None = None) -> list[Instrument]:
+        """The source's instruments; with ``wave``, those that field it (``waves:``)."""
+        return [
+            i for i in self.instruments.values() if i.source == source and i.fielded_in(wave)
+        ]
 
-    def scales_for(self, source: str) -> dict[str, Scale]:
-        return {sid: s for i in self.instruments_for(source) for sid, s in i.scales.items()}
+    def scales_for(self, source: str, wave: str | None = None) -> dict[str, Scale]:
+        return {
+            sid: s for i in self.instruments_for(source, wave) for sid, s in i.scales.items()
+        }
+
+    def not_fielded(self, wave: str) -> dict[str, list[str]]:
+        """Instruments that do not field ``wave``: id -> the waves they field."""
+        return {i.id: list(i.waves) for i in self.instruments.values() if not i.fielded_in(wave)}
 
     def scale(self, sid: str) -> Scale:
         for inst in self.instruments.values():

@@ -64,7 +64,7 @@ def _canonical(study: Study, source: str, out: pd.DataFrame, hospitals=None) -> 
 
 
 def process_source(
-    study: Study, source: str, df: pd.DataFrame, meta, hospitals=None
+    study: Study, source: str, df: pd.DataFrame, meta, hospitals=None, wave: str | None = None
 ) -> tuple[pd.DataFrame, dict]:
     spec = study.sources[source]
     out = df.copy()
@@ -80,7 +80,7 @@ def process_source(
                 else out[col].astype("string")
             )
     recoded = {}
-    for inst in study.instruments_for(source):
+    for inst in study.instruments_for(source, wave):
         for var, d in inst.raw.get("variables", {}).items():
             if var in out.columns:
                 out[var] = (
@@ -107,7 +107,7 @@ def process_source(
                 x = lo + hi - x
                 recoded[item] = f"reverse-keyed: stored as {lo} + {hi} - answer"
             out[item] = x
-    if spec["kind"] in ("hospital", "team") and not study.instruments_for(source):
+    if spec["kind"] in ("hospital", "team") and not study.instruments_for(source, wave):
         for col in out.columns:
             if col not in study.canonical_ids(source):
                 num = pd.to_numeric(out[col], errors="coerce")
@@ -116,14 +116,15 @@ def process_source(
     out = _canonical(study, source, out, hospitals)
     labels = meta.to_dict()
     labels["recoded"] = recoded
-    for inst in study.instruments_for(source):
+    for inst in study.instruments_for(source, wave):
         for item, text in inst.items.items():
             labels["column_labels"].setdefault(item, text)
     return out, labels
 
 
 def ingest_source(
-    study: Study, wave_dir: Path | str, source: str, out_path: Path | str, hospitals=None
+    study: Study, wave_dir: Path | str, source: str, out_path: Path | str, hospitals=None,
+    wave: str | None = None,
 ) -> int:
     """``hospitals``: the wave's hospital ids (validation's summary), for a source without a
     hospital column in a one-organisation study."""
@@ -131,6 +132,6 @@ def ingest_source(
     if path is None:
         raise InputError(Path(wave_dir) / source, f"source {source!r} not found")
     df, meta = read_source(path)
-    out, labels = process_source(study, source, df, meta, hospitals)
+    out, labels = process_source(study, source, df, meta, hospitals, wave)
     write_parquet(out, out_path, {"source": source, "file": str(path), **labels})
     return len(out)

@@ -50,8 +50,11 @@ def invariance_report(
             if col in df.columns:
                 frames.append(_compare(study, col, source, source, df, col, min_group))
         if source in previous:
+            # only what both waves have: an instrument fielded in one of them is left out
+            common = previous[source].columns.intersection(df.columns)
             both = pd.concat(
-                [previous[source].assign(**{GROUP: previous_wave}), df.assign(**{GROUP: wave})],
+                [previous[source][common].assign(**{GROUP: previous_wave}),
+                 df[common].assign(**{GROUP: wave})],
                 ignore_index=True,
             )
             frames.append(_compare(study, "wave", source, source, both, GROUP, min_group))

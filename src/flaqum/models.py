@@ -79,7 +79,7 @@ def _scales(study: Study, source: str, scores: pd.DataFrame) -> list[str]:
 def multilevel_tables(
     study: Study, source: str, scores: pd.DataFrame, maturity: pd.DataFrame | None = None
 ) -> dict[str, pd.DataFrame]:
-    """variance, teams, hospitals and adjusted tables of one source (CONTRACT section 4)."""
+    """variance, teams, hospitals and adjusted tables of one source (docs/outputs.md)."""
     k = study.min_group_size
     ml = study.config["multilevel"]  # defaults: the config schema
     casemix = [c for c in ml["covariates"].get(source, []) if c in scores.columns]

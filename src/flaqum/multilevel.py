@@ -1,6 +1,6 @@
 """Variance components and empirical-Bayes (shrunken) means of scale scores.
 
-The model behind ``results/<wave>/multilevel/*.csv`` (CONTRACT.md, section 4) is the REML fit of
+The model behind ``results/<wave>/multilevel/*.csv`` (docs/outputs.md) is the REML fit of
 
     score ~ 1 + (1 | hospital) + (1 | hospital:team)
 
@@ -33,7 +33,7 @@ Two routes:
     Each hospital's change between two waves (the exact solver with wave as a fixed effect).
 
 Both return a :class:`NestedFit`; ``variance_row``, ``teams_table``, ``hospitals_table`` and
-``apply_suppression`` turn it into the CONTRACT's rows.
+``apply_suppression`` turn it into the rows of docs/outputs.md.
 """
 
 from __future__ import annotations
@@ -816,7 +816,7 @@ def fit_nested_statsmodels(
 
 
 # --------------------------------------------------------------------------------------------
-# CONTRACT rows
+# The rows of docs/outputs.md
 # --------------------------------------------------------------------------------------------
 
 
@@ -842,13 +842,13 @@ def apply_suppression(df: pd.DataFrame, min_group_size: int) -> pd.DataFrame:
 
 
 def teams_table(fit: NestedFit, scale: str, min_group_size: int = 0) -> pd.DataFrame:
-    """Rows of ``teams.csv`` for ``scale`` (CONTRACT columns), suppression applied."""
+    """Rows of ``teams.csv`` for ``scale`` (columns: docs/outputs.md), suppression applied."""
     t = fit.teams.assign(scale=scale)
     return apply_suppression(t, min_group_size)[TEAM_COLUMNS].reset_index(drop=True)
 
 
 def hospitals_table(fit: NestedFit, scale: str, min_group_size: int = 0) -> pd.DataFrame:
-    """Rows of ``hospitals.csv`` for ``scale`` (CONTRACT columns), suppression applied."""
+    """Rows of ``hospitals.csv`` for ``scale`` (columns: docs/outputs.md), suppression applied."""
     h = fit.hospitals.assign(scale=scale)
     return apply_suppression(h, min_group_size)[HOSPITAL_COLUMNS].reset_index(drop=True)
 

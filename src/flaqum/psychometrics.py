@@ -1,6 +1,6 @@
 """Reliability, factor structure, measurement invariance and agreement of the scales.
 
-What ``results/<wave>/psychometrics/{scales,items,agreement}.csv`` hold (CONTRACT.md, section 4)
+What ``results/<wave>/psychometrics/{scales,items,agreement}.csv`` hold (docs/outputs.md)
 and how each number is defined:
 
 ``cronbach_alpha``
@@ -51,7 +51,7 @@ and how each number is defined:
     the previous step; ``holds`` is delta_cfi > -0.01 (Chen 2007).
 
 ``scale_psychometrics``
-    The three CONTRACT tables for one source. ICC(1), ICC(2), rwg(j) and awg come from
+    The three tables of docs/outputs.md for one source. ICC(1), ICC(2), rwg(j) and awg come from
     :mod:`flaqum.agreement` with teams keyed by (hospital_id, team_id).
 """
 
@@ -724,7 +724,7 @@ def measurement_invariance(
 
 
 # --------------------------------------------------------------------------------------------
-# The CONTRACT tables
+# The tables of docs/outputs.md
 # --------------------------------------------------------------------------------------------
 
 
@@ -751,7 +751,7 @@ def scale_psychometrics(
     scores: pd.DataFrame,
     min_group_size: int = 5,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """The scales, items and agreement tables (CONTRACT.md section 4) of one source.
+    """The scales, items and agreement tables (docs/outputs.md) of one source.
 
     ``processed``: the ingested items (missing codes NaN, reverse-keyed items recoded);
     ``scores``: respondent_id, hospital_id, team_id and one column per scale, rows aligned with
@@ -775,6 +775,8 @@ def scale_psychometrics(
     for sid, scale in study.scales_for(source).items():
         inst = study.instrument_of(sid)
         present = [i for i in scale.items if i in processed.columns]
+        if not present and sid not in scores:
+            continue  # an instrument this wave does not field
         X = None
         if present:
             X = pd.DataFrame(ag.numeric_matrix(processed[present]), columns=present)

@@ -21,7 +21,9 @@ def score_scale(items: pd.DataFrame, scale: Scale) -> pd.Series:
     return pd.Series(np.where(answered >= scale.min_items, mean, np.nan), index=items.index)
 
 
-def score_source(study: Study, source: str, df: pd.DataFrame) -> pd.DataFrame:
+def score_source(
+    study: Study, source: str, df: pd.DataFrame, wave: str | None = None
+) -> pd.DataFrame:
     """Scores of the processed data ``df`` (id columns under their canonical names, see
     ``Study.canonical_ids``); an absent team or hospital level is an empty column."""
     spec = study.sources[source]
@@ -36,6 +38,6 @@ def score_source(study: Study, source: str, df: pd.DataFrame) -> pd.DataFrame:
     for col in spec.get("columns", {}):
         if col in df.columns:
             out[col] = df[col]
-    for sid, scale in study.scales_for(source).items():
+    for sid, scale in study.scales_for(source, wave).items():  # the instruments of the wave
         out[sid] = score_scale(df, scale)
     return out

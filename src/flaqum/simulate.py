@@ -1,7 +1,7 @@
 """The synthetic consortium: a realistic Triangle Study drawn from stated true parameters.
 
 ``generate_consortium(out_dir, n_hospitals, waves, seed)`` writes one folder per wave in the
-layout of CONTRACT.md section 1 (SPSS ``.sav`` surveys with variable labels, value labels and
+layout of docs/study-folder.md (SPSS ``.sav`` surveys with variable labels, value labels and
 user-missing codes; CSV registers, maturity and outcomes) and ``ground_truth.json`` beside them.
 
 The data-generating model, in the metric of the scale score (mean of the scale's items):

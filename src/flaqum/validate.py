@@ -294,14 +294,14 @@ def edit_distance(a: str, b: str) -> int:
     return prev[-1]
 
 
-def required_columns(study: Study, source: str) -> list[str]:
+def required_columns(study: Study, source: str, wave: str | None = None) -> list[str]:
     spec = study.sources[source]
     cols = [spec["id"]]
     for key in ("hospital", "team"):
         if spec.get(key) and spec[key] not in cols:
             cols.append(spec[key])
     cols += [c for c in spec.get("columns", {}) if c not in cols]
-    for inst in study.instruments_for(source):
+    for inst in study.instruments_for(source, wave):
         cols += [i for i in inst.items if i not in cols]
         cols += [v for v in inst.raw.get("variables", {}) if v not in cols]
     return cols
@@ -517,6 +517,8 @@ def validate_wave(study: Study, wave_dir: Path | str, wave: str | None = None) -
     wave_dir = Path(wave_dir)
     val = Validation(wave or wave_dir.name)
     val.summary["hospitals"] = []
+    # instruments this wave does not field (codebook key waves): a note, not a finding
+    val.summary["instruments_not_fielded"] = study.not_fielded(val.wave)
     bad_name = check_id(val.wave, "the wave's folder name")
     if bad_name:
         val.add("error", "id alphabet", bad_name, file=str(wave_dir), value=val.wave, unit="file")
@@ -565,11 +567,35 @@ def validate_wave(study: Study, wave_dir: Path | str, wave: str | None = None) -
     return val
 
 
+def _missing_instruments(val, study, source, df, path, missing: list[str]) -> list[str]:
+    """One error for each instrument expected in the wave whose items are all absent (rather
+    than one per item); returns the missing columns left to report one by one."""
+    gone = set(missing)
+    for inst in study.instruments_for(source, val.wave):
+        items = list(inst.items)
+        if items and all(i in gone for i in items):
+            waves = "all waves" if inst.waves == "all" else "waves " + ", ".join(inst.waves)
+            val.add(
+                "error",
+                "expected instrument",
+                f"instrument {inst.id!r} is expected in wave {val.wave} but none of its "
+                f"{plural(len(items), 'item')} ({_listing([repr(i) for i in items], 3)}) is "
+                f"in the file; its codebook {inst.path} fields it in {waves}. If it was not "
+                "fielded in this wave, list the waves it was fielded in under 'waves:' there",
+                file=str(path),
+                value=inst.id,
+                unit="instrument",
+            )
+            gone -= set(items)
+    return [c for c in missing if c in gone]
+
+
 def _check_columns(val, study, source, df, meta, path) -> None:
     """Required columns present (with a hint where the file's shape explains it), misspelt
     items, and columns no codebook knows."""
-    req = required_columns(study, source)
+    req = required_columns(study, source, val.wave)
     missing = [c for c in req if c not in df.columns]
+    missing = _missing_instruments(val, study, source, df, path, missing)
     header = [str(c) for c in df.columns]
     hint = ""
     if missing and meta.format == "csv" and any(";" in c for c in header):

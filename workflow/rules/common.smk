@@ -365,7 +365,7 @@ def report_targets(wave):
 
 
 def report_inputs(wildcards):
-    """The results a report reads (CONTRACT section 4); change.csv only after a first wave."""
+    """The results a report reads (docs/outputs.md); change.csv only after a first wave."""
     w = wildcards.wave
     inputs = {
         "organisations": f"data/processed/{w}/organisations.parquet",
