@@ -75,19 +75,42 @@ import pandas as pd
 from flaqum.config import Study
 from flaqum.report.data import WaveResults
 from flaqum.report.escape import IDENT_CLASS, clean
+from flaqum.report.shape import Shape, mirrored_pairs, study_shape
 
 Z95, Z998 = 1.959964, 3.090232
 
-RULES = (
-    "No number in this report describes fewer than {k} respondents: a team, item or group "
-    'with fewer than {k} answers is listed as "fewer than {k} responses" without any value. '
+_RULE_K = (
+    "No number in this report describes fewer than {k} respondents: {groups} with fewer "
+    'than {k} answers is listed as "fewer than {k} responses" without any value. '
+)
+_RULE_TEAMS = (
     "Because your hospital's total includes every team, hiding a single small team would not "
     "be enough (it could be worked out from the total and the other teams). Whenever a team "
     "is hidden, further teams, the smallest first, are withheld until at least two teams with "
     'a combined {k} or more respondents are hidden; they are marked "withheld to protect a '
-    'smaller team". Other hospitals appear only as anonymous marks and consortium averages. '
-    "The Maturity Matrix is your hospital's own self-assessment and is shown in full."
+    'smaller team". '
 )
+_RULE_OTHERS = "Other hospitals appear only as anonymous marks and consortium averages. "
+_RULE_MATURITY = "The Maturity Matrix is your hospital's own self-assessment and is shown in full."
+
+
+def rules_text(k: int | str, teams: bool = True, others: bool = True, maturity: bool = True) -> str:
+    """The confidentiality rules as a report states them, for the study's shape: the
+    complementary suppression of teams where there are teams, other hospitals where there
+    are any, the Maturity Matrix where the study has one."""
+    groups = "a team, item or group" if teams else "an item or group"
+    text = _RULE_K.format(k=k, groups=groups)
+    if teams:
+        text += _RULE_TEAMS.format(k=k)
+    if others:
+        text += _RULE_OTHERS
+    if maturity:
+        text += _RULE_MATURITY
+    return text.strip()
+
+
+#: The rules of a study with every level and source (as the demo); ``{k}`` to be filled in.
+RULES = rules_text("{k}")
 
 SMALL, WITHHELD, SHOWN = "small", "withheld", "shown"
 SIDE_LABELS = {"staff": "Professionals", "patients": "Patients and kin"}
@@ -206,6 +229,17 @@ class HospitalView:
     ambition_year: int | None = None
     agreement_threshold: float = 0.7
     notes: list[str] = field(default_factory=list)
+    #: what the study and the wave hold (None: everything, as the demo)
+    shape: Shape | None = None
+
+    @property
+    def compare(self) -> bool:
+        """Whether the hospital is compared with others (see ``shape.Shape.compare``)."""
+        return self.shape is None or self.shape.compare
+
+    @property
+    def has_teams(self) -> bool:
+        return self.shape is None or self.shape.teams
 
     @property
     def no_respondents(self) -> bool:
@@ -264,6 +298,24 @@ def _hospital_scales(res: WaveResults, study: Study, hid: str, k: int):
     return out, peers
 
 
+def _empty_teams_view() -> pd.DataFrame:
+    return pd.DataFrame(
+        columns=[
+            "scale",
+            "team_name",
+            "n",
+            "mean",
+            "ci_low",
+            "ci_high",
+            "lo998",
+            "hi998",
+            "rwg_j",
+            "low_agreement",
+            "status",
+        ]
+    )
+
+
 def _hospital_teams(
     res: WaveResults, study: Study, hid: str, k: int, meta: pd.DataFrame, threshold: float
 ) -> pd.DataFrame:
@@ -303,21 +355,7 @@ def _hospital_teams(
                 d["rwg_j"] = np.nan
             out.append(d.reset_index(drop=True))
     if not out:
-        return pd.DataFrame(
-            columns=[
-                "scale",
-                "team_name",
-                "n",
-                "mean",
-                "ci_low",
-                "ci_high",
-                "lo998",
-                "hi998",
-                "rwg_j",
-                "low_agreement",
-                "status",
-            ]
-        )
+        return _empty_teams_view()
     d = pd.concat(out, ignore_index=True)
     shown = d["status"] == SHOWN
     view = pd.DataFrame(
@@ -410,20 +448,8 @@ def stakeholder_table(
 ) -> pd.DataFrame:
     """Mirrored instruments (``mirror:`` in the codebooks) per dimension: the hospital's mean of
     each side, the gap (second side minus first) and the consortium's gap."""
-    pairs = []
-    for inst in study.instruments.values():
-        m = inst.raw.get("mirror")
-        if m and m in study.instruments and inst.raw.get("dimensions"):
-            pair = tuple(
-                sorted(
-                    (inst.id, m),
-                    key=lambda i: list(study.sources).index(study.instruments[i].source),
-                )
-            )
-            if pair not in pairs:
-                pairs.append(pair)
     rows = []
-    for a, b in pairs:
+    for a, b in mirrored_pairs(study):
         ia, ib = study.instruments[a], study.instruments[b]
         dims: dict[str, list[str]] = {}
         for item, dim in ia.raw["dimensions"].items():
@@ -504,12 +530,29 @@ def hospital_view(res: WaveResults, study: Study, hospital_id: str) -> HospitalV
     k = study.min_group_size
     hid = str(hospital_id)
     name = clean(res.hospital_name(hid)) or hid
-    threshold = float(study.config.get("multilevel", {}).get("agreement_threshold", 0.7))
+    threshold = float(study.config["multilevel"]["agreement_threshold"])  # schema default
+    shape = study_shape(res, study)
     scales, peers = _hospital_scales(res, study, hid, k)
-    teams = _hospital_teams(res, study, hid, k, scales, threshold)
+    teams = (
+        _hospital_teams(res, study, hid, k, scales, threshold)
+        if shape.teams
+        else _empty_teams_view()
+    )
     items = item_table(study, res.responses, hid, k)
-    stake = stakeholder_table(study, res.responses, hid, k)
-    maturity, processes, baseline = maturity_tables(study, res, hid)
+    stake = (
+        stakeholder_table(study, res.responses, hid, k)
+        if shape.stakeholders is None
+        else pd.DataFrame()
+    )
+    if shape.maturity is None:
+        maturity, processes, baseline = maturity_tables(study, res, hid)
+    else:
+        maturity, processes, baseline = pd.DataFrame(), pd.DataFrame(), None
+    if not shape.compare:
+        # no consortium to compare with: its "averages" would be the hospital's own values
+        scales, peers, items, stake, maturity, processes = _without_consortium(
+            scales, peers, items, stake, maturity, processes
+        )
     respondents = {}
     for source, df in res.responses.items():
         n = int((df["hospital_id"] == hid).sum()) if df is not None else 0
@@ -534,9 +577,29 @@ def hospital_view(res: WaveResults, study: Study, hospital_id: str) -> HospitalV
         maturity_processes=processes,
         psychometrics=psy,
         baseline_level=baseline,
-        ambition_year=study.config.get("report", {}).get("ambition_year"),
+        ambition_year=study.config["report"]["ambition_year"],
         agreement_threshold=threshold,
+        shape=shape,
     )
+
+
+def _without_consortium(scales, peers, items, stake, maturity, processes):
+    """The view's frames with every consortium value blank and no peers: for a hospital that
+    has no other hospital with results to be compared with."""
+
+    def blank(df, cols):
+        if df is None or df.empty:
+            return df
+        return df.assign(**{c: np.nan for c in cols if c in df.columns})
+
+    scales = blank(scales, ["consortium_mean", "q1", "q3"])
+    scales.loc[scales["status"] == SHOWN, "signal"] = "common"
+    peers = {s: np.empty((0, 2)) for s in peers}
+    items = blank(items, ["consortium_mean", "consortium_pct_positive"])
+    stake = blank(stake, ["consortium_gap"])
+    maturity = blank(maturity, ["consortium_median"])
+    processes = blank(processes, ["consortium_median"])
+    return scales, peers, items, stake, maturity, processes
 
 
 # --- the scan of a rendered report ---------------------------------------------------------

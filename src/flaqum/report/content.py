@@ -21,15 +21,16 @@ import pandas as pd
 from flaqum.config import Study
 from flaqum.report import figures, tables
 from flaqum.report.confidentiality import (
-    RULES,
     HospitalView,
     hospital_view,
+    rules_text,
     scale_meta,
     status_text,
 )
 from flaqum.report.data import WaveResults
 from flaqum.report.escape import clean, ident
 from flaqum.report.escape import md as tx
+from flaqum.report.shape import Shape, study_shape
 from flaqum.report.tables import num, signed, span
 
 WHO = {"staff": "professionals", "patients": "patients and their kin"}
@@ -109,10 +110,15 @@ def conversation_points(v: HospitalView, n: int = 3) -> list[str]:
     if st is not None and not st.empty:
         d = st.dropna(subset=["gap"])
         if not d.empty:
-            r = d.loc[(d["gap"] - d["consortium_gap"]).abs().idxmax()]
-            excess = r["gap"] - r["consortium_gap"]
+            # against the consortium's gap; with no consortium, the gap itself
+            ref = d["consortium_gap"] if v.compare else 0
+            r = d.loc[(d["gap"] - ref).abs().idxmax()]
+            excess = r["gap"] - (r["consortium_gap"] if v.compare else 0)
             if abs(excess) > 0.15:
                 more = "more" if r["gap"] > 0 else "less"
+                than = (
+                    f" where the consortium's is {signed(r['consortium_gap'])}" if v.compare else ""
+                )
                 cands.append(
                     (
                         "stakeholders",
@@ -121,8 +127,7 @@ def conversation_points(v: HospitalView, n: int = 3) -> list[str]:
                             f"On **{tx(r['label'].lower())}**, {tx(r['side_b'].lower())} are "
                             f"{more} positive than your {tx(r['side_a'].lower())} "
                             f"({num(r['mean_b'])} against {num(r['mean_a'])}), a gap of "
-                            f"{signed(r['gap'])} where the consortium's is "
-                            f"{signed(r['consortium_gap'])}. Do you recognise each other's view?"
+                            f"{signed(r['gap'])}{than}. Do you recognise each other's view?"
                         ),
                     )
                 )
@@ -155,7 +160,7 @@ def conversation_points(v: HospitalView, n: int = 3) -> list[str]:
                     (
                         f"On the Maturity Matrix, **{tx(r['label'])}** is at level "
                         f"{num(r['value'], 1)}, the furthest of your drivers from the baseline "
-                        f"level {tx(v.baseline_level)} that the consortium aims to reach on all "
+                        f"level {tx(v.baseline_level)} that the {_whole(v)} aims to reach on all "
                         f"core processes by {tx(v.ambition_year)}. Which core process comes "
                         "first?"
                     ),
@@ -173,6 +178,31 @@ def conversation_points(v: HospitalView, n: int = 3) -> list[str]:
     return [c[2] for c in sorted(picked, key=lambda c: -c[1])]
 
 
+def _whole(v: HospitalView) -> str:
+    """What the hospital belongs to: the consortium, or the study where it is the only one."""
+    return "consortium" if v.compare else "study"
+
+
+def _alone(v: HospitalView) -> str:
+    """Why a hospital is not compared with others (a sentence)."""
+    name = ident(v.hospital_name)
+    if v.shape is not None and v.shape.n_organisations > 1:
+        where = "the only hospital with results in this wave"
+    else:
+        where = "the only organisation in this study"
+    shows = (
+        "your scores and how your teams differ from each other and from your average"
+        if v.has_teams
+        else "your scores"
+    )
+    if v.shape is None or v.shape.previous_wave:
+        shows += ", and what changed since the previous wave"
+    return (
+        f"{name} is {where}, so this report does not compare it with other hospitals: it "
+        f"shows {shows}. "
+    )
+
+
 def _glance(v: HospitalView) -> list[dict]:
     k = v.k
 
@@ -185,6 +215,12 @@ def _glance(v: HospitalView) -> list[dict]:
     )
     shown = v.scales[v.scales["status"] == "shown"]
     n_hi, n_lo = int((shown["signal"] == "higher").sum()), int((shown["signal"] == "lower").sum())
+    if not v.compare:
+        summary = (
+            f"In wave {tx(v.wave)}, {resp} of {ident(v.hospital_name)} answered the survey. "
+            + _alone(v)
+        )
+        return [md(summary), table_block(tables.glance_table(v.scales, v.change, k, False))]
     summary = (
         f"In wave {tx(v.wave)}, {resp} of {ident(v.hospital_name)} answered the survey, one of "
         f"{v.n_hospitals} hospitals in the consortium. "
@@ -215,6 +251,8 @@ def _glance(v: HospitalView) -> list[dict]:
 
 
 def _between(v: HospitalView) -> list[dict]:
+    if not v.compare:
+        return []  # left out, heading and all: the glance says why
     fig = figures.between_hospitals(v.scales, v.peers)
     return [
         md(
@@ -237,6 +275,8 @@ def _between(v: HospitalView) -> list[dict]:
 
 
 def _teams(v: HospitalView) -> list[dict]:
+    if not v.has_teams:
+        return []  # the surveys have no teams: left out, heading and all
     out = [
         md(
             f"Team scores come from the professionals' survey. Teams with fewer than {v.k} "
@@ -262,8 +302,13 @@ def _teams(v: HospitalView) -> list[dict]:
                 fig,
                 f"{clean(r['label'])}: your teams",
                 "Each row is a team, ordered by score, with its 95% interval. The solid line is "
-                "your hospital, the dashed line the consortium average. Blue or orange teams "
-                "differ clearly from your hospital's average (99.8% interval); grey teams do not.",
+                + (
+                    "your hospital, the dashed line the consortium average. "
+                    if v.compare
+                    else "your hospital's average. "
+                )
+                + "Blue or orange teams differ clearly from your hospital's average (99.8% "
+                "interval); grey teams do not.",
                 f"teams_{sid}",
             )
         )
@@ -283,6 +328,8 @@ def _teams(v: HospitalView) -> list[dict]:
 
 
 def _maturity(v: HospitalView) -> list[dict]:
+    if v.shape is not None and v.shape.maturity:
+        return [md(v.shape.maturity)]
     mat, proc = v.maturity, v.maturity_processes
     if mat is None or mat.empty or mat["value"].isna().all():
         return [md("Your hospital did not return a Maturity Matrix self-assessment in this wave.")]
@@ -291,27 +338,34 @@ def _maturity(v: HospitalView) -> list[dict]:
     if b is not None and not proc.empty:
         n_at = int((proc["value"] >= b).sum())
         n_tot = int(proc["value"].notna().sum())
-        med = int(proc.groupby("item")["consortium_median"].first().ge(b).sum())
-        out.append(
-            md(
-                f"**{n_at} of {len(proc)} core processes** are at baseline level ({tx(b)}) or "
-                f"above in your self-assessment ({n_tot} assessed). The consortium's ambition is "
-                f"a baseline level on all {len(proc)} core processes by {tx(v.ambition_year)}."
+        text = (
+            f"**{n_at} of {len(proc)} core processes** are at baseline level ({tx(b)}) or "
+            f"above in your self-assessment ({n_tot} assessed). The {_whole(v)}'s ambition is "
+            f"a baseline level on all {len(proc)} core processes by {tx(v.ambition_year)}."
+        )
+        if v.compare:
+            med = int(proc.groupby("item")["consortium_median"].first().ge(b).sum())
+            text += (
                 f" For comparison, the consortium median reaches baseline on {med} core processes."
             )
-        )
+        out.append(md(text))
     out.append(
         fig_block(
-            figures.maturity(mat, b, v.ambition_year),
+            figures.maturity(mat, b, v.ambition_year, median=v.compare),
             "Maturity Matrix: your drivers and building blocks",
             "Each row is one of the six drivers (bold, diamond) or one of its building blocks "
             "(dot): "
-            "your level against the consortium median (grey bar). Orange is below the baseline "
-            "level the consortium aims for (dashed line), blue is at or above it.",
+            + (
+                "your level against the consortium median (grey bar). "
+                if v.compare
+                else "your level. "
+            )
+            + "Orange is below the baseline "
+            f"level the {_whole(v)} aims for (dashed line), blue is at or above it.",
             "maturity",
         )
     )
-    out.append(table_block(tables.maturity_table(mat, b)))
+    out.append(table_block(tables.maturity_table(mat, b, median=v.compare)))
     if b is not None and not proc.empty:
         below = proc[proc["value"] < b]
         if len(below):
@@ -334,6 +388,8 @@ def _maturity(v: HospitalView) -> list[dict]:
 
 
 def _stakeholders(v: HospitalView) -> list[dict]:
+    if v.shape is not None and v.shape.stakeholders:
+        return [md(v.shape.stakeholders)]
     st = v.stakeholders
     if st is None or st.empty:
         return [md("No mirrored patient and professional questionnaires in this wave.")]
@@ -351,7 +407,7 @@ def _stakeholders(v: HospitalView) -> list[dict]:
             f"your {b.lower()} (square); the grey bar is the gap between them.",
             "stakeholders",
         ),
-        table_block(tables.stakeholder_table(st, v.k)),
+        table_block(tables.stakeholder_table(st, v.k, consortium=v.compare)),
     ]
 
 
@@ -364,6 +420,13 @@ def _trend(v: HospitalView) -> list[dict]:
                     f"Nobody at {ident(v.hospital_name)} answered the surveys in wave "
                     f"{tx(v.wave)}, so this report cannot show what changed since the previous "
                     "wave."
+                )
+            ]
+        if v.shape is not None and not v.shape.previous_wave:
+            return [
+                md(
+                    f"There is no earlier wave to compare with: wave {tx(v.wave)} is the "
+                    "study's first. The next report will show what changed."
                 )
             ]
         return [
@@ -397,26 +460,22 @@ def _items(v: HospitalView) -> list[dict]:
     out = [
         md(
             "For every question: how many answered, the average answer, the share of positive "
-            "answers (for example *agree* or *strongly agree*) and the share who did not answer, "
-            f"with the consortium's share of positive answers. Questions marked (r) are worded "
+            "answers (for example *agree* or *strongly agree*) and the share who did not answer"
+            + (", with the consortium's share of positive answers" if v.compare else "")
+            + ". Questions marked (r) are worded "
             "negatively; for them a positive answer is disagreeing. Questions with fewer than "
             f"{v.k} answers show no values."
         )
     ]
     for (_, label), d in it.groupby(["instrument", "instrument_label"], sort=False):
         out.append(md(f"### {tx(label)}"))
-        out.append(table_block(tables.items_table(d, v.k)))
+        out.append(table_block(tables.items_table(d, v.k, consortium=v.compare)))
     return out
 
 
 def _reading(v: HospitalView) -> list[dict]:
-    return [
-        md(
-            "- **Scores** are averages on each questionnaire's answer scale (for example 1 to 7). "
-            "Higher is always better: negatively worded questions are reversed before scoring.\n"
-            "- **Intervals.** A score from a sample is uncertain. The thick bar (95% interval) and "
-            "the thin bar (99.8% interval) show the range of values compatible with the answers. "
-            "Two scores whose intervals overlap a lot may not really differ.\n"
+    if v.compare:
+        colours = (
             "- **Colours.** Grey is *common variation*: differences that chance and the usual "
             "differences between hospitals explain. Blue (higher) and orange (lower) are "
             "*signals*: "
@@ -426,42 +485,106 @@ def _reading(v: HospitalView) -> list[dict]:
             "- **No ranking.** A position in a row of hospitals is not a grade: most hospitals "
             "differ "
             "by less than their uncertainty. Look at signals and at changes over time.\n"
-            f"- **Small groups** (fewer than {v.k} responses) are never shown, to protect the "
+        )
+    elif v.has_teams:
+        colours = (
+            "- **Colours.** Grey is *common variation*: differences that chance alone can "
+            "explain. Blue (higher) and orange (lower) are *signals*: a team whose 99.8% interval "
+            "lies entirely on one side of your hospital's average, or a change whose 95% interval "
+            "lies entirely on one side of zero, which chance alone rarely produces.\n"
+            "- **No ranking.** A team's position in a row of teams is not a grade: most teams "
+            "differ by less than their uncertainty. Look at signals and at changes over time.\n"
+        )
+    else:
+        colours = (
+            "- **Colours.** Grey is *common variation*: a change that chance alone can explain. "
+            "Blue (higher) and orange (lower) are *signals*: a change whose 95% interval lies "
+            "entirely on one side of zero, which chance alone rarely produces.\n"
+        )
+    return [
+        md(
+            "- **Scores** are averages on each questionnaire's answer scale (for example 1 to 7). "
+            "Higher is always better: negatively worded questions are reversed before scoring.\n"
+            "- **Intervals.** A score from a sample is uncertain. The thick bar (95% interval) and "
+            "the thin bar (99.8% interval) show the range of values compatible with the answers. "
+            "Two scores whose intervals overlap a lot may not really differ.\n"
+            + colours
+            + f"- **Small groups** (fewer than {v.k} responses) are never shown, to protect the "
             "people "
             "who answered."
         )
     ]
 
 
+_INTERVALS = (
+    "Intervals are the estimate plus or minus 1.96 (95%) and 3.09 (99.8%) standard errors. "
+)
+_CHANGE = (
+    "Changes between waves compare {who} with itself; their intervals combine the "
+    "uncertainty of both waves."
+)
+
+
+def _model_text(v: HospitalView) -> str:
+    """How the scores were estimated, for the study's design."""
+    reml = "(restricted maximum likelihood, as the R package lme4)"
+    if v.compare and v.has_teams:
+        return (
+            "Scores are analysed with a multilevel model that separates differences between "
+            "hospitals, between teams within a hospital and between people within a team "
+            f"{reml}. A hospital's or team's score "
+            "is its *empirical Bayes* estimate: its own average, pulled towards the consortium "
+            "average in proportion to how uncertain it is. "
+            + _INTERVALS
+            + _CHANGE.format(who="a hospital")
+        )
+    if v.compare:
+        return (
+            "Scores are analysed with a multilevel model that separates differences between "
+            f"hospitals and between people within a hospital {reml}. A hospital's score is its "
+            "*empirical Bayes* estimate: its own average, pulled towards the consortium average "
+            "in proportion to how uncertain it is. " + _INTERVALS + _CHANGE.format(who="a hospital")
+        )
+    if v.has_teams:
+        return (
+            "Scores are analysed with a multilevel model that separates differences between "
+            f"teams and between people within a team {reml}. Your hospital's score is the "
+            "model's overall average; a team's score is its *empirical Bayes* estimate: its own "
+            "average, pulled towards your hospital's average in proportion to how uncertain it "
+            "is. " + _INTERVALS + _CHANGE.format(who="your hospital")
+        )
+    return (
+        "Your hospital's score on a scale is the average over everyone who answered. "
+        + _INTERVALS
+        + _CHANGE.format(who="your hospital")
+    )
+
+
 def _methods(v: HospitalView, labels: dict[str, str]) -> list[dict]:
-    out = [md("### Psychometrics of each scale (whole consortium)")]
+    out = [md(f"### Psychometrics of each scale (whole {_whole(v)})")]
     if v.psychometrics is not None and not v.psychometrics.empty:
         out.append(table_block(tables.psychometrics_table(v.psychometrics, labels)))
-        out.append(
-            md(
-                "Alpha and omega measure how consistently a scale's questions measure one thing "
-                "(0.70 or more is usually considered good). CFI (0.95 or more) and RMSEA (0.06 or "
-                "less) say how well a one-factor model fits. ICC(1) is the share of differences "
+        text = (
+            "Alpha and omega measure how consistently a scale's questions measure one thing "
+            "(0.70 or more is usually considered good). CFI (0.95 or more) and RMSEA (0.06 or "
+            "less) say how well a one-factor model fits."
+        )
+        if v.has_teams:
+            text += (
+                " ICC(1) is the share of differences "
                 "between people that lies between teams; ICC(2) is how reliably a team's average "
                 "distinguishes teams. rwg is the agreement within a team (1 is full agreement)."
             )
-        )
+        out.append(md(text))
     else:
         out.append(md("The psychometric analysis was not available for this wave."))
-    out.append(
-        md(
-            "### The model\n"
-            "Scores are analysed with a multilevel model that separates differences between "
-            "hospitals, between teams within a hospital and between people within a team "
-            "(restricted maximum likelihood, as the R package lme4). A hospital's or team's score "
-            "is its *empirical Bayes* estimate: its own average, pulled towards the consortium "
-            "average in proportion to how uncertain it is. Intervals are the estimate plus or "
-            "minus "
-            "1.96 (95%) and 3.09 (99.8%) standard errors. Changes between waves compare a hospital "
-            "with itself; their intervals combine the uncertainty of both waves.\n\n"
-            "### Confidentiality\n" + RULES.format(k=v.k)
-        )
+    rules = rules_text(
+        v.k,
+        teams=v.has_teams,
+        others=v.compare,
+        maturity=v.shape is None or v.shape.maturity is None,
     )
+    out.append(md("### The model\n" + _model_text(v) + "\n\n### Confidentiality\n" + rules))
     return out
 
 
@@ -472,7 +595,11 @@ def hospital_content(v: HospitalView, top_n: int = 3) -> dict:
         md(
             "\n".join(f"{i}. {p}" for i, p in enumerate(points, 1))
             if points
-            else md("Nothing stands out: every score is within the usual range.")["text"]
+            else (
+                "Nothing stands out: every score is within the usual range."
+                if v.compare
+                else "Nothing stands out in this wave's results."
+            )
         )
     ]
     return {
@@ -485,7 +612,8 @@ def hospital_content(v: HospitalView, top_n: int = 3) -> dict:
             "heading": [
                 md(
                     f"**{ident(v.hospital_name)}**, wave {tx(v.wave)}. Confidential: prepared "
-                    f"for {ident(v.hospital_name)} only. Other hospitals appear anonymously."
+                    f"for {ident(v.hospital_name)} only."
+                    + (" Other hospitals appear anonymously." if v.compare else "")
                 )
             ],
             "glance": _glance(v),
@@ -503,114 +631,20 @@ def hospital_content(v: HospitalView, top_n: int = 3) -> dict:
 
 
 def build_hospital(res: WaveResults, study: Study, hospital_id: str) -> dict:
-    top = int(study.config.get("report", {}).get("top_conversation_items", 3))
+    top = int(study.config["report"]["top_conversation_items"])  # schema default
     return hospital_content(hospital_view(res, study, hospital_id), top)
 
 
 # --- consortium report ----------------------------------------------------------------------
 
 
-def consortium_content(res: WaveResults, study: Study) -> dict:
-    """The research team's overview: every hospital named; suppressed values still blank."""
-    k = study.min_group_size
-    orgs = res.organisations
-    ids = orgs["hospital_id"].astype(str)
-    shown = orgs["hospital_name"] if "hospital_name" in orgs else ids
-    names = dict(zip(ids, [clean(n) or i for n, i in zip(shown, ids, strict=True)], strict=True))
-    meta = scale_meta(study, list(dict.fromkeys(res.hospitals["scale"])))
-    labels = dict(zip(meta["scale"], meta["label"], strict=False))
-    sec: dict[str, list[dict]] = {}
-    # overview
-    n_resp = {s: len(d) for s, d in res.responses.items() if d is not None}
-    sec["overview"] = [
-        md(
-            f"For the research team only: this report names every hospital. Wave "
-            f"{tx(res.wave)}: {len(names)} hospitals, "
-            + ", ".join(f"{n} {WHO.get(s) or tx(s)}" for s, n in n_resp.items())
-            + f". Minimum group size for reporting: {k} (values of smaller groups are blank here "
-            "too)."
-        )
-    ]
-    # validation
-    v = res.validation or {}
-    warn = pd.DataFrame(v.get("warnings", []))
-    blocks = [
-        md(
-            f"Validation status: **{tx(v.get('status', 'unknown'))}**, "
-            f"{tx(v.get('n_errors', len(v.get('errors', []))))} errors, "
-            f"{tx(v.get('n_warnings', len(warn)))} warnings (each rule lists its first rows in "
-            "validation.json and counts the rest)."
-        )
-    ]
-    if not warn.empty:
-        g = (
-            warn.assign(count=warn.get("count", 1))
-            .groupby(["file", "rule"], as_index=False)
-            .agg(findings=("count", "sum"), example=("message", "first"))
-        )
-        blocks.append(
-            table_block(
-                tables.html_table(
-                    [
-                        [r.file, r.rule, str(r.findings), r.example]
-                        for r in g.itertuples(index=False)
-                    ],
-                    ["File", "Rule", "Findings", "Example"],
-                    cls="validation",
-                    numeric={2},
-                )
-            )
-        )
-    sec["validation"] = blocks
-    # variance
-    if res.variance is not None and not res.variance.empty:
-        var = res.variance.set_index("scale").reindex(meta["scale"]).dropna(how="all")
-        var = var.reset_index()
-        rows = [
-            [
-                labels.get(r.scale, r.scale),
-                tables.count(r.n_respondents),
-                tables.count(r.n_teams),
-                tables.count(r.n_hospitals),
-                tables.num(r.intercept),
-                tables.pct(100 * r.vpc_hospital),
-                tables.pct(100 * r.vpc_team),
-                "yes" if str(r.converged).lower() in ("true", "1") else "no",
-            ]
-            for r in var.itertuples(index=False)
-        ]
-        sec["variance"] = [
-            fig_block(
-                figures.variance_partition(var, labels),
-                "Where the variation lies: variance partition of each scale",
-                "Share of each scale's variance between hospitals (dark), between teams "
-                "within hospitals (blue) and between people within teams (light grey).",
-                "variance",
-            ),
-            table_block(
-                tables.html_table(
-                    rows,
-                    [
-                        "Scale",
-                        "Respondents",
-                        "Teams",
-                        "Hospitals",
-                        "Intercept",
-                        "Between hospitals",
-                        "Between teams",
-                        "Converged",
-                    ],
-                    cls="variance",
-                    numeric={1, 2, 3, 4, 5, 6},
-                )
-            ),
-        ]
-    else:
-        sec["variance"] = [md("The variance partition is not available for this wave.")]
-    # hospitals, named
-    hosp = res.hospitals.copy()
+def _named_hospitals(
+    res: WaveResults, meta: pd.DataFrame, labels: dict, names: dict, k: int
+) -> list[dict]:
+    """Every hospital by name on each main scale (figures) and on every scale (table)."""
     from flaqum.report.confidentiality import _is_suppressed, _se
 
+    hosp = res.hospitals.copy()
     hosp["se"] = _se(hosp)
     hidden = _is_suppressed(hosp, k)
     for c in ("eb_mean", "ci_low", "ci_high", "se", "raw_mean"):
@@ -649,7 +683,171 @@ def consortium_content(res: WaveResults, study: Study) -> dict:
             f"Adjusted averages; blank where fewer than {k} respondents.",
         )
     )
-    sec["hospitals"] = blocks
+    return blocks
+
+
+def _not_in_study(shape: Shape) -> list[tuple[str, str]]:
+    """(part, why) for each part of the reports that the study's data cannot fill."""
+    out = []
+    if not shape.compare:
+        out.append(
+            (
+                "Between hospitals",
+                "Not applicable: the study has one organisation."
+                if shape.n_organisations <= 1
+                else "Not applicable: fewer than two hospitals have results in this wave.",
+            )
+        )
+    if not shape.teams:
+        out.append(("Between teams", "Not applicable: the surveys have no teams."))
+    if shape.maturity:
+        out.append(("Maturity Matrix", shape.maturity))
+    if shape.stakeholders:
+        out.append(("Patients and professionals", shape.stakeholders))
+    return out
+
+
+def _variance_blocks(var: pd.DataFrame, labels: dict[str, str], shape: Shape) -> list[dict]:
+    """The variance partition (figure and table) with the levels the design has: no hospital
+    columns with one organisation, no team columns without teams."""
+    has_h = bool(var["vpc_hospital"].notna().any())
+    has_t = bool(var["vpc_team"].notna().any())
+    cols = [
+        ("Scale", lambda r: labels.get(r.scale, r.scale), True),
+        ("Respondents", lambda r: tables.count(r.n_respondents), True),
+        ("Teams", lambda r: tables.count(r.n_teams), has_t),
+        ("Hospitals", lambda r: tables.count(r.n_hospitals), has_h),
+        ("Intercept", lambda r: tables.num(r.intercept), True),
+        ("Between hospitals", lambda r: tables.pct(100 * r.vpc_hospital), has_h),
+        ("Between teams", lambda r: tables.pct(100 * r.vpc_team), has_t),
+        (
+            "Converged",
+            lambda r: "yes" if str(r.converged).lower() in ("true", "1") else "no",
+            True,
+        ),
+    ]
+    cols = [c for c in cols if c[2]]
+    rows = [[f(r) for _, f, _ in cols] for r in var.itertuples(index=False)]
+    header = [h for h, _, _ in cols]
+    parts = []
+    if has_h:
+        parts.append("between hospitals (dark)")
+    if has_t:
+        parts.append("between teams within hospitals (blue)" if has_h else "between teams (blue)")
+    parts.append(
+        "between people within teams (light grey)"
+        if has_t
+        else "between people within hospitals (light grey)"
+        if has_h
+        else "between people (light grey)"
+    )
+    caption = "Share of each scale's variance " + ", ".join(parts[:-1])
+    caption += (" and " if len(parts) > 1 else "") + parts[-1] + "."
+    out = [
+        fig_block(
+            figures.variance_partition(var, labels),
+            "Where the variation lies: variance partition of each scale",
+            caption,
+            "variance",
+        ),
+        table_block(
+            tables.html_table(
+                rows,
+                header,
+                cls="variance",
+                numeric=set(range(1, len(header) - 1)),
+            )
+        ),
+    ]
+    if not has_h:
+        out.append(
+            md(
+                "No variance between hospitals: "
+                + (
+                    "the study has one organisation, and the intercept is its average."
+                    if shape.n_organisations <= 1
+                    else "fewer than two hospitals have results in this wave."
+                )
+            )
+        )
+    return out
+
+
+def consortium_content(res: WaveResults, study: Study) -> dict:
+    """The research team's overview: every hospital named; suppressed values still blank."""
+    k = study.min_group_size
+    orgs = res.organisations
+    ids = orgs["hospital_id"].astype(str)
+    shown = orgs["hospital_name"] if "hospital_name" in orgs else ids
+    names = dict(zip(ids, [clean(n) or i for n, i in zip(shown, ids, strict=True)], strict=True))
+    meta = scale_meta(study, list(dict.fromkeys(res.hospitals["scale"])))
+    labels = dict(zip(meta["scale"], meta["label"], strict=False))
+    shape = study_shape(res, study)
+    sec: dict[str, list[dict]] = {}
+    # overview
+    n_resp = {s: len(d) for s, d in res.responses.items() if d is not None}
+    hospitals = (
+        f"{len(names)} hospitals"
+        if len(names) != 1
+        else f"one organisation ({ident(next(iter(names.values())))})"
+    )
+    sec["overview"] = [
+        md(
+            f"For the research team only: this report names every hospital. Wave "
+            f"{tx(res.wave)}: {hospitals}, "
+            + ", ".join(f"{n} {WHO.get(s) or tx(s)}" for s, n in n_resp.items())
+            + f". Minimum group size for reporting: {k} (values of smaller groups are blank here "
+            "too)."
+        )
+    ]
+    missing = _not_in_study(shape)
+    if missing:
+        sec["overview"].append(
+            md(
+                "What this study's data cannot show, here and in the hospitals' reports:\n\n"
+                + "\n".join(f"- **{part}.** {why}" for part, why in missing)
+            )
+        )
+    # validation
+    v = res.validation or {}
+    warn = pd.DataFrame(v.get("warnings", []))
+    blocks = [
+        md(
+            f"Validation status: **{tx(v.get('status', 'unknown'))}**, "
+            f"{tx(v.get('n_errors', len(v.get('errors', []))))} errors, "
+            f"{tx(v.get('n_warnings', len(warn)))} warnings (each rule lists its first rows in "
+            "validation.json and counts the rest)."
+        )
+    ]
+    if not warn.empty:
+        g = (
+            warn.assign(count=warn.get("count", 1))
+            .groupby(["file", "rule"], as_index=False)
+            .agg(findings=("count", "sum"), example=("message", "first"))
+        )
+        blocks.append(
+            table_block(
+                tables.html_table(
+                    [
+                        [r.file, r.rule, str(r.findings), r.example]
+                        for r in g.itertuples(index=False)
+                    ],
+                    ["File", "Rule", "Findings", "Example"],
+                    cls="validation",
+                    numeric={2},
+                )
+            )
+        )
+    sec["validation"] = blocks
+    # variance
+    if res.variance is not None and not res.variance.empty:
+        var = res.variance.set_index("scale").reindex(meta["scale"]).dropna(how="all")
+        var = var.reset_index()
+        sec["variance"] = _variance_blocks(var, labels, shape)
+    else:
+        sec["variance"] = [md("The variance partition is not available for this wave.")]
+    # hospitals, named (left out, heading and all, when there are not two to compare)
+    sec["hospitals"] = _named_hospitals(res, meta, labels, names, k) if shape.compare else []
     # psychometrics
     sec["psychometrics"] = (
         [table_block(tables.psychometrics_table(res.scales, labels))]
@@ -658,7 +856,14 @@ def consortium_content(res: WaveResults, study: Study) -> dict:
     )
     # hypotheses
     h = res.hypotheses
-    if h is not None and not h.empty:
+    na = pd.DataFrame()
+    if h is not None and "status" in h.columns:
+        # hypotheses that cannot be tested on this study's data (``not_applicable``, reason)
+        is_na = h["status"].astype(str) == "not_applicable"
+        na, h = h[is_na], h[~is_na]
+    if shape.hypotheses:
+        sec["hypotheses"] = [md(shape.hypotheses)]
+    elif h is not None and not h.empty:
         rows = [
             [
                 str(r.hypothesis),
@@ -694,8 +899,21 @@ def consortium_content(res: WaveResults, study: Study) -> dict:
                 )
             ),
         ]
-    else:
+    elif na.empty:
         sec["hypotheses"] = [md("No hypothesis results for this wave.")]
+    else:
+        sec["hypotheses"] = []
+    if not na.empty:
+        why = na["reason"] if "reason" in na.columns else pd.Series("", index=na.index)
+        sec["hypotheses"].append(
+            md(
+                "Not applicable to this study's data:\n\n"
+                + "\n".join(
+                    f"- **{tx(hyp)}**" + (f": {tx(r)}" if clean(r) else "")
+                    for hyp, r in zip(na["hypothesis"], why, strict=True)
+                )
+            )
+        )
     return {
         "kind": "consortium",
         "title": f"FlaQuM Triangle Study: consortium report, wave {clean(res.wave)}",

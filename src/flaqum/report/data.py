@@ -2,7 +2,8 @@
 
 ``load_wave`` reads the files the pipeline writes (CONTRACT section 4) into a ``WaveResults``;
 tests build a ``WaveResults`` directly from frames. Optional inputs (change since the previous
-wave, hypotheses, agreement) may be absent: the report then says so instead of failing.
+wave, hypotheses, agreement, the Maturity Matrix, the teams register of a study without teams)
+may be absent: the report then says so instead of failing (see ``shape``).
 """
 
 from __future__ import annotations
@@ -92,9 +93,18 @@ def load_wave(wave: str, paths: dict[str, str | list[str]]) -> WaveResults:
             "hypotheses",
         )
     }
-    for key in ("organisations", "team_register", "hospitals", "teams"):
+    for key in ("organisations", "hospitals", "teams"):
         if frames[key] is None:
             raise FileNotFoundError(f"report input {key!r} not found: {paths.get(key)}")
+    if frames["team_register"] is None:
+        if paths.get("team_register") is not None:
+            raise FileNotFoundError(
+                f"report input 'team_register' not found: {paths['team_register']}"
+            )
+        # a study without teams has no teams register
+        frames["team_register"] = pd.DataFrame(
+            {c: pd.Series(dtype="string") for c in ("team_id", "hospital_id", "team_name")}
+        )
     if frames["maturity"] is None:
         frames["maturity"] = pd.DataFrame({"hospital_id": pd.Series(dtype="string")})
     if frames["maturity_items"] is None:
@@ -108,7 +118,8 @@ def wave_paths(root: Path | str, wave: str, sources=("staff", "patients")) -> di
     res, proc = r / "results" / wave, r / "data" / "processed" / wave
     return {
         "organisations": str(proc / "organisations.parquet"),
-        "team_register": str(proc / "teams.parquet"),
+        # a study without teams has no teams register (None: none expected)
+        "team_register": str(proc / "teams.parquet") if (proc / "teams.parquet").exists() else None,
         "hospitals": str(res / "multilevel" / "hospitals.csv"),
         "teams": str(res / "multilevel" / "teams.csv"),
         "change": str(res / "multilevel" / "change.csv"),

@@ -369,9 +369,11 @@ def teams(
     return fig
 
 
-def maturity(mat: pd.DataFrame, baseline: float | None, ambition_year: int | None) -> Figure:
+def maturity(
+    mat: pd.DataFrame, baseline: float | None, ambition_year: int | None, median: bool = True
+) -> Figure:
     """Drivers (bold) and their building blocks: the hospital's level against the consortium
-    median, with the baseline level the consortium aims for."""
+    median (``median=False``: without it), with the baseline level the consortium aims for."""
     rows = []
     for drv in mat[mat["level"] == "driver"].itertuples(index=False):
         rows.append((clean(drv.label), drv.value, drv.consortium_median, True))
@@ -388,8 +390,9 @@ def maturity(mat: pd.DataFrame, baseline: float | None, ambition_year: int | Non
     drv = np.array([r[3] for r in rows], bool)
     for yy in y[drv]:
         ax.axhspan(yy - 0.5, yy + 0.5, color="#f2f2f2", zorder=0)
-    _bars(ax, med, y - 0.32, y + 0.32, GREY, 2.5, horizontal=False, zorder=2)
-    _bars(ax, y, np.fmin(val, med), np.fmax(val, med), LIGHT, 1, zorder=1)
+    if median:
+        _bars(ax, med, y - 0.32, y + 0.32, GREY, 2.5, horizontal=False, zorder=2)
+        _bars(ax, y, np.fmin(val, med), np.fmax(val, med), LIGHT, 1, zorder=1)
     below = val < baseline if baseline is not None else np.zeros(n, bool)
     cols = np.where(below, ORANGE, BLUE)
     ok = np.isfinite(val)
@@ -424,21 +427,15 @@ def maturity(mat: pd.DataFrame, baseline: float | None, ambition_year: int | Non
     ax.set_xticks([1, 2, 3, 4, 5])
     ax.set_xlabel("Maturity level (1 not started \u2013 5 embedded)")
     ax.set_title("Maturity Matrix: your drivers and building blocks", y=1.0)
-    fig.legend(
-        handles=[
-            Line2D(
-                [], [], marker="o", ls="", color=BLUE, mec=OWN, label="You: at or above baseline"
-            ),
-            Line2D([], [], marker="o", ls="", color=ORANGE, mec=OWN, label="You: below baseline"),
-            Line2D(
-                [], [], marker="|", ls="", color=GREY, ms=12, mew=2.5, label="Consortium median"
-            ),
-        ],
-        loc="lower center",
-        ncol=3,
-        frameon=False,
-        fontsize=8,
-    )
+    handles = [
+        Line2D([], [], marker="o", ls="", color=BLUE, mec=OWN, label="You: at or above baseline"),
+        Line2D([], [], marker="o", ls="", color=ORANGE, mec=OWN, label="You: below baseline"),
+    ]
+    if median:
+        handles.append(
+            Line2D([], [], marker="|", ls="", color=GREY, ms=12, mew=2.5, label="Consortium median")
+        )
+    fig.legend(handles=handles, loc="lower center", ncol=3, frameon=False, fontsize=8)
     return fig
 
 
@@ -510,7 +507,9 @@ def trend(change: pd.DataFrame, previous_wave: str, wave: str) -> Figure:
 
 
 def variance_partition(variance: pd.DataFrame, labels: dict[str, str]) -> Figure:
-    """Share of each scale's variance between hospitals, between teams and within teams."""
+    """Share of each scale's variance between hospitals, between teams and within teams; a
+    level the design does not have (one organisation, no teams: its share is blank in
+    variance.csv) is left out."""
     d = variance.reset_index(drop=True)
     n = len(d)
     names = _labels(labels.get(x, x) for x in d["scale"])
@@ -518,10 +517,16 @@ def variance_partition(variance: pd.DataFrame, labels: dict[str, str]) -> Figure
     ax = fig.add_subplot()
     hosp = d["vpc_hospital"].to_numpy(float)
     team = d["vpc_team"].to_numpy(float)
+    has_h, has_t = bool(np.isfinite(hosp).any()), bool(np.isfinite(team).any())
+    hosp, team = np.nan_to_num(hosp), np.nan_to_num(team)
     y = np.arange(n)[::-1]
-    ax.barh(y, hosp, color=OWN, label="Between hospitals")
-    ax.barh(y, team, left=hosp, color=BLUE, label="Between teams (within hospitals)")
-    ax.barh(y, 1 - hosp - team, left=hosp + team, color=LIGHT, label="Within teams")
+    if has_h:
+        ax.barh(y, hosp, color=OWN, label="Between hospitals")
+    if has_t:
+        label = "Between teams (within hospitals)" if has_h else "Between teams"
+        ax.barh(y, team, left=hosp, color=BLUE, label=label)
+    within = "Within teams" if has_t else ("Within hospitals" if has_h else "Between people")
+    ax.barh(y, 1 - hosp - team, left=hosp + team, color=LIGHT, label=within)
     ax.set_yticks(y, names)
     ax.set_xlim(0, 1)
     ax.set_xlabel("Share of the variance in the scale score")

@@ -3,7 +3,8 @@
 Deliberately light (json, IPython and the escaping helpers only) so that executing the
 template costs little more than starting its kernel: the numbers, tables and figures were
 computed by the package before the render (``content``), and the template decides only where
-they go.
+they go. A section that does not apply to the study has no blocks: ``heading`` then writes
+no heading for it, and ``show`` nothing.
 
 What each block holds, and so how it is written: a "markdown" block's text is Markdown whose
 free text ``content`` has already escaped (``escape.md``/``escape.ident``); a table's "html"
@@ -62,3 +63,14 @@ class Report:
 
     def has(self, section: str) -> bool:
         return bool(self.sections.get(section))
+
+    def heading(self, section: str, title: str, level: int = 2) -> None:
+        """The heading of a section that may not apply to the study (``shape``): written only
+        when the content has the section, so that a section left out leaves no heading, and
+        no entry in the table of contents. The template's cell runs with ``output: asis``:
+        Quarto then writes the Markdown as part of the document (a real section, in its table
+        of contents), and nbconvert renders it as a heading with an id (``render``)."""
+        from IPython.display import Markdown, display
+
+        if self.has(section):
+            display(Markdown(f"\n{'#' * level} {md(title)}\n"))

@@ -157,8 +157,9 @@ _SOCKETS = "flaqum-kernel-"  # prefix of the kernels' socket folders
 
 
 def start_kernel(workdir: Path):
-    """Start a kernel running this interpreter (so it imports the same flaqum), whatever
-    kernelspecs the machine has; it boots while the caller computes the report's content.
+    """Start a kernel running this interpreter and this process's flaqum (a source folder is
+    put first on the kernel's ``PYTHONPATH``), whatever kernelspecs the machine has; it boots
+    while the caller computes the report's content.
 
     Its sockets are Unix domain sockets (``transport="ipc"``) in a private folder under the
     system's temporary directory (short, as socket paths must be); ``stop_kernel`` removes
@@ -166,15 +167,26 @@ def start_kernel(workdir: Path):
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import KernelManager
 
+    import flaqum
+
     kdir = workdir / "kernels" / "flaqum-report"
     kdir.mkdir(parents=True, exist_ok=True)
+    # the folder this process imported flaqum from comes first on the kernel's path, so that
+    # the template runs the same package (not another checkout installed in the environment,
+    # as an editable install of a second working tree); an installed package is found anyway
+    env = {"MPLBACKEND": "Agg", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+    package_root = Path(flaqum.__file__).resolve().parents[1]
+    if package_root.name not in ("site-packages", "dist-packages"):
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(package_root), os.environ.get("PYTHONPATH")) if p
+        )
     (kdir / "kernel.json").write_text(
         json.dumps(
             {
                 "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
                 "display_name": "flaqum report",
                 "language": "python",
-                "env": {"MPLBACKEND": "Agg", "PYDEVD_DISABLE_FILE_VALIDATION": "1"},
+                "env": env,
             }
         )
     )

@@ -37,21 +37,30 @@ def multilevel_standin(study: Study, scores: dict[str, pd.DataFrame]) -> dict[st
     hosp, team, var = [], [], []
     for source, df in scores.items():
         scales = [s for s in study.scales_for(source) if s in df.columns]
+        if "team_id" not in df.columns:
+            df = df.assign(team_id=pd.Series(pd.NA, index=df.index, dtype="string"))
         hosp.append(_group_means(df, scales, ["hospital_id"], k))
         team.append(
             _group_means(df.dropna(subset=["team_id"]), scales, ["hospital_id", "team_id"], k)
         )
+        # as the pipeline's variance.csv: a level the design lacks (one hospital, no teams)
+        # has a blank variance, not zero
+        n_hosp, teams = df["hospital_id"].nunique(), bool(df["team_id"].notna().any())
         for sid in scales:
             d = df.dropna(subset=[sid])
             hm = d.groupby("hospital_id")[sid].transform("mean")
-            tm = d.groupby(["hospital_id", "team_id"])[sid].transform("mean")
-            vh, vt, vr = hm.var(), (tm - hm).var(), (d[sid] - tm).var()
-            tot = vh + vt + vr
+            tm = d.groupby(["hospital_id", "team_id"])[sid].transform("mean") if teams else hm
+            vh = hm.var() if n_hosp > 1 else np.nan
+            vt = (tm - hm).var() if teams else np.nan
+            vr = (d[sid] - tm).var()
+            tot = np.nansum([vh, vt, vr])
             var.append(
                 {
                     "scale": sid,
                     "n_respondents": len(d),
-                    "n_teams": d.groupby(["hospital_id", "team_id"]).ngroups,
+                    "n_teams": d.dropna(subset=["team_id"])
+                    .groupby(["hospital_id", "team_id"])
+                    .ngroups,
                     "n_hospitals": d["hospital_id"].nunique(),
                     "intercept": d[sid].mean(),
                     "var_hospital": vh,
@@ -77,6 +86,8 @@ def agreement_standin(study: Study, scores: dict[str, pd.DataFrame]) -> pd.DataF
         for sid in [s for s in study.scales_for(source) if s in df.columns]:
             inst = study.instrument_of(sid)
             null = ((inst.rmax - inst.rmin + 1) ** 2 - 1) / 12
+            if "team_id" not in df.columns:
+                continue
             g = df.dropna(subset=[sid, "team_id"]).groupby(["hospital_id", "team_id"])[sid]
             agg = g.agg(["count", "var"]).reset_index()
             for r in agg.itertuples(index=False):

@@ -97,7 +97,12 @@ SIGNAL_WORDS = {
 }
 
 
-def glance_table(scales: pd.DataFrame, change: pd.DataFrame | None, k: int) -> str:
+def glance_table(
+    scales: pd.DataFrame, change: pd.DataFrame | None, k: int, consortium: bool = True
+) -> str:
+    """The hospital's score on each scale, with the consortium's average and the comparison
+    (``consortium=False``: without those two columns, for a hospital with no others to be
+    compared with), and the change since the previous wave."""
     ch = {} if change is None else change.set_index("scale").to_dict("index")
     rows, classes = [], []
     for r in scales.itertuples(index=False):
@@ -139,22 +144,24 @@ def glance_table(scales: pd.DataFrame, change: pd.DataFrame | None, k: int) -> s
             ]
         )
         classes.append(f"signal-{r.signal}")
-    return html_table(
-        rows,
-        [
-            "Scale",
-            "Range",
-            "Respondents",
-            "Your score",
-            "95% interval",
-            "Consortium average",
-            "Compared with the consortium",
-            "Change since last wave (95% interval)",
-        ],
-        cls="glance",
-        row_classes=classes,
-        numeric={2, 3, 4, 5},
-    )
+    header = [
+        "Scale",
+        "Range",
+        "Respondents",
+        "Your score",
+        "95% interval",
+        "Consortium average",
+        "Compared with the consortium",
+        "Change since last wave (95% interval)",
+    ]
+    numeric = {2, 3, 4, 5}
+    if not consortium:
+        keep = [0, 1, 2, 3, 4, 7]
+        rows = [[r[j] for j in keep] for r in rows]
+        header = [header[j] for j in keep]
+        classes = ["suppressed" if c == "suppressed" else "" for c in classes]
+        numeric = {2, 3, 4}
+    return html_table(rows, header, cls="glance", row_classes=classes, numeric=numeric)
 
 
 def teams_table(tv: pd.DataFrame, k: int, threshold: float) -> str:
@@ -188,7 +195,8 @@ def teams_table(tv: pd.DataFrame, k: int, threshold: float) -> str:
     )
 
 
-def items_table(items: pd.DataFrame, k: int) -> str:
+def items_table(items: pd.DataFrame, k: int, consortium: bool = True) -> str:
+    """One row per question; ``consortium=False`` leaves out the consortium's % positive."""
     rows, classes = [], []
     for r in items.itertuples(index=False):
         text = f"{r.item}{' (r)' if r.reverse else ''}: {r.text}"
@@ -209,16 +217,21 @@ def items_table(items: pd.DataFrame, k: int) -> str:
                 ]
             )
             classes.append("")
+    header = ["Item", "Answers", "Average", "% positive", "% missing", "Consortium % positive"]
+    if not consortium:
+        rows, header = [r[:5] for r in rows], header[:5]
     return html_table(
         rows,
-        ["Item", "Answers", "Average", "% positive", "% missing", "Consortium % positive"],
+        header,
         cls="items",
         row_classes=classes,
-        numeric={1, 2, 3, 4, 5},
+        numeric=set(range(1, len(header))),
     )
 
 
-def stakeholder_table(st: pd.DataFrame, k: int) -> str:
+def stakeholder_table(st: pd.DataFrame, k: int, consortium: bool = True) -> str:
+    """Both sides per dimension and the gap; ``consortium=False`` leaves out the consortium's
+    gap."""
     a, b = st["side_a"].iloc[0], st["side_b"].iloc[0]
     rows = []
     for r in st.itertuples(index=False):
@@ -231,15 +244,19 @@ def stakeholder_table(st: pd.DataFrame, k: int) -> str:
                 signed(r.consortium_gap),
             ]
         )
+    header = ["Dimension", a, b, f"Gap ({b} minus {a})", "Gap in the consortium"]
+    if not consortium:
+        rows, header = [r[:4] for r in rows], header[:4]
     return html_table(
         rows,
-        ["Dimension", a, b, f"Gap ({b} minus {a})", "Gap in the consortium"],
+        header,
         cls="stakeholders",
-        numeric={1, 2, 3, 4},
+        numeric=set(range(1, len(header))),
     )
 
 
-def maturity_table(mat: pd.DataFrame, baseline) -> str:
+def maturity_table(mat: pd.DataFrame, baseline, median: bool = True) -> str:
+    """Drivers and building blocks; ``median=False`` leaves out the consortium median."""
     rows, classes = [], []
     for r in mat[mat["level"].isin(["total", "driver", "building_block"])].itertuples(index=False):
         lab = r.label if r.level != "building_block" else "\u2003" + r.label
@@ -255,18 +272,17 @@ def maturity_table(mat: pd.DataFrame, baseline) -> str:
         classes.append(
             ("driver " if r.level != "building_block" else "") + ("below" if below else "")
         )
-    return html_table(
-        rows,
-        [
-            "Driver / building block",
-            "Your level",
-            "Consortium median",
-            "Against the baseline level",
-        ],
-        cls="maturity",
-        row_classes=classes,
-        numeric={1, 2},
-    )
+    header = [
+        "Driver / building block",
+        "Your level",
+        "Consortium median",
+        "Against the baseline level",
+    ]
+    numeric = {1, 2}
+    if not median:
+        rows = [[r[0], r[1], r[3]] for r in rows]
+        header, numeric = [header[0], header[1], header[3]], {1}
+    return html_table(rows, header, cls="maturity", row_classes=classes, numeric=numeric)
 
 
 def psychometrics_table(psy: pd.DataFrame, labels: dict[str, str]) -> str:
@@ -279,7 +295,8 @@ def psychometrics_table(psy: pd.DataFrame, labels: dict[str, str]) -> str:
         ("icc2", "ICC(2)", 2),
         ("rwg_j_median", "Median rwg", 2),
     ]
-    cols = [c for c in cols if c[0] in psy.columns]
+    # a statistic the design cannot give (ICC and rwg without teams) is left out, not blank
+    cols = [c for c in cols if c[0] in psy.columns and psy[c[0]].notna().any()]
     rows = []
     for _, r in psy.iterrows():
         rows.append(
