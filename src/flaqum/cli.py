@@ -58,7 +58,11 @@ def _validate(args) -> int:
     from flaqum.config import load_study
     from flaqum.validate import validate_wave
 
-    study = load_study(args.config)
+    config = Path(args.config).resolve()
+    # a study folder holds config/config.yaml and config/instruments/: read the codebooks
+    # beside the config, wherever the command is run from
+    root = config.parents[1] if config.parent.name == "config" else Path(".")
+    study = load_study(config, root=root)
     result = validate_wave(study, args.wave_dir)
     if args.json:
         result.write(args.json)

@@ -347,6 +347,11 @@ def load_study(
     config = _coerce(config, load_schema("config"))
     check_schema(config, "config", path)
     config = with_defaults(config)
+    if "organisations" not in config["sources"]:
+        raise ConfigError(
+            f"{path}: at sources: no 'organisations' source (rule: every study declares the "
+            "organisations register: one row per hospital, the ids its reports are named by)"
+        )
     k = config["min_group_size"]
     if k < MIN_GROUP_SIZE_FLOOR and not config.get("allow_min_group_size_below_3"):
         raise ConfigError(

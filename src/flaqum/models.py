@@ -56,7 +56,11 @@ def _fit(scores: pd.DataFrame, scale: str, covariates=()):
     organisation's mean is the intercept); or in hospitals without teams."""
     team = "team_id" if _has_teams(scores) else None
     only = _one_hospital(scores)
-    if only is None or team is None:
+    if team is None:  # no team level in the design: its variance is not estimated
+        fit = fit_nested(scores, scale, hospital="hospital_id", team=None, covariates=covariates)
+        fit.n_teams, fit.var_team, fit.vpc_team = 0, np.nan, np.nan
+        return fit
+    if only is None:
         return fit_nested(scores, scale, hospital="hospital_id", team=team, covariates=covariates)
     fit = fit_nested(scores, scale, hospital=None, team=team, covariates=covariates)
     fit.teams["hospital_id"] = only

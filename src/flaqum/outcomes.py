@@ -522,7 +522,7 @@ def _resolve(name: str, level: str, wave_inputs: dict, score: str) -> tuple[pd.D
             return tab, {"table": table, "level": "hospital", "score": kind}
     searched += ["hospitals.csv (scale)", "maturity", "organisations", "outcomes"]
     avail = sorted(k for k in WAVE_FILES if k in wave_inputs)
-    raise ConfigError(
+    raise NotInWave(
         f"{name!r} not found in {', '.join(searched)} (inputs present: {avail}); a scale id, a "
         f"maturity column (mm_*), or a column of organisations/outcomes is expected"
     )
@@ -540,7 +540,7 @@ def _outcome_table(hyp: dict, wave_inputs: dict) -> tuple[pd.DataFrame, dict]:
             tab = _column_table(wave_inputs, "maturity", col)
             where = {"table": "maturity", "level": "hospital", "score": "maturity score"}
         if tab is None:
-            raise ConfigError(f"outcome scale {col!r} not found in {table}.csv")
+            raise NotInWave(f"outcome scale {col!r} not found in {table}.csv")
         return tab, where
     tab = _column_table(wave_inputs, source, col)
     if tab is None:
@@ -570,8 +570,8 @@ def assemble_data(hyp: dict, wave_inputs: dict[str, pd.DataFrame],
     where: dict[str, dict] = {}
     try:
         y_tab, where_y = _outcome_table(hyp, wave_inputs)
-    except ConfigError as exc:
-        raise ConfigError(f"hypothesis {hyp['id']}: at outcome/column: {exc}") from None
+    except ConfigError as exc:  # a NotInWave stays one: the wave lacks it
+        raise type(exc)(f"hypothesis {hyp['id']}: at outcome/column: {exc}") from None
     ycol = hyp["outcome"]["column"]
     data = y_tab[keys + ["value"]].rename(columns={"value": ycol})
     if y_tab["se"].notna().any():  # kept for the outcome's reliability, not drawn
@@ -597,8 +597,8 @@ def assemble_data(hyp: dict, wave_inputs: dict[str, pd.DataFrame],
     for name, role in roles:
         try:
             tab, src = _resolve(name, level, wave_inputs, score)
-        except ConfigError as exc:
-            raise ConfigError(f"hypothesis {hyp['id']}: at {role}s: {exc}") from None
+        except ConfigError as exc:  # a NotInWave stays one: the wave lacks it
+            raise type(exc)(f"hypothesis {hyp['id']}: at {role}s: {exc}") from None
         on = TEAM_KEYS if src["level"] == "team" else [HOSPITAL]
         cols = tab[on + ["value", "se"]].rename(columns={"value": name, "se": f"{name}__se"})
         if cols[f"{name}__se"].isna().all():
@@ -1241,6 +1241,10 @@ def fit_hypothesis(hyp: dict, data: pd.DataFrame, wave: str | None = None) -> di
     return _clean(result)
 
 
+class NotInWave(ConfigError):
+    """A name the study declares (checked before the run) that this wave's data lack."""
+
+
 def not_applicable_result(hyp: dict, wave: str | None, reason: str) -> dict:
     """The placeholder result of a hypothesis that has nothing to fit in ``wave`` (declared
     for other waves only, or its outcome's optional source not delivered): no estimates,
@@ -1322,7 +1326,13 @@ def run_hypothesis(path_or_hyp: Path | str | dict, wave_inputs: dict[str, pd.Dat
         return not_applicable_result(
             hyp, wave, f"no {source} file in this wave: the outcome "
             f"{hyp['outcome']['column']!r} was not delivered (an optional source)")
-    return fit_hypothesis(hyp, assemble_data(hyp, wave_inputs, wave), wave)
+    try:
+        data = assemble_data(hyp, wave_inputs, wave)
+    except NotInWave as exc:
+        # check_hypotheses found the name in the study before the run: this wave lacks it
+        # (a source it did not deliver, an instrument it does not field)
+        return not_applicable_result(hyp, wave, f"not in this wave's data: {exc}")
+    return fit_hypothesis(hyp, data, wave)
 
 
 # --------------------------------------------------------------------------------------------

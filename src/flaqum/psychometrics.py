@@ -775,8 +775,8 @@ def scale_psychometrics(
     for sid, scale in study.scales_for(source).items():
         inst = study.instrument_of(sid)
         present = [i for i in scale.items if i in processed.columns]
-        if not present and sid not in scores:
-            continue  # an instrument this wave does not field
+        if sid not in scores:
+            continue  # an instrument this wave does not field (not scored)
         X = None
         if present:
             X = pd.DataFrame(ag.numeric_matrix(processed[present]), columns=present)
@@ -896,6 +896,8 @@ def invariance_table(
     frames = []
     for label, factors, items in _factor_models(study, source):
         present = [i for i in items if i in processed.columns]
+        if not present:
+            continue  # an instrument not in these data (not fielded in a wave compared)
         if len(present) < len(items):
             res = pd.DataFrame({"model": ["configural", "metric", "scalar"]})
             for c in INVARIANCE_COLUMNS[1:]:

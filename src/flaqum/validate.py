@@ -317,7 +317,7 @@ def check_items(
 ) -> dict[str, np.ndarray]:
     """Type, range and missing-code checks of every item; returns the valid answers (NaN else)."""
     cleaned = {}
-    for inst in study.instruments_for(source):
+    for inst in study.instruments_for(source, val.wave):
         if "response" not in inst.raw:
             continue
         lo, hi = inst.rmin, inst.rmax
@@ -429,7 +429,7 @@ def _warn_declared_missing(val, inst, item, declared, ans, file) -> None:
 def _warn_quality(val, study, source, cleaned, ids, file):
     cfg = study.config["validation"]
     n = len(ids)
-    for inst in study.instruments_for(source):
+    for inst in study.instruments_for(source, val.wave):
         items = [i for i in inst.items if i in cleaned]
         if not items or n == 0:
             continue
@@ -633,6 +633,12 @@ def _check_columns(val, study, source, df, meta, path) -> None:
             unit="column",
         )
     known = set(req)
+    elsewhere = {  # items of the source's instruments that this wave does not field
+        item: inst
+        for inst in study.instruments_for(source)
+        if not inst.fielded_in(val.wave)
+        for item in inst.items
+    }
     dist = study.config["validation"]["misspelt_item_distance"]
     for col in header:
         if col in known:
@@ -647,6 +653,17 @@ def _check_columns(val, study, source, df, meta, path) -> None:
                 file=str(path),
                 column=col,
                 value=col,
+                unit="column",
+            )
+        elif col in elsewhere:
+            inst = elsewhere[col]
+            val.add(
+                "warning",
+                "instrument not fielded",
+                f"column {col!r} is an item of {inst.id!r}, which this wave does not field "
+                f"(its codebook lists waves {', '.join(inst.waves)}): not checked, not scored",
+                file=str(path),
+                column=col,
                 unit="column",
             )
         else:
@@ -705,7 +722,7 @@ def _check_numeric_columns(val, study, source, df, file):
     exposures > 0."""
     spec = study.sources[source]
     types = {c: t for c, t in spec.get("columns", {}).items() if t in NUMERIC_TYPES}
-    for inst in study.instruments_for(source):
+    for inst in study.instruments_for(source, val.wave):
         for v, d in inst.raw.get("variables", {}).items():
             if d["type"] in ("integer", "number"):
                 types[v] = d["type"]
