@@ -55,7 +55,8 @@ def main(argv=None):
                 "hospital_id"
             ].astype(str)
         )
-        targets += [f"reports/{w}/{h}.html" for h in hosp] + [f"reports/{w}/research/consortium.html"]
+        targets += [f"reports/{w}/{h}.html" for h in hosp]
+        targets.append(f"reports/{w}/research/consortium.html")
     cmd = [
         sys.executable,
         "-m",
