@@ -19,8 +19,8 @@ def _demo(args) -> int:
 
     study = load_study(args.config)
     out = Path(args.out or study.config["raw_dir"])
-    demo = study.config.get("demo", {})
-    waves = demo.get("waves", ["2024-1", "2025-2"])
+    demo = study.config["demo"]  # defaults: the config schema
+    waves = demo["waves"]
     existing = [w for w in waves if (out / w).exists()]
     if existing and not args.force:
         print(
@@ -28,9 +28,7 @@ def _demo(args) -> int:
             "(use --force to write them again)."
         )
         return 0
-    truth = generate_consortium(
-        out, study, demo.get("hospitals", 30), waves, demo.get("seed", 20261122)
-    )
+    truth = generate_consortium(out, study, demo["hospitals"], waves, demo["seed"])
     for wave, wt in truth["waves"].items():
         print(
             f"{out / wave}: {len(wt['hospitals_in_wave'])} hospitals, {wt['n_staff']} "

@@ -124,8 +124,8 @@ def multilevel_tables(
                 continue
             adjusted.append(_adjusted_rows(scale, name, adj, fit))
         log.info(
-            f"{source}/{scale}: n={fit.n_respondents}, vpc hospital {fit.vpc_hospital:.3f}, "
-            f"team {fit.vpc_team:.3f}"
+            f"{source}/{scale}: n={fit.n_respondents}, vpc hospital {_share(fit.vpc_hospital)}, "
+            f"team {_share(fit.vpc_team)}"
         )
     return {
         "variance": pd.DataFrame(variance, columns=VARIANCE_COLUMNS),
@@ -133,6 +133,10 @@ def multilevel_tables(
         "hospitals": _concat(hospitals, HOSPITAL_COLUMNS),
         "adjusted": _concat(adjusted, ADJUSTED_COLUMNS),
     }
+
+
+def _share(v: float) -> str:
+    return "not in the design" if np.isnan(v) else f"{v:.3f}"
 
 
 def _adjusted_rows(scale: str, model: str, adj, null) -> pd.DataFrame:

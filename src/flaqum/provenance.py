@@ -47,9 +47,13 @@ def code_version(repo: Path | str | None = None) -> dict:
     repo = Path(repo) if repo else Path(__file__).resolve().parents[2]
     commit = _git(repo, "rev-parse", "HEAD")
     status = _git(repo, "status", "--porcelain", "--untracked-files=no") if commit else None
+    package = Path(flaqum.__file__).resolve().parent
     return {
         "package_version": flaqum.__version__,
-        "package_path": str(Path(flaqum.__file__).resolve().parent),
+        "package_path": str(package),
+        # false: the package was installed from elsewhere, so the commit below is the
+        # workflow's, not necessarily the package's (compare package_version)
+        "package_in_checkout": package == (repo / "src" / "flaqum").resolve(),
         "git_commit": commit,
         "git_dirty": (bool(status) if status is not None else None),
     }
