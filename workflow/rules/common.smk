@@ -1,7 +1,6 @@
 import json
 import os
 import re
-import shutil
 import sys
 from functools import cache
 from pathlib import Path
@@ -21,7 +20,6 @@ from flaqum.outcomes import check_hypotheses
 from flaqum.ids import ID_REGEX
 from flaqum.io import find_source
 from flaqum.outputs import raw_manifest
-from flaqum.utils import file_mode
 from flaqum.report.render import choose_engine
 
 # The study: config and codebooks validated against their schemas before anything runs.
@@ -437,14 +435,3 @@ def hospital_report_outputs():
     if REPORT_PDF:
         out["pdf"] = "reports/{wave}/{hospital}.pdf"
     return out
-
-
-def publish_reports(batch, hospital, outputs):
-    """Copy a hospital's report(s) out of its batch, atomically (a .part file, then rename);
-    ``hospital`` is a validated id (wildcard constraint and register)."""
-    for dest in outputs:
-        dest = Path(dest)
-        part = dest.with_name(f".{dest.name}.part")
-        shutil.copyfile(Path(batch) / f"{hospital}{dest.suffix}", part)
-        os.chmod(part, file_mode())
-        os.replace(part, dest)

@@ -40,8 +40,10 @@ rule hospital_report:
         "logs/{wave}/report_{hospital}.log",
     benchmark:
         "benchmarks/{wave}/report_{hospital}.tsv"
-    run:
-        publish_reports(input.batch, wildcards.hospital, output)
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/publish_report.py"
 
 
 rule consortium_report:
