@@ -1206,17 +1206,7 @@ def fit_hypothesis(hyp: dict, data: pd.DataFrame, wave: str | None = None) -> di
         )
 
     result = {
-        "id": hyp["id"],
-        "description": hyp.get("description", ""),
-        "wave": wave,
-        "status": STATUS_FITTED if fitted else STATUS_NOT_FITTED,
-        "reason": reason,
-        "level": hyp["level"],
-        "family": hyp["family"],
-        "outcome": {k: hyp["outcome"].get(k) for k in ("source", "column", "exposure",
-                                                         "scores")},
-        "predictors": list(hyp["predictors"]),
-        "covariates": list(hyp.get("covariates", [])),
+        **_identity(hyp, wave, STATUS_FITTED if fitted else STATUS_NOT_FITTED, reason),
         "standardize": bool(hyp.get("standardize", False)),
         "effect_scale": EXP_FAMILIES.get(hyp["family"], "difference"),
         "se_type": cov_label,
@@ -1241,6 +1231,23 @@ def fit_hypothesis(hyp: dict, data: pd.DataFrame, wave: str | None = None) -> di
     return _clean(result)
 
 
+def _identity(hyp: dict, wave: str | None, status: str, reason) -> dict:
+    """The fields every hypothesis result starts with, in this order, whatever its status."""
+    return {
+        "id": hyp["id"],
+        "description": hyp.get("description", ""),
+        "wave": wave,
+        "status": status,
+        "reason": reason,
+        "level": hyp["level"],
+        "family": hyp["family"],
+        "outcome": {k: hyp["outcome"].get(k) for k in ("source", "column", "exposure",
+                                                         "scores")},
+        "predictors": list(hyp["predictors"]),
+        "covariates": list(hyp.get("covariates", [])),
+    }
+
+
 class NotInWave(ConfigError):
     """A name the study declares (checked before the run) that this wave's data lack."""
 
@@ -1250,17 +1257,7 @@ def not_applicable_result(hyp: dict, wave: str | None, reason: str) -> dict:
     for other waves only, or its outcome's optional source not delivered): no estimates,
     ``status: not_applicable`` and the ``reason`` in words."""
     return _clean({
-        "id": hyp["id"],
-        "description": hyp.get("description", ""),
-        "wave": wave,
-        "status": STATUS_NOT_APPLICABLE,
-        "reason": reason,
-        "level": hyp["level"],
-        "family": hyp["family"],
-        "outcome": {k: hyp["outcome"].get(k) for k in ("source", "column", "exposure",
-                                                         "scores")},
-        "predictors": list(hyp["predictors"]),
-        "covariates": list(hyp.get("covariates", [])),
+        **_identity(hyp, wave, STATUS_NOT_APPLICABLE, reason),
         "n": 0,
         "estimates": [],
         "plausible_values": None,
