@@ -730,41 +730,32 @@ def _check_numeric_columns(val, study, source, df, file):
         if c not in df.columns:
             continue
         num = numeric_values(df[c])
-        for rule, mask, text in (
-            ("numeric value", num.not_a_number, "must be a number"),
-            ("finite number", num.not_finite, "must be a finite number"),
-        ):
-            if mask.any():
-                rows = np.flatnonzero(mask)
-                val.add_rows(
-                    "error",
-                    rule,
-                    lambda v, r, c=c, text=text: f"{c} {text}",
-                    file,
-                    rows,
-                    c,
-                    _values(df[c], rows),
-                )
         x = num.x
         present = np.isfinite(x)
+        raw = df[c]  # text as written, for values that are not numbers
         checks = [
+            ("numeric value", num.not_a_number, "must be a number", raw),
+            ("finite number", num.not_finite, "must be a finite number", raw),
             (
                 "plausible magnitude",
                 present & (np.abs(x) >= PLAUSIBLE_MAX),
                 f"is implausibly large: its absolute value must be below {PLAUSIBLE_MAX:.0e}",
-            )
+                x,
+            ),
         ]
         if typ in ("count", "integer"):
-            checks.append(("whole number", present & (x != np.round(x)), "must be a whole number"))
+            checks.append(
+                ("whole number", present & (x != np.round(x)), "must be a whole number", x)
+            )
         if typ == "count":
             checks.append(
-                ("non-negative count", present & (x < 0), "is a count and cannot be negative")
+                ("non-negative count", present & (x < 0), "is a count and cannot be negative", x)
             )
         if typ == "exposure":
             checks.append(
-                ("positive exposure", present & (x <= 0), "is an exposure and must be above 0")
+                ("positive exposure", present & (x <= 0), "is an exposure and must be above 0", x)
             )
-        for rule, mask, text in checks:
+        for rule, mask, text, values in checks:
             if mask.any():
                 rows = np.flatnonzero(mask)
                 val.add_rows(
@@ -774,7 +765,7 @@ def _check_numeric_columns(val, study, source, df, file):
                     file,
                     rows,
                     c,
-                    x[rows],
+                    _values(values, rows) if values is raw else x[rows],
                 )
 
 
