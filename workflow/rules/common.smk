@@ -322,6 +322,43 @@ def multilevel_targets(wave):
     return out
 
 
+# ---- report statistics (benchmark.smk) ----
+# What the report statistics depend on: k (suppression, the hospitals compared) and the peer
+# groups (report.peers), not how reports are rendered.
+SETTINGS["benchmark"] = {
+    **settings("min_group_size"),
+    "peers": config["report"]["peers"],
+}
+
+
+def waves_up_to(wave):
+    """This wave and every earlier one that passed validation (wave names sort in time)."""
+    return [w for w in WAVES if w < wave and wave_passed(w)] + [wave]
+
+
+def benchmark_inputs(wildcards):
+    """A wave's report-statistics inputs: its responses, registers and maturity, and the
+    hospital means and changes of this wave and of every earlier one (for the trends)."""
+    w = wildcards.wave
+    inputs = {
+        "organisations": f"data/processed/{w}/organisations.parquet",
+        **maturity_inputs(w, items=True),
+        "responses": [f"data/processed/{w}/{s}.parquet" for s in survey_sources(w)],
+    }
+    for earlier in waves_up_to(w):
+        inputs[f"hospitals__{earlier}"] = f"results/{earlier}/multilevel/hospitals.csv"
+        if previous_wave(earlier):
+            inputs[f"change__{earlier}"] = f"results/{earlier}/multilevel/change.csv"
+    return inputs
+
+
+def benchmark_targets(wave):
+    return [
+        f"results/{wave}/benchmark/{name}.csv"
+        for name in ("items", "stakeholders", "maturity", "peers", "trends")
+    ]
+
+
 # ---- reports (report.smk) ----
 REPORT_CONFIG = config["report"]  # defaults: the config schema
 REPORT_ENGINE = REPORT_CONFIG["engine"]
@@ -382,6 +419,14 @@ def report_inputs(wildcards):
     if previous_wave(w):
         inputs["change"] = f"results/{w}/multilevel/change.csv"
     return inputs
+
+
+def benchmark_paths(wave):
+    """The report statistics of a wave (report inputs, keys as WaveResults' fields)."""
+    return {
+        f"bench_{name}": f"results/{wave}/benchmark/{name}.csv"
+        for name in ("items", "stakeholders", "maturity", "peers", "trends")
+    }
 
 
 def consortium_inputs(wildcards):

@@ -72,6 +72,7 @@ from html.parser import HTMLParser
 import numpy as np
 import pandas as pd
 
+from flaqum import benchmark
 from flaqum.config import Study
 from flaqum.report.data import WaveResults
 from flaqum.report.escape import IDENT_CLASS, clean
@@ -152,18 +153,11 @@ def complementary_status(n: pd.Series, k: int, hidden: pd.Series | None = None) 
 
 
 def _se(df: pd.DataFrame) -> pd.Series:
-    se = df["eb_se"] if "eb_se" in df else pd.Series(np.nan, index=df.index)
-    from_ci = (df["ci_high"] - df["ci_low"]) / (2 * Z95)
-    return se.fillna(from_ci)
+    return benchmark.standard_error(df)
 
 
 def _is_suppressed(df: pd.DataFrame, k: int) -> pd.Series:
-    flag = (
-        df["suppressed"].astype(str).str.lower().isin(["true", "1"])
-        if "suppressed" in df
-        else False
-    )
-    return (df["n"].fillna(0) < k) | flag
+    return benchmark.hidden_hospitals(df, k)
 
 
 def scale_meta(study: Study, scale_ids) -> pd.DataFrame:
@@ -231,6 +225,16 @@ class HospitalView:
     notes: list[str] = field(default_factory=list)
     #: what the study and the wave hold (None: everything, as the demo)
     shape: Shape | None = None
+    #: per scale, the hospital's peer group (``_peer_view``); None: no peer comparison
+    peer_group: pd.DataFrame | None = None
+    #: the peer group's name as the report writes it ("teaching hospitals"), or None
+    peer_label: str | None = None
+    #: why no peer group is shown (a sentence, said once), or None
+    peer_note: str | None = None
+    #: per scale and wave the hospital took part in up to this one (``_trend_view``)
+    trend: pd.DataFrame | None = None
+    #: core processes at baseline: the hospital's count and the consortium's median and range
+    maturity_baseline: dict | None = None
 
     @property
     def compare(self) -> bool:
@@ -392,137 +396,153 @@ def _change(res: WaveResults, hid: str, k: int, meta: pd.DataFrame) -> pd.DataFr
 
 
 def _positive_from(inst) -> float:
-    r = inst.response
-    return float(r.get("positive_from", (inst.rmin + inst.rmax) / 2 + 0.5))
+    return benchmark.positive_from(inst)
 
 
-def item_table(study: Study, responses: dict[str, pd.DataFrame], hid: str, k: int) -> pd.DataFrame:
+def _own_rows(frame: pd.DataFrame | None, hid: str) -> pd.DataFrame | None:
+    if frame is None:
+        return None
+    return frame[frame["hospital_id"].astype(str) == hid]
+
+
+def item_table(
+    study: Study,
+    responses: dict[str, pd.DataFrame],
+    hid: str,
+    k: int,
+    stats: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """Per item of every survey instrument: the hospital's n, mean, % positive and % missing
-    (blank where fewer than k answered), and the consortium's % positive."""
+    (blank where fewer than k answered or the hospital has fewer than k respondents), and the
+    consortium's mean and % positive; from ``stats`` (``benchmark/items.csv``) or, without it,
+    computed from ``responses`` (``benchmark.item_stats``)."""
+    own = _own_rows(stats, hid)
+    if own is None:
+        own = benchmark.item_stats(study, responses, [hid])
+    if own.empty:
+        return pd.DataFrame()
     rows = []
-    for source, df in responses.items():
-        if df is None or df.empty:
-            continue
-        own = df[df["hospital_id"] == hid]
-        n_resp = len(own)
-        for inst in study.instruments_for(source):
-            if "response" not in inst.raw:
-                continue
-            pos = _positive_from(inst)
-            for item, text in inst.items.items():
-                if item not in df.columns:
-                    continue
-                x, allx = own[item].to_numpy(float), df[item].to_numpy(float)
-                n = int(np.isfinite(x).sum())
-                nall = np.isfinite(allx).sum()
-                row = {
-                    "source": source,
-                    "instrument": inst.id,
-                    "instrument_label": clean(inst.label),
-                    "item": item,
-                    "text": clean(text),
-                    "reverse": item in inst.reverse_items,
-                    "consortium_mean": np.nanmean(allx) if nall else np.nan,
-                    "consortium_pct_positive": 100 * np.nansum(allx >= pos) / nall
-                    if nall
-                    else np.nan,
-                }
-                if n >= k and n_resp >= k:
-                    row.update(
-                        n=n,
-                        mean=float(np.nanmean(x)),
-                        pct_positive=100 * float(np.sum(x >= pos)) / n,
-                        pct_missing=100 * (1 - n / n_resp),
-                        status=SHOWN,
-                    )
-                else:
-                    row.update(
-                        n=np.nan, mean=np.nan, pct_positive=np.nan, pct_missing=np.nan, status=SMALL
-                    )
-                rows.append(row)
+    for r in own.itertuples(index=False):
+        inst = study.instruments[r.instrument]
+        row = {
+            "source": r.source,
+            "instrument": r.instrument,
+            "instrument_label": clean(inst.label),
+            "item": r.item,
+            "text": clean(inst.items.get(r.item, "")),
+            "reverse": r.item in inst.reverse_items,
+            "consortium_mean": r.consortium_mean,
+            "consortium_pct_positive": r.consortium_pct_positive,
+        }
+        ok = r.n >= k and r.n_respondents >= k and pd.notna(r.mean)
+        if ok:
+            row.update(
+                n=int(r.n),
+                mean=float(r.mean),
+                pct_positive=float(r.pct_positive),
+                pct_missing=float(r.pct_missing),
+                status=SHOWN,
+            )
+        else:
+            row.update(n=np.nan, mean=np.nan, pct_positive=np.nan, pct_missing=np.nan, status=SMALL)
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
 def stakeholder_table(
-    study: Study, responses: dict[str, pd.DataFrame], hid: str, k: int
+    study: Study,
+    responses: dict[str, pd.DataFrame],
+    hid: str,
+    k: int,
+    stats: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Mirrored instruments (``mirror:`` in the codebooks) per dimension: the hospital's mean of
-    each side, the gap (second side minus first) and the consortium's gap."""
+    each side (blank below k), the gap (second side minus first) with its 95% interval, and
+    the consortium's gap with its interval; from ``stats`` (``benchmark/stakeholders.csv``)
+    or, without it, computed from ``responses`` (``benchmark.stakeholder_stats``)."""
+    own = _own_rows(stats, hid)
+    if own is None:
+        own = benchmark.stakeholder_stats(study, responses, [hid], k)
     rows = []
-    for a, b in mirrored_pairs(study):
-        ia, ib = study.instruments[a], study.instruments[b]
-        dims: dict[str, list[str]] = {}
-        for item, dim in ia.raw["dimensions"].items():
-            dims.setdefault(dim, []).append(item)
-        for dim, items in dims.items():
-            row = {
-                "dimension": dim,
-                "label": dimension_label(dim),
-                "side_a": clean(SIDE_LABELS.get(ia.source, ia.label)),
-                "side_b": clean(SIDE_LABELS.get(ib.source, ib.label)),
-            }
-            cons = {}
-            for side, inst in (("a", ia), ("b", ib)):
-                df = responses.get(inst.source)
-                if df is None or not set(items) <= set(df.columns):
-                    row[f"n_{side}"] = row[f"mean_{side}"] = np.nan
-                    continue
-                score = df[items].mean(axis=1)
-                g = score.groupby(df["hospital_id"]).agg(["count", "mean"])
-                okh = g[g["count"] >= k]
-                cons[side] = okh["mean"].mean()
-                if hid in g.index and g.loc[hid, "count"] >= k:
-                    row[f"n_{side}"] = int(g.loc[hid, "count"])
-                    row[f"mean_{side}"] = float(g.loc[hid, "mean"])
-                else:
-                    row[f"n_{side}"] = row[f"mean_{side}"] = np.nan
-            row["gap"] = row["mean_b"] - row["mean_a"]
-            row["consortium_gap"] = cons.get("b", np.nan) - cons.get("a", np.nan)
-            row["rmin"], row["rmax"] = ia.rmin, ia.rmax
-            rows.append(row)
+    for r in own.itertuples(index=False):
+        ia, ib = study.instruments[r.instrument_a], study.instruments[r.instrument_b]
+        row = {
+            "dimension": r.dimension,
+            "label": dimension_label(r.dimension),
+            "side_a": clean(SIDE_LABELS.get(ia.source, ia.label)),
+            "side_b": clean(SIDE_LABELS.get(ib.source, ib.label)),
+        }
+        for side in ("a", "b"):
+            n, m = getattr(r, f"n_{side}"), getattr(r, f"mean_{side}")
+            ok = pd.notna(n) and n >= k and pd.notna(m)
+            row[f"n_{side}"] = int(n) if ok else np.nan
+            row[f"mean_{side}"] = float(m) if ok else np.nan
+        both = pd.notna(row["mean_a"]) and pd.notna(row["mean_b"])
+        row["gap"] = row["mean_b"] - row["mean_a"]
+        row["consortium_gap"] = r.consortium_gap
+        row["rmin"], row["rmax"] = ia.rmin, ia.rmax
+        row["gap_ci_low"] = r.gap_ci_low if both else np.nan
+        row["gap_ci_high"] = r.gap_ci_high if both else np.nan
+        row["consortium_gap_ci_low"] = r.consortium_gap_ci_low
+        row["consortium_gap_ci_high"] = r.consortium_gap_ci_high
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
-def maturity_tables(study: Study, res: WaveResults, hid: str):
-    """The hospital's driver and building-block scores with the consortium median, and its
-    core processes (items) with their level."""
-    mat = res.maturity
-    scales = [c for c in mat.columns if c not in ("respondent_id", "hospital_id", "team_id")]
-    meta = scale_meta(study, scales)
+def maturity_tables(study: Study, res: WaveResults, hid: str, stats: pd.DataFrame | None = None):
+    """The hospital's driver and building-block scores with the consortium median, its core
+    processes (items) with their level and the consortium median, the baseline level, and the
+    count of its core processes at baseline with the consortium's median and range of that
+    count (a dict, or None); from ``stats`` (``benchmark/maturity.csv``) or, without it,
+    computed (``benchmark.maturity_stats``)."""
+    own = _own_rows(stats, hid)
+    if own is None:
+        own = benchmark.maturity_stats(study, res.maturity, res.maturity_items, [hid])
+    sc = own[own["kind"] == "scale"]
+    meta = scale_meta(study, list(sc["measure"]))
     if meta.empty:
-        return pd.DataFrame(), pd.DataFrame(), None
-    own = mat[mat["hospital_id"] == hid]
-    rows = []
-    for m in meta.itertuples(index=False):
-        rows.append(
-            {
-                **m._asdict(),
-                "value": float(own[m.scale].iloc[0]) if len(own) else np.nan,
-                "consortium_median": float(mat[m.scale].median()),
-            }
-        )
+        return pd.DataFrame(), pd.DataFrame(), None, None
+    by = sc.set_index("measure")
+    rows = [
+        {
+            **m._asdict(),
+            "value": float(by.loc[m.scale, "value"]),
+            "consortium_median": float(by.loc[m.scale, "consortium_median"]),
+        }
+        for m in meta.itertuples(index=False)
+    ]
     inst = study.instrument_of(meta["scale"].iloc[0])
     baseline = inst.raw.get("baseline_level")
     block_of = {}
-    for sc in inst.scales.values():
-        if sc.level == "building_block":
-            for it in sc.items:
-                block_of[it] = clean(sc.label)
-    items = res.maturity_items
-    own_items = items[items["hospital_id"] == hid]
-    proc = []
-    for item, text in inst.items.items():
-        if item in items.columns:
-            proc.append(
-                {
-                    "item": item,
-                    "text": clean(text),
-                    "block": block_of.get(item, ""),
-                    "value": float(own_items[item].iloc[0]) if len(own_items) else np.nan,
-                    "consortium_median": float(items[item].median()),
-                }
-            )
-    return pd.DataFrame(rows), pd.DataFrame(proc), baseline
+    for s in inst.scales.values():
+        if s.level == "building_block":
+            for it in s.items:
+                block_of[it] = clean(s.label)
+    proc = [
+        {
+            "item": r.measure,
+            "text": clean(inst.items.get(r.measure, "")),
+            "block": block_of.get(r.measure, ""),
+            "value": float(r.value),
+            "consortium_median": float(r.consortium_median),
+        }
+        for r in own[own["kind"] == "process"].itertuples(index=False)
+    ]
+    counts = own[own["kind"] == "count"].set_index("measure")
+    at_baseline = None
+    if "processes_at_baseline" in counts.index:
+        c, a = counts.loc["processes_at_baseline"], counts.loc["processes_assessed"]
+        at_baseline = {
+            "baseline_level": baseline,
+            "n_processes": len(proc),
+            "own": None if pd.isna(c["value"]) else int(c["value"]),
+            "own_assessed": None if pd.isna(a["value"]) else int(a["value"]),
+            "consortium_median": float(c["consortium_median"]),
+            "consortium_min": float(c["consortium_min"]),
+            "consortium_max": float(c["consortium_max"]),
+            "consortium_n_hospitals": int(c["consortium_n_hospitals"]),
+        }
+    return pd.DataFrame(rows), pd.DataFrame(proc), baseline, at_baseline
 
 
 def hospital_view(res: WaveResults, study: Study, hospital_id: str) -> HospitalView:
@@ -538,21 +558,42 @@ def hospital_view(res: WaveResults, study: Study, hospital_id: str) -> HospitalV
         if shape.teams
         else _empty_teams_view()
     )
-    items = item_table(study, res.responses, hid, k)
+    items = item_table(study, res.responses, hid, k, res.bench_items)
     stake = (
-        stakeholder_table(study, res.responses, hid, k)
+        stakeholder_table(study, res.responses, hid, k, res.bench_stakeholders)
         if shape.stakeholders is None
         else pd.DataFrame()
     )
+    at_baseline = None
     if shape.maturity is None:
-        maturity, processes, baseline = maturity_tables(study, res, hid)
+        maturity, processes, baseline, at_baseline = maturity_tables(
+            study, res, hid, res.bench_maturity
+        )
     else:
         maturity, processes, baseline = pd.DataFrame(), pd.DataFrame(), None
-    if not shape.compare:
+    change = _change(res, hid, k, scales)
+    trend = _trend_view(res, study, hid, k, change)
+    if shape.compare:
+        peer_group, peer_label, peer_note = _peer_view(res, study, hid, k, scales)
+    else:
         # no consortium to compare with: its "averages" would be the hospital's own values
         scales, peers, items, stake, maturity, processes = _without_consortium(
             scales, peers, items, stake, maturity, processes
         )
+        peer_group, peer_label, peer_note = None, None, None
+        if trend is not None:
+            trend = trend.assign(
+                consortium_mean=np.nan, consortium_ci_low=np.nan, consortium_ci_high=np.nan
+            )
+        if at_baseline is not None:
+            at_baseline = {
+                **at_baseline,
+                **{
+                    c: None
+                    for c in at_baseline
+                    if c.startswith("consortium_") and c != "consortium_n_hospitals"
+                },
+            }
     respondents = {}
     for source, df in res.responses.items():
         n = int((df["hospital_id"] == hid).sum()) if df is not None else 0
@@ -570,7 +611,7 @@ def hospital_view(res: WaveResults, study: Study, hospital_id: str) -> HospitalV
         scales=scales,
         peers=peers,
         teams=teams,
-        change=_change(res, hid, k, scales),
+        change=change,
         items=items,
         stakeholders=stake,
         maturity=maturity,
@@ -580,7 +621,209 @@ def hospital_view(res: WaveResults, study: Study, hospital_id: str) -> HospitalV
         ambition_year=study.config["report"]["ambition_year"],
         agreement_threshold=threshold,
         shape=shape,
+        peer_group=peer_group,
+        peer_label=peer_label,
+        peer_note=peer_note,
+        trend=trend,
+        maturity_baseline=at_baseline,
     )
+
+
+def peer_group_label(column: str, group: str) -> str:
+    """How a peer group is named in a report: "teaching hospitals" for the register column
+    ``hospital_type``, "hospitals with the same region (Antwerp)" for another column."""
+    g = clean(group)
+    if column == "hospital_type":
+        return f"{g} hospitals"
+    return f"hospitals with the same {clean(column).replace('_', ' ')} ({g})"
+
+
+def _peer_view(res: WaveResults, study: Study, hid: str, k: int, scales: pd.DataFrame):
+    """(per-scale frame, label, note) of the hospital's peer group: the hospitals sharing its
+    value of the register column ``report.peers.column``. A scale's peer median and quartiles
+    are shown only where the group has at least ``report.peers.min_hospitals`` hospitals with
+    results (``status`` "few" otherwise: blank); the hospital's own group only, never another
+    hospital's id. The consortium's median and quartiles of the same means sit beside them."""
+    cfg = study.config["report"].get("peers") or {}
+    column, minimum = cfg.get("column"), int(cfg.get("min_hospitals", 5))
+    if not column:
+        return None, None, None
+    orgs = res.organisations
+    if column not in orgs.columns:
+        return (
+            None,
+            None,
+            f"Hospitals of the same kind are not compared: the organisations register has no "
+            f"column '{clean(column)}' (config report.peers.column).",
+        )
+    own = orgs.loc[orgs["hospital_id"].astype(str) == hid, column]
+    if own.empty or pd.isna(own.iloc[0]) or not clean(own.iloc[0]):
+        return (
+            None,
+            None,
+            f"Your hospital has no {clean(column).replace('_', ' ')} in the organisations "
+            "register, so it is not compared with a peer group.",
+        )
+    group = str(own.iloc[0])
+    label = peer_group_label(column, group)
+    stats = res.bench_peers
+    if stats is None:
+        stats = benchmark.peer_stats(res.hospitals, orgs, column, minimum, k)
+    stats = stats[(stats["column"] == column) & (stats["group"].astype(str) == group)]
+    stats = stats.set_index("scale")
+    shown = benchmark.shown_means(res.hospitals, k)
+    rows = []
+    for r in scales.itertuples(index=False):
+        c = shown.loc[shown["scale"] == r.scale, "eb_mean"]
+        q = c.quantile([0.25, 0.5, 0.75]) if len(c) else pd.Series(np.nan, [0.25, 0.5, 0.75])
+        row = {
+            "scale": r.scale,
+            "label": r.label,
+            "rmin": r.rmin,
+            "rmax": r.rmax,
+            "group": group,
+            "consortium_n_hospitals": len(c),
+            "consortium_median": q[0.5],
+            "consortium_q1": q[0.25],
+            "consortium_q3": q[0.75],
+        }
+        n = int(stats.loc[r.scale, "n_hospitals"]) if r.scale in stats.index else 0
+        if n >= minimum:
+            s = stats.loc[r.scale]
+            row.update(
+                n_hospitals=n, median=s["median"], q1=s["q1"], q3=s["q3"], status=SHOWN
+            )
+        else:
+            row.update(n_hospitals=np.nan, median=np.nan, q1=np.nan, q3=np.nan, status="few")
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    note = None
+    if out.empty or (out["status"] != SHOWN).all():
+        note = (
+            f"Your hospital's peer group, {label}, has fewer than {minimum} hospitals with "
+            "results, so it is not shown: in so small a group a single hospital's score could "
+            "be singled out."
+        )
+        out = None
+    elif (out["status"] != SHOWN).any():
+        note = (
+            f"On some scales fewer than {minimum} {label} have results; their peer values are "
+            "not shown, so that no single hospital's score can be singled out."
+        )
+    return out, label, note
+
+
+TREND_VIEW_COLUMNS = [
+    "scale",
+    "label",
+    "source",
+    "rmin",
+    "rmax",
+    "wave",
+    "status",
+    "n",
+    "mean",
+    "ci_low",
+    "ci_high",
+    "consortium_mean",
+    "consortium_ci_low",
+    "consortium_ci_high",
+    "previous_wave",
+    "change",
+    "change_se",
+    "change_ci_low",
+    "change_ci_high",
+    "change_status",
+]
+
+
+def _trend_view(
+    res: WaveResults, study: Study, hid: str, k: int, change: pd.DataFrame | None
+) -> pd.DataFrame | None:
+    """Per scale and wave, from the first wave the hospital took part in up to this one: the
+    hospital's mean with its 95% interval (``status`` shown; small below k, values blank;
+    absent where it did not take part: a gap), the consortium's mean with its interval, and
+    the change since the wave before (this wave's from ``change``, exactly as the glance
+    table; earlier waves' from ``benchmark/trends.csv``). A scale not fielded in a wave has
+    no row for it. None when the hospital has no result in any wave."""
+    t = res.bench_trends
+    if t is None:
+        t = benchmark.trend_table({res.wave: res.hospitals}, {res.wave: res.change}, k)
+    t = t[t["wave"].astype(str) <= str(res.wave)]
+    t = t.assign(wave=t["wave"].astype(str), hospital_id=t["hospital_id"].astype(str))
+    own = t[t["hospital_id"] == hid]
+    if own.empty:
+        return None
+    first = own["wave"].min()
+    t = t[t["wave"] >= first]
+    waves = sorted(t["wave"].unique())
+    cons = t.drop_duplicates(["wave", "scale"]).set_index(["wave", "scale"])
+    own = own.set_index(["wave", "scale"])
+    meta = scale_meta(study, list(dict.fromkeys(t["scale"])))
+    cur = {} if change is None else change.set_index("scale").to_dict("index")
+    rows = []
+    for m in meta.itertuples(index=False):
+        for w in waves:
+            if (w, m.scale) not in cons.index:
+                continue  # the scale was not fielded in that wave
+            c = cons.loc[(w, m.scale)]
+            many = c["consortium_n_hospitals"] >= 2
+            row = {
+                "scale": m.scale,
+                "label": m.label,
+                "source": m.source,
+                "rmin": m.rmin,
+                "rmax": m.rmax,
+                "wave": w,
+                "consortium_mean": c["consortium_mean"] if many else np.nan,
+                "consortium_ci_low": c["consortium_ci_low"] if many else np.nan,
+                "consortium_ci_high": c["consortium_ci_high"] if many else np.nan,
+            }
+            o = own.loc[(w, m.scale)] if (w, m.scale) in own.index else None
+            if o is None:
+                row["status"] = "absent"
+            elif o["n"] >= k and not o["suppressed"] and pd.notna(o["mean"]):
+                row.update(
+                    status=SHOWN,
+                    n=int(o["n"]),
+                    mean=o["mean"],
+                    ci_low=o["ci_low"],
+                    ci_high=o["ci_high"],
+                )
+            else:
+                row["status"] = SMALL
+            if w == str(res.wave):
+                ch = cur.get(m.scale)
+                if ch is not None:
+                    row.update(
+                        previous_wave=ch["previous_wave"],
+                        change=ch["change"],
+                        change_se=ch["se"],
+                        change_ci_low=ch["ci_low"],
+                        change_ci_high=ch["ci_high"],
+                        change_status=ch["status"],
+                    )
+            elif o is not None and pd.notna(o.get("previous_wave")):
+                ok = (
+                    pd.notna(o["change"])
+                    and o["n"] >= k
+                    and pd.notna(o["n_previous"])
+                    and o["n_previous"] >= k
+                )
+                row.update(
+                    previous_wave=o["previous_wave"],
+                    change=o["change"] if ok else np.nan,
+                    change_se=o["change_se"] if ok else np.nan,
+                    change_ci_low=o["change_ci_low"] if ok else np.nan,
+                    change_ci_high=o["change_ci_high"] if ok else np.nan,
+                    change_status=SHOWN if ok else SMALL,
+                )
+            rows.append(row)
+    out = pd.DataFrame(rows)
+    for c in TREND_VIEW_COLUMNS:
+        if c not in out:
+            out[c] = np.nan
+    return out[TREND_VIEW_COLUMNS]
 
 
 def _without_consortium(scales, peers, items, stake, maturity, processes):
@@ -596,7 +839,7 @@ def _without_consortium(scales, peers, items, stake, maturity, processes):
     scales.loc[scales["status"] == SHOWN, "signal"] = "common"
     peers = {s: np.empty((0, 2)) for s in peers}
     items = blank(items, ["consortium_mean", "consortium_pct_positive"])
-    stake = blank(stake, ["consortium_gap"])
+    stake = blank(stake, ["consortium_gap", "consortium_gap_ci_low", "consortium_gap_ci_high"])
     maturity = blank(maturity, ["consortium_median"])
     processes = blank(processes, ["consortium_median"])
     return scales, peers, items, stake, maturity, processes

@@ -411,9 +411,20 @@ def _stakeholders(v: HospitalView) -> list[dict]:
     ]
 
 
+def _trend_waves(v: HospitalView) -> list[str]:
+    """The waves (up to this one) in which the hospital has a result on some scale."""
+    t = v.trend
+    if t is None or t.empty:
+        return []
+    return sorted(t.loc[t["status"] != "absent", "wave"].astype(str).unique())
+
+
 def _trend(v: HospitalView) -> list[dict]:
-    ch = v.change
-    if ch is None or ch.empty:
+    """Every wave the hospital took part in, against the consortium: a small-multiples figure
+    (``figures.trend``) and its numbers (``tables.trend_table``), with the change since the
+    wave before exactly as in the glance table. With one wave only, why there is no trend."""
+    waves = _trend_waves(v)
+    if len(waves) < 2:
         if v.no_respondents:
             return [
                 md(
@@ -435,22 +446,74 @@ def _trend(v: HospitalView) -> list[dict]:
                 "no trend yet. The next report will show what changed."
             )
         ]
-    prev = clean(ch["previous_wave"].iloc[0])
+    t = v.trend
+    t = t[t["wave"].astype(str) >= waves[0]]
+    others = " against the consortium average" if v.compare else ""
+    text = (
+        f"Your scores in every wave {ident(v.hospital_name)} took part in "
+        f"({', '.join(tx(w) for w in waves)}){others}, each with its 95% interval. "
+        "A change is clear when the interval of the change (in the table) lies entirely above "
+        "or below zero. Changes come from a model fitted on both waves together, so they can "
+        "differ slightly from the difference of the two scores shown."
+    )
+    absent = t[t["status"] == "absent"]
+    if len(absent):
+        text += " A gap in a line is a wave in which your hospital did not take part."
+    if (t["status"] == "small").any():
+        text += f" Where fewer than {v.k} people answered, no score is shown."
+    caption = (
+        "Each panel is a scale: your hospital's score in each wave (navy diamond, 95% interval)"
+        + (" against the consortium average (grey circle, 95% interval)" if v.compare else "")
+        + ". Panels of scales with the same answer range share their vertical range."
+    )
     return [
-        md(
-            f"The change in each score between wave {tx(prev)} and wave {tx(v.wave)}, with its "
-            "95% interval. Blue is a clear increase, orange a clear decrease, grey a change within "
-            "what chance alone could produce."
-        ),
+        md(text),
         fig_block(
-            figures.trend(ch, prev, v.wave),
-            "What changed since the previous wave",
-            f"Each row is a scale: the diamond is the change from {prev} to {clean(v.wave)} and "
-            "the bar its 95% interval. Where the bar crosses the dashed zero line, the change "
-            "may be chance.",
+            figures.trend(t, v.k),
+            "Your scores in every wave" + (", against the consortium" if v.compare else ""),
+            caption,
             "trend",
         ),
+        table_block(
+            tables.trend_table(t, v.k, consortium=v.compare),
+            "What changed since the previous wave: every wave's score with its 95% interval"
+            + (", the consortium average" if v.compare else "")
+            + " and the change since the wave before.",
+        ),
     ]
+
+
+def _peers(v: HospitalView) -> list[dict]:
+    """The hospital against its peer group (hospitals sharing its value of the register column
+    ``report.peers.column``): median and middle half per scale, beside the consortium's. A
+    group below ``report.peers.min_hospitals`` is not shown, and the report says why, once."""
+    if not v.compare:
+        return []
+    pg, label = v.peer_group, v.peer_label
+    if pg is None or pg.empty or label is None:
+        return [md(v.peer_note)] if v.peer_note else []
+    n = int(pg["n_hospitals"].max())
+    out = [
+        md(
+            f"### Hospitals like yours\n\nYour hospital is compared here with the {n} "
+            f"{tx(label)} of the consortium that have results (your hospital included), as "
+            "well as with all hospitals. For each scale: the median of their scores and the "
+            "middle half of them (from the lower to the upper quartile). No single hospital "
+            "is shown."
+            + (f" {tx(v.peer_note)}" if v.peer_note else "")
+        ),
+        fig_block(
+            figures.peers(pg, v.scales, label),
+            f"Your hospital, {clean(label)} and the consortium",
+            "Each row is a scale, as distances from the consortium median (dashed line): the "
+            f"middle half of {clean(label)} (dark bar, tick: their median), the middle half of "
+            "all hospitals (light bar, tick: their median), and your score with its 95% "
+            "interval (diamond).",
+            "peers",
+        ),
+        table_block(tables.peers_table(pg, v.scales, v.k, label)),
+    ]
+    return out
 
 
 def _items(v: HospitalView) -> list[dict]:
@@ -618,7 +681,7 @@ def hospital_content(v: HospitalView, top_n: int = 3) -> dict:
             ],
             "glance": _glance(v),
             "conversation": conv,
-            "between": _between(v),
+            "between": _between(v) + _peers(v),
             "teams": _teams(v),
             "maturity": _maturity(v),
             "stakeholders": _stakeholders(v),

@@ -15,6 +15,14 @@ from pathlib import Path
 import pandas as pd
 
 ID_COLS = {"hospital_id": "string", "team_id": "string", "respondent_id": "string"}
+#: WaveResults field -> file name under results/<wave>/benchmark/
+BENCHMARK_FILES = {
+    "bench_items": "items.csv",
+    "bench_stakeholders": "stakeholders.csv",
+    "bench_maturity": "maturity.csv",
+    "bench_peers": "peers.csv",
+    "bench_trends": "trends.csv",
+}
 
 
 @dataclass
@@ -34,6 +42,13 @@ class WaveResults:
     variance: pd.DataFrame | None = None  # multilevel/variance.csv
     hypotheses: pd.DataFrame | None = None  # hypotheses/summary.csv
     validation: dict = field(default_factory=dict)  # validation.json
+    # the report statistics (benchmark/*.csv); None: computed from the frames above when a
+    # view is built (tests, hand-made results), trends then for this wave alone
+    bench_items: pd.DataFrame | None = None  # benchmark/items.csv
+    bench_stakeholders: pd.DataFrame | None = None  # benchmark/stakeholders.csv
+    bench_maturity: pd.DataFrame | None = None  # benchmark/maturity.csv
+    bench_peers: pd.DataFrame | None = None  # benchmark/peers.csv
+    bench_trends: pd.DataFrame | None = None  # benchmark/trends.csv (every wave up to this)
 
     def hospital_ids(self) -> list[str]:
         return sorted(self.organisations["hospital_id"].astype(str))
@@ -54,14 +69,38 @@ def _ids(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def read_table(path: Path | str | None) -> pd.DataFrame | None:
-    """A CSV or parquet result with ids as strings; None when the path is None or missing."""
+#: columns of the benchmark files that hold names, read as text ("2024" is a wave, not a year)
+BENCHMARK_TEXT = (
+    "wave",
+    "previous_wave",
+    "scale",
+    "column",
+    "group",
+    "measure",
+    "kind",
+    "level",
+    "item",
+    "instrument",
+    "source",
+    "dimension",
+    "instrument_a",
+    "instrument_b",
+)
+
+
+def read_table(path: Path | str | None, text=()) -> pd.DataFrame | None:
+    """A CSV or parquet result with ids (and the columns in ``text``) as strings; None when
+    the path is None or missing."""
     if path is None or not Path(path).exists():
         return None
     path = Path(path)
     if path.suffix == ".parquet":
         return _ids(pd.read_parquet(path))
-    return _ids(pd.read_csv(path, dtype={c: str for c in ID_COLS}))
+    if not text:
+        return _ids(pd.read_csv(path, dtype={c: str for c in ID_COLS}))
+    # names as written: only an empty field is missing (a peer group may be called "NA")
+    dtype = {c: str for c in (*ID_COLS, *text)}
+    return _ids(pd.read_csv(path, dtype=dtype, keep_default_na=False, na_values=[""]))
 
 
 def load_wave(wave: str, paths: dict[str, str | list[str]]) -> WaveResults:
@@ -77,7 +116,7 @@ def load_wave(wave: str, paths: dict[str, str | list[str]]) -> WaveResults:
     if paths.get("validation") and Path(paths["validation"]).exists():
         validation = json.loads(Path(paths["validation"]).read_text())
     frames = {
-        key: read_table(paths.get(key))
+        key: read_table(paths.get(key), BENCHMARK_TEXT if key in BENCHMARK_FILES else ())
         for key in (
             "organisations",
             "team_register",
@@ -91,6 +130,7 @@ def load_wave(wave: str, paths: dict[str, str | list[str]]) -> WaveResults:
             "items",
             "variance",
             "hypotheses",
+            *BENCHMARK_FILES,
         )
     }
     for key in ("organisations", "hospitals", "teams"):
@@ -132,4 +172,5 @@ def wave_paths(root: Path | str, wave: str, sources=("staff", "patients")) -> di
         "maturity_items": str(proc / "maturity.parquet"),
         "validation": str(res / "validation.json"),
         "responses": [str(proc / f"{s}.parquet") for s in sources],
+        **{key: str(res / "benchmark" / name) for key, name in BENCHMARK_FILES.items()},
     }

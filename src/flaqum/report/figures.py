@@ -34,6 +34,7 @@ from flaqum.report.tables import num, span
 GREY, LIGHT = "#9a9a9a", "#d9d9d9"
 BLUE, ORANGE = "#1f6fb4", "#e8871e"
 OWN, INK = "#1b2a49", "#333333"
+PEER = "#8c96a8"  # the hospital's peer group: a blue-grey between its own navy and grey
 SIDE_COLOURS = ("#1b2a49", "#8e6bb8")  # professionals (navy), patients and kin (purple)
 SIGNAL_COLOUR = {"higher": BLUE, "lower": ORANGE, "common": GREY, "": GREY}
 RC = {
@@ -477,29 +478,135 @@ def stakeholders(stake: pd.DataFrame) -> Figure:
     return fig
 
 
-def trend(change: pd.DataFrame, previous_wave: str, wave: str) -> Figure:
-    """Change in each scale since the previous wave with its 95% interval."""
-    d = change.reset_index(drop=True)
+def trend(trend: pd.DataFrame, k: int, ncols: int = 4) -> Figure:
+    """Small multiples, one panel per scale: the hospital's mean in every wave it took part in
+    with its 95% interval (navy diamonds on a solid line; a gap where it did not take part or
+    had fewer than k responses) against the consortium average with its 95% interval (grey
+    circles on a dashed line). Panels of scales with the same response range share their
+    vertical range, so a change looks as large on one as on another."""
+    d = trend.reset_index(drop=True)
+    scales = list(dict.fromkeys(d["scale"]))
+    waves = sorted(d["wave"].astype(str).unique())
+    x_of = {w: i for i, w in enumerate(waves)}
+    ncols = max(1, min(ncols, len(scales)))
+    nrow = int(np.ceil(len(scales) / ncols))
+    fig = _fig(10, 2.1 * nrow + 1.1, ["Score (1-7)xx"], bottom=0.75, top=0.6)
+    fig.subplots_adjust(hspace=0.9, wspace=0.35)
+    axes = fig.subplots(nrow, ncols, squeeze=False)
+    for ax in axes.flat[len(scales) :]:
+        ax.set_visible(False)
+    # one vertical range per response range
+    lims = {}
+    for rng, g in d.groupby(["rmin", "rmax"]):
+        vals = pd.concat(
+            [g[c] for c in ("ci_low", "ci_high", "consortium_ci_low", "consortium_ci_high")]
+            + [g["mean"], g["consortium_mean"]]
+        ).dropna()
+        lo, hi = (vals.min(), vals.max()) if len(vals) else rng
+        pad = max(0.08 * (hi - lo), 0.02 * (rng[1] - rng[0]))
+        lims[rng] = (max(rng[0], lo - pad), min(rng[1], hi + pad))
+    off = 0.07
+    for ax, sid in zip(axes.flat, scales, strict=False):
+        g = d[d["scale"] == sid].copy()
+        g["x"] = g["wave"].astype(str).map(x_of)
+        r = g.iloc[0]
+        full = pd.DataFrame({"x": range(len(waves))}).merge(g, on="x", how="left")
+        ax.plot(
+            full["x"] - off, full["consortium_mean"], color=GREY, ls="--", lw=1.2, zorder=1
+        )
+        _bars(
+            ax,
+            g["x"] - off,
+            g["consortium_ci_low"],
+            g["consortium_ci_high"],
+            GREY,
+            1.2,
+            horizontal=False,
+            zorder=1,
+        )
+        ax.scatter(g["x"] - off, g["consortium_mean"], s=18, color=GREY, zorder=2)
+        own = full["mean"].where(full["status"] == "shown")
+        ax.plot(full["x"] + off, own, color=OWN, lw=1.6, zorder=3)
+        shown = g[g["status"] == "shown"]
+        _bars(ax, shown["x"] + off, shown["ci_low"], shown["ci_high"], OWN, 2.2,
+              horizontal=False, zorder=3)
+        ax.scatter(shown["x"] + off, shown["mean"], marker="D", s=30, color=OWN, zorder=4)
+        ylo, yhi = lims[(r["rmin"], r["rmax"])]
+        for x in g.loc[g["status"] == "small", "x"]:
+            ax.text(x, (ylo + yhi) / 2, f"fewer than {k}\nresponses", ha="center",
+                    va="center", fontsize=6.5, style="italic", color=INK)
+        ax.set_ylim(ylo, yhi)
+        ax.set_xlim(-0.5, len(waves) - 0.5)
+        ax.set_xticks(range(len(waves)), [clean(w) for w in waves], fontsize=7.5)
+        ax.yaxis.set_major_locator(MaxNLocator(4))
+        ax.set_title(textwrap.fill(clean(r["label"]), 30), loc="left", fontsize=8.5, y=1.0)
+        ax.set_ylabel(f"Score ({span(r['rmin'], r['rmax'])})", fontsize=7.5)
+        ax.set_xlabel("Wave", fontsize=7.5)
+    fig.suptitle("Your scores in every wave, against the consortium", fontweight="bold")
+    fig.legend(
+        handles=[
+            Line2D([], [], marker="D", color=OWN, lw=1.6, label="Your hospital (95% interval)"),
+            Line2D(
+                [], [], marker="o", color=GREY, ls="--", lw=1.2,
+                label="Consortium average (95% interval)",
+            ),
+        ],
+        loc="lower center",
+        ncol=2,
+        frameon=False,
+        fontsize=8,
+    )
+    return fig
+
+
+def peers(peer_group: pd.DataFrame, scales: pd.DataFrame, label: str) -> Figure:
+    """One row per scale where the peer group is shown: the middle half (quartiles) of the
+    consortium's hospitals (light grey bar) and of the peer group's (darker bar), each with its
+    median (tick), and the hospital's own score with its 95% interval (navy diamond), all as
+    distances from the consortium median (the axes of scales with different ranges agree)."""
+    d = peer_group[peer_group["status"] == "shown"].reset_index(drop=True)
+    own = scales.set_index("scale")
     n = len(d)
-    labels = [f"{clean(r.label)} ({span(r.rmin, r.rmax)})" for r in d.itertuples()]
-    fig = _fig(8.5, 0.32 * n + 1.2, labels)
+    labels = [f"{clean(r.label)} ({span(r.rmin, r.rmax)})" for r in d.itertuples(index=False)]
+    fig = _fig(8.5, 0.36 * n + 1.6, labels, bottom=1.0)
     ax = fig.add_subplot()
-    for i, r in d.iterrows():
-        y = n - 1 - i
-        if r["status"] != "shown" or pd.isna(r["change"]):
-            continue
-        c = BLUE if r["ci_low"] > 0 else ORANGE if r["ci_high"] < 0 else GREY
-        ax.plot([r["ci_low"], r["ci_high"]], [y, y], color=c, lw=3, solid_capstyle="butt")
-        ax.scatter([r["change"]], [y], marker="D", s=45, color=c, edgecolor=OWN, zorder=3)
-    ax.axvline(0, color=INK, lw=1, ls="--")
+    y = n - 1 - np.arange(n)
+    ref = d["consortium_median"].to_numpy(float)
+    _bars(ax, y + 0.14, d["consortium_q1"] - ref, d["consortium_q3"] - ref, LIGHT, 5, zorder=1)
+    _bars(ax, ref * 0, y + 0.02, y + 0.26, GREY, 1.6, horizontal=False, zorder=2)
+    _bars(ax, y - 0.14, d["q1"] - ref, d["q3"] - ref, PEER, 5, zorder=1)
+    _bars(ax, d["median"] - ref, y - 0.26, y - 0.02, INK, 1.6, horizontal=False, zorder=2)
+    m = own.reindex(d["scale"])
+    ok = (m["status"] == "shown").to_numpy()
+    _bars(ax, y[ok], (m["ci_low"] - ref)[ok], (m["ci_high"] - ref)[ok], OWN, 1.4, zorder=3)
+    ax.scatter((m["mean"] - ref)[ok], y[ok], marker="D", s=40, color=OWN, zorder=4)
+    ax.axvline(0, color=INK, lw=0.8, ls="--", zorder=0)
     ax.set_yticks(range(n)[::-1], labels)
     ax.set_ylim(-0.7, n - 0.3)
-    lim = np.nanmax(np.abs(np.r_[d["ci_low"].to_numpy(float), d["ci_high"].to_numpy(float), 0.1]))
+    vals = np.r_[
+        (d["consortium_q1"] - ref).to_numpy(float),
+        (d["consortium_q3"] - ref).to_numpy(float),
+        (d["q1"] - ref).to_numpy(float),
+        (d["q3"] - ref).to_numpy(float),
+        (m["ci_low"] - ref).to_numpy(float)[ok],
+        (m["ci_high"] - ref).to_numpy(float)[ok],
+        0.1,
+    ]
+    lim = np.nanmax(np.abs(vals))
     ax.set_xlim(-1.1 * lim, 1.1 * lim)
-    ax.set_xlabel(
-        f"Change from {clean(previous_wave)} to {clean(wave)} (scale points); right is an increase"
+    ax.set_xlabel("Score minus the consortium median (scale points)")
+    ax.set_title(f"Your hospital, {clean(label)} and the consortium", y=1.0)
+    fig.legend(
+        handles=[
+            Line2D([], [], marker="D", color=OWN, lw=1.4, label="You (95% interval)"),
+            Line2D([], [], color=PEER, lw=5, label=f"Middle half of {clean(label)}"),
+            Line2D([], [], color=LIGHT, lw=5, label="Middle half of all hospitals"),
+        ],
+        loc="lower center",
+        ncol=3,
+        frameon=False,
+        fontsize=8,
     )
-    ax.set_title("What changed since the previous wave", y=1.0)
     return fig
 
 

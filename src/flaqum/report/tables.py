@@ -313,3 +313,85 @@ def psychometrics_table(psy: pd.DataFrame, labels: dict[str, str]) -> str:
         cls="psychometrics",
         numeric=set(range(1, 3 + len(cols))),
     )
+
+
+def _with_interval(value: str, lo, hi) -> str:
+    iv = interval(lo, hi)
+    return f"{value} ({iv})" if value and iv else value
+
+
+def trend_table(trend: pd.DataFrame, k: int, consortium: bool = True) -> str:
+    """The numbers of the trend figure: per scale and wave, the hospital's respondents, score
+    with its 95% interval, the consortium's average with its interval (``consortium=False``:
+    without it), and the change since the wave before with its interval (this wave's as in the
+    glance table). A scale's name is written on its first row."""
+    rows, classes = [], []
+    previous_scale = None
+    for r in trend.itertuples(index=False):
+        if r.status == "shown":
+            own = [count(r.n), _with_interval(num(r.mean), r.ci_low, r.ci_high)]
+        elif r.status == "absent":
+            own = ["did not take part", ""]
+        else:
+            own = [f"fewer than {k} responses", ""]
+        if _missing(r.previous_wave) or r.status == "absent":
+            change = ""
+        elif r.change_status == "shown" and not _missing(r.change):
+            change = f"{signed(r.change)} ({interval(r.change_ci_low, r.change_ci_high)})"
+        else:
+            change = f"fewer than {k} responses"
+        rows.append(
+            [r.label if r.scale != previous_scale else "", str(r.wave), *own]
+            + [_with_interval(num(r.consortium_mean), r.consortium_ci_low, r.consortium_ci_high)]
+            + [change]
+        )
+        classes.append(("" if r.status == "shown" else "suppressed") + (
+            " first" if r.scale != previous_scale else ""
+        ))
+        previous_scale = r.scale
+    header = [
+        "Scale",
+        "Wave",
+        "Respondents",
+        "Your score (95% interval)",
+        "Consortium average (95% interval)",
+        "Change since the wave before (95% interval)",
+    ]
+    numeric = {2, 3, 4}
+    if not consortium:
+        keep = [0, 1, 2, 3, 5]
+        rows = [[row[j] for j in keep] for row in rows]
+        header, numeric = [header[j] for j in keep], {2, 3}
+    classes = [c.strip() for c in classes]
+    return html_table(rows, header, cls="trend", row_classes=classes, numeric=numeric)
+
+
+def peers_table(peer_group: pd.DataFrame, scales: pd.DataFrame, k: int, label: str) -> str:
+    """Per scale: the hospital's score, its peer group's median and middle half (quartiles)
+    with the number of hospitals, and the consortium's median and middle half. A scale whose
+    peer group is too small says so, without values."""
+    own = scales.set_index("scale")
+    rows, classes = [], []
+    for r in peer_group.itertuples(index=False):
+        o = own.loc[r.scale]
+        score = num(o["mean"]) if o["status"] == "shown" else f"fewer than {k} responses"
+        if r.status == "shown":
+            peer = [num(r.median), interval(r.q1, r.q3), count(r.n_hospitals)]
+        else:
+            peer = ["too few hospitals to show", "", ""]
+        rows.append(
+            [r.label, span(r.rmin, r.rmax), score, *peer]
+            + [num(r.consortium_median), interval(r.consortium_q1, r.consortium_q3)]
+        )
+        classes.append("" if r.status == "shown" else "suppressed")
+    header = [
+        "Scale",
+        "Range",
+        "Your score",
+        f"Median of {label}",
+        "Their middle half",
+        "Hospitals",
+        "Consortium median",
+        "Its middle half",
+    ]
+    return html_table(rows, header, cls="peers", row_classes=classes, numeric={2, 3, 4, 5, 6, 7})
