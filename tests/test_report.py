@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from flaqum.benchmark import trend_table
 from flaqum.ingest import process_source
 from flaqum.io import read_source
 from flaqum.report import confidentiality as conf
@@ -48,12 +49,17 @@ def build_results(study, raw_dir, wave, previous=None) -> WaveResults:
     surveys = {s: d for s, d in scores.items() if study.sources[s]["kind"] == "survey"}
     ml = multilevel_standin(study, surveys)
     change = None
+    trends = trend_table({wave: ml["hospitals"]}, {}, study.min_group_size)
     if previous:
         _, prev_scores = _wave_frames(study, raw_dir / previous)
         prev = multilevel_standin(study, {s: d for s, d in prev_scores.items() if s in surveys})[
             "hospitals"
         ]
         change = change_standin(study, ml["hospitals"], prev, previous)
+        # the report statistics' trends over both waves, as the benchmark stage writes them
+        trends = trend_table(
+            {previous: prev, wave: ml["hospitals"]}, {wave: change}, study.min_group_size
+        )
     resp = {s: processed[s] for s in surveys}
     return WaveResults(
         wave=wave,
@@ -70,6 +76,7 @@ def build_results(study, raw_dir, wave, previous=None) -> WaveResults:
         scales=scales_standin(study, resp),
         items=items_standin(study, resp),
         validation={"status": "pass", "errors": [], "warnings": []},
+        bench_trends=trends,
     )
 
 
@@ -249,7 +256,7 @@ def test_every_figure_has_a_title_and_axis_labels(study, wave_results):
         "between": figures.between_hospitals(v.scales, v.peers),
         "maturity": figures.maturity(v.maturity, v.baseline_level, v.ambition_year),
         "stakeholders": figures.stakeholders(v.stakeholders),
-        "trend": figures.trend(v.change, "2024-1", "2025-2"),
+        "trend": figures.trend(v.trend, v.k),
     }
     for name, fig in figs.items():
         axes = [a for a in fig.axes if a.get_visible()]

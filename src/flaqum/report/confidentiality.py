@@ -744,12 +744,17 @@ def _trend_view(
     hospital's mean with its 95% interval (``status`` shown; small below k, values blank;
     absent where it did not take part: a gap), the consortium's mean with its interval, and
     the change since the wave before (this wave's from ``change``, exactly as the glance
-    table; earlier waves' from ``benchmark/trends.csv``). A scale not fielded in a wave has
-    no row for it. None when the hospital has no result in any wave."""
+    table; earlier waves' from ``benchmark/trends.csv``, ``res.bench_trends``). This wave's
+    means come from the wave's own ``hospitals`` (the glance table's numbers). A scale not
+    fielded in a wave has no row for it. None when the hospital has no result in any wave."""
+    # this wave from the wave's own results (the numbers of the glance table), earlier waves
+    # from benchmark/trends.csv
+    now = benchmark.trend_table({res.wave: res.hospitals}, {res.wave: res.change}, k)
     t = res.bench_trends
-    if t is None:
-        t = benchmark.trend_table({res.wave: res.hospitals}, {res.wave: res.change}, k)
-    t = t[t["wave"].astype(str) <= str(res.wave)]
+    if t is not None:
+        t = pd.concat([t[t["wave"].astype(str) < str(res.wave)], now], ignore_index=True)
+    else:
+        t = now
     t = t.assign(wave=t["wave"].astype(str), hospital_id=t["hospital_id"].astype(str))
     own = t[t["hospital_id"] == hid]
     if own.empty:

@@ -469,7 +469,7 @@ def _trend(v: HospitalView) -> list[dict]:
     return [
         md(text),
         fig_block(
-            figures.trend(t, v.k),
+            figures.trend(t, v.k, consortium=v.compare),
             "Your scores in every wave" + (", against the consortium" if v.compare else ""),
             caption,
             "trend",

@@ -478,12 +478,13 @@ def stakeholders(stake: pd.DataFrame) -> Figure:
     return fig
 
 
-def trend(trend: pd.DataFrame, k: int, ncols: int = 4) -> Figure:
+def trend(trend: pd.DataFrame, k: int, consortium: bool = True, ncols: int = 4) -> Figure:
     """Small multiples, one panel per scale: the hospital's mean in every wave it took part in
     with its 95% interval (navy diamonds on a solid line; a gap where it did not take part or
     had fewer than k responses) against the consortium average with its 95% interval (grey
     circles on a dashed line). Panels of scales with the same response range share their
-    vertical range, so a change looks as large on one as on another."""
+    vertical range, so a change looks as large on one as on another. ``consortium=False``:
+    the hospital alone (no other hospital to compare with)."""
     d = trend.reset_index(drop=True)
     scales = list(dict.fromkeys(d["scale"]))
     waves = sorted(d["wave"].astype(str).unique())
@@ -542,15 +543,20 @@ def trend(trend: pd.DataFrame, k: int, ncols: int = 4) -> Figure:
         ax.set_title(textwrap.fill(clean(r["label"]), 30), loc="left", fontsize=8.5, y=1.0)
         ax.set_ylabel(f"Score ({span(r['rmin'], r['rmax'])})", fontsize=7.5)
         ax.set_xlabel("Wave", fontsize=7.5)
-    fig.suptitle("Your scores in every wave, against the consortium", fontweight="bold")
-    fig.legend(
-        handles=[
-            Line2D([], [], marker="D", color=OWN, lw=1.6, label="Your hospital (95% interval)"),
+    fig.suptitle(
+        "Your scores in every wave" + (", against the consortium" if consortium else ""),
+        fontweight="bold",
+    )
+    handles = [Line2D([], [], marker="D", color=OWN, lw=1.6, label="Your hospital (95% interval)")]
+    if consortium:
+        handles.append(
             Line2D(
                 [], [], marker="o", color=GREY, ls="--", lw=1.2,
                 label="Consortium average (95% interval)",
-            ),
-        ],
+            )
+        )
+    fig.legend(
+        handles=handles,
         loc="lower center",
         ncol=2,
         frameon=False,
