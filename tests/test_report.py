@@ -80,10 +80,22 @@ def build_results(study, raw_dir, wave, previous=None) -> WaveResults:
     )
 
 
+def with_peer_group(res: WaveResults, size: int = 6) -> WaveResults:
+    """The wave with a peer group the reports show: the first ``size`` hospitals are
+    "general", the others "teaching" (the small consortium's random types leave every group
+    below the minimum of 5)."""
+    orgs = res.organisations.copy()
+    ids = sorted(orgs["hospital_id"].astype(str))
+    kind = {h: "general" if i < size else "teaching" for i, h in enumerate(ids)}
+    orgs["hospital_type"] = orgs["hospital_id"].astype(str).map(kind)
+    return WaveResults(**{**res.__dict__, "organisations": orgs})
+
+
 @pytest.fixture(scope="session")
 def wave_results(study, small_consortium):
+    """The second wave, with trends over both waves and a peer group large enough to show."""
     raw, _ = small_consortium
-    return build_results(study, raw, "2025-2", previous="2024-1")
+    return with_peer_group(build_results(study, raw, "2025-2", previous="2024-1"))
 
 
 @pytest.fixture(scope="session")

@@ -46,6 +46,7 @@ TEAM_LABEL = "Team `collab` | a | ~~b~~ {{c}} \\(d\\)"
 INSTRUMENT_LABEL = "<u>Team</u> psych <style>body{display:none}</style>"
 ITEM_TEXT = "<img src=x onerror=alert(4)> Members of this team can bring up problems & issues."
 VALIDATION_MESSAGE = "<script>alert(7)</script> value '1e308' in `x`"
+PEER_GROUP = "g\u00e9n\u00e9ral <em>x</em> & `y` $z$ *w*"
 
 
 # Names in other scripts are drawn with DejaVu Sans, which lacks some glyphs.
@@ -103,6 +104,8 @@ def hostile_results(res: WaveResults) -> WaveResults:
         "errors": [],
         "warnings": [{"file": "<x>.sav", "rule": "r <i>", "message": VALIDATION_MESSAGE}],
     }
+    # the first hospital's peer group (tests/test_report.py, with_peer_group) has a hostile name
+    orgs["hospital_type"] = orgs["hospital_type"].replace({"general": PEER_GROUP})
     fields.update(organisations=orgs, team_register=reg, validation=validation)
     return WaveResults(**{**res.__dict__, **fields})
 
@@ -208,6 +211,8 @@ def test_hostile_names_show_literally(reports):
     assert f"{EVIL_NAME}: feedback report, wave {WAVE}" in text  # <title> and <h1>
     assert clean(SCALE_LABEL) in text and clean(TEAM_LABEL) in text
     assert f"PS2: {ITEM_TEXT}" in text and clean(INSTRUMENT_LABEL) in text
+    assert f"{PEER_GROUP} hospitals" in text  # the peer group, in text, table and figure
+    assert text.count(f"Median of {PEER_GROUP} hospitals") == 1
     own = bad.team_register[bad.team_register["hospital_id"] == "1"]["team_name"]
     for name in own:
         assert clean(name) in text, name

@@ -345,9 +345,7 @@ def maturity_stats(
     (``processes_at_baseline``) and assessed (``processes_assessed``), with the consortium's
     median, minimum and maximum of that number (module docstring)."""
     hospitals = _ids(hospitals)
-    cols = [
-        c for c in maturity.columns if c not in ("respondent_id", "hospital_id", "team_id")
-    ]
+    cols = [c for c in maturity.columns if c not in ("respondent_id", "hospital_id", "team_id")]
     scales = []
     for c in cols:
         try:

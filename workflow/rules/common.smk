@@ -338,7 +338,8 @@ def waves_up_to(wave):
 
 def benchmark_inputs(wildcards):
     """A wave's report-statistics inputs: its responses, registers and maturity, and the
-    hospital means and changes of this wave and of every earlier one (for the trends)."""
+    hospital means and changes of this wave and of every earlier one (for the trends).
+    """
     w = wildcards.wave
     inputs = {
         "organisations": f"data/processed/{w}/organisations.parquet",

@@ -21,7 +21,18 @@ The rules (also printed in every report's methods appendix, see ``RULES``):
    the render.
 
 The Maturity Matrix is the hospital's own self-assessment (one answer per hospital, not
-personal answers): rule 1 does not apply to it; peers enter it only as a consortium median.
+personal answers): rule 1 does not apply to it; peers enter it only as consortium medians and
+the range of the number of core processes at baseline.
+
+Peer groups (``_peer_view``): the hospitals sharing the hospital's value of the register column
+``report.peers.column``, shown per scale only as their number, median and quartiles, and only
+where the group has at least ``report.peers.min_hospitals`` (>= 5) hospitals with results;
+never another group, id or name (docs/confidentiality.md says why nothing can be derived by
+subtraction). Trends (``_trend_view``): rule 1 in each wave on its own.
+
+The statistics themselves (item % positive, stakeholder gaps, maturity medians, peers, trends)
+are computed in ``flaqum.benchmark`` and read from ``results/<wave>/benchmark/``; this module
+applies the rules to them.
 
 The scan (``scan_report``) reads what a reader or a screen reader gets from the finished HTML:
 text nodes, the values of ``alt``, ``title``, ``aria-label`` and similar attributes
@@ -76,7 +87,7 @@ from flaqum import benchmark
 from flaqum.config import Study
 from flaqum.report.data import WaveResults
 from flaqum.report.escape import IDENT_CLASS, clean
-from flaqum.report.shape import Shape, mirrored_pairs, study_shape
+from flaqum.report.shape import Shape, study_shape
 
 Z95, Z998 = 1.959964, 3.090232
 
@@ -690,9 +701,7 @@ def _peer_view(res: WaveResults, study: Study, hid: str, k: int, scales: pd.Data
         n = int(stats.loc[r.scale, "n_hospitals"]) if r.scale in stats.index else 0
         if n >= minimum:
             s = stats.loc[r.scale]
-            row.update(
-                n_hospitals=n, median=s["median"], q1=s["q1"], q3=s["q3"], status=SHOWN
-            )
+            row.update(n_hospitals=n, median=s["median"], q1=s["q1"], q3=s["q3"], status=SHOWN)
         else:
             row.update(n_hospitals=np.nan, median=np.nan, q1=np.nan, q3=np.nan, status="few")
         rows.append(row)

@@ -499,8 +499,7 @@ def _peers(v: HospitalView) -> list[dict]:
             f"{tx(label)} of the consortium that have results (your hospital included), as "
             "well as with all hospitals. For each scale: the median of their scores and the "
             "middle half of them (from the lower to the upper quartile). No single hospital "
-            "is shown."
-            + (f" {tx(v.peer_note)}" if v.peer_note else "")
+            "is shown." + (f" {tx(v.peer_note)}" if v.peer_note else "")
         ),
         fig_block(
             figures.peers(pg, v.scales, label),

@@ -512,9 +512,7 @@ def trend(trend: pd.DataFrame, k: int, consortium: bool = True, ncols: int = 4) 
         g["x"] = g["wave"].astype(str).map(x_of)
         r = g.iloc[0]
         full = pd.DataFrame({"x": range(len(waves))}).merge(g, on="x", how="left")
-        ax.plot(
-            full["x"] - off, full["consortium_mean"], color=GREY, ls="--", lw=1.2, zorder=1
-        )
+        ax.plot(full["x"] - off, full["consortium_mean"], color=GREY, ls="--", lw=1.2, zorder=1)
         _bars(
             ax,
             g["x"] - off,
@@ -529,13 +527,29 @@ def trend(trend: pd.DataFrame, k: int, consortium: bool = True, ncols: int = 4) 
         own = full["mean"].where(full["status"] == "shown")
         ax.plot(full["x"] + off, own, color=OWN, lw=1.6, zorder=3)
         shown = g[g["status"] == "shown"]
-        _bars(ax, shown["x"] + off, shown["ci_low"], shown["ci_high"], OWN, 2.2,
-              horizontal=False, zorder=3)
+        _bars(
+            ax,
+            shown["x"] + off,
+            shown["ci_low"],
+            shown["ci_high"],
+            OWN,
+            2.2,
+            horizontal=False,
+            zorder=3,
+        )
         ax.scatter(shown["x"] + off, shown["mean"], marker="D", s=30, color=OWN, zorder=4)
         ylo, yhi = lims[(r["rmin"], r["rmax"])]
         for x in g.loc[g["status"] == "small", "x"]:
-            ax.text(x, (ylo + yhi) / 2, f"fewer than {k}\nresponses", ha="center",
-                    va="center", fontsize=6.5, style="italic", color=INK)
+            ax.text(
+                x,
+                (ylo + yhi) / 2,
+                f"fewer than {k}\nresponses",
+                ha="center",
+                va="center",
+                fontsize=6.5,
+                style="italic",
+                color=INK,
+            )
         ax.set_ylim(ylo, yhi)
         ax.set_xlim(-0.5, len(waves) - 0.5)
         ax.set_xticks(range(len(waves)), [clean(w) for w in waves], fontsize=7.5)
@@ -551,7 +565,12 @@ def trend(trend: pd.DataFrame, k: int, consortium: bool = True, ncols: int = 4) 
     if consortium:
         handles.append(
             Line2D(
-                [], [], marker="o", color=GREY, ls="--", lw=1.2,
+                [],
+                [],
+                marker="o",
+                color=GREY,
+                ls="--",
+                lw=1.2,
                 label="Consortium average (95% interval)",
             )
         )

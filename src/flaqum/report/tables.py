@@ -345,9 +345,10 @@ def trend_table(trend: pd.DataFrame, k: int, consortium: bool = True) -> str:
             + [_with_interval(num(r.consortium_mean), r.consortium_ci_low, r.consortium_ci_high)]
             + [change]
         )
-        classes.append(("" if r.status == "shown" else "suppressed") + (
-            " first" if r.scale != previous_scale else ""
-        ))
+        classes.append(
+            ("" if r.status == "shown" else "suppressed")
+            + (" first" if r.scale != previous_scale else "")
+        )
         previous_scale = r.scale
     header = [
         "Scale",
