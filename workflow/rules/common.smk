@@ -401,7 +401,8 @@ def report_targets(wave):
 
 
 def report_inputs(wildcards):
-    """The results a report reads (docs/outputs.md); change.csv only after a first wave."""
+    """The results a report reads (docs/outputs.md); change.csv only after a first wave; the
+    report statistics of results/<wave>/benchmark/."""
     w = wildcards.wave
     inputs = {
         "organisations": f"data/processed/{w}/organisations.parquet",
@@ -419,6 +420,8 @@ def report_inputs(wildcards):
         inputs["team_register"] = f"data/processed/{w}/teams.parquet"
     if previous_wave(w):
         inputs["change"] = f"results/{w}/multilevel/change.csv"
+    # the report statistics (benchmark.smk): trends read every earlier wave
+    inputs.update(benchmark_paths(w))
     return inputs
 
 
