@@ -409,3 +409,52 @@ def test_the_stage_writes_its_documented_columns_and_the_report_reads_them(
     pd.testing.assert_frame_equal(a.items, b.items, check_dtype=False, rtol=1e-9)
     pd.testing.assert_frame_equal(a.stakeholders, b.stakeholders, check_dtype=False, rtol=1e-9)
     pd.testing.assert_frame_equal(a.maturity, b.maturity, check_dtype=False, rtol=1e-9)
+
+
+def test_load_wave_reads_the_report_statistics_as_written_and_never_falls_back(
+    wave_results,  # noqa: F811
+    tmp_path,
+):
+    """A wave called "2024" stays the text "2024", a peer group called "NA" stays "NA"; a
+    report statistic that the render rule names but that is missing stops the report (it
+    would otherwise be recomputed from this wave alone, without the earlier waves)."""
+    from flaqum.report.data import load_wave, wave_paths
+    from flaqum.utils import write_csv
+
+    res = wave_results
+    root = tmp_path
+    proc, out = root / "data/processed/2024", root / "results/2024"
+    (out / "multilevel").mkdir(parents=True)
+    (out / "benchmark").mkdir(parents=True)
+    proc.mkdir(parents=True)
+    res.organisations.to_parquet(proc / "organisations.parquet")
+    res.team_register.to_parquet(proc / "teams.parquet")
+    res.hospitals.to_csv(out / "multilevel/hospitals.csv", index=False)
+    res.teams.to_csv(out / "multilevel/teams.csv", index=False)
+    trends = res.bench_trends.assign(
+        wave=res.bench_trends["wave"].map({"2024-1": "2023", "2025-2": "2024"})
+    )
+    peers = pd.DataFrame(
+        [["psych_safety", "hospital_type", "NA", 6, 4.0, 3.5, 4.5, 5, True]],
+        columns=benchmark.PEER_COLUMNS,
+    )
+    write_csv(trends, out / "benchmark/trends.csv")
+    write_csv(peers, out / "benchmark/peers.csv")
+    paths = wave_paths(root, "2024", ["staff", "patients"])
+    with pytest.raises(FileNotFoundError, match="bench_items"):
+        load_wave("2024", paths)
+    empty = {
+        "items": benchmark.ITEM_COLUMNS,
+        "stakeholders": benchmark.STAKEHOLDER_COLUMNS,
+        "maturity": benchmark.MATURITY_COLUMNS,
+    }
+    for name, cols in empty.items():
+        write_csv(pd.DataFrame(columns=cols), out / f"benchmark/{name}.csv")
+    loaded = load_wave("2024", paths)
+    assert set(loaded.bench_trends["wave"]) == {"2023", "2024"}
+    assert loaded.bench_peers["group"].tolist() == ["NA"]
+    # results of a run before the benchmark stage: no benchmark folder, nothing expected
+    import shutil
+
+    shutil.rmtree(out / "benchmark")
+    assert load_wave("2024", wave_paths(root, "2024", ["staff"])).bench_trends is None

@@ -136,6 +136,10 @@ def load_wave(wave: str, paths: dict[str, str | list[str]]) -> WaveResults:
     for key in ("organisations", "hospitals", "teams"):
         if frames[key] is None:
             raise FileNotFoundError(f"report input {key!r} not found: {paths.get(key)}")
+    for key in BENCHMARK_FILES:
+        # a report statistic named but missing is an error, not a silent fallback
+        if frames[key] is None and paths.get(key) is not None:
+            raise FileNotFoundError(f"report input {key!r} not found: {paths[key]}")
     if frames["team_register"] is None:
         if paths.get("team_register") is not None:
             raise FileNotFoundError(
@@ -172,5 +176,11 @@ def wave_paths(root: Path | str, wave: str, sources=("staff", "patients")) -> di
         "maturity_items": str(proc / "maturity.parquet"),
         "validation": str(res / "validation.json"),
         "responses": [str(proc / f"{s}.parquet") for s in sources],
-        **{key: str(res / "benchmark" / name) for key, name in BENCHMARK_FILES.items()},
+        # the report statistics, where the benchmark stage has written them (results of an
+        # older run without them: computed when a view is built)
+        **{
+            key: str(res / "benchmark" / name)
+            for key, name in BENCHMARK_FILES.items()
+            if (res / "benchmark").exists()
+        },
     }
