@@ -306,6 +306,28 @@ def test_item_percent_positive_counts_answers_at_or_above_the_codebook_threshold
     # the 0-10 global rating: 8 or above (codebook positive_from: 8)
     g = study.instruments["quickscan_professionals_global"]
     assert benchmark.positive_from(g) == 8
+    # a scale's % positive: the mean of its items' (AHRQ SOPS composite), as the view shows it
+    sp = benchmark.scale_positive(study, it)
+    assert list(sp.columns) == benchmark.SCALE_COLUMNS
+    h = ids[2]
+    items = list(study.scale("team_collab").items)
+    own = staff[staff["hospital_id"] == h]
+    by_hand = np.mean([100 * np.mean(own[i].dropna() >= 4) for i in items])
+    row = sp[(sp["hospital_id"] == h) & (sp["scale"] == "team_collab")].iloc[0]
+    assert row["pct_positive"] == pytest.approx(by_hand) and row["n_items"] == len(items)
+    v = conf.hospital_view(res, study, h).scales.set_index("scale")
+    assert v.loc["team_collab", "pct_positive"] == pytest.approx(by_hand)
+    cons = np.mean([100 * np.mean(staff[i].dropna() >= 4) for i in items])
+    assert v.loc["team_collab", "consortium_pct_positive"] == pytest.approx(cons)
+    # an item below k blanks the scale's % positive
+    small = staff.copy()
+    small.loc[small.index[small["hospital_id"] == h][3:], items[0]] = np.nan
+    r2 = WaveResults(**{**res.__dict__, "responses": {**res.responses, "staff": small}})
+    assert np.isnan(
+        conf.hospital_view(r2, study, h)
+        .scales.set_index("scale")
+        .loc["team_collab", "pct_positive"]
+    )
 
 
 def test_stakeholder_gap_interval_is_welchs(study, wave_results):  # noqa: F811
@@ -381,6 +403,7 @@ def test_the_stage_writes_its_documented_columns_and_the_report_reads_them(
     )
     expected = {
         "items": benchmark.ITEM_COLUMNS,
+        "scales": benchmark.SCALE_COLUMNS,
         "stakeholders": benchmark.STAKEHOLDER_COLUMNS,
         "maturity": benchmark.MATURITY_COLUMNS,
         "peers": benchmark.PEER_COLUMNS,
@@ -445,6 +468,7 @@ def test_load_wave_reads_the_report_statistics_as_written_and_never_falls_back(
         load_wave("2024", paths)
     empty = {
         "items": benchmark.ITEM_COLUMNS,
+        "scales": benchmark.SCALE_COLUMNS,
         "stakeholders": benchmark.STAKEHOLDER_COLUMNS,
         "maturity": benchmark.MATURITY_COLUMNS,
     }

@@ -17,6 +17,14 @@ import pandas as pd
 import pytest
 from conftest import ROOT, make_project, run_snakemake
 
+from flaqum.benchmark import (
+    ITEM_COLUMNS,
+    MATURITY_COLUMNS,
+    PEER_COLUMNS,
+    STAKEHOLDER_COLUMNS,
+    TREND_COLUMNS,
+)
+
 pytestmark = pytest.mark.slow
 
 
@@ -145,6 +153,12 @@ OUTPUT_COLUMNS = {
         "scale", "hospital_id", "n", "raw_mean", "eb_mean", "eb_se", "ci_low", "ci_high",
         "suppressed",
     ],
+    # the report statistics (flaqum.benchmark; every column in docs/outputs.md)
+    "benchmark/items.csv": ITEM_COLUMNS,
+    "benchmark/stakeholders.csv": STAKEHOLDER_COLUMNS,
+    "benchmark/maturity.csv": MATURITY_COLUMNS,
+    "benchmark/peers.csv": PEER_COLUMNS,
+    "benchmark/trends.csv": TREND_COLUMNS,
 }
 
 

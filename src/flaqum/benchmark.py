@@ -16,6 +16,8 @@ every column):
   or above (``positive_from: 8``, as the "8-10" top box of the NHS Staff Survey and AHRQ
   SOPS ratings). The consortium's % positive and mean pool every respondent of the wave
   (respondent-weighted), as ``mean(x >= positive_from, na.rm = TRUE)`` in R.
+- **% positive** of a scale: the mean of its items' % positive, as AHRQ SOPS scores a
+  composite (the NHS Staff Survey and SOPS headline beside the scale's mean).
 - **Stakeholder gap** per dimension of a mirrored pair of instruments (``mirror:``): a
   respondent's dimension score is the mean of the dimension's items they answered; a side's
   mean is the mean of its respondents' scores; the gap is the second side's mean minus the
@@ -71,6 +73,14 @@ ITEM_COLUMNS = [
     "suppressed",
     "consortium_n",
     "consortium_mean",
+    "consortium_pct_positive",
+]
+SCALE_COLUMNS = [
+    "hospital_id",
+    "scale",
+    "n_items",
+    "pct_positive",
+    "suppressed",
     "consortium_pct_positive",
 ]
 STAKEHOLDER_COLUMNS = [
@@ -242,6 +252,43 @@ def item_stats(
         out.loc[small, ["mean", "pct_positive", "pct_missing"]] = np.nan
         out["suppressed"] = small
     return out[ITEM_COLUMNS]
+
+
+def scale_positive(study: Study, items: pd.DataFrame) -> pd.DataFrame:
+    """scales.csv: per hospital and scale of a survey instrument, the scale's % positive as
+    AHRQ SOPS computes a composite's: the mean of its items' % positive (``items``, as
+    ``item_stats`` writes them), and the consortium's likewise from the items' consortium %
+    positive. Blank (``suppressed``) where any of the scale's items is blank for the
+    hospital."""
+    if items.empty:
+        return pd.DataFrame(columns=SCALE_COLUMNS)
+    parts = []
+    for inst_id, d in items.groupby("instrument", sort=False):
+        inst = study.instruments[inst_id]
+        for sid, sc in inst.scales.items():
+            its = [i for i in sc.items if i in set(d["item"])]
+            if not its:
+                continue
+            x = d[d["item"].isin(its)]
+            g = x.groupby("hospital_id", sort=False)
+            pct = g["pct_positive"].mean()
+            blank = g["pct_positive"].apply(lambda v: v.isna().any())
+            cons = x.drop_duplicates("item")["consortium_pct_positive"].mean()
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "hospital_id": pct.index.astype(str),
+                        "scale": sid,
+                        "n_items": len(its),
+                        "pct_positive": pct.where(~blank).to_numpy(float),
+                        "suppressed": blank.to_numpy(bool),
+                        "consortium_pct_positive": cons,
+                    }
+                )
+            )
+    if not parts:
+        return pd.DataFrame(columns=SCALE_COLUMNS)
+    return pd.concat(parts, ignore_index=True)[SCALE_COLUMNS]
 
 
 # --- stakeholders ---------------------------------------------------------------------------
@@ -550,8 +597,8 @@ def wave_benchmark(
     hospitals_by_wave: dict[str, pd.DataFrame],
     change_by_wave: dict[str, pd.DataFrame | None],
 ) -> dict[str, pd.DataFrame]:
-    """The five tables of ``results/<wave>/benchmark/`` (items, stakeholders, maturity, peers,
-    trends) for one wave; ``hospitals_by_wave`` and ``change_by_wave`` hold this wave's and
+    """The six tables of ``results/<wave>/benchmark/`` (items, scales, stakeholders, maturity,
+    peers, trends) for one wave; ``hospitals_by_wave`` and ``change_by_wave`` hold this wave's and
     every earlier wave's multilevel results."""
     k = study.min_group_size
     peers = study.config["report"]["peers"]
@@ -560,8 +607,10 @@ def wave_benchmark(
         mat = maturity_stats(study, maturity, maturity_items, ids)
     else:
         mat = pd.DataFrame(columns=MATURITY_COLUMNS)
+    items = item_stats(study, responses, ids, k)
     return {
-        "items": item_stats(study, responses, ids, k),
+        "items": items,
+        "scales": scale_positive(study, items),
         "stakeholders": stakeholder_stats(study, responses, ids, k),
         "maturity": mat,
         "peers": peer_stats(

@@ -331,6 +331,9 @@ SETTINGS["benchmark"] = {
 }
 
 
+BENCHMARK_NAMES = ("items", "scales", "stakeholders", "maturity", "peers", "trends")
+
+
 def waves_up_to(wave):
     """This wave and every earlier one that passed validation (wave names sort in time)."""
     return [w for w in WAVES if w < wave and wave_passed(w)] + [wave]
@@ -355,8 +358,7 @@ def benchmark_inputs(wildcards):
 
 def benchmark_targets(wave):
     return [
-        f"results/{wave}/benchmark/{name}.csv"
-        for name in ("items", "stakeholders", "maturity", "peers", "trends")
+        f"results/{wave}/benchmark/{name}.csv" for name in BENCHMARK_NAMES
     ]
 
 
@@ -429,7 +431,7 @@ def benchmark_paths(wave):
     """The report statistics of a wave (report inputs, keys as WaveResults' fields)."""
     return {
         f"bench_{name}": f"results/{wave}/benchmark/{name}.csv"
-        for name in ("items", "stakeholders", "maturity", "peers", "trends")
+        for name in BENCHMARK_NAMES
     }
 
 

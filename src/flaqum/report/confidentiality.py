@@ -391,6 +391,33 @@ def _hospital_teams(
     return view
 
 
+def _scale_positive(
+    scales: pd.DataFrame,
+    study: Study,
+    hid: str,
+    k: int,
+    item_stats: pd.DataFrame,
+    scale_stats: pd.DataFrame | None,
+) -> pd.DataFrame:
+    """The view's scales with each scale's % positive (the mean of its items' % positive,
+    ``benchmark/scales.csv``) and the consortium's: blank where the scale is not shown or any
+    of its items has fewer than k answers."""
+    own = _own_rows(scale_stats, hid)
+    if own is None:
+        own = benchmark.scale_positive(study, _own_rows(item_stats, hid))
+    own = own.drop_duplicates("scale").set_index("scale")
+    out = scales.copy()
+    pct = own["pct_positive"].reindex(out["scale"]).to_numpy(float)
+    ok = (out["status"] == SHOWN).to_numpy() & ~own["suppressed"].reindex(out["scale"]).fillna(
+        True
+    ).astype(bool).to_numpy()
+    out["pct_positive"] = np.where(ok, pct, np.nan)
+    out["consortium_pct_positive"] = (
+        own["consortium_pct_positive"].reindex(out["scale"]).to_numpy(float)
+    )
+    return out
+
+
 def _change(res: WaveResults, hid: str, k: int, meta: pd.DataFrame) -> pd.DataFrame | None:
     if res.change is None or res.change.empty:
         return None
@@ -569,7 +596,11 @@ def hospital_view(res: WaveResults, study: Study, hospital_id: str) -> HospitalV
         if shape.teams
         else _empty_teams_view()
     )
-    items = item_table(study, res.responses, hid, k, res.bench_items)
+    item_stats = res.bench_items
+    if item_stats is None:
+        item_stats = benchmark.item_stats(study, res.responses, [hid], k)
+    items = item_table(study, res.responses, hid, k, item_stats)
+    scales = _scale_positive(scales, study, hid, k, item_stats, res.bench_scales)
     stake = (
         stakeholder_table(study, res.responses, hid, k, res.bench_stakeholders)
         if shape.stakeholders is None
@@ -849,7 +880,7 @@ def _without_consortium(scales, peers, items, stake, maturity, processes):
             return df
         return df.assign(**{c: np.nan for c in cols if c in df.columns})
 
-    scales = blank(scales, ["consortium_mean", "q1", "q3"])
+    scales = blank(scales, ["consortium_mean", "q1", "q3", "consortium_pct_positive"])
     scales.loc[scales["status"] == SHOWN, "signal"] = "common"
     peers = {s: np.empty((0, 2)) for s in peers}
     items = blank(items, ["consortium_mean", "consortium_pct_positive"])

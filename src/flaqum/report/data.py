@@ -18,6 +18,7 @@ ID_COLS = {"hospital_id": "string", "team_id": "string", "respondent_id": "strin
 #: WaveResults field -> file name under results/<wave>/benchmark/
 BENCHMARK_FILES = {
     "bench_items": "items.csv",
+    "bench_scales": "scales.csv",
     "bench_stakeholders": "stakeholders.csv",
     "bench_maturity": "maturity.csv",
     "bench_peers": "peers.csv",
@@ -45,6 +46,7 @@ class WaveResults:
     # the report statistics (benchmark/*.csv); None: computed from the frames above when a
     # view is built (tests, hand-made results), trends then for this wave alone
     bench_items: pd.DataFrame | None = None  # benchmark/items.csv
+    bench_scales: pd.DataFrame | None = None  # benchmark/scales.csv
     bench_stakeholders: pd.DataFrame | None = None  # benchmark/stakeholders.csv
     bench_maturity: pd.DataFrame | None = None  # benchmark/maturity.csv
     bench_peers: pd.DataFrame | None = None  # benchmark/peers.csv
