@@ -356,6 +356,14 @@ def benchmark_inputs(wildcards):
     return inputs
 
 
+def benchmark_paths(wave):
+    """The report statistics of a wave (report inputs, keys as WaveResults' fields)."""
+    return {
+        f"bench_{name}": f"results/{wave}/benchmark/{name}.csv"
+        for name in BENCHMARK_NAMES
+    }
+
+
 def benchmark_targets(wave):
     return [
         f"results/{wave}/benchmark/{name}.csv" for name in BENCHMARK_NAMES
@@ -425,14 +433,6 @@ def report_inputs(wildcards):
     # the report statistics (benchmark.smk): trends read every earlier wave
     inputs.update(benchmark_paths(w))
     return inputs
-
-
-def benchmark_paths(wave):
-    """The report statistics of a wave (report inputs, keys as WaveResults' fields)."""
-    return {
-        f"bench_{name}": f"results/{wave}/benchmark/{name}.csv"
-        for name in BENCHMARK_NAMES
-    }
 
 
 def consortium_inputs(wildcards):

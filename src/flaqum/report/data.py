@@ -42,8 +42,7 @@ class WaveResults:
     items: pd.DataFrame | None = None  # psychometrics/items.csv
     variance: pd.DataFrame | None = None  # multilevel/variance.csv
     hypotheses: pd.DataFrame | None = None  # hypotheses/summary.csv
-    validation: dict = field(default_factory=dict)  # validation.json
-    # the report statistics (benchmark/*.csv); None: computed from the frames above when a
+    # the report statistics (benchmark/*.csv); None: computed from the frames here when a
     # view is built (tests, hand-made results), trends then for this wave alone
     bench_items: pd.DataFrame | None = None  # benchmark/items.csv
     bench_scales: pd.DataFrame | None = None  # benchmark/scales.csv
@@ -51,6 +50,7 @@ class WaveResults:
     bench_maturity: pd.DataFrame | None = None  # benchmark/maturity.csv
     bench_peers: pd.DataFrame | None = None  # benchmark/peers.csv
     bench_trends: pd.DataFrame | None = None  # benchmark/trends.csv (every wave up to this)
+    validation: dict = field(default_factory=dict)  # validation.json
 
     def hospital_ids(self) -> list[str]:
         return sorted(self.organisations["hospital_id"].astype(str))
@@ -174,10 +174,6 @@ def wave_paths(root: Path | str, wave: str, sources=("staff", "patients")) -> di
         "scales": str(res / "psychometrics" / "scales.csv"),
         "items": str(res / "psychometrics" / "items.csv"),
         "hypotheses": str(res / "hypotheses" / "summary.csv"),
-        "maturity": str(res / "scores" / "maturity.parquet"),
-        "maturity_items": str(proc / "maturity.parquet"),
-        "validation": str(res / "validation.json"),
-        "responses": [str(proc / f"{s}.parquet") for s in sources],
         # the report statistics, where the benchmark stage has written them (results of an
         # older run without them: computed when a view is built)
         **{
@@ -185,4 +181,8 @@ def wave_paths(root: Path | str, wave: str, sources=("staff", "patients")) -> di
             for key, name in BENCHMARK_FILES.items()
             if (res / "benchmark").exists()
         },
+        "maturity": str(res / "scores" / "maturity.parquet"),
+        "maturity_items": str(proc / "maturity.parquet"),
+        "validation": str(res / "validation.json"),
+        "responses": [str(proc / f"{s}.parquet") for s in sources],
     }
