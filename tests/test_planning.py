@@ -54,9 +54,7 @@ def test_planning_scales_table():
             "n_teams": [10, 10, np.nan],
         }
     )
-    agreement = pd.DataFrame(
-        {"scale": ["a"] * 4 + ["b"] * 2, "n": [8, 10, 16, 20, 30, 5]}
-    )
+    agreement = pd.DataFrame({"scale": ["a"] * 4 + ["b"] * 2, "n": [8, 10, 16, 20, 30, 5]})
     t = pl.planning_scales(scales, agreement)
     assert list(t.columns) == pl.SCALE_COLUMNS
     assert list(t["scale"]) == ["a", "b"]  # no ICC1, no row
