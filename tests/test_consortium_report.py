@@ -460,3 +460,32 @@ def test_planning_table(sections, results):
     m = results.research["planning_hospitals"]
     m = m[m["scale"] == "psych_safety"]["mdc"].dropna()
     assert row[head.index("Detectable change: median")] == f"{m.median():.2f}"
+
+
+def test_hostile_names_are_text_everywhere_in_the_new_sections(results, study):
+    import dataclasses
+
+    bad = '<b>x</b> & "$(rm)" *y*'
+    orgs = results.organisations.assign(hospital_name=[f"{bad} {i}" for i in range(8)])
+    teams = results.team_register.assign(team_name=f"{bad} team")
+    docs = [{**d, "description": bad} for d in results.research["hypothesis_results"]]
+    r = dataclasses.replace(
+        results,
+        organisations=orgs,
+        team_register=teams,
+        research={**results.research, "hypothesis_results": docs},
+    )
+    sec = content.consortium_content(r, study)["sections"]
+    for key in ("hospitals", "change", "agreement", "hypotheses", "funnel", "planning"):
+        for b in sec[key]:
+            for field in ("html", "svg", "text"):
+                assert "<b>x</b>" not in b.get(field, ""), (key, field)
+    # the names are there, escaped: in the tables and on the funnel plots
+    html = " ".join(b.get("html", "") for b in sec["hospitals"])
+    assert "&lt;b&gt;x&lt;/b&gt; &amp; &quot;$(rm)&quot; *y* 0" in html
+    svg = " ".join(b.get("svg", "") for b in sec["funnel"])
+    outside = r.research["funnel"]["signal"].str.endswith("99.8%").any()
+    assert ("&lt;b&gt;x&lt;/b&gt;" in svg) == bool(outside)
+    # Markdown text escapes what would be syntax
+    text = " ".join(b.get("text", "") for b in sec["hypotheses"])
+    assert "\\*y\\*" in text
