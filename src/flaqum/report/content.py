@@ -893,7 +893,7 @@ def _change_blocks(res: WaveResults, meta: pd.DataFrame, labels: dict, names: di
     out = [
         md(
             f"Change of each hospital's {SHRUNKEN} average from {tx(prev)} to wave "
-            f"{tx(res.wave)} (`multilevel/change.csv`: both waves in one model, so the "
+            f"{tx(res.wave)} (multilevel/change.csv: both waves in one model, so the "
             "averages differ slightly from the tables above). A change is clear when its 95% "
             "interval excludes 0."
         ),
@@ -979,8 +979,8 @@ def _agreement_blocks(
         md(
             f"Agreement within teams of at least {k} respondents: rwg(j) (James, Demaree and "
             "Wolf 1984, uniform null) and a_wg (Brown and Hauenstein 2005), from "
-            f"`psychometrics/agreement.csv`. A team with rwg(j) below {tables.num(threshold)} "
-            "(config `multilevel.agreement_threshold`) is flagged in its hospital's report as "
+            f"psychometrics/agreement.csv. A team with rwg(j) below {tables.num(threshold)} "
+            "(config multilevel.agreement_threshold) is flagged in its hospital's report as "
             "a team whose members disagree."
         ),
         table_block(
@@ -1109,7 +1109,7 @@ def _invariance_blocks(inv: pd.DataFrame | None, labels: dict) -> list[dict]:
                 notes.append(f"{_COMPARISON.get(comp, comp)}, {labels.get(scale, scale)}: {r.note}")
     out = [
         md(
-            "Multi-group CFA across groups (`psychometrics/invariance.csv`): configural (same "
+            "Multi-group CFA across groups (psychometrics/invariance.csv): configural (same "
             "structure), metric (equal loadings), scalar (equal loadings and intercepts). A "
             "step holds when CFI drops by less than .01 from the step before (Chen 2007); "
             "only under scalar invariance can the groups' means be compared."
@@ -1157,7 +1157,7 @@ def _adjusted_blocks(
         return [
             md(
                 "No case-mix or cross-level model was fitted in this wave (config "
-                "`multilevel.covariates`, `multilevel.cross_level_predictor`)."
+                "multilevel.covariates, multilevel.cross_level_predictor)."
             )
         ]
     order = [s for s in meta["scale"] if s in set(adj["scale"])]
@@ -1194,9 +1194,9 @@ def _adjusted_blocks(
     out = [
         md(
             "Case-mix-adjusted models add the respondents' case-mix covariates (config "
-            "`multilevel.covariates`) to the variance model; the cross-level model adds the "
-            f"hospital's {tx(pl)} as well (`multilevel/adjusted.csv`). Variance explained: the "
-            "share of the between-hospital (or between-team) variance of `variance.csv` that "
+            "multilevel.covariates) to the variance model; the cross-level model adds the "
+            f"hospital's {tx(pl)} as well (multilevel/adjusted.csv). Variance explained: the "
+            "share of the between-hospital (or between-team) variance of variance.csv that "
             "the model accounts for (negative when the covariates explain nothing and the "
             "estimate moves by chance). These are adjustments of the model, not of the "
             f"{SHRUNKEN} averages shown elsewhere in this report."
@@ -1365,7 +1365,7 @@ def _hypothesis_blocks(res: WaveResults, h: pd.DataFrame, labels: dict) -> list[
         return []
     out = [
         md(
-            "Each hypothesis of `config/hypotheses/`, fitted twice where its predictors are "
+            "Each hypothesis of config/hypotheses/, fitted twice where its predictors are "
             "estimated scores: **plain** (the scores as point values) and **plausible values** "
             "(posterior draws of the scores, combined by Rubin's rules, so their uncertainty is "
             "carried into the estimate). The estimate is on the model's scale; for count and "
@@ -1395,7 +1395,7 @@ def _funnel_blocks(res: WaveResults, names: dict) -> list[dict]:
     out = [
         md(
             "Outcome ratios between hospitals against their precision (Spiegelhalter 2005), "
-            "from `funnel.csv`: 95% (dashed) and 99.8% (solid) control limits around the "
+            "from funnel.csv: 95% (dashed) and 99.8% (solid) control limits around the "
             "target. Where the hospitals vary more than chance allows (dispersion ratio phi "
             "above 1, from 10% winsorised z-scores) the limits are widened by the "
             "between-hospital variance tau\u00b2 (additive random effects, as FunnelPlotR "
@@ -1515,7 +1515,7 @@ def _planning_blocks(res: WaveResults, labels: dict, meta: pd.DataFrame) -> list
             "SE_next\u00b2) = 3.96 SE for a two-sided test at 5% with 80% power, "
             f"SE the standard error of the hospital's {SHRUNKEN} average this wave and the next "
             "wave assumed to have the same number of respondents. Per hospital in "
-            "`planning_hospitals.csv`."
+            "planning_hospitals.csv."
         ),
         table_block(
             tables.html_table(

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from flaqum.report.escape import IDENT_CLASS, clean
 from flaqum.report.escape import html as esc
@@ -604,6 +604,7 @@ def funnel(rows: pd.DataFrame, curves: pd.DataFrame, indicator) -> Figure:
     pad = 0.05 * (hi - lo)
     ax.set_ylim(max(lo - pad, 0), hi + pad)
     ax.set_xlim(0, curves["x"].max())
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
     ax.set_xlabel(indicator.axis)
     ax.set_ylabel(
         f"per {indicator.per:,.0f} {indicator.axis.lower()}"
