@@ -489,3 +489,29 @@ def test_hostile_names_are_text_everywhere_in_the_new_sections(results, study):
     # Markdown text escapes what would be syntax
     text = " ".join(b.get("text", "") for b in sec["hypotheses"])
     assert "\\*y\\*" in text
+
+
+def test_load_wave_reads_the_research_inputs(tmp_path, results):
+    import json
+
+    from flaqum.report.data import RESEARCH, load_research, wave_paths
+
+    res = tmp_path / "results" / "w"
+    (res / "hypotheses").mkdir(parents=True)
+    for key, rel in RESEARCH.items():
+        (res / rel).parent.mkdir(parents=True, exist_ok=True)
+        results.research[key].to_csv(res / rel, index=False)
+    for doc in results.research["hypothesis_results"]:
+        (res / "hypotheses" / f"{doc['id']}.json").write_text(json.dumps(doc))
+    paths = wave_paths(tmp_path, "w")
+    got = load_research(paths)
+    assert set(got) == set(RESEARCH) | {"hypothesis_results"}
+    assert [d["id"] for d in got["hypothesis_results"]] == sorted(
+        d["id"] for d in results.research["hypothesis_results"]
+    )
+    f = got["funnel"]
+    assert f["hospital_id"].dtype == "string"  # ids stay text
+    assert len(f) == len(results.research["funnel"])
+    # a missing file is simply absent (the report leaves its section out)
+    (res / RESEARCH["funnel"]).unlink()
+    assert "funnel" not in load_research(wave_paths(tmp_path, "w"))
