@@ -933,7 +933,7 @@ def _change_blocks(res: WaveResults, meta: pd.DataFrame, labels: dict, names: di
             table_block(
                 tables.html_table(
                     rows,
-                    ["Hospital"] + [labels.get(s, s) for s in cols],
+                    ["Hospital"] + [_short(labels.get(s, s)) for s in cols],
                     cls="change",
                     numeric=set(range(1, len(cols) + 1)),
                     ident={0},
