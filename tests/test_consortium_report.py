@@ -417,7 +417,7 @@ def test_adjusted_models(sections):
 def test_hypothesis_table_reads_on_its_own(sections):
     head, rows = tables_of(sections["hypotheses"])[0]
     assert head[:2] == ["Hypothesis", "Fit"]
-    pois = [r for r in rows if r[0].replace("\u200b", "") == "climate_mortality"]
+    pois = [r for r in rows if r[0] == "climate_mortality"]
     assert [r[1] for r in pois] == ["plain", "plausible values"]
     plain, pv = pois
     assert plain[2] == "log rate ratio per point of Team collaboration"
@@ -426,7 +426,7 @@ def test_hypothesis_table_reads_on_its_own(sections):
     assert plain[5] == "<0.001" and plain[6] == "<0.001"
     assert plain[8] == "HC3 (small-sample); df 26.0"  # the correction block, when present
     assert pv[5] == "0.012" and pv[6] == "0.046" and pv[8].endswith("df 97.2")
-    g = next(r for r in rows if r[0].replace("\u200b", "") == "maturity_psych_safety")
+    g = next(r for r in rows if r[0] == "maturity_psych_safety")
     assert g[2].startswith("difference in the outcome per SD of")
     assert g[4] == ""  # no exponentiated effect for an identity link
     assert g[7] == "591 (29 clusters)"

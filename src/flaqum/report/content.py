@@ -1073,7 +1073,9 @@ def _invariance_decision(steps: dict) -> str:
 
 
 def _invariance_blocks(inv: pd.DataFrame | None, labels: dict) -> list[dict]:
-    if inv is None or inv.empty:
+    if inv is None:  # not among the report's inputs
+        return []
+    if inv.empty:
         return [md("Measurement invariance was not tested in this wave.")]
     rows, notes = [], []
     keys = ["comparison", "source", "scale", "factors"]
@@ -1153,7 +1155,9 @@ def _adjusted_blocks(
 ) -> list[dict]:
     """The case-mix and cross-level models (adjusted.csv): variance explained per scale, the
     maturity effect, and the case-mix terms."""
-    if adj is None or adj.empty:
+    if adj is None:  # not among the report's inputs
+        return []
+    if adj.empty:
         return [
             md(
                 "No case-mix or cross-level model was fitted in this wave (config "
@@ -1264,11 +1268,6 @@ def _estimate_scale(doc: dict, term: str, labels: dict) -> str:
     return f"difference in the outcome {per}"
 
 
-def _breakable(name: str) -> str:
-    """An id that may wrap after its underscores (a zero-width space after each)."""
-    return clean(name).replace("_", "_\u200b")
-
-
 def _se_text(doc: dict, est: dict, fit: str) -> str:
     corr = doc.get("correction") or {}
     if fit == "plausible_values":
@@ -1313,7 +1312,7 @@ def _hypothesis_rows(docs: list[dict], labels: dict) -> tuple[list[list[str]], l
                     )
                 rows.append(
                     [
-                        _breakable(doc.get("id")),
+                        clean(doc.get("id")),
                         _FIT.get(fit, clean(fit)),
                         _estimate_scale(doc, e.get("term"), labels),
                         f"{tables.num(e.get('estimate'), 3)} "
@@ -1349,7 +1348,7 @@ def _hypothesis_blocks(res: WaveResults, h: pd.DataFrame, labels: dict) -> list[
         described = []
         rows = [
             [
-                _breakable(r.hypothesis),
+                clean(r.hypothesis),
                 _FIT.get(str(getattr(r, "fit", "plain")), clean(getattr(r, "fit", ""))),
                 f"{clean(r.family)} model, per point of {labels.get(r.term, clean(r.term))}",
                 f"{tables.num(r.estimate, 3)} ({tables.interval(r.ci_low, r.ci_high, 3)})",
