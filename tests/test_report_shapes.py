@@ -52,8 +52,10 @@ ALL_SECTIONS = [
     "How to read this report",
     "Methods",
 ]
-CONSORTIUM_SECTIONS = ["Validation", "Variance partitions", "All hospitals", "Psychometrics"]
-CONSORTIUM_SECTIONS += ["Hypotheses"]
+# (a second wave: with the change since the first; the results frames here carry no research
+# inputs, so no case-mix models, funnel plots or planning: tests/test_consortium_report.py)
+CONSORTIUM_SECTIONS = ["Validation", "Variance partitions", "All hospitals"]
+CONSORTIUM_SECTIONS += ["Change since the previous wave", "Psychometrics", "Hypotheses"]
 
 
 # --- building the results of a study ----------------------------------------------------------
@@ -453,14 +455,28 @@ def test_template_writes_the_heading_of_a_section_that_can_be_left_out():
     in an ``output: asis`` cell (so Quarto makes it a real heading); the others are Markdown."""
     for path, optional in (
         (HOSPITAL, {"between": "Between hospitals", "teams": "Between your teams"}),
-        (CONSORTIUM, {"hospitals": "All hospitals"}),
+        (
+            CONSORTIUM,
+            {
+                "hospitals": "All hospitals",
+                "change": "Change since the previous wave",
+                "trends": "Trends over every wave",
+                "adjusted": "Case-mix-adjusted and cross-level models",
+                "invariance": "Measurement invariance",
+                "agreement": "Agreement within teams",
+                "funnel": "Outcomes between hospitals: funnel plots",
+                "planning": "Planning the next wave",
+            },
+        ),
     ):
         nb = render.read_qmd(path)
         cells = [c for c in nb.cells if c.cell_type == "code" and "report.heading(" in c.source]
         found = {}
         for c in cells:
             assert render.chunk_options(c.source).get("output") == "asis", c.source
-            (sec, title), *_ = re.findall(r'report\.heading\("(\w+)", "([^"]+)"\)', c.source)
+            (sec, title), *_ = re.findall(
+                r'report\.heading\("(\w+)", "([^"]+)"(?:, level=\d)?\)', c.source
+            )
             found[sec] = title
         assert found == optional
         text = path.read_text()

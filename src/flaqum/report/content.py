@@ -641,7 +641,8 @@ def build_hospital(res: WaveResults, study: Study, hospital_id: str) -> dict:
 def _named_hospitals(
     res: WaveResults, meta: pd.DataFrame, labels: dict, names: dict, k: int
 ) -> list[dict]:
-    """Every hospital by name on each main scale (figures) and on every scale (table)."""
+    """Every hospital by name on each main scale (figures) and on every scale (one table per
+    source, so that each fits the page)."""
     from flaqum.report.confidentiality import _is_suppressed, _se
 
     hosp = res.hospitals.copy()
@@ -652,8 +653,7 @@ def _named_hospitals(
             hosp.loc[hidden, c] = np.nan
     hosp["name"] = hosp["hospital_id"].map(names).fillna(hosp["hospital_id"])
     blocks = []
-    main = meta[meta["level"].isin(["total"]) | meta["level"].isna()]
-    for m in main.itertuples(index=False):
+    for m in _main(meta).itertuples(index=False):
         d = hosp[(hosp["scale"] == m.scale)].dropna(subset=["eb_mean"])
         if d.empty:
             continue
@@ -661,29 +661,74 @@ def _named_hospitals(
             fig_block(
                 figures.named_caterpillar(d, m.label, (m.rmin, m.rmax)),
                 f"{clean(m.label)}: all hospitals",
-                "Adjusted hospital averages with 95% and 99.8% intervals; the "
-                "dashed line is the average of hospitals.",
+                f"Hospitals' {SHRUNKEN} averages with 95% and 99.8% intervals (the colour "
+                "follows the 99.8% interval: blue above, orange below the average of "
+                "hospitals); the dashed line is the average of hospitals.",
                 f"named_{m.scale}",
             )
         )
-    # one row per hospital id (two hospitals may share a name), ordered by name
-    wide = hosp.pivot_table(index="hospital_id", columns="scale", values="eb_mean", aggfunc="first")
-    wide = wide.reindex(columns=[s for s in meta["scale"] if s in wide.columns])
-    order = sorted(wide.index, key=lambda i: (names.get(i, i), i))
-    rows = [[names.get(i, i)] + [tables.num(x) for x in wide.loc[i]] for i in order]
-    blocks.append(
-        table_block(
-            tables.html_table(
-                rows,
-                ["Hospital"] + [labels.get(s, s) for s in wide.columns],
-                cls="wide",
-                numeric=set(range(1, len(wide.columns) + 1)),
-                ident={0},
-            ),
-            f"Adjusted averages; blank where fewer than {k} respondents.",
+    # one row per hospital id (two hospitals may share a name), ordered by name; per source,
+    # tables of whole instruments with at most TABLE_SCALES scale columns each, so that each
+    # fits the page
+    parts = [(s, p) for s, m in _by_source(meta, hosp["scale"].unique()) for p in _pack(m)]
+    for source, part in parts:
+        d = hosp[hosp["scale"].isin(part["scale"])]
+        wide = d.pivot_table(
+            index="hospital_id", columns="scale", values="eb_mean", aggfunc="first"
         )
-    )
+        wide = wide.reindex(columns=[s for s in part["scale"] if s in wide.columns])
+        n = d.groupby("hospital_id")["n"].max()
+        ids = _hospital_rows(names, set(d["hospital_id"]))
+        rows = [
+            [names.get(i, i), tables.count(n.get(i)) if n.get(i, 0) >= k else f"<{k}"]
+            + ([tables.num(x) for x in wide.loc[i]] if i in wide.index else [""] * wide.shape[1])
+            for i in ids
+        ]
+        blocks.append(
+            table_block(
+                tables.html_table(
+                    rows,
+                    ["Hospital", "n"] + [_short(labels.get(s, s)) for s in wide.columns],
+                    cls="wide",
+                    numeric=set(range(1, len(wide.columns) + 2)),
+                    ident={0},
+                ),
+                f"{_who(source).capitalize()}: {SHRUNKEN} averages; n: respondents (the most "
+                f"on any of these scales); blank where fewer than {k} respondents.",
+            )
+        )
     return blocks
+
+
+TABLE_SCALES = 5  # scale columns of a table of all hospitals
+
+
+def _pack(m: pd.DataFrame, most: int = TABLE_SCALES) -> list[pd.DataFrame]:
+    """A source's scales in groups of whole instruments (in report order) of at most ``most``
+    scales; an instrument with more is split."""
+    parts, cur = [], []
+    for _, g in m.groupby("instrument", sort=False):
+        rows = [r for _, r in g.iterrows()]
+        if cur and len(cur) + len(rows) > most:
+            parts.append(cur)
+            cur = []
+        cur += rows
+        while len(cur) > most:
+            parts.append(cur[:most])
+            cur = cur[most:]
+    if cur:
+        parts.append(cur)
+    return [pd.DataFrame(p) for p in parts]
+
+
+def _short(label: str) -> str:
+    """A scale label without the side it belongs to ("(professionals)"), for a table of one
+    source whose caption names it."""
+    from flaqum.report.confidentiality import SIDE_LABELS
+
+    for side in SIDE_LABELS.values():
+        label = label.replace(f" ({side.lower()})", "")
+    return label
 
 
 def _not_in_study(shape: Shape) -> list[tuple[str, str]]:
@@ -773,6 +818,728 @@ def _variance_blocks(var: pd.DataFrame, labels: dict[str, str], shape: Shape) ->
     return out
 
 
+# --- consortium report: the research team's sections (issue 10, item 12 and 13) ------------
+
+SHRUNKEN = "shrunken (empirical Bayes)"
+UP, DOWN = "\u2191", "\u2193"
+
+
+def _p(x) -> str:
+    """A p- or q-value: 3 decimals, "<0.001" below that."""
+    if tables._missing(x):
+        return ""
+    return "<0.001" if float(x) < 0.001 else tables.num(x, 3)
+
+
+def _suppressed(df: pd.DataFrame, k: int, n_cols=("n",)) -> pd.Series:
+    """True where the results file marks a row suppressed or a count is below k."""
+    out = pd.Series(False, index=df.index)
+    if "suppressed" in df:
+        out |= df["suppressed"].astype(str).str.lower().isin(["true", "1"])
+    for c in n_cols:
+        if c in df:
+            out |= pd.to_numeric(df[c], errors="coerce") < k
+    return out
+
+
+def _main(meta: pd.DataFrame) -> pd.DataFrame:
+    """The scales a summary table shows: totals and scales without a level (not the factors,
+    drivers or building blocks below a total)."""
+    return meta[meta["level"].isin(["total"]) | meta["level"].isna()]
+
+
+def _by_source(meta: pd.DataFrame, scales) -> list[tuple[str, pd.DataFrame]]:
+    """(source, its rows of ``meta``) for the scales given, in report order."""
+    m = meta[meta["scale"].isin(list(scales))]
+    return [(s, m[m["source"] == s]) for s in dict.fromkeys(m["source"])]
+
+
+def _who(source: str) -> str:
+    return WHO.get(source) or clean(source)
+
+
+def _hospital_rows(names: dict, ids) -> list[str]:
+    """Hospital ids ordered by name (two hospitals may share a name)."""
+    return sorted(ids, key=lambda i: (names.get(i, i), i))
+
+
+def _change_blocks(res: WaveResults, meta: pd.DataFrame, labels: dict, names: dict, k: int):
+    """Each hospital's change since the previous wave (change.csv): a summary per scale and,
+    per source, one column per main scale."""
+    ch = res.change
+    if ch is None or ch.empty:
+        return []
+    ch = ch.copy()
+    supp = _suppressed(ch, k, ("n", "n_previous"))
+    ch.loc[supp, ["change", "ci_low", "ci_high"]] = np.nan
+    waves = ch["previous_wave"].dropna() if "previous_wave" in ch else pd.Series(dtype=str)
+    prev = f"wave {clean(str(waves.iloc[0]))}" if len(waves) else "the previous wave"
+    up = ch["ci_low"] > 0
+    down = ch["ci_high"] < 0
+    rows = []
+    for m in meta[meta["scale"].isin(ch["scale"])].itertuples(index=False):
+        d = ch[ch["scale"] == m.scale]
+        shown = d["change"].notna()
+        rows.append(
+            [
+                m.label,
+                tables.count(int(shown.sum())),
+                tables.count(int(up[d.index].sum())),
+                tables.count(int(down[d.index].sum())),
+                tables.signed(d["change"].median()),
+                tables.interval(d["change"].min(), d["change"].max()),
+            ]
+        )
+    out = [
+        md(
+            f"Change of each hospital's {SHRUNKEN} average from {tx(prev)} to wave "
+            f"{tx(res.wave)} (multilevel/change.csv: both waves in one model, so the "
+            "averages differ slightly from the tables above). A change is clear when its 95% "
+            "interval excludes 0."
+        ),
+        table_block(
+            tables.html_table(
+                rows,
+                [
+                    "Scale",
+                    "Hospitals",
+                    f"Clearly up {UP}",
+                    f"Clearly down {DOWN}",
+                    "Median change",
+                    "Range",
+                ],
+                cls="change-summary",
+                numeric={1, 2, 3, 4, 5},
+            ),
+            f"Hospitals with fewer than {k} respondents in either wave are not counted.",
+        ),
+    ]
+    main = _main(meta)
+    for source, m in _by_source(main, ch["scale"]):
+        cols = list(m["scale"])
+        d = ch[ch["scale"].isin(cols)]
+        ids = _hospital_rows(names, d["hospital_id"].unique())
+        cell = {
+            (r.hospital_id, r.scale): (
+                ""
+                if pd.isna(r.change)
+                else tables.signed(r.change)
+                + (f" {UP}" if r.ci_low > 0 else f" {DOWN}" if r.ci_high < 0 else "")
+            )
+            for r in d.itertuples(index=False)
+        }
+        rows = [[names.get(i, i)] + [cell.get((i, s), "") for s in cols] for i in ids]
+        out.append(
+            table_block(
+                tables.html_table(
+                    rows,
+                    ["Hospital"] + [_short(labels.get(s, s)) for s in cols],
+                    cls="change",
+                    numeric=set(range(1, len(cols) + 1)),
+                    ident={0},
+                ),
+                f"{_who(source).capitalize()}: change in scale points since {prev}; "
+                f"{UP} / {DOWN} the 95% interval lies above / below 0 (intervals in "
+                f"change.csv); blank where fewer than {k} respondents in either wave.",
+            )
+        )
+    return out
+
+
+def _consortium_trends(res: WaveResults, meta: pd.DataFrame, names: dict, k: int) -> list:
+    """Trends over every wave, per hospital (issue 10, item 8): a hook for the trend stage;
+    empty until its results are read here."""
+    return []
+
+
+def _agreement_blocks(
+    res: WaveResults, meta: pd.DataFrame, labels: dict, names: dict, threshold: float, k: int
+) -> list[dict]:
+    """Within-team agreement (agreement.csv) per scale, and the teams below the threshold."""
+    a = res.agreement
+    if a is None or a.empty:
+        return []
+    a = a[~_suppressed(a, k) & a["rwg_j"].notna()]
+    rows = []
+    for m in meta[meta["scale"].isin(a["scale"])].itertuples(index=False):
+        d = a[a["scale"] == m.scale]
+        r, w = d["rwg_j"], d["awg"].dropna()
+        rows.append(
+            [
+                m.label,
+                tables.count(len(d)),
+                tables.num(r.median()),
+                tables.interval(r.quantile(0.25), r.quantile(0.75)),
+                tables.count(int((r < threshold).sum())),
+                tables.num(w.median()) if len(w) else "",
+                tables.interval(w.quantile(0.25), w.quantile(0.75)) if len(w) else "",
+            ]
+        )
+    out = [
+        md(
+            f"Agreement within teams of at least {k} respondents: rwg(j) (James, Demaree and "
+            "Wolf 1984, uniform null) and a_wg (Brown and Hauenstein 2005), from "
+            f"psychometrics/agreement.csv. A team with rwg(j) below {tables.num(threshold)} "
+            "(config multilevel.agreement_threshold) is flagged in its hospital's report as "
+            "a team whose members disagree."
+        ),
+        table_block(
+            tables.html_table(
+                rows,
+                [
+                    "Scale",
+                    "Teams",
+                    "Median rwg(j)",
+                    "Middle half",
+                    f"Below {tables.num(threshold)}",
+                    "Median a_wg",
+                    "Middle half",
+                ],
+                cls="agreement",
+                numeric={1, 2, 3, 4, 5, 6},
+            ),
+            "Middle half: the 25th to the 75th percentile over teams.",
+        ),
+    ]
+    low = a[a["rwg_j"] < threshold]
+    if low.empty:
+        out.append(md(f"No team is below {tables.num(threshold)} on any scale."))
+        return out
+    reg = res.team_register
+    tname = (
+        {
+            (str(h), str(t)): clean(n)
+            for h, t, n in zip(reg["hospital_id"], reg["team_id"], reg["team_name"], strict=True)
+        }
+        if reg is not None and "team_name" in reg
+        else {}
+    )
+    rows = []
+    for (h, t), d in sorted(
+        low.groupby(["hospital_id", "team_id"]), key=lambda x: (names.get(x[0][0], x[0][0]), x[0])
+    ):
+        scales = ", ".join(
+            f"{labels.get(s, s)} {_below(v, threshold)}"
+            for s, v in zip(d["scale"], d["rwg_j"], strict=True)
+        )
+        rows.append([names.get(h, h), tname.get((h, t)) or t, tables.count(d["n"].max()), scales])
+    out.append(
+        table_block(
+            tables.html_table(
+                rows,
+                [
+                    "Hospital",
+                    "Team",
+                    "Respondents",
+                    f"Scales with rwg(j) below {tables.num(threshold)}",
+                ],
+                cls="low-agreement",
+                numeric={2},
+                ident={0, 1},
+            ),
+            f"{len(rows)} teams below the threshold on at least one scale.",
+        )
+    )
+    return out
+
+
+def _below(x: float, threshold: float) -> str:
+    """A value below a threshold with enough decimals (3 or more) to show that it is."""
+    digits = 3
+    while float(tables.num(x, digits).replace(tables.MINUS, "-")) >= threshold and digits < 8:
+        digits += 1
+    return tables.num(x, digits)
+
+
+_COMPARISON = {"wave": "waves", "mirror": "professionals vs patients (mirrored Quickscan)"}
+
+
+def _invariance_decision(steps: dict) -> str:
+    """The level of invariance reached (Chen 2007: a step holds when CFI drops by less than
+    .01)."""
+    conf = steps.get("configural")
+    if conf is None or pd.isna(conf.get("cfi")):
+        return "not tested"
+
+    def holds(step):
+        r = steps.get(step)
+        return r is not None and str(r.get("holds")).lower() in ("true", "1")
+
+    if not holds("metric"):
+        return "configural only: loadings differ"
+    if not holds("scalar"):
+        return "metric: loadings equal, intercepts differ (compare relations, not means)"
+    return "scalar: means comparable"
+
+
+def _invariance_blocks(inv: pd.DataFrame | None, labels: dict) -> list[dict]:
+    if inv is None:  # not among the report's inputs
+        return []
+    if inv.empty:
+        return [md("Measurement invariance was not tested in this wave.")]
+    rows, notes = [], []
+    keys = ["comparison", "source", "scale", "factors"]
+    for key, d in inv.groupby(keys, sort=False, dropna=False):
+        steps = {r["model"]: r for r in d.to_dict("records")}
+        c = steps.get("configural", {})
+
+        def cfi(step, steps=steps):
+            r = steps.get(step)
+            if r is None or pd.isna(r.get("cfi")):
+                return ""
+            delta = r.get("delta_cfi")
+            return tables.num(r["cfi"], 3) + (
+                f" ({tables.signed(delta, 3)})" if not pd.isna(delta) else ""
+            )
+
+        comp, scale = key[0], key[2]
+        rows.append(
+            [
+                _COMPARISON.get(comp, clean(comp).replace("_", " ")),
+                labels.get(scale, clean(scale)),
+                clean(c.get("groups", "")),
+                tables.count(c.get("n")),
+                cfi("configural"),
+                cfi("metric"),
+                cfi("scalar"),
+                tables.num(steps.get("scalar", {}).get("rmsea"), 3),
+                _invariance_decision(steps),
+            ]
+        )
+        for r in d.itertuples(index=False):
+            if isinstance(r.note, str) and r.note.strip():
+                notes.append(f"{_COMPARISON.get(comp, comp)}, {labels.get(scale, scale)}: {r.note}")
+    out = [
+        md(
+            "Multi-group CFA across groups (psychometrics/invariance.csv): configural (same "
+            "structure), metric (equal loadings), scalar (equal loadings and intercepts). A "
+            "step holds when CFI drops by less than .01 from the step before (Chen 2007); "
+            "only under scalar invariance can the groups' means be compared."
+        ),
+        table_block(
+            tables.html_table(
+                rows,
+                [
+                    "Across",
+                    "Factor model",
+                    "Groups",
+                    "n",
+                    "CFI configural",
+                    "CFI metric (\u0394)",
+                    "CFI scalar (\u0394)",
+                    "RMSEA scalar",
+                    "Invariance",
+                ],
+                cls="invariance",
+                numeric={3, 4, 5, 6, 7},
+            ),
+        ),
+    ]
+    if notes:
+        out.append(md("Notes:\n\n" + "\n".join(f"- {tx(n)}" for n in dict.fromkeys(notes))))
+    return out
+
+
+def _term_label(term: str, labels: dict) -> str:
+    """``C(profession)[T.nurse]`` -> "profession: nurse (vs reference)"; a scale id -> label."""
+    import re
+
+    m = re.fullmatch(r"C\((.+?)\)\[T\.(.+)\]", str(term))
+    if m:
+        return f"{m.group(1)}: {m.group(2)}"
+    return labels.get(term, clean(term))
+
+
+def _adjusted_blocks(
+    adj: pd.DataFrame | None, labels: dict, meta: pd.DataFrame, study: Study
+) -> list[dict]:
+    """The case-mix and cross-level models (adjusted.csv): variance explained per scale, the
+    maturity effect, and the case-mix terms."""
+    if adj is None:  # not among the report's inputs
+        return []
+    if adj.empty:
+        return [
+            md(
+                "No case-mix or cross-level model was fitted in this wave (config "
+                "multilevel.covariates, multilevel.cross_level_predictor)."
+            )
+        ]
+    order = [s for s in meta["scale"] if s in set(adj["scale"])]
+    first = adj.drop_duplicates(["scale", "model"]).set_index(["scale", "model"])
+    cl = adj[(adj["model"] == "cross_level")]
+    predictor = [t for t in cl["term"].unique() if t != "Intercept" and not str(t).startswith("C(")]
+    pred = predictor[0] if predictor else None
+    rows = []
+    for s in order:
+
+        def get(model, col, s=s):
+            return first[col].get((s, model), np.nan) if (s, model) in first.index else np.nan
+
+        eff = cl[(cl["scale"] == s) & (cl["term"] == pred)] if pred else cl.iloc[0:0]
+        e = eff.iloc[0] if len(eff) else None
+        rows.append(
+            [
+                labels.get(s, s),
+                tables.count(
+                    get("casemix", "n_respondents")
+                    if not pd.isna(get("casemix", "n_respondents"))
+                    else get("cross_level", "n_respondents")
+                ),
+                tables.pct(100 * get("casemix", "r2_hospital")),
+                tables.pct(100 * get("casemix", "r2_team")),
+                tables.signed(e["estimate"], 3) if e is not None else "",
+                tables.interval(e["ci_low"], e["ci_high"], 3) if e is not None else "",
+                _p(e["p"]) if e is not None else "",
+                tables.pct(100 * get("cross_level", "r2_hospital")),
+            ]
+        )
+    pm = scale_meta(study, [pred]) if pred else pd.DataFrame()
+    pl = str(pm["label"].iloc[0]) if not pm.empty else (pred or "the maturity score")
+    out = [
+        md(
+            "Case-mix-adjusted models add the respondents' case-mix covariates (config "
+            "multilevel.covariates) to the variance model; the cross-level model adds the "
+            f"hospital's {tx(pl)} as well (multilevel/adjusted.csv). Variance explained: the "
+            "share of the between-hospital (or between-team) variance of variance.csv that "
+            "the model accounts for (negative when the covariates explain nothing and the "
+            "estimate moves by chance). These are adjustments of the model, not of the "
+            f"{SHRUNKEN} averages shown elsewhere in this report."
+        ),
+        table_block(
+            tables.html_table(
+                rows,
+                [
+                    "Scale",
+                    "n",
+                    "Case-mix: between hospitals explained",
+                    "between teams explained",
+                    f"Cross-level: {pl} per point",
+                    "95% interval",
+                    "p",
+                    "between hospitals explained",
+                ],
+                cls="adjusted",
+                numeric={1, 2, 3, 4, 5, 6, 7},
+            ),
+            "Estimates in scale points per point of the predictor; p two-sided (normal).",
+        ),
+    ]
+    cm = adj[(adj["model"] == "casemix") & (adj["term"] != "Intercept")]
+    if not cm.empty:
+        terms = list(dict.fromkeys(cm["term"]))
+        cell = {
+            (
+                r.scale,
+                r.term,
+            ): f"{tables.signed(r.estimate)} ({tables.interval(r.ci_low, r.ci_high)})"
+            for r in cm.itertuples(index=False)
+        }
+        rows = [
+            [labels.get(s, s)] + [cell.get((s, t), "") for t in terms]
+            for s in order
+            if any((s, t) in cell for t in terms)
+        ]
+        out.append(
+            table_block(
+                tables.html_table(
+                    rows,
+                    ["Scale"] + [_term_label(t, labels) for t in terms],
+                    cls="casemix",
+                    numeric=set(range(1, len(terms) + 1)),
+                ),
+                "Case-mix model: each category against the reference category (the first in "
+                "alphabetical order), in scale points with its 95% interval.",
+            )
+        )
+    return out
+
+
+_FIT = {"plain": "plain", "plausible_values": "plausible values"}
+_LOG_LINK = {"poisson": "rate ratio", "negative_binomial": "rate ratio", "binomial": "odds ratio"}
+
+
+def _estimate_scale(doc: dict, term: str, labels: dict) -> str:
+    """What the estimate measures, e.g. "log rate ratio per point of Team collaboration"."""
+    unit = "SD" if doc.get("standardize") else "point"
+    per = f"per {unit} of {labels.get(term, clean(term))}"
+    family = str(doc.get("family", ""))
+    if family in _LOG_LINK:
+        return f"log {_LOG_LINK[family]} {per}"
+    return f"difference in the outcome {per}"
+
+
+def _se_text(doc: dict, est: dict, fit: str) -> str:
+    corr = doc.get("correction") or {}
+    if fit == "plausible_values":
+        pv = doc.get("plausible_values") or {}
+        label = f"{clean(pv.get('combined_by', 'Rubin'))}"
+    else:
+        label = clean(corr.get("label") or doc.get("se_type") or "")
+    df = est.get("df")
+    if df is None:
+        df = (corr.get("df") or {}).get(est.get("term"))
+    if df is not None and not pd.isna(df) and np.isfinite(float(df)):
+        label += f"; df {tables.num(df, 1)}"
+    return label
+
+
+def _hypothesis_rows(docs: list[dict], labels: dict) -> tuple[list[list[str]], list[str]]:
+    rows, described = [], []
+    for doc in sorted(docs, key=lambda d: str(d.get("id"))):
+        if str(doc.get("status", "fitted")) == "not_applicable":
+            continue
+        described.append(
+            f"- **{tx(doc.get('id'))}** ({tx(doc.get('level', ''))} level, "
+            f"{tx(doc.get('family', ''))}): {tx(doc.get('description', ''))}"
+        )
+        family = str(doc.get("family", ""))
+        fits = [("plain", doc.get("estimates") or [])]
+        pv = doc.get("plausible_values") or {}
+        if pv.get("estimates"):
+            fits.append(("plausible_values", pv["estimates"]))
+        n = tables.count(doc.get("n"))
+        if doc.get("n_clusters"):
+            n += f" ({tables.count(doc['n_clusters'])} clusters)"
+        for fit, ests in fits:
+            for e in ests:
+                if not e.get("focal"):
+                    continue
+                effect = ""
+                if family in _LOG_LINK and e.get("exp_estimate") is not None:
+                    effect = (
+                        f"{_LOG_LINK[family]} {tables.num(e['exp_estimate'], 2)} "
+                        f"({tables.interval(e.get('exp_ci_low'), e.get('exp_ci_high'), 2)})"
+                    )
+                rows.append(
+                    [
+                        clean(doc.get("id")),
+                        _FIT.get(fit, clean(fit)),
+                        _estimate_scale(doc, e.get("term"), labels),
+                        f"{tables.num(e.get('estimate'), 3)} "
+                        f"({tables.interval(e.get('ci_low'), e.get('ci_high'), 3)})",
+                        effect,
+                        _p(e.get("p")),
+                        _p(e.get("q")),
+                        n,
+                        _se_text(doc, e, fit),
+                    ]
+                )
+    return rows, described
+
+
+def _hypothesis_blocks(res: WaveResults, h: pd.DataFrame, labels: dict) -> list[dict]:
+    """One row per hypothesis, focal term and fit, readable without summary.csv: the
+    estimate's scale, the exponentiated effect of a log-link model, p and q, n and the SE."""
+    docs = res.research.get("hypothesis_results") or []
+    header = [
+        "Hypothesis",
+        "Fit",
+        "Estimate on the scale of",
+        "Estimate (95% interval)",
+        "Effect (95% interval)",
+        "p",
+        "q",
+        "n",
+        "Standard error",
+    ]
+    if docs:
+        rows, described = _hypothesis_rows(docs, labels)
+    else:  # summary.csv only (no JSON documents given)
+        described = []
+        rows = [
+            [
+                clean(r.hypothesis),
+                _FIT.get(str(getattr(r, "fit", "plain")), clean(getattr(r, "fit", ""))),
+                f"{clean(r.family)} model, per point of {labels.get(r.term, clean(r.term))}",
+                f"{tables.num(r.estimate, 3)} ({tables.interval(r.ci_low, r.ci_high, 3)})",
+                "",
+                _p(r.p),
+                _p(r.q),
+                tables.count(r.n),
+                "",
+            ]
+            for r in h.itertuples(index=False)
+        ]
+    if not rows:
+        return []
+    out = [
+        md(
+            "Each hypothesis of config/hypotheses/, fitted twice where its predictors are "
+            "estimated scores: **plain** (the scores as point values) and **plausible values** "
+            "(posterior draws of the scores, combined by Rubin's rules, so their uncertainty is "
+            "carried into the estimate). The estimate is on the model's scale; for count and "
+            "binomial models the effect column gives it exponentiated (a rate or odds ratio per "
+            "point of the predictor). q is the Benjamini-Hochberg adjusted p over all "
+            "hypotheses of the wave."
+        ),
+        table_block(
+            # only p and q are kept on one line: the other cells may wrap, so the table fits
+            tables.html_table(rows, header, cls="hypotheses", numeric={5, 6}),
+            "From results/<wave>/hypotheses/<id>.json; n counts the units of the model "
+            "(clusters: hospitals, for team-level models).",
+        ),
+    ]
+    if described:
+        out.append(md("The hypotheses:\n\n" + "\n".join(described)))
+    return out
+
+
+def _funnel_blocks(res: WaveResults, names: dict) -> list[dict]:
+    """Funnel plots of the outcome ratios (funnel.csv) and the hospitals outside the limits."""
+    from flaqum.funnel import INDICATORS, curves
+
+    f = res.research.get("funnel")
+    if f is None or f.empty:
+        return []
+    out = [
+        md(
+            "Outcome ratios between hospitals against their precision (Spiegelhalter 2005), "
+            "from funnel.csv: 95% (dashed) and 99.8% (solid) control limits around the "
+            "target. Where the hospitals vary more than chance allows (dispersion ratio phi "
+            "above 1, from 10% winsorised z-scores) the limits are widened by the "
+            "between-hospital variance tau\u00b2 (additive random effects, as FunnelPlotR "
+            "does); otherwise they are exact Poisson limits. Blue: above the upper limit; "
+            "orange: below the lower limit (filled: 99.8%, open: 95% only)."
+        )
+    ]
+    outside = []
+    for ind in INDICATORS:
+        d = f[f["indicator"] == ind.id]
+        if d.empty:
+            continue
+        d = d.assign(name=d["hospital_id"].map(names).fillna(d["hospital_id"]))
+        c = curves(d, ind)
+        r = d.iloc[0]
+        how = (
+            f"overdispersion-adjusted limits (phi {tables.num(r['phi'])}, "
+            f"tau\u00b2 {tables.num(r['tau2'], 4)})"
+            if bool(str(r["overdispersed"]).lower() in ("true", "1"))
+            else f"Poisson limits (phi {tables.num(r['phi'])}: no overdispersion)"
+        )
+        n_out = int((d["signal"] != "within").sum())
+        n998 = int(d["signal"].str.endswith("99.8%").sum())
+        out.append(
+            fig_block(
+                figures.funnel(d, c, ind),
+                f"Funnel plot: {ind.label}",
+                f"{len(d)} hospitals; target {tables.num(r['target'], 2)}; {how}; "
+                f"{n_out} outside the 95% limits, {n998} outside the 99.8% limits.",
+                f"funnel_{ind.id}",
+            )
+        )
+        for x in d[d["signal"] != "within"].itertuples(index=False):
+            outside.append((ind, x))
+    if outside:
+        rows = [
+            [
+                ind.label,
+                names.get(x.hospital_id, x.hospital_id),
+                tables.count(x.observed),
+                tables.num(x.expected, 1) if ind.kind == "ratio" else tables.count(x.denominator),
+                tables.num(x.value, 2),
+                tables.interval(x.ll95, x.ul95, 2),
+                tables.interval(x.ll998, x.ul998, 2),
+                x.signal,
+            ]
+            for ind, x in sorted(outside, key=lambda t: (t[0].id, names.get(t[1].hospital_id, "")))
+        ]
+        out.append(
+            table_block(
+                tables.html_table(
+                    rows,
+                    [
+                        "Indicator",
+                        "Hospital",
+                        "Observed",
+                        "Expected / patient days",
+                        "Value",
+                        "95% limits",
+                        "99.8% limits",
+                        "Where",
+                    ],
+                    cls="funnel-outside",
+                    numeric={2, 3, 4, 5, 6},
+                    ident={1},
+                ),
+                "Hospitals outside the limits used (limits at the hospital's own precision).",
+            )
+        )
+    else:
+        out.append(md("No hospital lies outside the 95% limits."))
+    n_missing = int(f["n_missing"].max()) if "n_missing" in f else 0
+    if n_missing:
+        out.append(md(f"{n_missing} hospitals without a value were left out of a funnel."))
+    return out
+
+
+def _planning_blocks(res: WaveResults, labels: dict, meta: pd.DataFrame) -> list[dict]:
+    """Respondents per team for a reliable team mean, and the change a hospital's next wave
+    could detect (planning.csv, planning_hospitals.csv)."""
+    p = res.research.get("planning")
+    ph = res.research.get("planning_hospitals")
+    if p is None or p.empty:
+        return []
+    mdc = (
+        ph.dropna(subset=["mdc"]).groupby("scale")["mdc"]
+        if ph is not None and not ph.empty
+        else None
+    )
+    order = [s for s in meta["scale"] if s in set(p["scale"])]
+    p = p.set_index("scale")
+    rows = []
+    for s in order:
+        r = p.loc[s]
+        m = mdc.get_group(s) if mdc is not None and s in mdc.groups else pd.Series(dtype=float)
+        rows.append(
+            [
+                labels.get(s, s),
+                tables.num(r["icc1"]),
+                tables.num(r["icc2"]),
+                tables.num(r["mean_team_size"], 1),
+                tables.count(r["respondents_70"]),
+                tables.pct(100 * r["teams_reaching_70"]),
+                tables.count(r["respondents_80"]),
+                tables.pct(100 * r["teams_reaching_80"]),
+                tables.num(m.median()) if len(m) else "",
+                tables.interval(m.min(), m.max()) if len(m) else "",
+            ]
+        )
+    return [
+        md(
+            "How many respondents a team needs for a reliable team average, and how large a "
+            "change in a hospital's average the next wave could detect. Respondents per team: "
+            "Spearman-Brown from this wave's ICC(1) (Bliese 2000), k = R (1 \u2212 ICC1) / "
+            "(ICC1 (1 \u2212 R)) for a reliability R of .70 and .80, rounded up. Detectable "
+            "change: MDC = (z(.975) + z(.80)) \u221a(SE_now\u00b2 + "
+            "SE_next\u00b2) = 3.96 SE for a two-sided test at 5% with 80% power, "
+            f"SE the standard error of the hospital's {SHRUNKEN} average this wave and the next "
+            "wave assumed to have the same number of respondents. Per hospital in "
+            "planning_hospitals.csv."
+        ),
+        table_block(
+            tables.html_table(
+                rows,
+                [
+                    "Scale",
+                    "ICC(1)",
+                    "ICC(2) now",
+                    "Mean team size",
+                    "Per team for .70",
+                    "Teams there now",
+                    "Per team for .80",
+                    "Teams there now",
+                    "Detectable change: median",
+                    "range over hospitals",
+                ],
+                cls="planning",
+                numeric=set(range(1, 10)),
+            ),
+            "Teams there now: this wave's teams with at least that many respondents. "
+            "Detectable change in scale points.",
+        ),
+    ]
+
+
 def consortium_content(res: WaveResults, study: Study) -> dict:
     """The research team's overview: every hospital named; suppressed values still blank."""
     k = study.min_group_size
@@ -848,12 +1615,25 @@ def consortium_content(res: WaveResults, study: Study) -> dict:
         sec["variance"] = [md("The variance partition is not available for this wave.")]
     # hospitals, named (left out, heading and all, when there are not two to compare)
     sec["hospitals"] = _named_hospitals(res, meta, labels, names, k) if shape.compare else []
+    # change since the previous wave, and (a hook) trends over every wave
+    sec["change"] = _change_blocks(res, meta, labels, names, k)
+    sec["trends"] = _consortium_trends(res, meta, names, k)
+    # case-mix-adjusted and cross-level models
+    sec["adjusted"] = _adjusted_blocks(res.research.get("adjusted"), labels, meta, study)
     # psychometrics
+    all_labels = labels
+    if res.scales is not None and "scale" in res.scales:
+        every = scale_meta(study, list(dict.fromkeys(res.scales["scale"])))
+        if not every.empty:
+            all_labels = {**dict(zip(every["scale"], every["label"], strict=True)), **labels}
     sec["psychometrics"] = (
-        [table_block(tables.psychometrics_table(res.scales, labels))]
+        [table_block(tables.psychometrics_table(res.scales, all_labels))]
         if res.scales is not None and not res.scales.empty
         else [md("Psychometrics not available.")]
     )
+    sec["invariance"] = _invariance_blocks(res.research.get("invariance"), labels)
+    threshold = float(study.config["multilevel"]["agreement_threshold"])  # schema default
+    sec["agreement"] = _agreement_blocks(res, meta, labels, names, threshold, k)
     # hypotheses
     h = res.hypotheses
     na = pd.DataFrame()
@@ -864,41 +1644,7 @@ def consortium_content(res: WaveResults, study: Study) -> dict:
     if shape.hypotheses:
         sec["hypotheses"] = [md(shape.hypotheses)]
     elif h is not None and not h.empty:
-        rows = [
-            [
-                str(r.hypothesis),
-                str(r.term),
-                tables.num(r.estimate, 3),
-                tables.interval(r.ci_low, r.ci_high, 3),
-                tables.num(r.p, 3),
-                tables.num(r.q, 3),
-                tables.count(r.n),
-                str(r.family),
-                str(r.level),
-            ]
-            for r in h.itertuples(index=False)
-        ]
-        sec["hypotheses"] = [
-            md("q is the Benjamini-Hochberg adjusted p-value over all hypotheses of the wave."),
-            table_block(
-                tables.html_table(
-                    rows,
-                    [
-                        "Hypothesis",
-                        "Term",
-                        "Estimate",
-                        "95% interval",
-                        "p",
-                        "q",
-                        "n",
-                        "Family",
-                        "Level",
-                    ],
-                    cls="hypotheses",
-                    numeric={2, 4, 5, 6},
-                )
-            ),
-        ]
+        sec["hypotheses"] = _hypothesis_blocks(res, h, all_labels)
     elif na.empty:
         sec["hypotheses"] = [md("No hypothesis results for this wave.")]
     else:
@@ -914,6 +1660,9 @@ def consortium_content(res: WaveResults, study: Study) -> dict:
                 )
             )
         )
+    # outcomes between hospitals, and planning the next wave
+    sec["funnel"] = _funnel_blocks(res, names) if shape.compare else []
+    sec["planning"] = _planning_blocks(res, labels, meta)
     return {
         "kind": "consortium",
         "title": f"FlaQuM Triangle Study: consortium report, wave {clean(res.wave)}",

@@ -34,6 +34,9 @@ class WaveResults:
     variance: pd.DataFrame | None = None  # multilevel/variance.csv
     hypotheses: pd.DataFrame | None = None  # hypotheses/summary.csv
     validation: dict = field(default_factory=dict)  # validation.json
+    # the consortium report's extra inputs (``RESEARCH``): tables by key, "hypothesis_results"
+    # a list of the hypotheses' JSON documents
+    research: dict = field(default_factory=dict)
 
     def hospital_ids(self) -> list[str]:
         return sorted(self.organisations["hospital_id"].astype(str))
@@ -62,6 +65,29 @@ def read_table(path: Path | str | None) -> pd.DataFrame | None:
     if path.suffix == ".parquet":
         return _ids(pd.read_parquet(path))
     return _ids(pd.read_csv(path, dtype={c: str for c in ID_COLS}))
+
+
+# The consortium report's extra tables (key -> file under results/<wave>/).
+RESEARCH = {
+    "invariance": "psychometrics/invariance.csv",
+    "adjusted": "multilevel/adjusted.csv",
+    "funnel": "funnel.csv",
+    "planning": "planning.csv",
+    "planning_hospitals": "planning_hospitals.csv",
+}
+
+
+def load_research(paths: dict) -> dict:
+    """The consortium report's extra inputs that ``paths`` names and that exist."""
+    out = {key: read_table(paths.get(key)) for key in RESEARCH}
+    out = {k: v for k, v in out.items() if v is not None}
+    docs = paths.get("hypothesis_results") or []
+    out["hypothesis_results"] = [
+        json.loads(Path(p).read_text())
+        for p in ([docs] if isinstance(docs, str) else docs)
+        if Path(p).exists()
+    ]
+    return out
 
 
 def load_wave(wave: str, paths: dict[str, str | list[str]]) -> WaveResults:
@@ -109,7 +135,13 @@ def load_wave(wave: str, paths: dict[str, str | list[str]]) -> WaveResults:
         frames["maturity"] = pd.DataFrame({"hospital_id": pd.Series(dtype="string")})
     if frames["maturity_items"] is None:
         frames["maturity_items"] = pd.DataFrame({"hospital_id": pd.Series(dtype="string")})
-    return WaveResults(wave=wave, responses=responses, validation=validation, **frames)
+    return WaveResults(
+        wave=wave,
+        responses=responses,
+        validation=validation,
+        research=load_research(paths),
+        **frames,
+    )
 
 
 def wave_paths(root: Path | str, wave: str, sources=("staff", "patients")) -> dict:
@@ -132,4 +164,6 @@ def wave_paths(root: Path | str, wave: str, sources=("staff", "patients")) -> di
         "maturity_items": str(proc / "maturity.parquet"),
         "validation": str(res / "validation.json"),
         "responses": [str(proc / f"{s}.parquet") for s in sources],
+        **{key: str(res / rel) for key, rel in RESEARCH.items()},
+        "hypothesis_results": sorted(str(p) for p in (res / "hypotheses").glob("*.json")),
     }

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from flaqum.report.escape import IDENT_CLASS, clean
 from flaqum.report.escape import html as esc
@@ -554,6 +554,83 @@ def named_caterpillar(d: pd.DataFrame, label: str, rng: tuple) -> Figure:
     ax.set_yticks(range(n), names)
     mark_names(ax.get_yticklabels(), names)
     ax.set_ylim(-0.8, n - 0.2)
-    ax.set_xlabel(f"Score ({span(*rng)}), 95% (thick) and 99.8% (thin) intervals")
+    ax.set_xlabel(
+        f"Shrunken (empirical Bayes) score ({span(*rng)}), 95% (thick) and 99.8% (thin) intervals"
+    )
     ax.set_title(f"{clean(label)}: all hospitals", y=1.0)
+    return fig
+
+
+def funnel(rows: pd.DataFrame, curves: pd.DataFrame, indicator) -> Figure:
+    """A funnel plot (consortium report): each hospital's value against the x-axis of its
+    precision (expected count, or the denominator of a rate), the target, and the 95% (dashed)
+    and 99.8% (solid) limits of ``flaqum.funnel``. Blue above the upper limit, orange below
+    the lower one; filled beyond 99.8%, open beyond 95% only; grey within. Hospitals beyond
+    the 99.8% limits are named (``rows["name"]``)."""
+    fig = _fig(8.5, 4.6, (), bottom=0.95, top=0.45, right=0.3)
+    fig.subplots_adjust(left=0.09)
+    ax = fig.add_subplot()
+    x, y = rows["denominator"].to_numpy(float), rows["value"].to_numpy(float)
+    target = float(rows["target"].iloc[0])
+    for key, ls in (("95", "--"), ("998", "-")):
+        for side in ("ll", "ul"):
+            ax.plot(curves["x"], curves[f"{side}{key}"], color=GREY, ls=ls, lw=1)
+    ax.axhline(target, color=INK, lw=1)
+    sig = rows["signal"].astype(str).to_numpy()
+    above, below = (
+        np.char.startswith(sig.astype(str), "above"),
+        np.char.startswith(sig.astype(str), "below"),
+    )
+    strong = np.char.endswith(sig.astype(str), "99.8%")
+    within = ~(above | below)
+    ax.scatter(x[within], y[within], s=22, color=GREY, zorder=3)
+    for mask, col in ((above, BLUE), (below, ORANGE)):
+        ax.scatter(x[mask & strong], y[mask & strong], s=30, color=col, zorder=4)
+        ax.scatter(
+            x[mask & ~strong],
+            y[mask & ~strong],
+            s=30,
+            facecolors="white",
+            edgecolors=col,
+            linewidths=1.5,
+            zorder=4,
+        )
+    for xi, yi, name in zip(x[strong], y[strong], rows["name"].to_numpy()[strong], strict=True):
+        ax.annotate(
+            clean(name), (xi, yi), xytext=(4, 3), textcoords="offset points", fontsize=8, color=INK
+        )
+    lo = np.nanmin(np.r_[y, curves["ll998"].to_numpy(float)])
+    hi = np.nanmax(np.r_[y, curves["ul998"].to_numpy(float)])
+    pad = 0.05 * (hi - lo)
+    ax.set_ylim(max(lo - pad, 0), hi + pad)
+    ax.set_xlim(0, curves["x"].max())
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.set_xlabel(indicator.axis)
+    ax.set_ylabel(
+        f"per {indicator.per:,.0f} {indicator.axis.lower()}"
+        if indicator.kind == "rate"
+        else "Observed / expected"
+    )
+    ax.set_title(clean(indicator.label), y=1.0)
+    handles = [
+        Line2D([], [], color=GREY, ls="--", label="95% limits"),
+        Line2D([], [], color=GREY, ls="-", label="99.8% limits"),
+    ]
+    # a legend entry for each kind of mark drawn (and only those)
+    for mask, col, side in ((above, BLUE, "above"), (below, ORANGE, "below")):
+        if (mask & strong).any():
+            handles.append(Line2D([], [], marker="o", ls="", color=col, label=f"{side} 99.8%"))
+        if (mask & ~strong).any():
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    marker="o",
+                    ls="",
+                    markerfacecolor="white",
+                    markeredgecolor=col,
+                    label=f"{side} 95%",
+                )
+            )
+    fig.legend(handles=handles, loc="lower center", ncol=6, frameon=False, fontsize=8)
     return fig
