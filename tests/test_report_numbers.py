@@ -209,8 +209,9 @@ def test_every_quoted_number_is_the_cell_of_its_table(contents):
 
 
 def test_the_gap_point_uses_the_scale_and_says_nothing_of_a_gap_that_may_be_chance(
-    study, wave_results
-):  # noqa: F811
+    study,
+    wave_results,  # noqa: F811
+):
     res, (_, h2) = _with_signals(wave_results)
     v = conf.hospital_view(res, study, h2)
     points = content.conversation_points(v, 5)
@@ -384,3 +385,33 @@ def test_numbers_have_one_minus_sign_and_no_negative_zero():
     assert tables.num(-0.5) == f"{MINUS}0.50" and tables.signed(-0.5) == f"{MINUS}0.50"
     assert tables.signed(0.5) == "+0.50"
     assert tables.interval(-0.3, -0.001) == f"{MINUS}0.30 to 0.00"
+
+
+def test_response_rate_from_the_registers_invited_counts(study, wave_results):  # noqa: F811
+    orgs = wave_results.organisations
+    assert {"staff_invited", "patients_invited"} <= set(orgs.columns)  # the demo writes them
+    ids = wave_results.hospital_ids()
+    blank = [h for h in ids if pd.isna(orgs.set_index("hospital_id").loc[h, "patients_invited"])]
+    assert len(blank) == 1
+    for h in (ids[0], blank[0]):
+        c = content.build_hospital(wave_results, study, h)
+        _, rows = report_tables(c)["response"]
+        inv = orgs.set_index("hospital_id").loc[h]
+        for row, source in zip(rows, ("staff", "patients"), strict=True):
+            n = int((wave_results.responses[source]["hospital_id"] == h).sum())
+            assert row[2] == str(n)
+            if pd.isna(inv[f"{source}_invited"]):
+                assert row[1:] == ["not recorded", str(n), "unknown: invitations not recorded"]
+            else:
+                i = int(inv[f"{source}_invited"])
+                assert row[1] == str(i) and row[3] == f"{100 * n / i:.0f}%"
+    # a register without the columns: every rate unknown, and the summary says why
+    r2 = WaveResults(
+        **{
+            **wave_results.__dict__,
+            "organisations": orgs.drop(columns=["staff_invited", "patients_invited"]),
+        }
+    )
+    c = content.build_hospital(r2, study, ids[0])
+    response = next(b for b in c["sections"]["summary"] if b.get("id") == "response")
+    assert "does not record how many people were invited" in response["caption"]

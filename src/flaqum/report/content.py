@@ -513,7 +513,7 @@ def _teams(v: HospitalView) -> list[dict]:
                 )
             )
         out.append(
-            table_block(tables.teams_table(d, v.k, v.agreement_threshold), tid=f"teams_{sid}")
+            table_block(tables.teams_table(d, v.k, v.agreement_threshold, hm), tid=f"teams_{sid}")
         )
     return out
 
@@ -698,12 +698,21 @@ def _summary(v: HospitalView) -> list[dict]:
     shown = v.scales[v.scales["status"] == "shown"]
     if v.compare and len(shown):
         sig = shown["signal"]
+        parts = [
+            f"clearly {w} than the consortium on "
+            + q.count((sig == key).sum(), "summary", col, f"clearly {w}")
+            for key, w in (("lower", "lower"), ("higher", "higher"))
+            if (sig == key).any()
+        ]
+        if (sig == "common").any():
+            parts.append(
+                "within the usual range on "
+                + q.count((sig == "common").sum(), "summary", col, "within")
+            )
         text.append(
-            "Against the consortium, your hospital is clearly higher on "
-            f"{q.count((sig == 'higher').sum(), 'summary', col, 'clearly higher')} of the "
-            f"{q.count(len(shown), 'summary', col)} scales with a score, clearly lower on "
-            f"{q.count((sig == 'lower').sum(), 'summary', col, 'clearly lower')} and within the "
-            f"usual range on {q.count((sig == 'common').sum(), 'summary', col, 'within')}."
+            f"Of the {q.count(len(shown), 'summary', col)} scales with a score, your hospital is "
+            + (", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0])
+            + "."
         )
     ch = v.change
     if ch is not None and not ch.empty and (ch["status"] == "shown").any():
@@ -878,10 +887,14 @@ def _reading(v: HospitalView) -> list[dict]:
     if v.has_teams:
         refs.append("your hospital's average for a team")
     signals += (": " + "; ".join(refs) if refs else "") + (
-        ". A change is a signal where its 95% interval lies entirely on one side of zero. "
-        "The Maturity Matrix uses no colour: a hollow mark is below the baseline level, a "
-        "filled one at or above it.\n"
+        ". A change is a signal where its 95% interval lies entirely on one side of zero."
     )
+    if v.maturity is not None and not v.maturity.empty:
+        signals += (
+            " The Maturity Matrix uses no colour: a hollow mark is below the baseline level, a "
+            "filled one at or above it."
+        )
+    signals += "\n"
     if v.compare:
         signals += (
             "- **Your hospital** is the large dark-edged diamond; other hospitals are "

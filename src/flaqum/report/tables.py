@@ -185,9 +185,13 @@ def agreement_header(threshold: float) -> str:
     return f"Agreement rwg (below {num(threshold)}: members disagree)"
 
 
-def teams_table(tv: pd.DataFrame, k: int, threshold: float) -> str:
+def teams_table(tv: pd.DataFrame, k: int, threshold: float, hospital_mean=None) -> str:
+    """The teams of one scale: score, 95% and 99.8% interval, and (with ``hospital_mean``)
+    how the team compares with the hospital's average, decided as the chart colours it (the
+    99.8% interval wholly above or below)."""
     from flaqum.report.confidentiality import status_text
 
+    compare = not _missing(hospital_mean)
     rows, classes = [], []
     shown = tv[tv["status"] == "shown"].sort_values("mean", ascending=False)
     hidden = tv[tv["status"] != "shown"].sort_values("team_name")
@@ -195,23 +199,32 @@ def teams_table(tv: pd.DataFrame, k: int, threshold: float) -> str:
         agree = num(r.rwg_j)
         if r.low_agreement:
             agree += " (members disagree)"
-        rows.append([r.team_name, count(r.n), num(r.mean), interval(r.ci_low, r.ci_high), agree])
-        classes.append("low-agreement" if r.low_agreement else "")
+        row = [r.team_name, count(r.n), num(r.mean), interval(r.ci_low, r.ci_high)]
+        row.append(interval(r.lo998, r.hi998))
+        if compare:
+            row.append(
+                "clearly higher"
+                if r.lo998 > hospital_mean
+                else "clearly lower"
+                if r.hi998 < hospital_mean
+                else "within the usual range"
+            )
+        rows.append(row + [agree])
+        # no colour (orange means "clearly lower" in every report): the words say it
+        classes.append("disagree" if r.low_agreement else "")
+    width = 7 if compare else 6
     for r in hidden.itertuples(index=False):
-        rows.append([r.team_name, status_text(r.status, k), "", "", ""])
+        rows.append([r.team_name, status_text(r.status, k)] + [""] * (width - 2))
         classes.append("suppressed")
+    header = ["Team", "Respondents", "Team score", "95% interval", "99.8% interval"]
+    if compare:
+        header.append("Compared with your hospital")
     return html_table(
         rows,
-        [
-            "Team",
-            "Respondents",
-            "Team score",
-            "95% interval",
-            agreement_header(threshold),
-        ],
+        header + [agreement_header(threshold)],
         cls="teams",
         row_classes=classes,
-        numeric={1, 2, 3},
+        numeric={1, 2, 3, 4},
         ident={0},
     )
 
@@ -291,7 +304,7 @@ def maturity_table(mat: pd.DataFrame, baseline, median: bool = True) -> str:
             ]
         )
         classes.append(
-            ("driver " if r.level != "building_block" else "") + ("below" if below else "")
+            ("driver " if r.level != "building_block" else "") + ("below-baseline" if below else "")
         )
     header = [
         "Driver / building block",
@@ -380,7 +393,7 @@ def summary_table(
                 change_txt,
             ]
         )
-        classes.append(f"signal-{r.signal}")
+        classes.append(f"standing-{r.signal}")
     header = [
         "Scale",
         "Your score",
@@ -399,7 +412,12 @@ def summary_table(
     return html_table(rows, header, cls="summary", row_classes=classes, numeric=numeric)
 
 
-STANDING = {"higher": "clearly higher", "lower": "clearly lower", "common": "within", "": ""}
+STANDING = {
+    "higher": "clearly higher",
+    "lower": "clearly lower",
+    "common": "within the usual range",
+    "": "",
+}
 
 
 def response_table(respondents: dict, invited: dict, names: dict, k: int) -> str:
@@ -417,7 +435,7 @@ def response_table(respondents: dict, invited: dict, names: dict, k: int) -> str
         invited_txt = count(inv) if inv else "not recorded"
         rows.append([names.get(source, source), invited_txt, answered, rate])
     return html_table(
-        rows, ["Survey", "Invited", "Answered", "Response rate"], cls="response", numeric={1, 2, 3}
+        rows, ["Survey", "Invited", "Answered", "Response rate"], cls="response", numeric={1, 2}
     )
 
 
