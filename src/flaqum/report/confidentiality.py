@@ -503,9 +503,16 @@ def item_table(study: Study, responses: dict[str, pd.DataFrame], hid: str, k: in
             if "response" not in inst.raw:
                 continue
             pos = _positive_from(inst)
-            answers = inst.response.get("labels") or {}
-            pos_labels = " or ".join(
-                clean(lab).lower() for v, lab in answers.items() if pos <= float(v) <= inst.rmax
+            # the words of the positive answers, where every one of them has a label
+            answers = {
+                float(v): clean(lab).lower()
+                for v, lab in (inst.response.get("labels") or {}).items()
+            }
+            wanted = np.arange(np.ceil(pos), inst.rmax + 1)
+            pos_labels = (
+                " or ".join(answers[float(v)] for v in wanted)
+                if all(float(v) in answers for v in wanted)
+                else ""
             )
             for item, text in inst.items.items():
                 if item not in df.columns:

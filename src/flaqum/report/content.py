@@ -656,7 +656,7 @@ def _stakeholders(v: HospitalView) -> list[dict]:
             )
         )
     out += [
-        md("Per quality dimension (one to three questions each, a finer and less certain view):"),
+        md("Per quality dimension (a few questions each: a finer and less certain view):"),
         fig_block(
             figures.stakeholders(st),
             "How patients and professionals see quality, per dimension",
@@ -979,9 +979,10 @@ def _methods(v: HospitalView, labels: dict[str, str]) -> list[dict]:
         text = (
             "Alpha and omega measure how consistently a scale's questions measure one thing "
             "(0.70 or more is usually considered good). CFI (0.95 or more) and RMSEA (0.06 or "
-            "less) say how well a one-factor model fits. For a scale of 3 items they are "
-            "*not testable*: the one-factor model is saturated (it has as many parameters as "
-            "the answers have covariances), so it fits perfectly whatever the answers."
+            "less) say how well a one-factor model fits. For a scale of 3 items or fewer they "
+            "are *not testable*: with 3 items the one-factor model is saturated (it has as many "
+            "parameters as the answers have variances and covariances), so it fits perfectly "
+            "whatever the answers; with 2 it cannot be estimated on its own."
         )
         if v.has_teams:
             text += (

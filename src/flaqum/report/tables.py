@@ -319,8 +319,9 @@ def maturity_table(mat: pd.DataFrame, baseline, median: bool = True) -> str:
     return html_table(rows, header, cls="maturity", row_classes=classes, numeric=numeric)
 
 
-#: A one-factor model of three items has as many parameters as its covariances: it fits
-#: perfectly by construction, so CFI and RMSEA say nothing about it.
+#: A one-factor model of three items has as many parameters as its variances and covariances:
+#: it fits perfectly by construction, so CFI and RMSEA say nothing about it (with two items it
+#: is not identified at all).
 NOT_TESTABLE = "not testable (3 items: the one-factor model is saturated)"
 _FIT = ("cfi", "rmsea")
 
