@@ -291,7 +291,7 @@ def test_summary_table_repeats_the_glance_tables_cells(contents):
             change = g[gh.index("Change since last wave (95% interval)")]
             s_change = r[sh.index("Change since last wave")]
             if _NUMBER.match(change):
-                assert s_change.split(",")[0] == _NUMBER.match(change).group(), (key, r[0])
+                assert s_change.split(" ")[0] == _NUMBER.match(change).group(), (key, r[0])
         assert all(r[sh.index("Against peers")] in ("\u2014", "") for r in srows)
 
 

@@ -707,7 +707,7 @@ def _summary(v: HospitalView) -> list[dict]:
         if (sig == "common").any():
             parts.append(
                 "within the usual range on "
-                + q.count((sig == "common").sum(), "summary", col, "within")
+                + q.count((sig == "common").sum(), "summary", col, "usual range")
             )
         text.append(
             f"Of the {q.count(len(shown), 'summary', col)} scales with a score, your hospital is "
@@ -764,19 +764,17 @@ def _summary(v: HospitalView) -> list[dict]:
     if text:
         out.append(q.block(" ".join(text)))
     peers = _peer_cells(v)
-    caption = (
-        "Your score and its 95% interval are those of the glance table. % positive is the "
-        "average of the scale's questions' % positive (see How to read this report). "
-    )
+    caption = "% positive: the average of the scale's questions' % positive. "
     if v.compare:
         caption += (
-            "Against the consortium: clearly higher or lower where the 99.8% interval lies "
-            "wholly on one side of the consortium average. "
+            "Clearly higher or lower: the 99.8% interval lies wholly on one side of the "
+            "consortium average. "
         )
         if not peers:
             caption += "Against peers: \u2014, no peer group in this report. "
     caption += (
-        "Change: a clear rise or fall where its 95% interval lies wholly on one side of zero."
+        "A clear rise or fall: the change's 95% interval (in the glance table) lies wholly on "
+        "one side of zero."
     )
     out.append(
         table_block(

@@ -92,7 +92,7 @@ def html_table(
 SIGNAL_WORDS = {
     "higher": "clearly higher than the consortium",
     "lower": "clearly lower than the consortium",
-    "common": "within the usual range",
+    "common": "usual range",
     "": "",
 }
 
@@ -116,8 +116,9 @@ def change_text(c: dict | None, k: int, none_now: bool = False, with_interval: b
         return "not measured before"
     if c["status"] != "shown":
         return f"fewer than {k} responses"
-    if not with_interval:
-        return f"{signed(c['change'])}, {change_word(c)}"
+    if not with_interval:  # the summary: the change, and its direction where it is clear
+        word = change_word(c)
+        return signed(c["change"]) + (f" ({word})" if word != "no clear change" else "")
     return f"{signed(c['change'])} ({interval(c['ci_low'], c['ci_high'])})"
 
 
@@ -416,7 +417,7 @@ def summary_table(
 STANDING = {
     "higher": "clearly higher",
     "lower": "clearly lower",
-    "common": "within the usual range",
+    "common": "usual range",
     "": "",
 }
 
