@@ -21,7 +21,9 @@ The rules (also printed in every report's methods appendix, see ``RULES``):
    the render.
 
 The Maturity Matrix is the hospital's own self-assessment (one answer per hospital, not
-personal answers): rule 1 does not apply to it; peers enter it only as a consortium median.
+personal answers): rule 1 does not apply to it; peers enter it only as consortium medians
+and, for the count of core processes at baseline or above, the median hospital's count with
+the lowest and highest count (``maturity_baseline_summary``), unlabelled.
 
 The scan (``scan_report``) reads what a reader or a screen reader gets from the finished HTML:
 text nodes, the values of ``alt``, ``title``, ``aria-label`` and similar attributes
