@@ -17,6 +17,7 @@ into their results, so that every kind of conversation point is checked at least
 from __future__ import annotations
 
 import copy
+import html
 import re
 from html.parser import HTMLParser
 
@@ -153,6 +154,10 @@ def number_problems(c: dict) -> list[str]:
                         why = _lookup(q, tabs)
                         if why:
                             problems.append(f"{section}: {why}")
+                        # the row a number comes from is the one the sentence names
+                        plain = re.sub(r"\\(.)", r"\1", html.unescape(text)).lower()
+                        if q["row"] is not None and q["row"].lower() not in plain:
+                            problems.append(f"{section}: {q} is from a row the text does not name")
                 rest = "".join(" " if t else ch for ch, t in zip(text, taken, strict=True))
                 left = re.findall(r"\S*\d\S*", rest)
                 if left:
@@ -268,6 +273,14 @@ def test_the_check_fails_on_another_rounding_another_source_or_an_unrecorded_num
                 )
 
     assert mutated(source)
+
+    # another row: the same column of a row the sentence does not name
+    def row(p):
+        for x in p["quotes"]:
+            if x == q:
+                x["row"] = next(r[0] for r in report_tables(c)[q["table"]][1] if r[0] != q["row"])
+
+    assert any("does not name" in x or "the table's cell is" in x for x in mutated(row))
 
     # a number the text writes without a record
     def unrecorded(p):

@@ -738,20 +738,20 @@ def _summary(v: HospitalView) -> list[dict]:
         mcol = f"Core processes at baseline level ({num(v.baseline_level, 0)}) or above"
         n = mb["n_processes"]
         t = (
-            "In the Maturity Matrix self-assessment, "
+            "In the Maturity Matrix self-assessment, your hospital has "
             + q.cell(f"{tables.half(mb['own'])} of {n}", "maturity_baseline", "Your hospital", mcol)
-            + " core processes are at the baseline level or above"
+            + " core processes at the baseline level or above"
         )
         if v.compare and pd.notna(mb["median"]):
             t += (
-                ", against "
+                "; the median hospital has "
                 + q.cell(
                     f"{tables.half(mb['median'])} of {n}",
                     "maturity_baseline",
                     "Median hospital",
                     mcol,
                 )
-                + " for the median hospital (from "
+                + " (range over hospitals "
                 + q.cell(
                     f"{tables.half(mb['min'])} to {tables.half(mb['max'])}",
                     "maturity_baseline",
