@@ -382,9 +382,9 @@ def _glance(v: HospitalView) -> list[dict]:
     )
     if n_hi or n_lo:
         summary += (
-            f"On {n_hi} of {len(v.scales)} scales your hospital is clearly higher than the "
-            f"consortium average (blue) and on {n_lo} clearly lower (orange); on the others the "
-            "difference is within the usual variation between hospitals (grey). "
+            standing_text(v) + " In the figure, blue is clearly higher than the consortium "
+            "average, orange clearly lower, and grey within the usual variation between "
+            "hospitals. "
         )
     else:
         summary += "On every scale your hospital is within the usual range of the consortium. "
@@ -682,16 +682,9 @@ def _summary(v: HospitalView) -> list[dict]:
     out = []
     q = Quotes("summary")
     names = {s: SURVEY_NAMES.get(s, f"{s} survey").capitalize() for s in v.respondents}
-    rate_note = ""
-    if not any(v.invited.get(s) for s in v.respondents):
-        rate_note = (
-            "The organisations register does not record how many people were invited, so the "
-            "response rate is unknown."
-        )
+    # where the register records no invitations, the table says "not recorded" and "unknown"
     out.append(
-        table_block(
-            tables.response_table(v.respondents, v.invited, names, v.k), rate_note, tid="response"
-        )
+        table_block(tables.response_table(v.respondents, v.invited, names, v.k), tid="response")
     )
     text = []
     col = "Against the consortium"

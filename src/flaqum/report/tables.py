@@ -433,7 +433,7 @@ def response_table(respondents: dict, invited: dict, names: dict, k: int) -> str
             answered = count(n)
             rate = pct(100 * n / inv) if inv else ""
         if not inv:
-            rate = "unknown: invitations not recorded"
+            rate = "unknown"
         invited_txt = count(inv) if inv else "not recorded"
         rows.append([names.get(source, source), invited_txt, answered, rate])
     return html_table(
