@@ -4,7 +4,24 @@
 template lays out with ``flaqum.report.layout``; it contains nothing that the view does not,
 so the confidentiality of a report is decided in ``confidentiality.hospital_view``.
 A block is {"kind": "markdown", "text"} | {"kind": "figure", "title", "svg", "caption"} |
-{"kind": "table", "html", "caption"}.
+{"kind": "table", "html", "caption"}; a table that a text quotes has an ``id``, and a text
+that quotes numbers (the summary, the conversation points) carries ``quotes`` and ``labels``
+(``Quotes``): every number it writes is the exact string of a cell of one of the report's
+tables (the same formatter, ``tables.num``/``signed``/``interval``), with its interval
+where it has one, and the content dict lists them all under ``quotes``
+(tests/test_report_numbers.py looks each one up).
+
+Definitions the texts rely on: a scale's **% positive** is the mean of its items' % positive
+(the AHRQ SOPS composite; ``confidentiality.scale_pct_positive``), an item's the share of
+answers at or above the codebook's ``positive_from``; the **Maturity Matrix** comparison is
+the median over hospitals of each hospital's count of core processes at baseline or above
+(``confidentiality.maturity_baseline_summary``); a **patients-professionals gap** in a
+conversation point is the difference of two mirrored scales' scores (``scale_gaps``), with a
+95% interval from sqrt(se_a^2 + se_b^2), and is a point only where that interval excludes 0.
+**Colours**: blue and orange mean "clearly higher / lower than the figure's reference line"
+in every figure, decided by the interval that is drawn; the Maturity Matrix is filled or
+hollow, not coloured. Each figure's text alternative states its result (``standing_text``,
+``teams_alt``, ``maturity_alt``, ``stakeholders_alt``).
 
 Free text (hospital and team names, scale and item labels, waves) goes into Markdown only
 through ``escape.md`` (``tx`` here) or, for the names of hospitals and teams, ``escape.ident``

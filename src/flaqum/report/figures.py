@@ -1,7 +1,12 @@
 """The report's charts, as matplotlib Figures (unit-testable) and as SVG text (for the report).
 
 Colours follow STYLE.md and the NHS "Making Data Count" convention: grey for common variation,
-blue for a signal of higher (better) scores, orange for lower; no red/green pairs. The
+blue for a signal of higher (better) scores, orange for lower; no red/green pairs. Blue and
+orange mean only that, in every figure: clearly higher / lower than the figure's reference
+line (the consortium average, the hospital's average for a team), decided by the 99.8%
+interval, which is always drawn (the thin bar), and named in each figure's legend. The
+Maturity Matrix compares with a target, not with a reference under uncertainty: its marks are
+filled (at or above the baseline level) or hollow (below), never blue or orange. The
 hospital's own mark is a large dark-edged diamond; other hospitals are small anonymous marks.
 Every figure has a title and axis labels; the sentence saying what it shows is returned with it
 by ``content``. SVGs keep text as text (``svg.fonttype: none``) so a report can be searched and
