@@ -24,7 +24,7 @@ from html.parser import HTMLParser
 import numpy as np
 import pandas as pd
 import pytest
-from test_report import wave_results  # noqa: F401  (the fixture)
+from test_report import first_wave_results, wave_results  # noqa: F401  (the fixtures)
 
 from flaqum.report import confidentiality as conf
 from flaqum.report import content, figures, tables
@@ -188,9 +188,11 @@ def _with_signals(res: WaveResults) -> tuple[WaveResults, list[str]]:
 
 
 @pytest.fixture(scope="module")
-def contents(study, wave_results):  # noqa: F811
+def contents(study, wave_results, first_wave_results):  # noqa: F811
     res, forced = _with_signals(wave_results)
-    out = {}
+    # a first wave: no change since a previous one
+    h0 = first_wave_results.hospital_ids()[0]
+    out = {("first wave", h0): content.build_hospital(first_wave_results, study, h0)}
     for h in wave_results.hospital_ids()[:4]:
         out[("plain", h)] = content.build_hospital(wave_results, study, h)
     for h in forced:
