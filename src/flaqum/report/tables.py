@@ -208,7 +208,7 @@ def teams_table(tv: pd.DataFrame, k: int, threshold: float, hospital_mean=None) 
                 if r.lo998 > hospital_mean
                 else "clearly lower"
                 if r.hi998 < hospital_mean
-                else "within the usual range"
+                else "usual range"
             )
         rows.append(row + [agree])
         # no colour (orange means "clearly lower" in every report): the words say it
