@@ -307,7 +307,9 @@ def test_summary_table_repeats_the_glance_tables_cells(contents):
             s_change = r[sh.index("Change since last wave")]
             if _NUMBER.match(change):
                 assert s_change.split(" ")[0] == _NUMBER.match(change).group(), (key, r[0])
-        assert all(r[sh.index("Against peers")] in ("\u2014", "") for r in srows)
+        # no number (so nothing to disagree with a peers table): a placement or a dash
+        peers = {"\u2014", "", "above the middle half", "in the middle half"}
+        assert all(r[sh.index("Against peers")] in peers | {"below the middle half"} for r in srows)
 
 
 def test_maturity_text_quotes_the_median_hospitals_count(study, wave_results):  # noqa: F811
@@ -430,3 +432,35 @@ def test_response_rate_from_the_registers_invited_counts(study, wave_results):  
     c = content.build_hospital(r2, study, ids[0])
     _, rows = report_tables(c)["response"]
     assert [r[1] for r in rows] == ["not recorded"] * 2 and [r[3] for r in rows] == ["unknown"] * 2
+
+
+def test_against_peers_is_a_dash_until_the_view_has_a_peer_group(study, wave_results):  # noqa: F811
+    h = wave_results.hospital_ids()[0]
+    v = conf.hospital_view(wave_results, study, h)
+    assert content._peer_cells(v) == {}
+    shown = v.scales[v.scales["status"] == "shown"].reset_index(drop=True)
+    m = shown["mean"]
+    # a peer group (as the peers stage gives it): above, inside and below its middle half,
+    # and a scale whose group is too small to be shown
+    v.peer_group = pd.DataFrame(
+        {
+            "scale": shown["scale"][:4],
+            "q1": [m[0] - 0.3, m[1] - 0.1, m[2] + 0.1, np.nan],
+            "q3": [m[0] - 0.1, m[1] + 0.1, m[2] + 0.3, np.nan],
+            "status": ["shown", "shown", "shown", "few"],
+        }
+    )
+    v.peer_label = "teaching hospitals"
+    cells = content._peer_cells(v)
+    assert [cells.get(s) for s in shown["scale"][:4]] == [
+        "above the middle half",
+        "in the middle half",
+        "below the middle half",
+        None,
+    ]
+    summary = next(b for b in content._summary(v) if b.get("id") == "summary")
+    _, rows = parse_table(summary["html"])
+    by_label = {r[0]: r[5] for r in rows}
+    assert by_label[shown["label"][0]] == "above the middle half"
+    assert by_label[shown["label"][3]] == "\u2014"
+    assert "middle half (first to third quartile) of teaching hospitals" in summary["caption"]

@@ -688,9 +688,29 @@ def _stakeholders(v: HospitalView) -> list[dict]:
 
 
 def _peer_cells(v: HospitalView) -> dict[str, str]:
-    """Per scale, where the hospital stands against its peer group; empty (the summary shows
-    "\u2014") until the view carries peer groups."""
-    return {}
+    """Per scale, where the hospital's score lies against the middle half (first to third
+    quartile) of its peer group's scores, in words; empty (the summary shows "\u2014") where
+    the view carries no peer group (``peer_group``: scale, q1, q3, status) or the group is too
+    small for a scale to be shown."""
+    pg = getattr(v, "peer_group", None)
+    if not isinstance(pg, pd.DataFrame) or pg.empty:
+        return {}
+    if not {"scale", "q1", "q3", "status"} <= set(pg.columns):
+        return {}
+    sc = v.scales.set_index("scale")
+    out = {}
+    for r in pg.itertuples(index=False):
+        if r.status != "shown" or r.scale not in sc.index or sc.loc[r.scale, "status"] != "shown":
+            continue
+        m = sc.loc[r.scale, "mean"]
+        out[r.scale] = (
+            "above the middle half"
+            if m > r.q3
+            else "below the middle half"
+            if m < r.q1
+            else "in the middle half"
+        )
+    return out
 
 
 def _summary(v: HospitalView) -> list[dict]:
@@ -780,7 +800,13 @@ def _summary(v: HospitalView) -> list[dict]:
             "Clearly higher or lower: the 99.8% interval lies wholly on one side of the "
             "consortium average. "
         )
-        if not peers:
+        if peers:
+            label = clean(getattr(v, "peer_label", None) or "your peer group")
+            caption += (
+                f"Against peers: your score against the middle half (first to third quartile) "
+                f"of {label}; \u2014 where the group is too small to be shown. "
+            )
+        else:
             caption += "Against peers: \u2014, no peer group in this report. "
     caption += (
         "A clear rise or fall: the change's 95% interval (in the glance table) lies wholly on "
