@@ -421,13 +421,16 @@ def maturity_baseline_summary(res: WaveResults, hid: str, processes: pd.DataFram
     counts = maturity_baseline_counts(res.maturity_items, list(processes["item"]), baseline)
     if counts.empty:
         return None
+    # the keys of the results stage's summary (benchmark/maturity.csv), so either can fill it
     return {
+        "baseline_level": baseline,
         "n_processes": len(processes),
-        "own": float(counts[hid]) if hid in counts.index else np.nan,
-        "median": float(counts.median()),
-        "min": float(counts.min()),
-        "max": float(counts.max()),
-        "n_hospitals": int(len(counts)),
+        "own": int(counts[hid]) if hid in counts.index else None,
+        "own_assessed": int(processes["value"].notna().sum()),
+        "consortium_median": float(counts.median()),
+        "consortium_min": float(counts.min()),
+        "consortium_max": float(counts.max()),
+        "consortium_n_hospitals": int(len(counts)),
     }
 
 
@@ -674,7 +677,10 @@ def hospital_view(res: WaveResults, study: Study, hospital_id: str) -> HospitalV
     scales = scale_pct_positive(study, scales, items)
     mat_base = maturity_baseline_summary(res, hid, processes, baseline)
     if mat_base is not None and not shape.compare:
-        mat_base = {**mat_base, "median": np.nan, "min": np.nan, "max": np.nan}
+        mat_base = {
+            **mat_base,
+            **dict.fromkeys(("consortium_median", "consortium_min", "consortium_max"), np.nan),
+        }
     return HospitalView(
         hospital_id=hid,
         hospital_name=name,

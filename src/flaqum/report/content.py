@@ -571,17 +571,18 @@ def _maturity(v: HospitalView) -> list[dict]:
             f"above in your self-assessment ({n_tot} assessed). The {_whole(v)}'s ambition is "
             f"a baseline level on all {n} core processes by {tx(v.ambition_year)}."
         )
-        if v.compare and pd.notna(mb["median"]):
+        if v.compare and pd.notna(mb["consortium_median"]):
             text += (
-                f" For comparison, the median hospital has {half(mb['median'])} of {n} core "
-                f"processes at baseline or above (from {half(mb['min'])} to {half(mb['max'])} "
-                f"over the {mb['n_hospitals']} hospitals)."
+                f" For comparison, the median hospital has {half(mb['consortium_median'])} of "
+                f"{n} core processes at baseline or above (from {half(mb['consortium_min'])} to "
+                f"{half(mb['consortium_max'])} over the {mb['consortium_n_hospitals']} "
+                "hospitals that returned a self-assessment)."
             )
         out.append(md(text))
         out.append(
             table_block(
                 tables.maturity_baseline_table(
-                    mb, b, consortium=v.compare and pd.notna(mb["median"])
+                    mb, b, consortium=v.compare and pd.notna(mb["consortium_median"])
                 ),
                 tid="maturity_baseline",
             )
@@ -772,18 +773,18 @@ def _summary(v: HospitalView) -> list[dict]:
             + q.cell(f"{tables.half(mb['own'])} of {n}", "maturity_baseline", "Your hospital", mcol)
             + " core processes at the baseline level or above"
         )
-        if v.compare and pd.notna(mb["median"]):
+        if v.compare and pd.notna(mb["consortium_median"]):
             t += (
                 "; the median hospital has "
                 + q.cell(
-                    f"{tables.half(mb['median'])} of {n}",
+                    f"{tables.half(mb['consortium_median'])} of {n}",
                     "maturity_baseline",
                     "Median hospital",
                     mcol,
                 )
                 + " (range over hospitals "
                 + q.cell(
-                    f"{tables.half(mb['min'])} to {tables.half(mb['max'])}",
+                    f"{tables.half(mb['consortium_min'])} to {tables.half(mb['consortium_max'])}",
                     "maturity_baseline",
                     "Range over hospitals",
                     mcol,

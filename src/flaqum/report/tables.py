@@ -514,8 +514,11 @@ def maturity_baseline_table(mb: dict, baseline, consortium: bool = True) -> str:
     rows = [["Your hospital", f"{half(mb['own'])} of {n}"]]
     if consortium:
         rows += [
-            ["Median hospital", f"{half(mb['median'])} of {n}"],
-            ["Range over hospitals", f"{half(mb['min'])} to {half(mb['max'])}"],
+            ["Median hospital", f"{half(mb['consortium_median'])} of {n}"],
+            [
+                "Range over hospitals",
+                f"{half(mb['consortium_min'])} to {half(mb['consortium_max'])}",
+            ],
         ]
     return html_table(
         rows,
