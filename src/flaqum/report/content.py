@@ -826,8 +826,16 @@ def _summary(v: HospitalView) -> list[dict]:
 def _positive_text(v: HospitalView) -> str:
     """What "% positive" counts, from the codebooks' thresholds (``positive_from``)."""
     it = v.items
-    if it is None or it.empty or "positive_from" not in it:
+    if it is None or it.empty:
         return ""
+    if "positive_from" not in it:  # an item table without the thresholds: the rule in words
+        return (
+            "- **% positive** is the share of answers at or above the positive answer set in "
+            "the questionnaire's codebook (for example agree or strongly agree on a 1\u20135 "
+            "scale, 8 or more on a 0\u201310 rating). Negatively worded questions are reversed "
+            "first. A scale's % positive is the average of its questions' % positive (as the "
+            "AHRQ SOPS surveys report their composites).\n"
+        )
     parts = []
     for (lo, hi, pos), d in it.groupby(["rmin", "rmax", "positive_from"], sort=False):
         labels = d["positive_labels"].iloc[0] if "positive_labels" in d else ""
