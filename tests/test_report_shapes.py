@@ -42,15 +42,16 @@ HOSPITAL = render.TEMPLATE_DIR / "hospital.qmd"
 CONSORTIUM = render.TEMPLATE_DIR / "consortium.qmd"
 
 ALL_SECTIONS = [
+    "Summary",
     "At a glance",
     "Between hospitals",
     "Between your teams",
     "Maturity Matrix",
     "Patients and professionals",
     "Trend since the previous wave",
-    "Every question",
     "How to read this report",
     "Methods",
+    "Appendix: every question",
 ]
 # (a second wave: with the change since the first; the results frames here carry no research
 # inputs, so no case-mix models, funnel plots or planning: tests/test_consortium_report.py)
@@ -240,14 +241,15 @@ def test_one_organisation_report_has_the_sections_it_can_fill(two_level_reports)
     html, _ = two_level_reports
     heads = headings(html)
     assert heads == [
+        "Summary",
         "At a glance",
         "Between your teams",
         "Maturity Matrix",
         "Patients and professionals",
         "Trend since the previous wave",
-        "Every question",
         "How to read this report",
         "Methods",
+        "Appendix: every question",
     ]
     assert toc(html) == heads  # no empty section in the contents
     text = report_text(html)
@@ -267,7 +269,15 @@ def test_one_organisation_report_compares_with_no_consortium(two_level_reports):
     assert not re.search(r"consortium", text, flags=re.I)
     assert "one of 1 hospitals" not in text and "Other hospitals appear" not in text
     assert "is the only organisation in this study, so this report does not compare it" in text
-    glance, *teams, items = table_headers(html)[:-1]  # the last table: psychometrics
+    # the response rates and the summary, then the glance; psychometrics, then the appendix
+    _, summary, glance, *teams, _, items = table_headers(html)
+    assert summary == [
+        "Scale",
+        "Your score",
+        "95% interval",
+        "% positive",
+        "Change since last wave",
+    ]
     assert glance == [
         "Scale",
         "Range",
@@ -322,7 +332,7 @@ def test_report_without_teams_leaves_out_the_teams(no_teams_reports, no_teams):
     assert "withheld" not in text and "an item or group with fewer than 5" in text
     assert "differences between hospitals and between people within a hospital" in text
     assert "Not applicable" not in text
-    psychometrics = table_headers(html)[-1]
+    psychometrics = next(h for h in table_headers(html) if h[:2] == ["Scale", "Respondents"])
     assert psychometrics[:3] == ["Scale", "Respondents", "Items"]
     assert not {"ICC(1)", "ICC(2)", "Median rwg"} & set(psychometrics)
 
@@ -354,7 +364,7 @@ def test_demo_shaped_reports_keep_every_section(demo_reports):
     text = report_text(html)
     assert "Not applicable" not in text and "Not in this wave" not in text
     assert "one of 8 hospitals in the consortium" in text
-    assert table_headers(html)[0][5:7] == ["Consortium average", "Compared with the consortium"]
+    assert table_headers(html)[2][5:7] == ["Consortium average", "Compared with the consortium"]
     assert headings(cons) == CONSORTIUM_SECTIONS
     assert "What this study's data cannot show" not in report_text(cons)
     # the demo's confidentiality rules are the full text

@@ -21,7 +21,9 @@ The rules (also printed in every report's methods appendix, see ``RULES``):
    the render.
 
 The Maturity Matrix is the hospital's own self-assessment (one answer per hospital, not
-personal answers): rule 1 does not apply to it; peers enter it only as a consortium median.
+personal answers): rule 1 does not apply to it; peers enter it only as consortium medians
+and, for the count of core processes at baseline or above, the median hospital's count with
+the lowest and highest count (``maturity_baseline_summary``), unlabelled.
 
 The scan (``scan_report``) reads what a reader or a screen reader gets from the finished HTML:
 text nodes, the values of ``alt``, ``title``, ``aria-label`` and similar attributes
@@ -231,6 +233,14 @@ class HospitalView:
     notes: list[str] = field(default_factory=list)
     #: what the study and the wave hold (None: everything, as the demo)
     shape: Shape | None = None
+    #: core processes at baseline level or above: the hospital's count and the consortium's
+    #: median, lowest and highest count over hospitals (``maturity_baseline_summary``)
+    maturity_baseline: dict | None = None
+    #: people invited to each survey (``<source>_invited`` in the organisations register);
+    #: None where the register does not record it
+    invited: dict[str, int | None] = field(default_factory=dict)
+    #: pairs of scales that ask the same questions of two groups (``mirrored_scales``)
+    mirrored: list[dict] = field(default_factory=list)
 
     @property
     def compare(self) -> bool:
@@ -391,6 +401,95 @@ def _change(res: WaveResults, hid: str, k: int, meta: pd.DataFrame) -> pd.DataFr
     return out.reset_index(drop=True)
 
 
+def maturity_baseline_counts(items: pd.DataFrame, item_ids, baseline) -> pd.Series:
+    """Per hospital that returned a self-assessment (at least one process assessed): how many
+    of the core processes (``item_ids``, the Maturity Matrix items) it puts at ``baseline`` or
+    above (a process not assessed does not count)."""
+    cols = [c for c in item_ids if c in items.columns]
+    x = items[cols].apply(pd.to_numeric, errors="coerce")
+    assessed = x.notna().any(axis=1)
+    at = (x[assessed] >= float(baseline)).sum(axis=1)
+    return at.groupby(items.loc[assessed, "hospital_id"].astype(str)).max()
+
+
+def maturity_baseline_summary(res: WaveResults, hid: str, processes: pd.DataFrame, baseline):
+    """The hospital's count of core processes at baseline or above, and the median hospital's
+    count with the lowest and highest (``maturity_baseline_counts``), out of ``n_processes``.
+    The one place this number is computed for the report: a results stage can replace it."""
+    if baseline is None or processes is None or processes.empty:
+        return None
+    counts = maturity_baseline_counts(res.maturity_items, list(processes["item"]), baseline)
+    if counts.empty:
+        return None
+    # the keys of the results stage's summary (benchmark/maturity.csv), so either can fill it
+    return {
+        "baseline_level": baseline,
+        "n_processes": len(processes),
+        "own": int(counts[hid]) if hid in counts.index else None,
+        "own_assessed": int(processes["value"].notna().sum()),
+        "consortium_median": float(counts.median()),
+        "consortium_min": float(counts.min()),
+        "consortium_max": float(counts.max()),
+        "consortium_n_hospitals": int(len(counts)),
+    }
+
+
+def invited_counts(res: WaveResults, hid: str) -> dict[str, int | None]:
+    """People invited to each survey of the wave, from the optional ``<source>_invited`` column
+    of the organisations register (None where the column is absent, blank or not a count)."""
+    orgs = res.organisations
+    own = orgs[orgs["hospital_id"].astype(str) == hid]
+    out = {}
+    for source in res.responses:
+        col = f"{source}_invited"
+        x = pd.to_numeric(own[col], errors="coerce") if col in own and len(own) else None
+        v = None if x is None or x.isna().all() else float(x.iloc[0])
+        out[source] = int(v) if v is not None and v >= 0 and v == int(v) else None
+    return out
+
+
+def mirrored_scales(study: Study, scale_ids) -> list[dict]:
+    """Scales of two mirrored instruments (``mirror:`` in the codebooks) with the same items,
+    as {"a", "b", "label"}: the same questions asked of both groups, so their gap is a gap on
+    one scale (``a``: the first instrument of the pair, in the order of the study's sources)."""
+    have = set(scale_ids)
+    out = []
+    for ia_id, ib_id in mirrored_pairs(study):
+        ia, ib = study.instruments[ia_id], study.instruments[ib_id]
+        for sa_id, sa in ia.scales.items():
+            for sb_id, sb in ib.scales.items():
+                if sa_id in have and sb_id in have and list(sa.items) == list(sb.items):
+                    same = clean(sa.label) == clean(sb.label)
+                    label = clean(sa.label) if same else f"All {len(sa.items)} questions"
+                    out.append({"a": sa_id, "b": sb_id, "label": label})
+    return out
+
+
+def scale_pct_positive(study: Study, scales: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
+    """``scales`` with ``pct_positive`` and ``consortium_pct_positive``: the mean of the scale's
+    items' % positive (the AHRQ SOPS composite definition), blank unless every item of the
+    scale is shown for the hospital."""
+    scales = scales.copy()
+    scales["pct_positive"] = np.nan
+    scales["consortium_pct_positive"] = np.nan
+    if items is None or items.empty:
+        return scales
+    it = items.set_index(["instrument", "item"])
+    for i, r in scales.iterrows():
+        try:
+            sc = study.scale(r["scale"])
+        except KeyError:
+            continue
+        keys = [(r["instrument"], x) for x in sc.items if (r["instrument"], x) in it.index]
+        if not keys or len(keys) < len(sc.items):
+            continue
+        d = it.loc[keys]
+        scales.loc[i, "consortium_pct_positive"] = d["consortium_pct_positive"].mean()
+        if r["status"] == SHOWN and (d["status"] == SHOWN).all():
+            scales.loc[i, "pct_positive"] = d["pct_positive"].mean()
+    return scales
+
+
 def _positive_from(inst) -> float:
     r = inst.response
     return float(r.get("positive_from", (inst.rmin + inst.rmax) / 2 + 0.5))
@@ -409,6 +508,17 @@ def item_table(study: Study, responses: dict[str, pd.DataFrame], hid: str, k: in
             if "response" not in inst.raw:
                 continue
             pos = _positive_from(inst)
+            # the words of the positive answers, where every one of them has a label
+            answers = {
+                float(v): clean(lab).lower()
+                for v, lab in (inst.response.get("labels") or {}).items()
+            }
+            wanted = np.arange(np.ceil(pos), inst.rmax + 1)
+            pos_labels = (
+                " or ".join(answers[float(v)] for v in wanted)
+                if all(float(v) in answers for v in wanted)
+                else ""
+            )
             for item, text in inst.items.items():
                 if item not in df.columns:
                     continue
@@ -422,6 +532,10 @@ def item_table(study: Study, responses: dict[str, pd.DataFrame], hid: str, k: in
                     "item": item,
                     "text": clean(text),
                     "reverse": item in inst.reverse_items,
+                    "rmin": inst.rmin,
+                    "rmax": inst.rmax,
+                    "positive_from": pos,
+                    "positive_labels": pos_labels,
                     "consortium_mean": np.nanmean(allx) if nall else np.nan,
                     "consortium_pct_positive": 100 * np.nansum(allx >= pos) / nall
                     if nall
@@ -560,6 +674,13 @@ def hospital_view(res: WaveResults, study: Study, hospital_id: str) -> HospitalV
     psy = None
     if res.scales is not None and not res.scales.empty:
         psy = res.scales.copy()
+    scales = scale_pct_positive(study, scales, items)
+    mat_base = maturity_baseline_summary(res, hid, processes, baseline)
+    if mat_base is not None and not shape.compare:
+        mat_base = {
+            **mat_base,
+            **dict.fromkeys(("consortium_median", "consortium_min", "consortium_max"), np.nan),
+        }
     return HospitalView(
         hospital_id=hid,
         hospital_name=name,
@@ -580,6 +701,9 @@ def hospital_view(res: WaveResults, study: Study, hospital_id: str) -> HospitalV
         ambition_year=study.config["report"]["ambition_year"],
         agreement_threshold=threshold,
         shape=shape,
+        maturity_baseline=mat_base,
+        invited=invited_counts(res, hid),
+        mirrored=mirrored_scales(study, scales["scale"]) if shape.stakeholders is None else [],
     )
 
 

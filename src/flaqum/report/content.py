@@ -4,7 +4,24 @@
 template lays out with ``flaqum.report.layout``; it contains nothing that the view does not,
 so the confidentiality of a report is decided in ``confidentiality.hospital_view``.
 A block is {"kind": "markdown", "text"} | {"kind": "figure", "title", "svg", "caption"} |
-{"kind": "table", "html", "caption"}.
+{"kind": "table", "html", "caption"}; a table that a text quotes has an ``id``, and a text
+that quotes numbers (the summary, the conversation points) carries ``quotes`` and ``labels``
+(``Quotes``): every number it writes is the exact string of a cell of one of the report's
+tables (the same formatter, ``tables.num``/``signed``/``interval``), with its interval
+where it has one, and the content dict lists them all under ``quotes``
+(tests/test_report_numbers.py looks each one up).
+
+Definitions the texts rely on: a scale's **% positive** is the mean of its items' % positive
+(the AHRQ SOPS composite; ``confidentiality.scale_pct_positive``), an item's the share of
+answers at or above the codebook's ``positive_from``; the **Maturity Matrix** comparison is
+the median over hospitals of each hospital's count of core processes at baseline or above
+(``confidentiality.maturity_baseline_summary``); a **patients-professionals gap** in a
+conversation point is the difference of two mirrored scales' scores (``scale_gaps``), with a
+95% interval from sqrt(se_a^2 + se_b^2), and is a point only where that interval excludes 0.
+**Colours**: blue and orange mean "clearly higher / lower than the figure's reference line"
+in every figure, decided by the interval that is drawn; the Maturity Matrix is filled or
+hollow, not coloured. Each figure's text alternative states its result (``standing_text``,
+``teams_alt``, ``maturity_alt``, ``stakeholders_alt``).
 
 Free text (hospital and team names, scale and item labels, waves) goes into Markdown only
 through ``escape.md`` (``tx`` here) or, for the names of hospitals and teams, ``escape.ident``
@@ -21,6 +38,8 @@ import pandas as pd
 from flaqum.config import Study
 from flaqum.report import figures, tables
 from flaqum.report.confidentiality import (
+    SIDE_LABELS,
+    Z95,
     HospitalView,
     hospital_view,
     rules_text,
@@ -30,7 +49,7 @@ from flaqum.report.confidentiality import (
 from flaqum.report.data import WaveResults
 from flaqum.report.escape import clean, ident
 from flaqum.report.escape import md as tx
-from flaqum.report.shape import Shape, study_shape
+from flaqum.report.shape import SURVEY_NAMES, Shape, study_shape
 from flaqum.report.tables import num, signed, span
 
 WHO = {"staff": "professionals", "patients": "patients and their kin"}
@@ -40,142 +59,260 @@ def md(text: str) -> dict:
     return {"kind": "markdown", "text": text}
 
 
-def fig_block(fig, title: str, caption: str, key: str) -> dict:
-    svg = figures.to_svg(fig, alt=f"{title}. {caption}", key=key)
+def fig_block(fig, title: str, caption: str, key: str, alt: str | None = None) -> dict:
+    """A figure; its text alternative is ``alt`` (what the figure shows: the result, computed
+    from the same data) after the title, or the caption where no result is given."""
+    svg = figures.to_svg(fig, alt=f"{title}. {alt or caption}", key=key)
     return {"kind": "figure", "title": title, "svg": svg, "caption": caption}
 
 
-def table_block(html: str, caption: str = "") -> dict:
-    return {"kind": "table", "html": html, "caption": caption}
+def table_block(html: str, caption: str = "", tid: str = "") -> dict:
+    """A table; ``tid`` names it for the quotes of the texts (``Quotes``)."""
+    block = {"kind": "table", "html": html, "caption": caption}
+    if tid:
+        block["id"] = tid
+    return block
 
 
-def conversation_points(v: HospitalView, n: int = 3) -> list[str]:
-    """The n things most worth a conversation, at most one per kind where possible."""
-    cands = []  # (kind, strength, text)
+class Quotes:
+    """The numbers a text quotes from the report's own tables, recorded as it is written.
+
+    Each number goes into the text through ``cell`` (the exact string of one table cell, or one
+    number of a cell that holds several, such as "+0.12 (0.01 to 0.23)") or ``count`` (how many
+    rows of a table column hold a word, as "clearly lower"); other text with digits in it
+    (wave names, a scale's label, the baseline level) through ``label``. The markdown block
+    carries the records (``quotes``, ``labels``), so a test can look every quoted number up in
+    the table it names (tests/test_report_numbers.py). A table is named by its block's
+    ``id``, a row by the text of its first cell, a column by its header."""
+
+    def __init__(self, section: str):
+        self.section = section
+        self.quotes: list[dict] = []
+        self.labels: list[str] = []
+
+    def cell(self, text: str, table: str, row, column: str) -> str:
+        self.quotes.append(
+            {
+                "section": self.section,
+                "table": table,
+                "row": clean(row),
+                "column": column,
+                "text": text,
+            }
+        )
+        return text
+
+    def count(self, n: int, table: str, column: str, contains: str = "") -> str:
+        """``n``, the number of rows whose cell in ``column`` contains ``contains`` (any
+        non-empty cell for "")."""
+        text = str(int(n))
+        self.quotes.append(
+            {
+                "section": self.section,
+                "table": table,
+                "row": None,
+                "column": column,
+                "count": contains,
+                "text": text,
+            }
+        )
+        return text
+
+    def label(self, text: str) -> str:
+        """Text written as it is (already escaped) that is not a number from a table."""
+        self.labels.append(text)
+        return text
+
+    def block(self, text: str) -> dict:
+        return {**md(text), "quotes": list(self.quotes), "labels": list(self.labels)}
+
+
+#: The header of the glance table's change column and of the summary's (``tables``).
+_CHANGE_COL = "Change since last wave (95% interval)"
+
+
+def scale_gaps(v: HospitalView) -> pd.DataFrame:
+    """Per pair of mirrored scales (``HospitalView.mirrored``): both groups' scores as the
+    glance table shows them, the gap (b minus a) with its 95% interval from the two scores'
+    standard errors (independent samples: sqrt(se_a^2 + se_b^2)), and the consortium's gap
+    (the difference of the two consortium averages)."""
+    cols = ["label", "a", "b", "mean_a", "mean_b", "gap", "se", "gap_low", "gap_high"]
+    if not v.mirrored:
+        return pd.DataFrame(columns=[*cols, "consortium_gap", "side_a", "side_b"])
+    sc = v.scales.set_index("scale")
+    rows = []
+    for p in v.mirrored:
+        a, b = sc.loc[p["a"]], sc.loc[p["b"]]
+        ok_a, ok_b = a["status"] == "shown", b["status"] == "shown"
+        ma, mb = (a["mean"] if ok_a else np.nan), (b["mean"] if ok_b else np.nan)
+        se = float(np.hypot(a["se"], b["se"])) if ok_a and ok_b else np.nan
+        gap = mb - ma
+        rows.append(
+            {
+                "label": p["label"],
+                "a": p["a"],
+                "b": p["b"],
+                "mean_a": ma,
+                "mean_b": mb,
+                "gap": gap,
+                "se": se,
+                "gap_low": gap - Z95 * se,
+                "gap_high": gap + Z95 * se,
+                "consortium_gap": b["consortium_mean"] - a["consortium_mean"],
+                "side_a": clean(SIDE_LABELS.get(a["source"], a["source"])),
+                "side_b": clean(SIDE_LABELS.get(b["source"], b["source"])),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _points(v: HospitalView) -> list[tuple[str, float, str, Quotes]]:
+    """Every candidate conversation point: (kind, strength, text, its quotes)."""
+    cands = []
+    sc_compare = v.compare
     for r in v.scales[v.scales["status"] == "shown"].itertuples(index=False):
         z = abs(r.mean - r.consortium_mean) / r.se if r.se else 0
         who = WHO.get(r.source, "respondents")
+        if r.signal not in ("lower", "higher") or not sc_compare:
+            continue
+        q = Quotes("conversation")
+        name = q.label(tx(r.label))
+        ci = tables.interval(r.ci_low, r.ci_high)
+        facts = (
+            f"your score is {q.cell(num(r.mean), 'glance', r.label, 'Your score')} (95% "
+            f"interval {q.cell(ci, 'glance', r.label, '95% interval')}) against a consortium "
+            f"average of {q.cell(num(r.consortium_mean), 'glance', r.label, 'Consortium average')}"
+            f", on a scale of {q.cell(span(r.rmin, r.rmax), 'glance', r.label, 'Range')}"
+        )
         if r.signal == "lower":
-            cands.append(
-                (
-                    "lower",
-                    z / 3.09,
-                    (
-                        f"**{tx(r.label)}** is clearly lower than in the consortium "
-                        f"({num(r.mean)} against an average of {num(r.consortium_mean)} on "
-                        f"{span(r.rmin, r.rmax)}). What do your {who} say gets in the way?"
-                    ),
-                )
+            text = (
+                f"**{name}** is clearly lower than in the consortium: {facts}. What do your "
+                f"{who} say gets in the way?"
             )
-        elif r.signal == "higher":
-            cands.append(
-                (
-                    "higher",
-                    0.6 * z / 3.09,
-                    (
-                        f"**{tx(r.label)}** is clearly higher than in the consortium "
-                        f"({num(r.mean)} against {num(r.consortium_mean)}). What makes this "
-                        "work, and what can others learn from it?"
-                    ),
-                )
+            cands.append(("lower", z / 3.09, text, q))
+        else:
+            text = (
+                f"**{name}** is clearly higher than in the consortium: {facts}. What makes this "
+                "work, and what can others learn from it?"
             )
+            cands.append(("higher", 0.6 * z / 3.09, text, q))
     if v.change is not None:
+        labels = v.scales.set_index("scale")["label"]
         for r in v.change[v.change["status"] == "shown"].itertuples(index=False):
+            if not (r.ci_high < 0 or r.ci_low > 0):
+                continue
             z = abs(r.change) / r.se if r.se else 0
+            q = Quotes("conversation")
+            row = labels.get(r.scale, r.label)
+            name = q.label(tx(row))
+            prev = q.label(tx(r.previous_wave))
+            chg = (
+                f"a change of {q.cell(signed(r.change), 'glance', row, _CHANGE_COL)} points (95% "
+                f"interval {q.cell(num(r.ci_low), 'glance', row, _CHANGE_COL)} to "
+                f"{q.cell(num(r.ci_high), 'glance', row, _CHANGE_COL)})"
+            )
             if r.ci_high < 0:
-                cands.append(
-                    (
-                        "decline",
-                        z / 1.96,
-                        (
-                            f"**{tx(r.label)}** fell by {num(abs(r.change))} points since "
-                            f"{tx(r.previous_wave)} (95% interval {num(abs(r.ci_high))} to "
-                            f"{num(abs(r.ci_low))}). What changed?"
-                        ),
-                    )
-                )
-            elif r.ci_low > 0:
-                cands.append(
-                    (
-                        "rise",
-                        0.5 * z / 1.96,
-                        (
-                            f"**{tx(r.label)}** rose by {num(r.change)} points since "
-                            f"{tx(r.previous_wave)} (95% interval {num(r.ci_low)} to "
-                            f"{num(r.ci_high)}). What did you do?"
-                        ),
-                    )
-                )
-    st = v.stakeholders
-    if st is not None and not st.empty:
-        d = st.dropna(subset=["gap"])
+                text = f"**{name}** fell clearly since wave {prev}: {chg}. What changed?"
+                cands.append(("decline", z / 1.96, text, q))
+            else:
+                text = f"**{name}** rose clearly since wave {prev}: {chg}. What did you do?"
+                cands.append(("rise", 0.5 * z / 1.96, text, q))
+    gaps = scale_gaps(v)
+    if not gaps.empty:
+        d = gaps.dropna(subset=["gap", "se"])
+        # a gap is a difference only where its 95% interval does not include 0
+        d = d[(d["gap_low"] > 0) | (d["gap_high"] < 0)]
         if not d.empty:
-            # against the consortium's gap; with no consortium, the gap itself
-            ref = d["consortium_gap"] if v.compare else 0
-            r = d.loc[(d["gap"] - ref).abs().idxmax()]
-            excess = r["gap"] - (r["consortium_gap"] if v.compare else 0)
-            if abs(excess) > 0.15:
-                more = "more" if r["gap"] > 0 else "less"
-                than = (
-                    f" where the consortium's is {signed(r['consortium_gap'])}" if v.compare else ""
+            ref = d["consortium_gap"].fillna(0) if v.compare else 0
+            r = d.loc[((d["gap"] - ref).abs() / d["se"]).idxmax()]
+            a, b = r["side_a"], r["side_b"]
+            gap_col = f"Gap ({b} minus {a})"
+            q = Quotes("conversation")
+            more = "more" if r["gap"] > 0 else "less"
+            cgap = signed(r["consortium_gap"])
+            gcol = "Gap in the consortium"
+            than = (
+                f", where the consortium's is {q.cell(cgap, 'gaps', r['label'], gcol)}"
+                if v.compare
+                else ""
+            )
+            text = (
+                f"On **{q.label(tx(r['label'].lower()))}**, your {tx(b.lower())} are {more} "
+                f"positive than your {tx(a.lower())}: "
+                f"{q.cell(num(r['mean_b']), 'gaps', r['label'], b)} against "
+                f"{q.cell(num(r['mean_a']), 'gaps', r['label'], a)}, a gap of "
+                f"{q.cell(signed(r['gap']), 'gaps', r['label'], gap_col)} (95% interval "
+                + q.cell(
+                    tables.interval(r["gap_low"], r["gap_high"]),
+                    "gaps",
+                    r["label"],
+                    "95% interval of the gap",
                 )
-                cands.append(
-                    (
-                        "stakeholders",
-                        abs(excess) / 0.25,
-                        (
-                            f"On **{tx(r['label'].lower())}**, {tx(r['side_b'].lower())} are "
-                            f"{more} positive than your {tx(r['side_a'].lower())} "
-                            f"({num(r['mean_b'])} against {num(r['mean_a'])}), a gap of "
-                            f"{signed(r['gap'])}{than}. Do you recognise each other's view?"
-                        ),
-                    )
-                )
+                + f"){than}. Do you recognise each other's view?"
+            )
+            # worth a conversation in proportion to how far it is from the consortium's gap
+            ref = r["consortium_gap"] if v.compare and pd.notna(r["consortium_gap"]) else 0
+            z = abs(r["gap"] - ref) / r["se"]
+            cands.append(("stakeholders", 0.5 * z / 1.96, text, q))
     tv = v.teams
     if tv is not None and not tv.empty:
         low = tv[tv["low_agreement"].fillna(False).astype(bool)]
         for sid, g in low.groupby("scale", sort=False):
             label = v.scales.set_index("scale").loc[sid, "label"]
-            names = ", ".join(ident(t) for t in sorted(g["team_name"]))
-            cands.append(
-                (
-                    "agreement",
-                    len(g) / 2,
-                    (
-                        f"In {len(g)} team{'s' if len(g) > 1 else ''} ({names}) members disagree "
-                        f"about **{tx(label.lower())}**: the team average hides different "
-                        "experiences. Who feels differently, and why?"
-                    ),
-                )
+            q = Quotes("conversation")
+            names = q.label(", ".join(ident(t) for t in sorted(g["team_name"])))
+            n = q.count(
+                len(g),
+                f"teams_{sid}",
+                tables.agreement_header(v.agreement_threshold),
+                "members disagree",
             )
+            text = (
+                f"In {n} team{'s' if len(g) > 1 else ''} ({names}) members disagree "
+                f"about **{q.label(tx(label.lower()))}**: the team average hides different "
+                "experiences. Who feels differently, and why?"
+            )
+            cands.append(("agreement", len(g) / 2, text, q))
     mat = v.maturity
     if mat is not None and not mat.empty and v.baseline_level is not None:
         drv = mat[(mat["level"] == "driver") & (mat["value"] < v.baseline_level)]
         if not drv.empty:
             r = drv.loc[drv["value"].idxmin()]
-            cands.append(
-                (
-                    "maturity",
-                    (v.baseline_level - r["value"]) / 0.5,
-                    (
-                        f"On the Maturity Matrix, **{tx(r['label'])}** is at level "
-                        f"{num(r['value'], 1)}, the furthest of your drivers from the baseline "
-                        f"level {tx(v.baseline_level)} that the {_whole(v)} aims to reach on all "
-                        f"core processes by {tx(v.ambition_year)}. Which core process comes "
-                        "first?"
-                    ),
-                )
+            q = Quotes("conversation")
+            text = (
+                f"On the Maturity Matrix, **{q.label(tx(r['label']))}** is at level "
+                f"{q.cell(num(r['value']), 'maturity', r['label'], 'Your level')}, the furthest "
+                f"of your drivers from the baseline level {q.label(tx(v.baseline_level))} that "
+                f"the {_whole(v)} aims to reach on all core processes by "
+                f"{q.label(tx(v.ambition_year))}. Which core process comes first?"
             )
-    cands.sort(key=lambda c: -c[1])
+            cands.append(("maturity", (v.baseline_level - r["value"]) / 0.5, text, q))
+    return cands
+
+
+def _pick(cands: list, n: int) -> list:
+    """The n strongest candidates, one per kind first."""
+    cands = sorted(cands, key=lambda c: -c[1])
     picked, kinds = [], set()
     for c in cands:
         if c[0] not in kinds and len(picked) < n:
             picked.append(c)
             kinds.add(c[0])
     for c in cands:
-        if c not in picked and len(picked) < n:
+        if not any(c is p for p in picked) and len(picked) < n:
             picked.append(c)
-    return [c[2] for c in sorted(picked, key=lambda c: -c[1])]
+    return sorted(picked, key=lambda c: -c[1])
+
+
+def conversation_records(v: HospitalView, n: int = 3) -> list[tuple[str, Quotes]]:
+    """The n things most worth a conversation, at most one per kind where possible: each
+    point's text with the table cells it quotes."""
+    return [(c[2], c[3]) for c in _pick(_points(v), n)]
+
+
+def conversation_points(v: HospitalView, n: int = 3) -> list[str]:
+    """The n things most worth a conversation, at most one per kind where possible."""
+    return [text for text, _ in conversation_records(v, n)]
 
 
 def _whole(v: HospitalView) -> str:
@@ -203,6 +340,38 @@ def _alone(v: HospitalView) -> str:
     )
 
 
+def _names_list(labels) -> str:
+    return ", ".join(clean(x) for x in labels)
+
+
+def standing_text(v: HospitalView) -> str:
+    """Where the hospital stands against the consortium, as a sentence (the glance figure's and
+    the between-hospitals figure's text alternative), from the same signals as the figures."""
+    shown = v.scales[v.scales["status"] == "shown"]
+    n = len(shown)
+    if not n:
+        return "Your hospital has no score shown on any scale in this wave."
+    hi = shown[shown["signal"] == "higher"]["label"]
+    lo = shown[shown["signal"] == "lower"]["label"]
+    parts = []
+    if len(lo):
+        parts.append(
+            f"Your hospital is clearly lower than the consortium on {len(lo)} of {n} scales: "
+            f"{_names_list(lo)}"
+        )
+    if len(hi):
+        parts.append(
+            ("clearly higher" if parts else "Your hospital is clearly higher than the consortium")
+            + (f" on {len(hi)}" if parts else f" on {len(hi)} of {n} scales")
+            + f": {_names_list(hi)}"
+        )
+    rest = n - len(hi) - len(lo)
+    if parts:
+        parts.append(f"within the usual range on {rest}")
+        return "; ".join(parts) + "."
+    return f"Your hospital is within the usual range of the consortium on all {n} scales shown."
+
+
 def _glance(v: HospitalView) -> list[dict]:
     k = v.k
 
@@ -220,16 +389,19 @@ def _glance(v: HospitalView) -> list[dict]:
             f"In wave {tx(v.wave)}, {resp} of {ident(v.hospital_name)} answered the survey. "
             + _alone(v)
         )
-        return [md(summary), table_block(tables.glance_table(v.scales, v.change, k, False))]
+        return [
+            md(summary),
+            table_block(tables.glance_table(v.scales, v.change, k, False), tid="glance"),
+        ]
     summary = (
         f"In wave {tx(v.wave)}, {resp} of {ident(v.hospital_name)} answered the survey, one of "
         f"{v.n_hospitals} hospitals in the consortium. "
     )
     if n_hi or n_lo:
         summary += (
-            f"On {n_hi} of {len(v.scales)} scales your hospital is clearly higher than the "
-            f"consortium average (blue) and on {n_lo} clearly lower (orange); on the others the "
-            "difference is within the usual variation between hospitals (grey). "
+            standing_text(v) + " In the figure, blue is clearly higher than the consortium "
+            "average, orange clearly lower, and grey within the usual variation between "
+            "hospitals. "
         )
     else:
         summary += "On every scale your hospital is within the usual range of the consortium. "
@@ -243,10 +415,11 @@ def _glance(v: HospitalView) -> list[dict]:
             "average, the thick bar its 95% interval and the thin bar its 99.8% interval; grey "
             "ticks are the other hospitals. Blue or orange means clearly higher or lower than "
             "the consortium (the 99.8% interval does not cross the dashed line); grey is "
-            "common variation.",
+            "common variation. The table below gives the numbers.",
             "glance",
+            alt=standing_text(v),
         ),
-        table_block(tables.glance_table(v.scales, v.change, k)),
+        table_block(tables.glance_table(v.scales, v.change, k), tid="glance"),
     ]
 
 
@@ -258,7 +431,7 @@ def _between(v: HospitalView) -> list[dict]:
         md(
             "Each panel shows all hospitals of the consortium on one scale, from lowest to "
             "highest, with your hospital marked *you*. The other hospitals are anonymous. Scores "
-            "are adjusted averages: a hospital's average is pulled slightly towards the "
+            "are shrunken averages: a hospital's average is pulled slightly towards the "
             "consortium average when few people answered, so small samples do not produce "
             "extreme scores by chance. What matters is not the position in the row but whether "
             "the interval crosses the dashed consortium average."
@@ -266,12 +439,43 @@ def _between(v: HospitalView) -> list[dict]:
         fig_block(
             fig,
             "Your hospital among all hospitals of the consortium",
-            "Dots are hospitals' adjusted averages with 95% (thick) and 99.8% (thin) intervals, "
+            "Dots are hospitals' shrunken averages with 95% (thick) and 99.8% (thin) intervals, "
             "ordered from lowest to highest; the dashed line is the consortium average. Blue "
-            "and orange hospitals differ clearly from the average; grey ones do not.",
+            "and orange hospitals are clearly higher or lower than the average (their 99.8% "
+            "interval does not cross the line); grey ones are not.",
             "between",
+            alt=standing_text(v)
+            + f" Each panel shows the {int(v.scales['n_hospitals'].max())} hospitals with "
+            "results, anonymous; the table below gives the consortium average, the middle half "
+            "of hospitals and your score per scale.",
+        ),
+        table_block(
+            tables.between_table(v.scales, v.k),
+            "The middle half of hospitals: from the hospital a quarter of the way up the row "
+            "to the one three quarters of the way up.",
+            tid="between",
         ),
     ]
+
+
+def teams_alt(d: pd.DataFrame, hospital_mean) -> str:
+    """What a team chart shows, as a sentence (no team names: the table below has them)."""
+    s = d[d["status"] == "shown"]
+    n = len(s)
+    if not n:
+        return "No team has enough responses to be shown."
+    text = f"{n} teams shown."
+    if hospital_mean is not None and pd.notna(hospital_mean):
+        above = int((s["lo998"] > hospital_mean).sum())
+        below = int((s["hi998"] < hospital_mean).sum())
+        text = (
+            f"Of {n} teams shown, {above} clearly above your hospital's average, {below} "
+            f"clearly below and {n - above - below} within the usual variation."
+        )
+    low = int(s["low_agreement"].fillna(False).astype(bool).sum())
+    if low:
+        text += f" Members disagree in {low} team{'s' if low > 1 else ''}."
+    return text + " The table below names each team with its score."
 
 
 def _teams(v: HospitalView) -> list[dict]:
@@ -301,15 +505,17 @@ def _teams(v: HospitalView) -> list[dict]:
             fig_block(
                 fig,
                 f"{clean(r['label'])}: your teams",
-                "Each row is a team, ordered by score, with its 95% interval. The solid line is "
+                "Each row is a team, ordered by score, with its 95% (thick) and 99.8% (thin) "
+                "interval. The solid line is "
                 + (
                     "your hospital, the dashed line the consortium average. "
                     if v.compare
                     else "your hospital's average. "
                 )
-                + "Blue or orange teams differ clearly from your hospital's average (99.8% "
-                "interval); grey teams do not.",
+                + "Blue or orange teams are clearly higher or lower than your hospital's average "
+                "(their 99.8% interval does not cross the solid line); grey teams are not.",
                 f"teams_{sid}",
+                alt=teams_alt(d, hm),
             )
         )
         hidden = d[d["status"] != "shown"]
@@ -323,8 +529,28 @@ def _teams(v: HospitalView) -> list[dict]:
                     )
                 )
             )
-        out.append(table_block(tables.teams_table(d, v.k, v.agreement_threshold)))
+        out.append(
+            table_block(tables.teams_table(d, v.k, v.agreement_threshold, hm), tid=f"teams_{sid}")
+        )
     return out
+
+
+def maturity_alt(mat: pd.DataFrame, baseline) -> str:
+    """What the Maturity Matrix chart shows, as a sentence."""
+    drv = mat[(mat["level"] == "driver") & mat["value"].notna()]
+    bb = mat[(mat["level"] == "building_block") & mat["value"].notna()]
+    if baseline is None:
+        return f"Your level on {len(drv)} drivers and {len(bb)} building blocks."
+    below = drv[drv["value"] < baseline].sort_values("value")
+    text = (
+        f"Of your {len(drv)} drivers, {len(below)} are below the baseline level {clean(baseline)}"
+    )
+    if len(below):
+        text += ": " + ", ".join(f"{clean(r.label)} ({num(r.value)})" for r in below.itertuples())
+    n_bb = int((bb["value"] < baseline).sum())
+    return text + (
+        f"; {n_bb} of {len(bb)} building blocks are below it. The table below gives each level."
+    )
 
 
 def _maturity(v: HospitalView) -> list[dict]:
@@ -335,20 +561,32 @@ def _maturity(v: HospitalView) -> list[dict]:
         return [md("Your hospital did not return a Maturity Matrix self-assessment in this wave.")]
     b = v.baseline_level
     out = []
-    if b is not None and not proc.empty:
-        n_at = int((proc["value"] >= b).sum())
+    mb = v.maturity_baseline
+    if b is not None and not proc.empty and mb is not None:
+        half = tables.half
         n_tot = int(proc["value"].notna().sum())
+        n = mb["n_processes"]
         text = (
-            f"**{n_at} of {len(proc)} core processes** are at baseline level ({tx(b)}) or "
+            f"**{half(mb['own'])} of {n} core processes** are at baseline level ({tx(b)}) or "
             f"above in your self-assessment ({n_tot} assessed). The {_whole(v)}'s ambition is "
-            f"a baseline level on all {len(proc)} core processes by {tx(v.ambition_year)}."
+            f"a baseline level on all {n} core processes by {tx(v.ambition_year)}."
         )
-        if v.compare:
-            med = int(proc.groupby("item")["consortium_median"].first().ge(b).sum())
+        if v.compare and pd.notna(mb["consortium_median"]):
             text += (
-                f" For comparison, the consortium median reaches baseline on {med} core processes."
+                f" For comparison, the median hospital has {half(mb['consortium_median'])} of "
+                f"{n} core processes at baseline or above (from {half(mb['consortium_min'])} to "
+                f"{half(mb['consortium_max'])} over the {mb['consortium_n_hospitals']} "
+                "hospitals that returned a self-assessment)."
             )
         out.append(md(text))
+        out.append(
+            table_block(
+                tables.maturity_baseline_table(
+                    mb, b, consortium=v.compare and pd.notna(mb["consortium_median"])
+                ),
+                tid="maturity_baseline",
+            )
+        )
     out.append(
         fig_block(
             figures.maturity(mat, b, v.ambition_year, median=v.compare),
@@ -360,12 +598,13 @@ def _maturity(v: HospitalView) -> list[dict]:
                 if v.compare
                 else "your level. "
             )
-            + "Orange is below the baseline "
-            f"level the {_whole(v)} aims for (dashed line), blue is at or above it.",
+            + "A hollow mark is below the baseline "
+            f"level the {_whole(v)} aims for (dashed line), a filled mark at or above it.",
             "maturity",
+            alt=maturity_alt(mat, b),
         )
     )
-    out.append(table_block(tables.maturity_table(mat, b, median=v.compare)))
+    out.append(table_block(tables.maturity_table(mat, b, median=v.compare), tid="maturity"))
     if b is not None and not proc.empty:
         below = proc[proc["value"] < b]
         if len(below):
@@ -387,6 +626,22 @@ def _maturity(v: HospitalView) -> list[dict]:
     return out
 
 
+def stakeholders_alt(st: pd.DataFrame) -> str:
+    """What the stakeholders chart shows, as a sentence."""
+    d = st.dropna(subset=["gap"])
+    if d.empty:
+        return "Too few answers on one side to compare the two groups."
+    a, b = clean(st["side_a"].iloc[0]), clean(st["side_b"].iloc[0])
+    more = int((d["gap"] > 0).sum())
+    r = d.loc[d["gap"].abs().idxmax()]
+    return (
+        f"{b} are more positive than {a.lower()} on {more} of {len(d)} dimensions and less "
+        f"positive on {int((d['gap'] < 0).sum())}; the largest gap is on "
+        f"{clean(r['label']).lower()} ({signed(r['gap'])}). The table below gives both averages "
+        "per dimension."
+    )
+
+
 def _stakeholders(v: HospitalView) -> list[dict]:
     if v.shape is not None and v.shape.stakeholders:
         return [md(v.shape.stakeholders)]
@@ -394,21 +649,208 @@ def _stakeholders(v: HospitalView) -> list[dict]:
     if st is None or st.empty:
         return [md("No mirrored patient and professional questionnaires in this wave.")]
     a, b = clean(st["side_a"].iloc[0]), clean(st["side_b"].iloc[0])
-    return [
+    out = [
         md(
             f"The Quickscan asks the same questions of your {tx(a.lower())} and your "
             f"{tx(b.lower())} ({tx(a)} and {tx(b)} below). Where they differ, each group sees "
             "something the other does not."
-        ),
+        )
+    ]
+    gaps = scale_gaps(v)
+    if not gaps.empty:
+        ga, gb = gaps["side_a"].iloc[0], gaps["side_b"].iloc[0]
+        out.append(
+            md(
+                "On each scale both groups answer (the scores of the glance table), the gap "
+                "with its 95% interval. A gap whose interval includes 0 may be chance."
+            )
+        )
+        out.append(
+            table_block(
+                tables.scale_gap_table(gaps, ga, gb, v.k, consortium=v.compare),
+                "The gap's interval combines the two scores' standard errors (two independent "
+                "samples).",
+                tid="gaps",
+            )
+        )
+    out += [
+        md("Per quality dimension (a few questions each: a finer and less certain view):"),
         fig_block(
             figures.stakeholders(st),
             "How patients and professionals see quality, per dimension",
             f"For each quality dimension, the average answer of your {a.lower()} (circle) and "
             f"your {b.lower()} (square); the grey bar is the gap between them.",
             "stakeholders",
+            alt=stakeholders_alt(st),
         ),
-        table_block(tables.stakeholder_table(st, v.k, consortium=v.compare)),
+        table_block(tables.stakeholder_table(st, v.k, consortium=v.compare), tid="stakeholders"),
     ]
+    return out
+
+
+def _peer_cells(v: HospitalView) -> dict[str, str]:
+    """Per scale, where the hospital's score lies against the middle half (first to third
+    quartile) of its peer group's scores, in words; empty (the summary shows "\u2014") where
+    the view carries no peer group (``peer_group``: scale, q1, q3, status) or the group is too
+    small for a scale to be shown."""
+    pg = getattr(v, "peer_group", None)
+    if not isinstance(pg, pd.DataFrame) or pg.empty:
+        return {}
+    if not {"scale", "q1", "q3", "status"} <= set(pg.columns):
+        return {}
+    sc = v.scales.set_index("scale")
+    out = {}
+    for r in pg.itertuples(index=False):
+        if r.status != "shown" or r.scale not in sc.index or sc.loc[r.scale, "status"] != "shown":
+            continue
+        m = sc.loc[r.scale, "mean"]
+        out[r.scale] = (
+            "above the middle half"
+            if m > r.q3
+            else "below the middle half"
+            if m < r.q1
+            else "in the middle half"
+        )
+    return out
+
+
+def _summary(v: HospitalView) -> list[dict]:
+    """One page first: who answered, a headline per scale, where the hospital stands and what
+    changed (the three conversation points follow in the template)."""
+    out = []
+    q = Quotes("summary")
+    names = {s: SURVEY_NAMES.get(s, f"{s} survey").capitalize() for s in v.respondents}
+    # where the register records no invitations, the table says "not recorded" and "unknown"
+    out.append(
+        table_block(tables.response_table(v.respondents, v.invited, names, v.k), tid="response")
+    )
+    text = []
+    col = "Against the consortium"
+    shown = v.scales[v.scales["status"] == "shown"]
+    if v.compare and len(shown):
+        sig = shown["signal"]
+        parts = [
+            f"clearly {w} than the consortium on "
+            + q.count((sig == key).sum(), "summary", col, f"clearly {w}")
+            for key, w in (("lower", "lower"), ("higher", "higher"))
+            if (sig == key).any()
+        ]
+        if (sig == "common").any():
+            parts.append(
+                "within the usual range on "
+                + q.count((sig == "common").sum(), "summary", col, "usual range")
+            )
+        text.append(
+            f"Of the {q.count(len(shown), 'summary', col)} scales with a score, your hospital is "
+            + (", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0])
+            + "."
+        )
+    ch = v.change
+    if ch is not None and not ch.empty and (ch["status"] == "shown").any():
+        c = ch[ch["status"] == "shown"]
+        chcol = "Change since last wave"
+        prev = q.label(tx(clean(ch["previous_wave"].iloc[0])))
+        n_up, n_down = int((c["ci_low"] > 0).sum()), int((c["ci_high"] < 0).sum())
+        if n_up or n_down:
+            up = q.count(n_up, "summary", chcol, "clear rise")
+            down = q.count(n_down, "summary", chcol, "clear fall")
+            text.append(
+                f"Since wave {prev}, {up} scale{'s' if n_up != 1 else ''} rose clearly and "
+                f"{down} fell clearly; on the others the change is within what chance alone "
+                "could produce."
+            )
+        else:
+            text.append(
+                f"Since wave {prev}, no scale rose or fell clearly: every change is within what "
+                "chance alone could produce."
+            )
+    mb = v.maturity_baseline
+    if mb is not None and pd.notna(mb["own"]) and v.baseline_level is not None:
+        mcol = f"Core processes at baseline level ({num(v.baseline_level, 0)}) or above"
+        n = mb["n_processes"]
+        t = (
+            "In the Maturity Matrix self-assessment, your hospital has "
+            + q.cell(f"{tables.half(mb['own'])} of {n}", "maturity_baseline", "Your hospital", mcol)
+            + " core processes at the baseline level or above"
+        )
+        if v.compare and pd.notna(mb["consortium_median"]):
+            t += (
+                "; the median hospital has "
+                + q.cell(
+                    f"{tables.half(mb['consortium_median'])} of {n}",
+                    "maturity_baseline",
+                    "Median hospital",
+                    mcol,
+                )
+                + " (range over hospitals "
+                + q.cell(
+                    f"{tables.half(mb['consortium_min'])} to {tables.half(mb['consortium_max'])}",
+                    "maturity_baseline",
+                    "Range over hospitals",
+                    mcol,
+                )
+                + ")"
+            )
+        text.append(t + ".")
+    if text:
+        out.append(q.block(" ".join(text)))
+    peers = _peer_cells(v)
+    caption = "% positive: the average of the scale's questions' % positive. "
+    if v.compare:
+        caption += (
+            "Clearly higher or lower: the 99.8% interval lies wholly on one side of the "
+            "consortium average. "
+        )
+        if peers:
+            label = clean(getattr(v, "peer_label", None) or "your peer group")
+            caption += (
+                f"Against peers: your score against the middle half (first to third quartile) "
+                f"of {label}; \u2014 where the group is too small to be shown. "
+            )
+        else:
+            caption += "Against peers: \u2014, no peer group in this report. "
+    caption += (
+        "A clear rise or fall: the change's 95% interval (in the glance table) lies wholly on "
+        "one side of zero."
+    )
+    out.append(
+        table_block(
+            tables.summary_table(v.scales, v.change, v.k, consortium=v.compare, peers=peers),
+            caption,
+            tid="summary",
+        )
+    )
+    return out
+
+
+def _positive_text(v: HospitalView) -> str:
+    """What "% positive" counts, from the codebooks' thresholds (``positive_from``)."""
+    it = v.items
+    if it is None or it.empty:
+        return ""
+    if "positive_from" not in it:  # an item table without the thresholds: the rule in words
+        return (
+            "- **% positive** is the share of answers at or above the positive answer set in "
+            "the questionnaire's codebook (for example agree or strongly agree on a 1\u20135 "
+            "scale, 8 or more on a 0\u201310 rating). Negatively worded questions are reversed "
+            "first. A scale's % positive is the average of its questions' % positive (as the "
+            "AHRQ SOPS surveys report their composites).\n"
+        )
+    parts = []
+    for (lo, hi, pos), d in it.groupby(["rmin", "rmax", "positive_from"], sort=False):
+        labels = d["positive_labels"].iloc[0] if "positive_labels" in d else ""
+        part = f"{num(pos, 0)} or more on the {span(lo, hi)} questions"
+        if labels:
+            part += f" ({tx(labels)})"
+        if part not in parts:
+            parts.append(part)
+    return (
+        "- **% positive** is the share of answers at or above the positive answer set in the "
+        "questionnaire's codebook: " + "; ".join(parts) + ". Negatively worded questions are "
+        "reversed first. A scale's % positive is the average of its questions' % positive (as "
+        "the AHRQ SOPS surveys report their composites), shown only where every question of "
+        "the scale is.\n"
+    )
 
 
 def _trend(v: HospitalView) -> list[dict]:
@@ -474,44 +916,54 @@ def _items(v: HospitalView) -> list[dict]:
 
 
 def _reading(v: HospitalView) -> list[dict]:
+    signals = (
+        "- **Colours.** Blue and orange mean the same in every figure: a *signal*, clearly "
+        "higher (blue) or clearly lower (orange) than the reference line drawn in that figure, "
+        "which its legend names. Grey is *common variation*: differences that chance"
+        + (" and the usual differences between hospitals" if v.compare else "")
+        + " explain. A score is a signal where its 99.8% interval (the thin bar) lies entirely "
+        "on one side of the reference"
+    )
+    refs = []
     if v.compare:
-        colours = (
-            "- **Colours.** Grey is *common variation*: differences that chance and the usual "
-            "differences between hospitals explain. Blue (higher) and orange (lower) are "
-            "*signals*: "
-            "the 99.8% interval lies entirely on one side of the consortium average, which chance "
-            "alone rarely produces. Your hospital is the large dark-edged diamond; other hospitals "
-            "are anonymous.\n"
-            "- **No ranking.** A position in a row of hospitals is not a grade: most hospitals "
-            "differ "
-            "by less than their uncertainty. Look at signals and at changes over time.\n"
+        refs.append("the consortium average for your hospital and the other hospitals")
+    if v.has_teams:
+        refs.append("your hospital's average for a team")
+    signals += (": " + "; ".join(refs) if refs else "") + (
+        ". A change is a signal where its 95% interval lies entirely on one side of zero."
+    )
+    if v.maturity is not None and not v.maturity.empty:
+        signals += (
+            " The Maturity Matrix uses no colour: a hollow mark is below the baseline level, a "
+            "filled one at or above it."
         )
-    elif v.has_teams:
-        colours = (
-            "- **Colours.** Grey is *common variation*: differences that chance alone can "
-            "explain. Blue (higher) and orange (lower) are *signals*: a team whose 99.8% interval "
-            "lies entirely on one side of your hospital's average, or a change whose 95% interval "
-            "lies entirely on one side of zero, which chance alone rarely produces.\n"
-            "- **No ranking.** A team's position in a row of teams is not a grade: most teams "
+    signals += "\n"
+    if v.compare:
+        signals += (
+            "- **Your hospital** is the large dark-edged diamond; other hospitals are "
+            "anonymous.\n"
+            "- **No ranking.** A position in a row of hospitals is not a grade: most hospitals "
             "differ by less than their uncertainty. Look at signals and at changes over time.\n"
         )
-    else:
-        colours = (
-            "- **Colours.** Grey is *common variation*: a change that chance alone can explain. "
-            "Blue (higher) and orange (lower) are *signals*: a change whose 95% interval lies "
-            "entirely on one side of zero, which chance alone rarely produces.\n"
+    elif v.has_teams:
+        signals += (
+            "- **No ranking.** A team's position in a row of teams is not a grade: most teams "
+            "differ by less than their uncertainty. Look at signals and at changes over time.\n"
         )
     return [
         md(
             "- **Scores** are averages on each questionnaire's answer scale (for example 1 to 7). "
             "Higher is always better: negatively worded questions are reversed before scoring.\n"
-            "- **Intervals.** A score from a sample is uncertain. The thick bar (95% interval) and "
-            "the thin bar (99.8% interval) show the range of values compatible with the answers. "
-            "Two scores whose intervals overlap a lot may not really differ.\n"
-            + colours
+            + _positive_text(v)
+            + "- **Intervals.** A score from a sample is uncertain. The thick bar (95% interval) "
+            "and the thin bar (99.8% interval) show the range of values compatible with the "
+            "answers. Two scores whose intervals overlap a lot may not really differ.\n"
+            + signals
+            + "- **Numbers** are rounded to two decimals (percentages to whole numbers) and "
+            "written the same way in the text, the tables and the figures; a value that rounds "
+            "to zero is written 0.00.\n"
             + f"- **Small groups** (fewer than {v.k} responses) are never shown, to protect the "
-            "people "
-            "who answered."
+            "people who answered."
         )
     ]
 
@@ -563,11 +1015,17 @@ def _model_text(v: HospitalView) -> str:
 def _methods(v: HospitalView, labels: dict[str, str]) -> list[dict]:
     out = [md(f"### Psychometrics of each scale (whole {_whole(v)})")]
     if v.psychometrics is not None and not v.psychometrics.empty:
+        # scale labels, the Maturity Matrix's included (never a raw id such as mm_total)
+        if v.maturity is not None and not v.maturity.empty:
+            labels = {**dict(zip(v.maturity["scale"], v.maturity["label"], strict=False)), **labels}
         out.append(table_block(tables.psychometrics_table(v.psychometrics, labels)))
         text = (
             "Alpha and omega measure how consistently a scale's questions measure one thing "
             "(0.70 or more is usually considered good). CFI (0.95 or more) and RMSEA (0.06 or "
-            "less) say how well a one-factor model fits."
+            "less) say how well a one-factor model fits. For a scale of 3 items or fewer they "
+            "are *not testable*: with 3 items the one-factor model is saturated (it has as many "
+            "parameters as the answers have variances and covariances), so it fits perfectly "
+            "whatever the answers; with 2 it cannot be estimated on its own."
         )
         if v.has_teams:
             text += (
@@ -590,20 +1048,27 @@ def _methods(v: HospitalView, labels: dict[str, str]) -> list[dict]:
 
 def hospital_content(v: HospitalView, top_n: int = 3) -> dict:
     labels = dict(zip(v.scales["scale"], v.scales["label"], strict=False))
-    points = conversation_points(v, top_n)
-    conv = [
-        md(
-            "\n".join(f"{i}. {p}" for i, p in enumerate(points, 1))
-            if points
-            else (
+    points = conversation_records(v, top_n)
+    if points:
+        merged = Quotes("conversation")
+        for _, q in points:
+            merged.quotes += q.quotes
+            merged.labels += q.labels
+        conv = [merged.block("\n".join(f"{i}. {p}" for i, (p, _) in enumerate(points, 1)))]
+        conv[0]["points"] = [{"text": p, "quotes": q.quotes, "labels": q.labels} for p, q in points]
+    else:
+        conv = [
+            md(
                 "Nothing stands out: every score is within the usual range."
                 if v.compare
                 else "Nothing stands out in this wave's results."
             )
-        )
-    ]
+        ]
+    summary = _summary(v)
+    quotes = [x for b in conv + summary for x in b.get("quotes", [])]
     return {
         "kind": "hospital",
+        "quotes": quotes,
         "title": f"{clean(v.hospital_name)}: feedback report, wave {clean(v.wave)}",
         "hospital_name": v.hospital_name,
         "hospital_id": v.hospital_id,
@@ -616,6 +1081,7 @@ def hospital_content(v: HospitalView, top_n: int = 3) -> dict:
                     + (" Other hospitals appear anonymously." if v.compare else "")
                 )
             ],
+            "summary": summary,
             "glance": _glance(v),
             "conversation": conv,
             "between": _between(v),
