@@ -318,6 +318,7 @@ def test_hospital_content_has_every_section_and_three_conversation_points(study,
     c = content.build_hospital(wave_results, study, h)
     assert set(c["sections"]) == {
         "heading",
+        "summary",
         "glance",
         "conversation",
         "between",

@@ -69,16 +69,17 @@ def test_reports_are_written_alone_and_self_contained(rendered):
 
 
 SECTIONS = [
-    "At a glance",
+    "Summary",
     "Three things worth a conversation",
+    "At a glance",
     "Between hospitals",
     "Between your teams",
     "Maturity Matrix",
     "Patients and professionals",
     "Trend since the previous wave",
-    "Every question",
     "How to read this report",
     "Methods",
+    "Appendix: every question",
 ]
 
 

@@ -42,18 +42,21 @@ HOSPITAL = render.TEMPLATE_DIR / "hospital.qmd"
 CONSORTIUM = render.TEMPLATE_DIR / "consortium.qmd"
 
 ALL_SECTIONS = [
+    "Summary",
     "At a glance",
     "Between hospitals",
     "Between your teams",
     "Maturity Matrix",
     "Patients and professionals",
     "Trend since the previous wave",
-    "Every question",
     "How to read this report",
     "Methods",
+    "Appendix: every question",
 ]
-CONSORTIUM_SECTIONS = ["Validation", "Variance partitions", "All hospitals", "Psychometrics"]
-CONSORTIUM_SECTIONS += ["Hypotheses"]
+# (a second wave: with the change since the first; the results frames here carry no research
+# inputs, so no case-mix models, funnel plots or planning: tests/test_consortium_report.py)
+CONSORTIUM_SECTIONS = ["Validation", "Variance partitions", "All hospitals"]
+CONSORTIUM_SECTIONS += ["Change since the previous wave", "Psychometrics", "Hypotheses"]
 
 
 # --- building the results of a study ----------------------------------------------------------
@@ -238,14 +241,15 @@ def test_one_organisation_report_has_the_sections_it_can_fill(two_level_reports)
     html, _ = two_level_reports
     heads = headings(html)
     assert heads == [
+        "Summary",
         "At a glance",
         "Between your teams",
         "Maturity Matrix",
         "Patients and professionals",
         "Trend since the previous wave",
-        "Every question",
         "How to read this report",
         "Methods",
+        "Appendix: every question",
     ]
     assert toc(html) == heads  # no empty section in the contents
     text = report_text(html)
@@ -265,7 +269,15 @@ def test_one_organisation_report_compares_with_no_consortium(two_level_reports):
     assert not re.search(r"consortium", text, flags=re.I)
     assert "one of 1 hospitals" not in text and "Other hospitals appear" not in text
     assert "is the only organisation in this study, so this report does not compare it" in text
-    glance, *teams, items = table_headers(html)[:-1]  # the last table: psychometrics
+    # the response rates and the summary, then the glance; psychometrics, then the appendix
+    _, summary, glance, *teams, _, items = table_headers(html)
+    assert summary == [
+        "Scale",
+        "Your score",
+        "95% interval",
+        "% positive",
+        "Change since last wave",
+    ]
     assert glance == [
         "Scale",
         "Range",
@@ -320,7 +332,7 @@ def test_report_without_teams_leaves_out_the_teams(no_teams_reports, no_teams):
     assert "withheld" not in text and "an item or group with fewer than 5" in text
     assert "differences between hospitals and between people within a hospital" in text
     assert "Not applicable" not in text
-    psychometrics = table_headers(html)[-1]
+    psychometrics = next(h for h in table_headers(html) if h[:2] == ["Scale", "Respondents"])
     assert psychometrics[:3] == ["Scale", "Respondents", "Items"]
     assert not {"ICC(1)", "ICC(2)", "Median rwg"} & set(psychometrics)
 
@@ -352,7 +364,7 @@ def test_demo_shaped_reports_keep_every_section(demo_reports):
     text = report_text(html)
     assert "Not applicable" not in text and "Not in this wave" not in text
     assert "one of 8 hospitals in the consortium" in text
-    assert table_headers(html)[0][5:7] == ["Consortium average", "Compared with the consortium"]
+    assert table_headers(html)[2][5:7] == ["Consortium average", "Compared with the consortium"]
     assert headings(cons) == CONSORTIUM_SECTIONS
     assert "What this study's data cannot show" not in report_text(cons)
     # the demo's confidentiality rules are the full text
@@ -453,14 +465,28 @@ def test_template_writes_the_heading_of_a_section_that_can_be_left_out():
     in an ``output: asis`` cell (so Quarto makes it a real heading); the others are Markdown."""
     for path, optional in (
         (HOSPITAL, {"between": "Between hospitals", "teams": "Between your teams"}),
-        (CONSORTIUM, {"hospitals": "All hospitals"}),
+        (
+            CONSORTIUM,
+            {
+                "hospitals": "All hospitals",
+                "change": "Change since the previous wave",
+                "trends": "Trends over every wave",
+                "adjusted": "Case-mix-adjusted and cross-level models",
+                "invariance": "Measurement invariance",
+                "agreement": "Agreement within teams",
+                "funnel": "Outcomes between hospitals: funnel plots",
+                "planning": "Planning the next wave",
+            },
+        ),
     ):
         nb = render.read_qmd(path)
         cells = [c for c in nb.cells if c.cell_type == "code" and "report.heading(" in c.source]
         found = {}
         for c in cells:
             assert render.chunk_options(c.source).get("output") == "asis", c.source
-            (sec, title), *_ = re.findall(r'report\.heading\("(\w+)", "([^"]+)"\)', c.source)
+            (sec, title), *_ = re.findall(
+                r'report\.heading\("(\w+)", "([^"]+)"(?:, level=\d)?\)', c.source
+            )
             found[sec] = title
         assert found == optional
         text = path.read_text()

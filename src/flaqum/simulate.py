@@ -687,6 +687,23 @@ def write_wave(study: Study, wave_dir: Path, sources: dict, orgs, teams, fmt="sa
     sources["team_outcomes"].to_csv(wave_dir / "team_outcomes.csv", index=False)
 
 
+def _with_invited(orgs: pd.DataFrame, sources: dict, seed: int) -> pd.DataFrame:
+    """The register with ``staff_invited`` and ``patients_invited``: each hospital's respondents
+    divided by a response rate drawn per hospital (professionals 35-70%, patients 20-50%), from
+    a generator of its own so that the answers do not change. The last hospital's patients'
+    invitations are left blank, as a register that does not record them."""
+    rng = np.random.default_rng(seed)
+    orgs = orgs.copy()
+    for source, (lo, hi) in (("staff", (0.35, 0.70)), ("patients", (0.20, 0.50))):
+        n = sources[source].groupby("hospital_id").size()
+        n = n.reindex(orgs["hospital_id"]).fillna(0).to_numpy()
+        rate = rng.uniform(lo, hi, size=len(orgs))
+        orgs[f"{source}_invited"] = pd.array(np.ceil(n / rate).astype(int), dtype="Int64")
+    if len(orgs) > 1:
+        orgs.loc[orgs.index[-1], "patients_invited"] = pd.NA
+    return orgs
+
+
 def generate_consortium(
     out_dir: Path | str,
     study: Study | None = None,
@@ -728,7 +745,7 @@ def generate_consortium(
             study,
             out_dir / wave,
             sources,
-            orgs[orgs["hospital_id"].isin(keep)],
+            _with_invited(orgs[orgs["hospital_id"].isin(keep)], sources, seed + w),
             teams[teams["hospital_id"].isin(keep)],
             fmt=fmt,
         )

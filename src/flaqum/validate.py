@@ -307,6 +307,15 @@ def required_columns(study: Study, source: str, wave: str | None = None) -> list
     return cols
 
 
+def optional_columns(study: Study, source: str) -> list[str]:
+    """Columns a source may have that no codebook declares (a declared variable is required):
+    the organisations register's ``<survey>_invited`` counts, which give the reports' response
+    rates (``report.confidentiality.invited_counts``)."""
+    if source != "organisations":
+        return []
+    return [f"{s}_invited" for s, spec in study.sources.items() if spec["kind"] == "survey"]
+
+
 def id_columns(spec: dict) -> list[str]:
     """The id, hospital and team columns of a source, each once."""
     return list(dict.fromkeys(spec[k] for k in ("id", "hospital", "team") if spec.get(k)))
@@ -632,7 +641,7 @@ def _check_columns(val, study, source, df, meta, path) -> None:
             column=c,
             unit="column",
         )
-    known = set(req)
+    known = set(req) | set(optional_columns(study, source))
     elsewhere = {  # items of the source's instruments that this wave does not field
         item: inst
         for inst in study.instruments_for(source)

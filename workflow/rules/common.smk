@@ -435,10 +435,29 @@ def report_inputs(wildcards):
     return inputs
 
 
+def research_targets(wave):
+    """The research team's extra results (research.smk): the funnel plots' data where the
+    wave has outcomes, and the planning of the next wave."""
+    out = [f"results/{wave}/planning.csv", f"results/{wave}/planning_hospitals.csv"]
+    if "outcomes" in wave_sources(wave):
+        out.append(f"results/{wave}/funnel.csv")
+    return out
+
+
 def consortium_inputs(wildcards):
+    """What the consortium report reads: a hospital report's inputs, the hypotheses (summary
+    and each one's JSON), invariance, the case-mix and cross-level models, and the research
+    team's extra results (research_targets)."""
+    w = wildcards.wave
     inputs = report_inputs(wildcards)
-    if hypothesis_targets(wildcards.wave):
-        inputs["hypotheses"] = f"results/{wildcards.wave}/hypotheses/summary.csv"
+    hyps = hypothesis_targets(w)
+    if hyps:
+        inputs["hypotheses"] = f"results/{w}/hypotheses/summary.csv"
+        inputs["hypothesis_results"] = hyps[1:]
+    inputs["invariance"] = f"results/{w}/psychometrics/invariance.csv"
+    inputs["adjusted"] = f"results/{w}/multilevel/adjusted.csv"
+    for path in research_targets(w):
+        inputs[Path(path).stem] = path
     return inputs
 
 

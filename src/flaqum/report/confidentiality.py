@@ -21,8 +21,10 @@ The rules (also printed in every report's methods appendix, see ``RULES``):
    the render.
 
 The Maturity Matrix is the hospital's own self-assessment (one answer per hospital, not
-personal answers): rule 1 does not apply to it; peers enter it only as consortium medians and
-the range of the number of core processes at baseline.
+personal answers): rule 1 does not apply to it; peers enter it only as consortium medians
+and, for the count of core processes at baseline or above, the median hospital's count with
+the lowest and highest count (``benchmark/maturity.csv``; ``maturity_baseline_summary``
+computes the same from a view's frames), unlabelled.
 
 Peer groups (``_peer_view``): the hospitals sharing the hospital's value of the register column
 ``report.peers.column``, shown per scale only as their number, median and quartiles, and only
@@ -30,9 +32,9 @@ where the group has at least ``report.peers.min_hospitals`` (>= 5) hospitals wit
 never another group, id or name (docs/confidentiality.md says why nothing can be derived by
 subtraction). Trends (``_trend_view``): rule 1 in each wave on its own.
 
-The statistics themselves (item % positive, stakeholder gaps, maturity medians, peers, trends)
-are computed in ``flaqum.benchmark`` and read from ``results/<wave>/benchmark/``; this module
-applies the rules to them.
+The statistics themselves (item and scale % positive, stakeholder gaps, maturity medians and
+counts, peers, trends) are computed in ``flaqum.benchmark`` and read from
+``results/<wave>/benchmark/``; this module applies the rules to them.
 
 The scan (``scan_report``) reads what a reader or a screen reader gets from the finished HTML:
 text nodes, the values of ``alt``, ``title``, ``aria-label`` and similar attributes
@@ -87,7 +89,7 @@ from flaqum import benchmark
 from flaqum.config import Study
 from flaqum.report.data import WaveResults
 from flaqum.report.escape import IDENT_CLASS, clean
-from flaqum.report.shape import Shape, study_shape
+from flaqum.report.shape import Shape, mirrored_pairs, study_shape
 
 Z95, Z998 = 1.959964, 3.090232
 
@@ -236,6 +238,14 @@ class HospitalView:
     notes: list[str] = field(default_factory=list)
     #: what the study and the wave hold (None: everything, as the demo)
     shape: Shape | None = None
+    #: core processes at baseline level or above: the hospital's count and the consortium's
+    #: median, lowest and highest count over hospitals (``benchmark/maturity.csv``, kind count)
+    maturity_baseline: dict | None = None
+    #: people invited to each survey (``<source>_invited`` in the organisations register);
+    #: None where the register does not record it
+    invited: dict[str, int | None] = field(default_factory=dict)
+    #: pairs of scales that ask the same questions of two groups (``mirrored_scales``)
+    mirrored: list[dict] = field(default_factory=list)
     #: per scale, the hospital's peer group (``_peer_view``); None: no peer comparison
     peer_group: pd.DataFrame | None = None
     #: the peer group's name as the report writes it ("teaching hospitals"), or None
@@ -244,8 +254,6 @@ class HospitalView:
     peer_note: str | None = None
     #: per scale and wave the hospital took part in up to this one (``_trend_view``)
     trend: pd.DataFrame | None = None
-    #: core processes at baseline: the hospital's count and the consortium's median and range
-    maturity_baseline: dict | None = None
 
     @property
     def compare(self) -> bool:
@@ -433,8 +441,109 @@ def _change(res: WaveResults, hid: str, k: int, meta: pd.DataFrame) -> pd.DataFr
     return out.reset_index(drop=True)
 
 
+def maturity_baseline_counts(items: pd.DataFrame, item_ids, baseline) -> pd.Series:
+    """Per hospital that returned a self-assessment (at least one process assessed): how many
+    of the core processes (``item_ids``, the Maturity Matrix items) it puts at ``baseline`` or
+    above (a process not assessed does not count)."""
+    cols = [c for c in item_ids if c in items.columns]
+    x = items[cols].apply(pd.to_numeric, errors="coerce")
+    assessed = x.notna().any(axis=1)
+    at = (x[assessed] >= float(baseline)).sum(axis=1)
+    return at.groupby(items.loc[assessed, "hospital_id"].astype(str)).max()
+
+
+def maturity_baseline_summary(res: WaveResults, hid: str, processes: pd.DataFrame, baseline):
+    """The hospital's count of core processes at baseline or above, and the median hospital's
+    count with the lowest and highest (``maturity_baseline_counts``), out of ``n_processes``.
+    The one place this number is computed for the report: a results stage can replace it."""
+    if baseline is None or processes is None or processes.empty:
+        return None
+    counts = maturity_baseline_counts(res.maturity_items, list(processes["item"]), baseline)
+    if counts.empty:
+        return None
+    # the keys of the results stage's summary (benchmark/maturity.csv), so either can fill it
+    return {
+        "baseline_level": baseline,
+        "n_processes": len(processes),
+        "own": int(counts[hid]) if hid in counts.index else None,
+        "own_assessed": int(processes["value"].notna().sum()),
+        "consortium_median": float(counts.median()),
+        "consortium_min": float(counts.min()),
+        "consortium_max": float(counts.max()),
+        "consortium_n_hospitals": int(len(counts)),
+    }
+
+
+def invited_counts(res: WaveResults, hid: str) -> dict[str, int | None]:
+    """People invited to each survey of the wave, from the optional ``<source>_invited`` column
+    of the organisations register (None where the column is absent, blank or not a count)."""
+    orgs = res.organisations
+    own = orgs[orgs["hospital_id"].astype(str) == hid]
+    out = {}
+    for source in res.responses:
+        col = f"{source}_invited"
+        x = pd.to_numeric(own[col], errors="coerce") if col in own and len(own) else None
+        v = None if x is None or x.isna().all() else float(x.iloc[0])
+        out[source] = int(v) if v is not None and v >= 0 and v == int(v) else None
+    return out
+
+
+def mirrored_scales(study: Study, scale_ids) -> list[dict]:
+    """Scales of two mirrored instruments (``mirror:`` in the codebooks) with the same items,
+    as {"a", "b", "label"}: the same questions asked of both groups, so their gap is a gap on
+    one scale (``a``: the first instrument of the pair, in the order of the study's sources)."""
+    have = set(scale_ids)
+    out = []
+    for ia_id, ib_id in mirrored_pairs(study):
+        ia, ib = study.instruments[ia_id], study.instruments[ib_id]
+        for sa_id, sa in ia.scales.items():
+            for sb_id, sb in ib.scales.items():
+                if sa_id in have and sb_id in have and list(sa.items) == list(sb.items):
+                    same = clean(sa.label) == clean(sb.label)
+                    label = clean(sa.label) if same else f"All {len(sa.items)} questions"
+                    out.append({"a": sa_id, "b": sb_id, "label": label})
+    return out
+
+
+def scale_pct_positive(study: Study, scales: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
+    """``scales`` with ``pct_positive`` and ``consortium_pct_positive``: the mean of the scale's
+    items' % positive (the AHRQ SOPS composite definition), blank unless every item of the
+    scale is shown for the hospital."""
+    scales = scales.copy()
+    scales["pct_positive"] = np.nan
+    scales["consortium_pct_positive"] = np.nan
+    if items is None or items.empty:
+        return scales
+    it = items.set_index(["instrument", "item"])
+    for i, r in scales.iterrows():
+        try:
+            sc = study.scale(r["scale"])
+        except KeyError:
+            continue
+        keys = [(r["instrument"], x) for x in sc.items if (r["instrument"], x) in it.index]
+        if not keys or len(keys) < len(sc.items):
+            continue
+        d = it.loc[keys]
+        scales.loc[i, "consortium_pct_positive"] = d["consortium_pct_positive"].mean()
+        if r["status"] == SHOWN and (d["status"] == SHOWN).all():
+            scales.loc[i, "pct_positive"] = d["pct_positive"].mean()
+    return scales
+
+
 def _positive_from(inst) -> float:
     return benchmark.positive_from(inst)
+
+
+def _positive_labels(inst, pos: float) -> str:
+    """The words of the positive answers ("agree or strongly agree"), where every one of them
+    has a label in the codebook; "" otherwise."""
+    answers = {
+        float(v): clean(lab).lower() for v, lab in (inst.response.get("labels") or {}).items()
+    }
+    wanted = np.arange(np.ceil(pos), inst.rmax + 1)
+    if not all(float(v) in answers for v in wanted):
+        return ""
+    return " or ".join(answers[float(v)] for v in wanted)
 
 
 def _own_rows(frame: pd.DataFrame | None, hid: str) -> pd.DataFrame | None:
@@ -460,8 +569,11 @@ def item_table(
     if own.empty:
         return pd.DataFrame()
     rows = []
+    labels = {}
     for r in own.itertuples(index=False):
         inst = study.instruments[r.instrument]
+        if inst.id not in labels:
+            labels[inst.id] = _positive_labels(inst, float(r.positive_from))
         row = {
             "source": r.source,
             "instrument": r.instrument,
@@ -469,6 +581,10 @@ def item_table(
             "item": r.item,
             "text": clean(inst.items.get(r.item, "")),
             "reverse": r.item in inst.reverse_items,
+            "rmin": inst.rmin,
+            "rmax": inst.rmax,
+            "positive_from": float(r.positive_from),
+            "positive_labels": labels[inst.id],
             "consortium_mean": r.consortium_mean,
             "consortium_pct_positive": r.consortium_pct_positive,
         }
@@ -630,11 +746,7 @@ def hospital_view(res: WaveResults, study: Study, hospital_id: str) -> HospitalV
         if at_baseline is not None:
             at_baseline = {
                 **at_baseline,
-                **{
-                    c: None
-                    for c in at_baseline
-                    if c.startswith("consortium_") and c != "consortium_n_hospitals"
-                },
+                **dict.fromkeys(("consortium_median", "consortium_min", "consortium_max"), np.nan),
             }
     respondents = {}
     for source, df in res.responses.items():
@@ -663,11 +775,13 @@ def hospital_view(res: WaveResults, study: Study, hospital_id: str) -> HospitalV
         ambition_year=study.config["report"]["ambition_year"],
         agreement_threshold=threshold,
         shape=shape,
+        maturity_baseline=at_baseline,
+        invited=invited_counts(res, hid),
+        mirrored=mirrored_scales(study, scales["scale"]) if shape.stakeholders is None else [],
         peer_group=peer_group,
         peer_label=peer_label,
         peer_note=peer_note,
         trend=trend,
-        maturity_baseline=at_baseline,
     )
 
 

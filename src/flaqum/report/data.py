@@ -51,6 +51,9 @@ class WaveResults:
     bench_peers: pd.DataFrame | None = None  # benchmark/peers.csv
     bench_trends: pd.DataFrame | None = None  # benchmark/trends.csv (every wave up to this)
     validation: dict = field(default_factory=dict)  # validation.json
+    # the consortium report's extra inputs (``RESEARCH``): tables by key, "hypothesis_results"
+    # a list of the hypotheses' JSON documents
+    research: dict = field(default_factory=dict)
 
     def hospital_ids(self) -> list[str]:
         return sorted(self.organisations["hospital_id"].astype(str))
@@ -105,6 +108,29 @@ def read_table(path: Path | str | None, text=()) -> pd.DataFrame | None:
     return _ids(pd.read_csv(path, dtype=dtype, keep_default_na=False, na_values=[""]))
 
 
+# The consortium report's extra tables (key -> file under results/<wave>/).
+RESEARCH = {
+    "invariance": "psychometrics/invariance.csv",
+    "adjusted": "multilevel/adjusted.csv",
+    "funnel": "funnel.csv",
+    "planning": "planning.csv",
+    "planning_hospitals": "planning_hospitals.csv",
+}
+
+
+def load_research(paths: dict) -> dict:
+    """The consortium report's extra inputs that ``paths`` names and that exist."""
+    out = {key: read_table(paths.get(key)) for key in RESEARCH}
+    out = {k: v for k, v in out.items() if v is not None}
+    docs = paths.get("hypothesis_results") or []
+    out["hypothesis_results"] = [
+        json.loads(Path(p).read_text())
+        for p in ([docs] if isinstance(docs, str) else docs)
+        if Path(p).exists()
+    ]
+    return out
+
+
 def load_wave(wave: str, paths: dict[str, str | list[str]]) -> WaveResults:
     """Read the wave's results. ``paths`` maps the WaveResults fields to files; ``responses``
     is a list of processed survey files (their stem is the source)."""
@@ -155,7 +181,13 @@ def load_wave(wave: str, paths: dict[str, str | list[str]]) -> WaveResults:
         frames["maturity"] = pd.DataFrame({"hospital_id": pd.Series(dtype="string")})
     if frames["maturity_items"] is None:
         frames["maturity_items"] = pd.DataFrame({"hospital_id": pd.Series(dtype="string")})
-    return WaveResults(wave=wave, responses=responses, validation=validation, **frames)
+    return WaveResults(
+        wave=wave,
+        responses=responses,
+        validation=validation,
+        research=load_research(paths),
+        **frames,
+    )
 
 
 def wave_paths(root: Path | str, wave: str, sources=("staff", "patients")) -> dict:
@@ -185,4 +217,6 @@ def wave_paths(root: Path | str, wave: str, sources=("staff", "patients")) -> di
         "maturity_items": str(proc / "maturity.parquet"),
         "validation": str(res / "validation.json"),
         "responses": [str(proc / f"{s}.parquet") for s in sources],
+        **{key: str(res / rel) for key, rel in RESEARCH.items()},
+        "hypothesis_results": sorted(str(p) for p in (res / "hypotheses").glob("*.json")),
     }

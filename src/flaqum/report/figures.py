@@ -1,7 +1,12 @@
 """The report's charts, as matplotlib Figures (unit-testable) and as SVG text (for the report).
 
 Colours follow STYLE.md and the NHS "Making Data Count" convention: grey for common variation,
-blue for a signal of higher (better) scores, orange for lower; no red/green pairs. The
+blue for a signal of higher (better) scores, orange for lower; no red/green pairs. Blue and
+orange mean only that, in every figure: clearly higher / lower than the figure's reference
+line (the consortium average, the hospital's average for a team), decided by the 99.8%
+interval, which is always drawn (the thin bar), and named in each figure's legend. The
+Maturity Matrix compares with a target, not with a reference under uncertainty: its marks are
+filled (at or above the baseline level) or hollow (below), never blue or orange. The
 hospital's own mark is a large dark-edged diamond; other hospitals are small anonymous marks.
 Every figure has a title and axis labels; the sentence saying what it shows is returned with it
 by ``content``. SVGs keep text as text (``svg.fonttype: none``) so a report can be searched and
@@ -25,7 +30,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from flaqum.report.escape import IDENT_CLASS, clean
 from flaqum.report.escape import html as esc
@@ -165,7 +170,7 @@ def glance(scales: pd.DataFrame, peers: dict[str, np.ndarray], k: int) -> Figure
     the hospital's own score with its 95% (thick) and 99.8% (thin) interval."""
     n = len(scales)
     labels = [f"{clean(r.label)} ({span(r.rmin, r.rmax)})" for r in scales.itertuples(index=False)]
-    fig = _fig(8.5, 0.36 * n + 1.6, labels, bottom=1.0)
+    fig = _fig(8.5, 0.36 * n + 1.9, labels, bottom=1.3)
     ax = fig.add_subplot()
     px, py = [], []
     for i, r in enumerate(scales.itertuples(index=False)):
@@ -230,7 +235,7 @@ def glance(scales: pd.DataFrame, peers: dict[str, np.ndarray], k: int) -> Figure
             Line2D([], [], marker="|", ls="", color=LIGHT, ms=10, mew=1.6, label="Another hospital")
         ],
         loc="lower center",
-        ncol=4,
+        ncol=2,
         frameon=False,
         fontsize=8,
     )
@@ -239,11 +244,55 @@ def glance(scales: pd.DataFrame, peers: dict[str, np.ndarray], k: int) -> Figure
 
 def _legend_own():
     return [
-        Line2D([], [], marker="D", ls="-", lw=4, color=BLUE, mec=OWN, label="You: clearly higher"),
+        Line2D(
+            [],
+            [],
+            marker="D",
+            ls="-",
+            lw=4,
+            color=BLUE,
+            mec=OWN,
+            label="You: clearly higher than the consortium",
+        ),
         Line2D(
             [], [], marker="D", ls="-", lw=4, color=GREY, mec=OWN, label="You: common variation"
         ),
-        Line2D([], [], marker="D", ls="-", lw=4, color=ORANGE, mec=OWN, label="You: clearly lower"),
+        Line2D(
+            [],
+            [],
+            marker="D",
+            ls="-",
+            lw=4,
+            color=ORANGE,
+            mec=OWN,
+            label="You: clearly lower than the consortium",
+        ),
+    ]
+
+
+def _legend_signal(what: str, reference: str, marker: str = "o") -> list:
+    """Legend entries naming what blue, grey and orange mean in this figure: the one meaning
+    of the colours in every report (a signal against the figure's reference line)."""
+    return [
+        Line2D(
+            [],
+            [],
+            marker=marker,
+            ls="-",
+            lw=2.5,
+            color=BLUE,
+            label=f"{what} clearly higher than {reference}",
+        ),
+        Line2D([], [], marker=marker, ls="-", lw=2.5, color=GREY, label="Common variation"),
+        Line2D(
+            [],
+            [],
+            marker=marker,
+            ls="-",
+            lw=2.5,
+            color=ORANGE,
+            label=f"{what} clearly lower than {reference}",
+        ),
     ]
 
 
@@ -252,7 +301,7 @@ def between_hospitals(scales: pd.DataFrame, peers: dict[str, np.ndarray], ncols:
     and 99.8% (thin) interval, ordered by score, anonymous; the hospital's own mark stands out."""
     rows = scales.reset_index(drop=True)
     nrow = int(np.ceil(len(rows) / ncols))
-    fig = _fig(10, 2.5 * nrow + 0.7, ["Score (1-7)xx"], bottom=0.35, top=0.8)
+    fig = _fig(10, 2.5 * nrow + 1.0, ["Score (1-7)xx"], bottom=0.65, top=0.8)
     fig.subplots_adjust(hspace=0.75, wspace=0.3)
     axes = fig.subplots(nrow, ncols, squeeze=False)
     for ax in axes.flat[len(rows) :]:
@@ -310,6 +359,13 @@ def between_hospitals(scales: pd.DataFrame, peers: dict[str, np.ndarray], ncols:
         ax.set_xlabel("Hospitals, lowest to highest")
         ax.set_ylabel(f"Score ({_range_label(r._asdict())})")
     fig.suptitle("Your hospital among all hospitals of the consortium", fontweight="bold")
+    fig.legend(
+        handles=_legend_signal("Hospital", "the consortium average (99.8% interval)"),
+        loc="lower center",
+        ncol=3,
+        frameon=False,
+        fontsize=8,
+    )
     return fig
 
 
@@ -329,15 +385,17 @@ def teams(
         f"{t} (n=00) \u25b2 members disagree" if lw else f"{t} (n=00)"
         for t, lw in zip(team_names, d["low_agreement"].fillna(False), strict=True)
     ]
-    fig = _fig(8.5, 0.24 * max(len(d), 3) + 1.2, names, bottom=0.6)
+    fig = _fig(8.5, 0.24 * max(len(d), 3) + 1.75, names, bottom=1.15)
     ax = fig.add_subplot()
     y = np.arange(len(d))
     low = d["low_agreement"].fillna(False).astype(bool).to_numpy()
     if hospital_mean is not None and pd.notna(hospital_mean):
+        # the colour is decided by the 99.8% interval, which is drawn (thin bar)
         cols = _signal_colours(d["lo998"], d["hi998"], hospital_mean)
     else:
         cols = np.full(len(d), GREY)
-    _bars(ax, y, d["ci_low"], d["ci_high"], cols, 2.2)
+    _bars(ax, y, d["lo998"], d["hi998"], cols, 0.9)
+    _bars(ax, y, d["ci_low"], d["ci_high"], cols, 2.6)
     ax.scatter(
         d["mean"],
         y,
@@ -352,7 +410,7 @@ def teams(
         for t, n, lw in zip(team_names, d["n"], low, strict=True)
     ]
     if len(d):
-        lo, hi = np.nanmin(d["ci_low"]), np.nanmax(d["ci_high"])
+        lo, hi = np.nanmin(d["lo998"]), np.nanmax(d["hi998"])
         refs = [x for x in (hospital_mean, consortium_mean) if x is not None and pd.notna(x)]
         lo, hi = min([lo, *refs]), max([hi, *refs])
         ax.set_xlim(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
@@ -363,10 +421,21 @@ def teams(
         ax.axvline(hospital_mean, color=OWN, lw=1.2, label="Your hospital")
     if consortium_mean is not None and pd.notna(consortium_mean):
         ax.axvline(consortium_mean, color=INK, lw=0.9, ls="--", label="Consortium average")
-    ax.set_xlabel(f"Team score ({span(*rng)}); dot: team average, bar: 95% interval")
+    ax.set_xlabel(
+        f"Team score ({span(*rng)}); dot: team average, thick bar: 95% interval, thin bar: 99.8%"
+    )
     ax.set_title(f"{clean(scale_label)}: your teams", y=1.0)
     if len(d):
-        ax.legend(loc="lower right", fontsize=8, frameon=True, framealpha=0.9)
+        handles, _ = ax.get_legend_handles_labels()
+        if hospital_mean is not None and pd.notna(hospital_mean):
+            handles += _legend_signal("Team", "your hospital")
+        fig.legend(
+            handles=handles,
+            loc="lower center",
+            ncol=min(len(handles), 3),
+            frameon=False,
+            fontsize=8,
+        )
     return fig
 
 
@@ -394,10 +463,12 @@ def maturity(
     if median:
         _bars(ax, med, y - 0.32, y + 0.32, GREY, 2.5, horizontal=False, zorder=2)
         _bars(ax, y, np.fmin(val, med), np.fmax(val, med), LIGHT, 1, zorder=1)
+    # no signal colour here (blue and orange mean "clearly higher/lower than a reference" in
+    # every report): below the baseline level is hollow, at or above it filled
     below = val < baseline if baseline is not None else np.zeros(n, bool)
-    cols = np.where(below, ORANGE, BLUE)
+    cols = np.where(below, "white", OWN)
     ok = np.isfinite(val)
-    for sel, marker, size, lw in ((drv & ok, "D", 55, 1), (~drv & ok, "o", 30, 0.5)):
+    for sel, marker, size, lw in ((drv & ok, "D", 55, 1.4), (~drv & ok, "o", 30, 1.2)):
         ax.scatter(
             val[sel],
             y[sel],
@@ -429,8 +500,8 @@ def maturity(
     ax.set_xlabel("Maturity level (1 not started \u2013 5 embedded)")
     ax.set_title("Maturity Matrix: your drivers and building blocks", y=1.0)
     handles = [
-        Line2D([], [], marker="o", ls="", color=BLUE, mec=OWN, label="You: at or above baseline"),
-        Line2D([], [], marker="o", ls="", color=ORANGE, mec=OWN, label="You: below baseline"),
+        Line2D([], [], marker="o", ls="", color=OWN, mec=OWN, label="You: at or above baseline"),
+        Line2D([], [], marker="o", ls="", color="white", mec=OWN, label="You: below baseline"),
     ]
     if median:
         handles.append(
@@ -686,6 +757,83 @@ def named_caterpillar(d: pd.DataFrame, label: str, rng: tuple) -> Figure:
     ax.set_yticks(range(n), names)
     mark_names(ax.get_yticklabels(), names)
     ax.set_ylim(-0.8, n - 0.2)
-    ax.set_xlabel(f"Score ({span(*rng)}), 95% (thick) and 99.8% (thin) intervals")
+    ax.set_xlabel(
+        f"Shrunken (empirical Bayes) score ({span(*rng)}), 95% (thick) and 99.8% (thin) intervals"
+    )
     ax.set_title(f"{clean(label)}: all hospitals", y=1.0)
+    return fig
+
+
+def funnel(rows: pd.DataFrame, curves: pd.DataFrame, indicator) -> Figure:
+    """A funnel plot (consortium report): each hospital's value against the x-axis of its
+    precision (expected count, or the denominator of a rate), the target, and the 95% (dashed)
+    and 99.8% (solid) limits of ``flaqum.funnel``. Blue above the upper limit, orange below
+    the lower one; filled beyond 99.8%, open beyond 95% only; grey within. Hospitals beyond
+    the 99.8% limits are named (``rows["name"]``)."""
+    fig = _fig(8.5, 4.6, (), bottom=0.95, top=0.45, right=0.3)
+    fig.subplots_adjust(left=0.09)
+    ax = fig.add_subplot()
+    x, y = rows["denominator"].to_numpy(float), rows["value"].to_numpy(float)
+    target = float(rows["target"].iloc[0])
+    for key, ls in (("95", "--"), ("998", "-")):
+        for side in ("ll", "ul"):
+            ax.plot(curves["x"], curves[f"{side}{key}"], color=GREY, ls=ls, lw=1)
+    ax.axhline(target, color=INK, lw=1)
+    sig = rows["signal"].astype(str).to_numpy()
+    above, below = (
+        np.char.startswith(sig.astype(str), "above"),
+        np.char.startswith(sig.astype(str), "below"),
+    )
+    strong = np.char.endswith(sig.astype(str), "99.8%")
+    within = ~(above | below)
+    ax.scatter(x[within], y[within], s=22, color=GREY, zorder=3)
+    for mask, col in ((above, BLUE), (below, ORANGE)):
+        ax.scatter(x[mask & strong], y[mask & strong], s=30, color=col, zorder=4)
+        ax.scatter(
+            x[mask & ~strong],
+            y[mask & ~strong],
+            s=30,
+            facecolors="white",
+            edgecolors=col,
+            linewidths=1.5,
+            zorder=4,
+        )
+    for xi, yi, name in zip(x[strong], y[strong], rows["name"].to_numpy()[strong], strict=True):
+        ax.annotate(
+            clean(name), (xi, yi), xytext=(4, 3), textcoords="offset points", fontsize=8, color=INK
+        )
+    lo = np.nanmin(np.r_[y, curves["ll998"].to_numpy(float)])
+    hi = np.nanmax(np.r_[y, curves["ul998"].to_numpy(float)])
+    pad = 0.05 * (hi - lo)
+    ax.set_ylim(max(lo - pad, 0), hi + pad)
+    ax.set_xlim(0, curves["x"].max())
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.set_xlabel(indicator.axis)
+    ax.set_ylabel(
+        f"per {indicator.per:,.0f} {indicator.axis.lower()}"
+        if indicator.kind == "rate"
+        else "Observed / expected"
+    )
+    ax.set_title(clean(indicator.label), y=1.0)
+    handles = [
+        Line2D([], [], color=GREY, ls="--", label="95% limits"),
+        Line2D([], [], color=GREY, ls="-", label="99.8% limits"),
+    ]
+    # a legend entry for each kind of mark drawn (and only those)
+    for mask, col, side in ((above, BLUE, "above"), (below, ORANGE, "below")):
+        if (mask & strong).any():
+            handles.append(Line2D([], [], marker="o", ls="", color=col, label=f"{side} 99.8%"))
+        if (mask & ~strong).any():
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    marker="o",
+                    ls="",
+                    markerfacecolor="white",
+                    markeredgecolor=col,
+                    label=f"{side} 95%",
+                )
+            )
+    fig.legend(handles=handles, loc="lower center", ncol=6, frameon=False, fontsize=8)
     return fig

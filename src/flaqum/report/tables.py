@@ -92,9 +92,34 @@ def html_table(
 SIGNAL_WORDS = {
     "higher": "clearly higher than the consortium",
     "lower": "clearly lower than the consortium",
-    "common": "within the usual range",
+    "common": "usual range",
     "": "",
 }
+
+
+def change_word(c: dict | None) -> str:
+    """A change's direction as its 95% interval decides it (the trend figure's colours)."""
+    if not c or c.get("status") != "shown" or _missing(c.get("change")):
+        return ""
+    if c["ci_low"] > 0:
+        return "clear rise"
+    if c["ci_high"] < 0:
+        return "clear fall"
+    return "no clear change"
+
+
+def change_text(c: dict | None, k: int, none_now: bool = False, with_interval: bool = True) -> str:
+    """The change since the previous wave as the tables write it: "+0.12 (0.01 to 0.23)"."""
+    if none_now:
+        return "no respondents this wave"
+    if c is None:
+        return "not measured before"
+    if c["status"] != "shown":
+        return f"fewer than {k} responses"
+    if not with_interval:  # the summary: the change, and its direction where it is clear
+        word = change_word(c)
+        return signed(c["change"]) + (f" ({word})" if word != "no clear change" else "")
+    return f"{signed(c['change'])} ({interval(c['ci_low'], c['ci_high'])})"
 
 
 def glance_table(
@@ -108,14 +133,7 @@ def glance_table(
     for r in scales.itertuples(index=False):
         c = ch.get(r.scale)
         none_now = bool(getattr(r, "no_response", False))
-        if none_now:
-            change_txt = "no respondents this wave"
-        elif c is None:
-            change_txt = "not measured before"
-        elif c["status"] != "shown":
-            change_txt = f"fewer than {k} responses"
-        else:
-            change_txt = f"{signed(c['change'])} ({interval(c['ci_low'], c['ci_high'])})"
+        change_txt = change_text(c, k, none_now)
         if r.status != "shown":
             rows.append(
                 [
@@ -164,9 +182,17 @@ def glance_table(
     return html_table(rows, header, cls="glance", row_classes=classes, numeric=numeric)
 
 
-def teams_table(tv: pd.DataFrame, k: int, threshold: float) -> str:
+def agreement_header(threshold: float) -> str:
+    return f"Agreement rwg (below {num(threshold)}: members disagree)"
+
+
+def teams_table(tv: pd.DataFrame, k: int, threshold: float, hospital_mean=None) -> str:
+    """The teams of one scale: score, 95% and 99.8% interval, and (with ``hospital_mean``)
+    how the team compares with the hospital's average, decided as the chart colours it (the
+    99.8% interval wholly above or below)."""
     from flaqum.report.confidentiality import status_text
 
+    compare = not _missing(hospital_mean)
     rows, classes = [], []
     shown = tv[tv["status"] == "shown"].sort_values("mean", ascending=False)
     hidden = tv[tv["status"] != "shown"].sort_values("team_name")
@@ -174,23 +200,32 @@ def teams_table(tv: pd.DataFrame, k: int, threshold: float) -> str:
         agree = num(r.rwg_j)
         if r.low_agreement:
             agree += " (members disagree)"
-        rows.append([r.team_name, count(r.n), num(r.mean), interval(r.ci_low, r.ci_high), agree])
-        classes.append("low-agreement" if r.low_agreement else "")
+        row = [r.team_name, count(r.n), num(r.mean), interval(r.ci_low, r.ci_high)]
+        row.append(interval(r.lo998, r.hi998))
+        if compare:
+            row.append(
+                "clearly higher"
+                if r.lo998 > hospital_mean
+                else "clearly lower"
+                if r.hi998 < hospital_mean
+                else "usual range"
+            )
+        rows.append(row + [agree])
+        # no colour (orange means "clearly lower" in every report): the words say it
+        classes.append("disagree" if r.low_agreement else "")
+    width = 7 if compare else 6
     for r in hidden.itertuples(index=False):
-        rows.append([r.team_name, status_text(r.status, k), "", "", ""])
+        rows.append([r.team_name, status_text(r.status, k)] + [""] * (width - 2))
         classes.append("suppressed")
+    header = ["Team", "Respondents", "Team score", "95% interval", "99.8% interval"]
+    if compare:
+        header.append("Compared with your hospital")
     return html_table(
         rows,
-        [
-            "Team",
-            "Respondents",
-            "Team score",
-            "95% interval",
-            f"Agreement rwg (below {num(threshold)}: members disagree)",
-        ],
+        header + [agreement_header(threshold)],
         cls="teams",
         row_classes=classes,
-        numeric={1, 2, 3},
+        numeric={1, 2, 3, 4},
         ident={0},
     )
 
@@ -270,7 +305,7 @@ def maturity_table(mat: pd.DataFrame, baseline, median: bool = True) -> str:
             ]
         )
         classes.append(
-            ("driver " if r.level != "building_block" else "") + ("below" if below else "")
+            ("driver " if r.level != "building_block" else "") + ("below-baseline" if below else "")
         )
     header = [
         "Driver / building block",
@@ -283,6 +318,13 @@ def maturity_table(mat: pd.DataFrame, baseline, median: bool = True) -> str:
         rows = [[r[0], r[1], r[3]] for r in rows]
         header, numeric = [header[0], header[1], header[3]], {1}
     return html_table(rows, header, cls="maturity", row_classes=classes, numeric=numeric)
+
+
+#: A one-factor model of three items has as many parameters as its variances and covariances:
+#: it fits perfectly by construction, so CFI and RMSEA say nothing about it (with two items it
+#: is not identified at all).
+NOT_TESTABLE = "not testable (3 items: the one-factor model is saturated)"
+_FIT = ("cfi", "rmsea")
 
 
 def psychometrics_table(psy: pd.DataFrame, labels: dict[str, str]) -> str:
@@ -305,7 +347,12 @@ def psychometrics_table(psy: pd.DataFrame, labels: dict[str, str]) -> str:
                 count(r.get("n_respondents")),
                 count(r.get("n_items")),
             ]
-            + [num(r[c], d) for c, _, d in cols]
+            + [
+                "not testable"
+                if c in _FIT and not _missing(r.get("n_items")) and int(r["n_items"]) <= 3
+                else num(r[c], d)
+                for c, _, d in cols
+            ]
         )
     return html_table(
         rows,
@@ -396,3 +443,169 @@ def peers_table(peer_group: pd.DataFrame, scales: pd.DataFrame, k: int, label: s
         "Its middle half",
     ]
     return html_table(rows, header, cls="peers", row_classes=classes, numeric={2, 3, 4, 5, 6, 7})
+
+
+def summary_table(
+    scales: pd.DataFrame,
+    change: pd.DataFrame | None,
+    k: int,
+    consortium: bool = True,
+    peers: dict[str, str] | None = None,
+) -> str:
+    """The summary's headline per scale: the score with its 95% interval and % positive (the
+    same cells as the glance table), where it stands against the consortium and against peers
+    ("\u2014" where the report has no peer group), and the change since the last wave."""
+    ch = {} if change is None else change.set_index("scale").to_dict("index")
+    peers = peers or {}
+    rows, classes = [], []
+    for r in scales.itertuples(index=False):
+        c = ch.get(r.scale)
+        none_now = bool(getattr(r, "no_response", False))
+        change_txt = change_text(c, k, none_now, with_interval=False)
+        if r.status != "shown":
+            why = "no responses this wave" if none_now else f"fewer than {k} responses"
+            rows.append([r.label, why, "", "", "", "", change_txt])
+            classes.append("suppressed")
+            continue
+        rows.append(
+            [
+                r.label,
+                num(r.mean),
+                interval(r.ci_low, r.ci_high),
+                pct(getattr(r, "pct_positive", None)),
+                STANDING[r.signal],
+                peers.get(r.scale, "\u2014"),
+                change_txt,
+            ]
+        )
+        classes.append(f"standing-{r.signal}")
+    header = [
+        "Scale",
+        "Your score",
+        "95% interval",
+        "% positive",
+        "Against the consortium",
+        "Against peers",
+        "Change since last wave",
+    ]
+    numeric = {1, 2, 3}
+    if not consortium:
+        keep = [0, 1, 2, 3, 6]
+        rows = [[r[j] for j in keep] for r in rows]
+        header = [header[j] for j in keep]
+        classes = ["suppressed" if x == "suppressed" else "" for x in classes]
+    return html_table(rows, header, cls="summary", row_classes=classes, numeric=numeric)
+
+
+STANDING = {
+    "higher": "clearly higher",
+    "lower": "clearly lower",
+    "common": "usual range",
+    "": "",
+}
+
+
+def response_table(respondents: dict, invited: dict, names: dict, k: int) -> str:
+    """Per survey: invited (where the register records it), answered, and the response rate."""
+    rows = []
+    for source, n in respondents.items():
+        inv = invited.get(source)
+        if n is None:
+            answered, rate = f"fewer than {k}", ""
+        else:
+            answered = count(n)
+            rate = pct(100 * n / inv) if inv else ""
+        if not inv:
+            rate = "unknown"
+        invited_txt = count(inv) if inv else "not recorded"
+        rows.append([names.get(source, source), invited_txt, answered, rate])
+    return html_table(
+        rows, ["Survey", "Invited", "Answered", "Response rate"], cls="response", numeric={1, 2}
+    )
+
+
+def scale_gap_table(gaps: pd.DataFrame, a: str, b: str, k: int, consortium: bool = True) -> str:
+    """Per mirrored scale: both groups' scores (as in the glance table), the gap (b minus a)
+    with its 95% interval, and the consortium's gap."""
+    rows = []
+    for r in gaps.itertuples(index=False):
+        rows.append(
+            [
+                r.label,
+                num(r.mean_a) or f"fewer than {k} responses",
+                num(r.mean_b) or f"fewer than {k} responses",
+                signed(r.gap),
+                interval(r.gap_low, r.gap_high),
+                signed(r.consortium_gap),
+            ]
+        )
+    header = [
+        "Scale",
+        a,
+        b,
+        f"Gap ({b} minus {a})",
+        "95% interval of the gap",
+        "Gap in the consortium",
+    ]
+    if not consortium:
+        rows, header = [r[:5] for r in rows], header[:5]
+    return html_table(rows, header, cls="gaps", numeric=set(range(1, len(header))))
+
+
+def between_table(scales: pd.DataFrame, k: int) -> str:
+    """The numbers behind the between-hospitals figure: per scale, how many hospitals are
+    shown, the consortium average, the middle half of hospitals and your score."""
+    rows = []
+    for r in scales.itertuples(index=False):
+        own = num(r.mean) if r.status == "shown" else f"fewer than {k} responses"
+        rows.append(
+            [
+                r.label,
+                count(r.n_hospitals),
+                num(r.consortium_mean),
+                interval(r.q1, r.q3),
+                own,
+                interval(r.ci_low, r.ci_high) if r.status == "shown" else "",
+            ]
+        )
+    return html_table(
+        rows,
+        [
+            "Scale",
+            "Hospitals",
+            "Consortium average",
+            "Middle half of hospitals",
+            "Your score",
+            "95% interval",
+        ],
+        cls="between",
+        numeric={1, 2, 3, 4, 5},
+    )
+
+
+def half(x) -> str:
+    """A count or a median of counts: "28", "35.5"."""
+    if _missing(x):
+        return ""
+    return num(x, 0) if float(x) == int(float(x)) else num(x, 1)
+
+
+def maturity_baseline_table(mb: dict, baseline, consortium: bool = True) -> str:
+    """Core processes at the baseline level or above: the hospital, the median hospital and the
+    range over hospitals (``confidentiality.maturity_baseline_summary``)."""
+    n = mb["n_processes"]
+    rows = [["Your hospital", f"{half(mb['own'])} of {n}"]]
+    if consortium:
+        rows += [
+            ["Median hospital", f"{half(mb['consortium_median'])} of {n}"],
+            [
+                "Range over hospitals",
+                f"{half(mb['consortium_min'])} to {half(mb['consortium_max'])}",
+            ],
+        ]
+    return html_table(
+        rows,
+        ["", f"Core processes at baseline level ({num(baseline, 0)}) or above"],
+        cls="maturity-baseline",
+        numeric={1},
+    )
