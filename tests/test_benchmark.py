@@ -482,3 +482,32 @@ def test_load_wave_reads_the_report_statistics_as_written_and_never_falls_back(
 
     shutil.rmtree(out / "benchmark")
     assert load_wave("2024", wave_paths(root, "2024", ["staff"])).bench_trends is None
+
+
+def test_trend_and_peer_figures_state_their_result(study, wave_results):  # noqa: F811
+    """Each figure's text alternative says what it shows (issue 10, item 11), from the same
+    numbers as the tables beside it."""
+    h = wave_results.hospital_ids()[0]
+    v = conf.hospital_view(wave_results, study, h)
+    c = content.hospital_content(v)["sections"]
+
+    def alt(blocks, title):
+        fig = next(b for b in blocks if b["kind"] == "figure" and b["title"].startswith(title))
+        return re.search(r'aria-label="([^"]*)"', fig["svg"]).group(1)
+
+    a = alt(c["trend"], "Your scores in every wave")
+    ch = v.change[v.change["status"] == "shown"]
+    up, down = int((ch["ci_low"] > 0).sum()), int((ch["ci_high"] < 0).sum())
+    assert "2 waves, 2024-1 to 2025-2" in a
+    if up:
+        assert f"rose clearly on {up} of {len(ch)} scales" in a
+    if down:
+        assert f"fell clearly on {down} of {len(ch)}" in a
+    if not up and not down:
+        assert "no score changed by more than chance" in a
+    a = alt(c["between"], "Your hospital, general hospitals")
+    cells = content._peer_cells(v)
+    above = sum(x.startswith("above") for x in cells.values())
+    below = sum(x.startswith("below") for x in cells.values())
+    assert f"above it on {above} of {len(cells)} scales" in a
+    assert f"below it on {below}" in a

@@ -861,6 +861,48 @@ def _trend_waves(v: HospitalView) -> list[str]:
     return sorted(t.loc[t["status"] != "absent", "wave"].astype(str).unique())
 
 
+def trend_alt(v: HospitalView, waves: list[str]) -> str:
+    """What the trend figure shows, as a sentence: the waves, and since the previous wave on how
+    many scales the hospital's score rose or fell clearly (the change's 95% interval wholly on
+    one side of zero), from the same numbers as the table."""
+    text = f"Your scores in {len(waves)} waves, {clean(waves[0])} to {clean(waves[-1])}"
+    text += ", against the consortium average. " if v.compare else ". "
+    ch = v.change
+    shown = ch[ch["status"] == "shown"] if ch is not None else pd.DataFrame()
+    if shown.empty:
+        return text + "No change since the previous wave can be shown."
+    up = shown[shown["ci_low"] > 0]["label"]
+    down = shown[shown["ci_high"] < 0]["label"]
+    prev = clean(shown["previous_wave"].iloc[0])
+    parts = []
+    if len(up):
+        parts.append(f"rose clearly on {len(up)} of {len(shown)} scales ({_names_list(up)})")
+    if len(down):
+        parts.append(f"fell clearly on {len(down)} of {len(shown)} ({_names_list(down)})")
+    if not parts:
+        return text + f"Since {prev}, no score changed by more than chance alone could produce."
+    return text + f"Since {prev}, your score " + " and ".join(parts) + "; the others within chance."
+
+
+def peers_alt(v: HospitalView, label: str) -> str:
+    """What the peers figure shows, as a sentence: on how many scales the hospital's score lies
+    above, in or below the middle half of its peer group (``_peer_cells``)."""
+    cells = _peer_cells(v)
+    if not cells:
+        return f"No scale has a score of yours to set against {clean(label)}."
+    n = len(cells)
+    above = [s for s, c in cells.items() if c.startswith("above")]
+    below = [s for s, c in cells.items() if c.startswith("below")]
+    names = v.scales.set_index("scale")["label"]
+    text = (
+        f"Against the middle half of {clean(label)}, your score is above it on {len(above)} of "
+        f"{n} scales, in it on {n - len(above) - len(below)} and below it on {len(below)}"
+    )
+    if below:
+        text += f" ({_names_list(names.loc[below])})"
+    return text + "."
+
+
 def _trend(v: HospitalView) -> list[dict]:
     """Every wave the hospital took part in, against the consortium: a small-multiples figure
     (``figures.trend``) and its numbers (``tables.trend_table``), with the change since the
@@ -915,6 +957,7 @@ def _trend(v: HospitalView) -> list[dict]:
             "Your scores in every wave" + (", against the consortium" if v.compare else ""),
             caption,
             "trend",
+            alt=trend_alt(v, waves),
         ),
         table_block(
             tables.trend_table(t, v.k, consortium=v.compare),
@@ -951,6 +994,7 @@ def _peers(v: HospitalView) -> list[dict]:
             "all hospitals (light bar, tick: their median), and your score with its 95% "
             "interval (diamond).",
             "peers",
+            alt=peers_alt(v, label),
         ),
         table_block(tables.peers_table(pg, v.scales, v.k, label)),
     ]
