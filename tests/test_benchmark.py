@@ -259,7 +259,7 @@ def test_trend_view_follows_every_wave_with_gaps_absences_and_suppression(
     # in the report: no value for the small group, the reason instead
     c = content.hospital_content(v)["sections"]["trend"]
     table = next(b["html"] for b in c if b["kind"] == "table")
-    row = re.search(r"<tr[^>]*><td>Psychological safety</td><td>2024-1</td>(.*?)</tr>", table)
+    row = re.search(r"<tr[^>]*><td>Psychological safety</td><td>2024\u20111</td>(.*?)</tr>", table)
     assert row and "fewer than 5 responses" in row.group(1)
     assert not re.search(r"\d\.\d\d", row.group(1).split("</td>")[1])  # no score of its own
 

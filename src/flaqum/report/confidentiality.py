@@ -104,7 +104,10 @@ _RULE_TEAMS = (
     'a combined {k} or more respondents are hidden; they are marked "withheld to protect a '
     'smaller team". '
 )
-_RULE_OTHERS = "Other hospitals appear only as anonymous marks and consortium averages. "
+_RULE_OTHERS = (
+    "Other hospitals appear only as anonymous marks and consortium averages, and hospitals of "
+    "your kind only as the median and middle half of a group of at least five. "
+)
 _RULE_MATURITY = "The Maturity Matrix is your hospital's own self-assessment and is shown in full."
 
 

@@ -388,7 +388,8 @@ def trend_table(trend: pd.DataFrame, k: int, consortium: bool = True) -> str:
         else:
             change = f"fewer than {k} responses"
         rows.append(
-            [r.label if r.scale != previous_scale else "", str(r.wave), *own]
+            # a wave name is not broken at its hyphen ("2024-1"): a non-breaking hyphen
+            [r.label if r.scale != previous_scale else "", str(r.wave).replace("-", "\u2011"), *own]
             + [_with_interval(num(r.consortium_mean), r.consortium_ci_low, r.consortium_ci_high)]
             + [change]
         )
