@@ -555,18 +555,29 @@ def trend(trend: pd.DataFrame, k: int, consortium: bool = True, ncols: int = 4) 
     had fewer than k responses) against the consortium average with its 95% interval (grey
     circles on a dashed line). Panels of scales with the same response range share their
     vertical range, so a change looks as large on one as on another. ``consortium=False``:
-    the hospital alone (no other hospital to compare with)."""
+    the hospital alone (no other hospital to compare with).
+
+    The panels are drawn in one Axes, each in its own box with its own axis lines, ticks and
+    labels: twelve matplotlib Axes cost five times as much to draw (their tick machinery)."""
+    from matplotlib.collections import LineCollection
+
     d = trend.reset_index(drop=True)
     scales = list(dict.fromkeys(d["scale"]))
     waves = sorted(d["wave"].astype(str).unique())
     x_of = {w: i for i, w in enumerate(waves)}
+    nw = len(waves)
     ncols = max(1, min(ncols, len(scales)))
     nrow = int(np.ceil(len(scales) / ncols))
-    fig = _fig(10, 2.1 * nrow + 1.1, ["Score (1-7)xx"], bottom=0.75, top=0.6)
-    fig.subplots_adjust(hspace=0.9, wspace=0.35)
-    axes = fig.subplots(nrow, ncols, squeeze=False)
-    for ax in axes.flat[len(scales) :]:
-        ax.set_visible(False)
+    fig = _fig(10, 2.1 * nrow + 1.1, [], bottom=0.75, top=0.6, right=0.1)
+    fig.subplots_adjust(left=0.01)
+    ax = fig.add_subplot()
+    for side in ("left", "bottom"):
+        ax.spines[side].set_visible(False)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    gx, gy = 0.42, 0.75  # gaps between panels (room for tick labels, titles and waves)
+    ax.set_xlim(0, ncols * (1 + gx))
+    ax.set_ylim(0, nrow * (1 + gy))
     # one vertical range per response range
     lims = {}
     for rng, g in d.groupby(["rmin", "rmax"]):
@@ -577,57 +588,90 @@ def trend(trend: pd.DataFrame, k: int, consortium: bool = True, ncols: int = 4) 
         lo, hi = (vals.min(), vals.max()) if len(vals) else rng
         pad = max(0.08 * (hi - lo), 0.02 * (rng[1] - rng[0]))
         lims[rng] = (max(rng[0], lo - pad), min(rng[1], hi + pad))
-    off = 0.07
-    for ax, sid in zip(axes.flat, scales, strict=False):
-        g = d[d["scale"] == sid].copy()
-        g["x"] = g["wave"].astype(str).map(x_of)
+    off = 0.04
+    frame, ticks = [], []
+    lines = {"own": ([], []), "cons": ([], [])}
+    bars = {"own": [], "cons": []}
+    marks = {"own": ([], []), "cons": ([], [])}
+    small_y = 0.0
+    for i, sid in enumerate(scales):
+        g = d[d["scale"] == sid]
         r = g.iloc[0]
-        full = pd.DataFrame({"x": range(len(waves))}).merge(g, on="x", how="left")
-        ax.plot(full["x"] - off, full["consortium_mean"], color=GREY, ls="--", lw=1.2, zorder=1)
-        _bars(
-            ax,
-            g["x"] - off,
-            g["consortium_ci_low"],
-            g["consortium_ci_high"],
-            GREY,
-            1.2,
-            horizontal=False,
-            zorder=1,
-        )
-        ax.scatter(g["x"] - off, g["consortium_mean"], s=18, color=GREY, zorder=2)
-        own = full["mean"].where(full["status"] == "shown")
-        ax.plot(full["x"] + off, own, color=OWN, lw=1.6, zorder=3)
-        shown = g[g["status"] == "shown"]
-        _bars(
-            ax,
-            shown["x"] + off,
-            shown["ci_low"],
-            shown["ci_high"],
-            OWN,
-            2.2,
-            horizontal=False,
-            zorder=3,
-        )
-        ax.scatter(shown["x"] + off, shown["mean"], marker="D", s=30, color=OWN, zorder=4)
+        ox = (i % ncols) * (1 + gx) + gx
+        oy = (nrow - 1 - i // ncols) * (1 + gy) + 0.45 * gy
         ylo, yhi = lims[(r["rmin"], r["rmax"])]
-        for x in g.loc[g["status"] == "small", "x"]:
-            ax.text(
-                x,
-                (ylo + yhi) / 2,
-                f"fewer than {k}\nresponses",
-                ha="center",
-                va="center",
-                fontsize=6.5,
-                style="italic",
-                color=INK,
-            )
-        ax.set_ylim(ylo, yhi)
-        ax.set_xlim(-0.5, len(waves) - 0.5)
-        ax.set_xticks(range(len(waves)), [clean(w) for w in waves], fontsize=7.5)
-        ax.yaxis.set_major_locator(MaxNLocator(4))
-        ax.set_title(textwrap.fill(clean(r["label"]), 30), loc="left", fontsize=8.5, y=1.0)
-        ax.set_ylabel(f"Score ({span(r['rmin'], r['rmax'])})", fontsize=7.5)
-        ax.set_xlabel("Wave", fontsize=7.5)
+
+        def px(w, shift, ox=ox):
+            return ox + (x_of[w] + 0.5) / nw + shift
+
+        def py(v, oy=oy, ylo=ylo, yhi=yhi):
+            return oy + (np.asarray(v, float) - ylo) / (yhi - ylo)
+
+        frame += [[(ox, oy + 1), (ox, oy), (ox + 1, oy)]]
+        for t in MaxNLocator(3).tick_values(ylo, yhi):
+            if ylo <= t <= yhi:
+                y = float(py(t))
+                ticks.append([(ox - 0.025, y), (ox, y)])
+                ax.text(ox - 0.04, y, num(t), ha="right", va="center", fontsize=7, color=INK)
+        for w in waves:
+            ax.text(px(w, 0), oy - 0.05, clean(w), ha="center", va="top", fontsize=7, color=INK)
+        ax.text(
+            ox,
+            oy + 1.06,
+            textwrap.fill(f"{clean(r['label'])} ({span(r['rmin'], r['rmax'])})", 30),
+            ha="left",
+            va="bottom",
+            fontsize=8,
+            fontweight="bold",
+            color=INK,
+        )
+        by_wave = g.set_index(g["wave"].astype(str))
+        for key, col, shift in (("cons", "consortium_mean", -off), ("own", "mean", off)):
+            xs, ys = lines[key]
+            for w in waves:
+                v = by_wave[col].get(w, np.nan) if w in by_wave.index else np.nan
+                if key == "own" and w in by_wave.index and by_wave.loc[w, "status"] != "shown":
+                    v = np.nan
+                xs.append(px(w, shift))
+                ys.append(float(py(v)))
+            xs.append(np.nan)
+            ys.append(np.nan)
+        for w, row in by_wave.iterrows():
+            if pd.notna(row["consortium_mean"]):
+                x = px(w, -off)
+                marks["cons"][0].append(x)
+                marks["cons"][1].append(float(py(row["consortium_mean"])))
+                if pd.notna(row["consortium_ci_low"]):
+                    lo, hi = py([row["consortium_ci_low"], row["consortium_ci_high"]])
+                    bars["cons"].append([(x, lo), (x, hi)])
+            if row["status"] == "shown":
+                x = px(w, off)
+                marks["own"][0].append(x)
+                marks["own"][1].append(float(py(row["mean"])))
+                lo, hi = py([row["ci_low"], row["ci_high"]])
+                bars["own"].append([(x, lo), (x, hi)])
+            elif row["status"] == "small":
+                small_y = oy + 0.5
+                ax.text(
+                    px(w, 0),
+                    small_y,
+                    f"fewer than {k}\nresponses",
+                    ha="center",
+                    va="center",
+                    fontsize=6.5,
+                    style="italic",
+                    color=INK,
+                )
+    ax.add_collection(LineCollection(frame, colors="#888888", linewidths=0.8))
+    ax.add_collection(LineCollection(ticks, colors="#888888", linewidths=0.8))
+    if bars["cons"]:
+        ax.add_collection(LineCollection(bars["cons"], colors=GREY, linewidths=1.2, zorder=1))
+    ax.add_collection(LineCollection(bars["own"], colors=OWN, linewidths=2.2, zorder=3))
+    ax.plot(*lines["cons"], color=GREY, ls="--", lw=1.2, zorder=1)
+    ax.plot(*lines["own"], color=OWN, lw=1.6, zorder=3)
+    ax.scatter(*marks["cons"], s=18, color=GREY, zorder=2)
+    ax.scatter(*marks["own"], marker="D", s=30, color=OWN, zorder=4)
+    ax.set_xlabel("Wave; each panel: the scale's score, on its answer range (in the title)")
     fig.suptitle(
         "Your scores in every wave" + (", against the consortium" if consortium else ""),
         fontweight="bold",
@@ -645,13 +689,7 @@ def trend(trend: pd.DataFrame, k: int, consortium: bool = True, ncols: int = 4) 
                 label="Consortium average (95% interval)",
             )
         )
-    fig.legend(
-        handles=handles,
-        loc="lower center",
-        ncol=2,
-        frameon=False,
-        fontsize=8,
-    )
+    fig.legend(handles=handles, loc="lower center", ncol=2, frameon=False, fontsize=8)
     return fig
 
 
