@@ -419,7 +419,7 @@ def write_record(stated, obs, metric, common, args, argv, runtime, per_rep) -> P
     res.mkdir(parents=True, exist_ok=True)
     today = dt.date.today().isoformat()
     path = res / (args.record_name or f"{today}-coverage.md")
-    seeds = f"{args.seed}..{args.seed + args.reps - 1}"
+    seeds = f"{args.seed}..{args.seed + args.reps_done - 1}"
     body = [
         f"# Coverage of the 95% intervals on synthetic consortia, {today}",
         "",
@@ -428,7 +428,9 @@ def write_record(stated, obs, metric, common, args, argv, runtime, per_rep) -> P
         f"Runtime: {runtime:.0f} s wall clock with {args.jobs} job(s), "
         f"{np.mean(per_rep):.1f} s per replication and process (max {np.max(per_rep):.1f} s), "
         f"on a machine shared with other work.  ",
-        f"Design: {args.reps} replications (seeds {seeds}), {args.hospitals} hospitals, "
+        f"Design: {args.reps_done} replications (seeds {seeds}"
+        f"{f'; stopped by --max-minutes, of {args.reps} asked' if args.reps_done < args.reps else ''}"
+        f"), {args.hospitals} hospitals, "
         f"scale {args.scale}, {'two waves' if args.change else 'one wave'}, CSV surveys; "
         f"stages as tests/test_recovery.py. Hypothesis inference: {args.inference} "
         f"(hospital level {args.hc if args.inference == 'small_sample' else 'HC1'})"
@@ -486,6 +488,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--record-name", default=None,
                     help="file name under bench/results/ (default <date>-coverage.md)")
     ap.add_argument("--jobs", type=int, default=1, help="parallel processes")
+    ap.add_argument("--max-minutes", type=float, default=None,
+                    help="stop after this many minutes and summarise the replications done "
+                         "(the first k seeds, so still a fixed design; the record says k)")
     ap.add_argument("--inference", choices=("small_sample", "asymptotic"),
                     default=outcomes.INFERENCE, help="outcomes.INFERENCE of the hypotheses")
     ap.add_argument("--hc", choices=("HC2", "HC3"), default=outcomes.HOSPITAL_HC,
@@ -510,7 +515,8 @@ def main(argv: list[str] | None = None) -> None:
         done = pool.imap(_one, seeds)
     else:
         pool, done = None, map(_one, seeds)
-    for r, (seed, (rep, seconds)) in enumerate(zip(seeds, done, strict=True)):
+    stopped = False
+    for r, (seed, (rep, seconds)) in enumerate(zip(seeds, done, strict=False)):
         per_rep.append(seconds)
         reps.append(rep)
         cover = []
@@ -522,10 +528,20 @@ def main(argv: list[str] | None = None) -> None:
         hits = sum(x["ci_low"] <= x["truth"] <= x["ci_high"] for x in rep["rows"])
         print(f"rep {r + 1:3d}/{args.reps} seed {seed}: {per_rep[-1]:5.1f} s, covered: "
               f"{', '.join(cover)}, parameters {hits}/{len(rep['rows'])}", flush=True)
+        if args.max_minutes and time.perf_counter() - start > 60 * args.max_minutes:
+            stopped = r + 1 < args.reps
+            break
     runtime = time.perf_counter() - start
     if pool is not None:
-        pool.close()
+        if stopped:
+            pool.terminate()
+        else:
+            pool.close()
         pool.join()
+    if stopped:
+        print(f"\nStopped after {len(reps)} of {args.reps} replications (--max-minutes "
+              f"{args.max_minutes:g}): seeds {args.seed}..{args.seed + len(reps) - 1}.")
+    args.reps_done = len(reps)
 
     mean_stated, mean_obs, common = summarise_means(reps)
     rows = [row for rep in reps for row in rep["rows"]]
