@@ -712,8 +712,10 @@ class _Design:
                         unit_level = "team" if self.level == "team" and not \
                             self._is_hospital_level(data, name) else "hospital"
                         ukeys = TEAM_KEYS if unit_level == "team" else [HOSPITAL]
-                        units = pd.factorize(
-                            df[ukeys].astype(str).agg("\x1f".join, axis=1), sort=True)[0]
+                        labels = df[ukeys[0]].astype(str)
+                        for key in ukeys[1:]:  # the same labels as "\x1f".join, row-wise
+                            labels = labels + "\x1f" + df[key].astype(str)
+                        units = pd.factorize(labels, sort=True)[0]
                         self.noisy[name] = {"eb": x, "se": se, "units": units,
                                             "col": len(cols) - 1, "centre": centre,
                                             "scale": scale}
@@ -1085,9 +1087,11 @@ def _fit_family(family: str, design: _Design, X, y, spec: dict) -> dict:
         for method in ("newton", "bfgs", "nm"):
             res = model.fit(start_params=start, method=method, maxiter=500 if method != "nm"
                             else 5000, disp=0)
-            if res.mle_retvals.get("converged", False):
+            # newton can "converge" to NaN from a poor start (log of a negative 1 / alpha)
+            if res.mle_retvals.get("converged", False) and np.all(np.isfinite(res.params)):
                 break
-        converged = bool(res.mle_retvals.get("converged", False))
+        converged = (bool(res.mle_retvals.get("converged", False))
+                     and bool(np.all(np.isfinite(res.params))))
         params = np.asarray(res.params, float)
         covm = np.asarray(res.cov_params(), float)
         alpha = float(params[-1])
