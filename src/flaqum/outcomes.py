@@ -118,6 +118,7 @@ EXP_FAMILIES = {"poisson": "rate_ratio", "negative_binomial": "rate_ratio",
 DEFAULT_SEED = 20261122
 DEFAULTS = {
     "covariates": [],
+    "measurement_error": "none",
     "predictor_scores": "eb",
     "standardize": False,
     "robust": True,
@@ -484,6 +485,8 @@ def _scale_table(wave_inputs: dict, table: str, scale: str, score: str) -> pd.Da
     out["value"] = pd.to_numeric(rows[col], errors="coerce").to_numpy()
     if score == "eb" and "eb_se" in rows.columns:
         out["se"] = pd.to_numeric(rows["eb_se"], errors="coerce").to_numpy()
+        if "raw_mean" in rows.columns:  # for measurement_error: reliability
+            out["raw"] = pd.to_numeric(rows["raw_mean"], errors="coerce").to_numpy()
     else:
         out["se"] = np.nan
     if out.duplicated(keys).any():
@@ -612,9 +615,11 @@ def assemble_data(hyp: dict, wave_inputs: dict[str, pd.DataFrame],
         except ConfigError as exc:  # a NotInWave stays one: the wave lacks it
             raise type(exc)(f"hypothesis {hyp['id']}: at {role}s: {exc}") from None
         on = TEAM_KEYS if src["level"] == "team" else [HOSPITAL]
-        cols = tab[on + ["value", "se"]].rename(columns={"value": name, "se": f"{name}__se"})
+        extra = ["raw"] if "raw" in tab.columns else []
+        cols = tab[on + ["value", "se", *extra]].rename(
+            columns={"value": name, "se": f"{name}__se", "raw": f"{name}__raw"})
         if cols[f"{name}__se"].isna().all():
-            cols = cols.drop(columns=f"{name}__se")
+            cols = cols.drop(columns=[f"{name}__se", *(f"{name}__raw" for _ in extra)])
         # cross-level: a hospital's value joins every team of that hospital
         data = data.merge(cols, on=on, how="outer" if on == keys else "left")
         where[name] = {"role": role, **src}
@@ -716,9 +721,13 @@ class _Design:
                         for key in ukeys[1:]:  # the same labels as "\x1f".join, row-wise
                             labels = labels + "\x1f" + df[key].astype(str)
                         units = pd.factorize(labels, sort=True)[0]
+                        raw_col = f"{name}__raw"
+                        raw = (pd.to_numeric(df[raw_col], errors="coerce").to_numpy(float)
+                               if raw_col in df.columns else None)
                         self.noisy[name] = {"eb": x, "se": se, "units": units,
                                             "col": len(cols) - 1, "centre": centre,
-                                            "scale": scale}
+                                            "scale": scale, "raw": raw,
+                                            "level": unit_level}
             else:
                 levels = sorted(s.astype(str).unique())
                 for lev in levels[1:]:
@@ -1248,6 +1257,120 @@ def _rubin(fits: list[dict], k: int) -> tuple[np.ndarray, ...]:
     return qbar, np.sqrt(t), df, lam, np.sqrt(ubar)
 
 
+def _error_variance_of_raw_means(info: dict) -> tuple[np.ndarray, float] | None:
+    """Per unit, the error variance s^2 of the raw mean; and the true-score variance tau^2 of
+    the EB model that shrank it (None when the three columns do not determine them).
+
+    An EB mean of a unit mean with error variance s^2 is eb = b0 + lambda (raw - b0) with
+    lambda = tau^2 / (tau^2 + s^2), and its conditional variance eb_se^2 = lambda s^2 =
+    tau^2 (1 - lambda). So raw - eb = (1 - lambda)(raw - b0) = (eb_se^2 / tau^2)(raw - b0):
+    the regression of raw - eb on eb_se^2 raw and eb_se^2 (no intercept) has slope 1 / tau^2,
+    exactly for a one-level EB model, and s^2 = eb_se^2 / (1 - eb_se^2 / tau^2). This recovers
+    the multilevel stage's own tau^2 (var_hospital) from hospitals.csv.
+    """
+    n_units = int(info["units"].max()) + 1
+    eb_u, se_u = _per_unit(info, n_units)
+    raw_u = np.zeros(n_units)
+    raw_u[info["units"]] = info["raw"]
+    v = se_u**2
+    A = np.column_stack([v * raw_u, v])
+    coef, *_ = np.linalg.lstsq(A, raw_u - eb_u, rcond=None)
+    if not (np.isfinite(coef[0]) and coef[0] > 0):
+        return None
+    tau2 = 1.0 / coef[0]
+    lam = 1 - v / tau2
+    if np.any(lam <= 0):
+        return None
+    return v / lam, tau2
+
+
+def _measurement_error(hyp: dict, design: _Design, spec: dict) -> dict | None:
+    """The ``measurement_error`` block: which focal predictors are estimated scores, and with
+    ``measurement_error: reliability`` the reliability-corrected slopes.
+
+    Correction (Spearman 1904; Fuller 1987, section 1.1): refit the model on the *raw* unit
+    means of the estimated predictors and divide each one's slope by the reliability of the
+    raw means, lambda = tau^2 / (tau^2 + mean(s^2)) (tau^2 and s^2:
+    :func:`_error_variance_of_raw_means`; the ICC(2) of the hospital means when all are of
+    one size). Exact for one predictor
+    in a linear model; approximate with covariates correlated with it and for log and logit
+    links (small effects). SE by the delta method, var(b / lambda) = se_b^2 / lambda^2 + b^2
+    var(lambda) / lambda^4 with var(lambda) = 2 (1 - lambda)^2 / (n - 1) (from the sampling
+    variance of tau^2, 2 (tau^2 + s^2)^2 / (n - 1) under normality; s^2 taken as known); interval and p-value on the
+    plain fit's df. EB means need no such correction: they are posterior means, so a slope
+    on them is already regression-calibrated; the plain and plausible-values fits use them.
+    """
+    names = [n for n in design.focal if n in design.noisy]
+    if not names:
+        return None
+    wanted = hyp.get("measurement_error", "none")
+    block: dict[str, Any] = {"correction": wanted, "estimated_predictors": {}, "estimates": None,
+                             "warnings": []}
+    raw_X = design.X.copy()
+    usable = []
+    for name in names:
+        info = design.noisy[name]
+        entry = {"score": "eb_mean", "level": info["level"],
+                 "note": (f"{name} is an estimated score (an EB mean with standard error "
+                          f"eb_se), not the true {info['level']} mean: estimates use the EB "
+                          f"means (regression calibration) and plausible_values propagates "
+                          f"their uncertainty; measurement_error: reliability adds the "
+                          f"reliability-corrected slope on the raw means")}
+        raw = info["raw"]
+        if info["level"] != "hospital":
+            entry["reliability_raw"] = None
+            if wanted == "reliability":
+                block["warnings"].append(f"{name}: the reliability correction is for hospital "
+                                         f"means; a team score's EB mean shrinks towards its "
+                                         f"hospital, not the consortium: not corrected")
+        elif raw is None or not np.all(np.isfinite(raw)):
+            entry["reliability_raw"] = None
+            if wanted == "reliability":
+                block["warnings"].append(f"{name}: no raw means beside the EB means: not "
+                                         f"corrected")
+        else:
+            parts = _error_variance_of_raw_means(info)
+            if parts is None:
+                entry["reliability_raw"] = None
+                block["warnings"].append(f"{name}: the raw means, EB means and eb_se do not "
+                                         f"determine an error variance: not corrected")
+                block["estimated_predictors"][name] = entry
+                continue
+            s2_u, tau2 = parts
+            n_units = int(info["units"].max()) + 1
+            lam = float(tau2 / (tau2 + np.mean(s2_u)))
+            entry["reliability_raw"] = lam
+            entry["error_variance_raw"] = float(np.mean(s2_u))
+            entry["true_score_variance"] = tau2
+            raw_X[:, info["col"]] = (raw - info["centre"]) / info["scale"]
+            usable.append((name, info["col"], lam, n_units))
+        block["estimated_predictors"][name] = entry
+    if wanted != "reliability" or not usable:
+        return block
+    fit = _fit_once(hyp, design, raw_X, design.y, spec)
+    if not fit["converged"]:
+        block["warnings"].append(f"the fit on raw means failed: {fit['reason']}")
+        return block
+    rows = []
+    dfs = np.broadcast_to(np.asarray(fit["df"], float), (raw_X.shape[1],))
+    for name, col, lam, n_units in usable:
+        b = float(fit["params"][col])
+        se_b = float(np.sqrt(fit["cov"][col, col]))
+        if not 0 < lam <= 1:
+            block["warnings"].append(f"{name}: reliability of the raw means {lam:.3g} is not "
+                                     f"in (0, 1]: not corrected")
+            continue
+        var_lam = 2 * (1 - lam) ** 2 / (n_units - 1)
+        se_c = math.sqrt(se_b**2 / lam**2 + b**2 * var_lam / lam**4)
+        row = _estimates([name], [b / lam], [se_c], dfs[col], design.family, [name])[0]
+        row.update(estimate_raw=b, se_raw=se_b, reliability=lam)
+        rows.append(row)
+    block["estimates"] = rows
+    block["method"] = ("slope on raw means / reliability of the raw means (Spearman; Fuller "
+                       "1987), delta-method SE, " + spec["label"])
+    return block
+
+
 def _overdispersion_note(over: dict, spec: dict) -> str:
     se = ("the sandwich standard errors do not assume Var(y) = mu, so they stay valid"
           if spec["kind"] != "model" else
@@ -1309,6 +1432,7 @@ def fit_hypothesis(hyp: dict, data: pd.DataFrame, wave: str | None = None) -> di
     pv_cfg = {**PV_DEFAULTS, **(hyp.get("plausible_values") or {})}
     with np.errstate(all="ignore"):
         scores_used = _scores_used(hyp, data, design)
+        meas = _measurement_error(hyp, design, spec) if fitted else None
     pv: dict[str, Any] | None = None
     if design.noisy and int(pv_cfg["draws"]) > 0 and fitted:
         m = int(pv_cfg["draws"])
@@ -1377,6 +1501,7 @@ def fit_hypothesis(hyp: dict, data: pd.DataFrame, wave: str | None = None) -> di
         "n_clusters": (design.n_clusters if fitted or design.n_clusters is None else 0),
         "estimates": estimates,
         "plausible_values": pv,
+        "measurement_error": meas,
         "diagnostics": {
             "converged": bool(plain["converged"]),
             "aic": plain["aic"] if fitted else np.nan,
