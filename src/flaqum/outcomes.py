@@ -33,12 +33,23 @@ Models (statsmodels; the R call each matches):
 - ``binomial``: GLM Binomial, logit link, successes = outcome column, trials = exposure column,
   ``glm(cbind(y, n - y) ~ x, family = binomial)``.
 
-Standard errors (``robust: true``, the default): HC1 sandwich at hospital level
-(``sandwich::vcovHC(fit, type = "HC1")``); cluster-robust by hospital at team level
-(``sandwich::vcovCL(fit, cluster = ~hospital_id, type = "HC1")``, i.e. CR1), because teams of
-one hospital share its context and a hospital-level predictor varies only between hospitals.
-Gaussian models use t reference distributions (df = clusters - 1 when clustered), the others
-normal.
+Standard errors (``robust: true``, the default; issue 11, :mod:`flaqum.smallsample`): with
+~30 hospitals, small-sample corrections with t references for every family. At hospital level
+``HOSPITAL_HC`` = HC3 (``sandwich::vcovHC(fit, type = "HC3")``), df = n - p; at team level
+clustered by hospital, because teams of one hospital share its context and a hospital-level
+predictor varies only between hospitals: CR2 with Satterthwaite df per term
+(``clubSandwich::coef_test(fit, vcov = "CR2", cluster = hospital_id, test =
+"Satterthwaite")``). GLM sandwiches use the IRLS working residuals and weights; the negative
+binomial's those of the GLM with alpha fixed at its ML value (as ``glm.nb``). Poisson
+overdispersion (Pearson chi2 > df at 5%) is reported in ``diagnostics.overdispersion`` and
+handled: the sandwich does not assume Var = mu; ``robust: false`` scales the model-based
+covariance by chi2 / df (quasi-Poisson); the plausible-value draws use the quasi-likelihood.
+Each result's ``correction`` names the SE, the df, the reference and why. ``INFERENCE =
+"asymptotic"`` restores HC1 / CR1 with normal references for count models (for comparisons).
+
+Predictors measured with error: ``measurement_error`` (:func:`_measurement_error`) says which
+focal predictors are estimated scores and, with ``measurement_error: reliability``, adds the
+reliability-corrected slope on the raw hospital means.
 
 Two-stage uncertainty. A hospital's or team's empirical-Bayes (EB) mean comes with a standard
 error ``eb_se``; with ~30 hospitals and small teams that error is not negligible. Every result
