@@ -420,6 +420,8 @@ def write_record(stated, obs, metric, common, args, argv, runtime, per_rep) -> P
     today = dt.date.today().isoformat()
     path = res / (args.record_name or f"{today}-coverage.md")
     seeds = f"{args.seed}..{args.seed + args.reps_done - 1}"
+    stopped = (f"; stopped by --max-minutes, of {args.reps} asked"
+               if args.reps_done < args.reps else "")
     body = [
         f"# Coverage of the 95% intervals on synthetic consortia, {today}",
         "",
@@ -428,9 +430,8 @@ def write_record(stated, obs, metric, common, args, argv, runtime, per_rep) -> P
         f"Runtime: {runtime:.0f} s wall clock with {args.jobs} job(s), "
         f"{np.mean(per_rep):.1f} s per replication and process (max {np.max(per_rep):.1f} s), "
         f"on a machine shared with other work.  ",
-        f"Design: {args.reps_done} replications (seeds {seeds}"
-        f"{f'; stopped by --max-minutes, of {args.reps} asked' if args.reps_done < args.reps else ''}"
-        f"), {args.hospitals} hospitals, "
+        f"Design: {args.reps_done} replications (seeds {seeds}{stopped}), "
+        f"{args.hospitals} hospitals, "
         f"scale {args.scale}, {'two waves' if args.change else 'one wave'}, CSV surveys; "
         f"stages as tests/test_recovery.py. Hypothesis inference: {args.inference} "
         f"(hospital level {args.hc if args.inference == 'small_sample' else 'HC1'})"

@@ -20,8 +20,8 @@ Why 200 replications and a bound of 0.90: the Monte-Carlo SE of a coverage near 
 sqrt(0.95 x 0.05 / 200) = 0.015, so a correct interval falls below 0.90 with probability
 P(z < -3.2) < 0.001, while the asymptotic inference (HC1 sandwich, normal reference; what the
 pipeline used before issue 11) covered 0.85 in the full pipeline (issue 11;
-bench/results/2026-12-01-coverage.md). The seeds are fixed, so the test is deterministic. The other two
-tests show that the bound can fail: the old inference covers less on the same replications
+bench/results/2026-12-01-coverage.md). The seeds are fixed, so the test is deterministic. The
+other two tests show that the bound can fail: the old inference covers less on the same replications
 (0.925 against 0.965 here: this simplified design lacks the metric and shrinkage errors of the
 full pipeline, where it covered 0.85), and intervals whose SEs are as much too small as the
 pipeline's HC1 SEs were (SD/SE 1.28) fall below 0.90.

@@ -1307,9 +1307,10 @@ def _measurement_error(hyp: dict, design: _Design, spec: dict) -> dict | None:
     in a linear model; approximate with covariates correlated with it and for log and logit
     links (small effects). SE by the delta method, var(b / lambda) = se_b^2 / lambda^2 + b^2
     var(lambda) / lambda^4 with var(lambda) = 2 (1 - lambda)^2 / (n - 1) (from the sampling
-    variance of tau^2, 2 (tau^2 + s^2)^2 / (n - 1) under normality; s^2 taken as known); interval and p-value on the
-    plain fit's df. EB means need no such correction: they are posterior means, so a slope
-    on them is already regression-calibrated; the plain and plausible-values fits use them.
+    variance of tau^2, 2 (tau^2 + s^2)^2 / (n - 1) under normality; s^2 taken as known);
+    interval and p-value on the plain fit's df. EB means need no such correction: they are
+    posterior means, so a slope on them is already regression-calibrated; the plain and
+    plausible-values fits use them.
     """
     names = [n for n in design.focal if n in design.noisy]
     if not names:
