@@ -341,13 +341,19 @@ REPORT_ENGINE_NOTE = (
     + ("; A4 PDF by the built-in Typst writer (no Quarto PDF)" if REPORT_PDF else "; no PDF")
 )
 # What a report's content depends on: the engine as resolved (so "auto" and the engine it
-# picks are the same setting) and not which render job or batch count made it.
+# picks are the same setting) and not which render job or batch count made it; its keys
+# sorted, as Snakemake compares the repr (a --config report='{...}' fills the defaults in
+# another order than config.yaml's).
 SETTINGS["report"] = {
     **settings("min_group_size", "multilevel"),
-    "report": {
-        **{k: v for k, v in REPORT_CONFIG.items() if k not in ("batches", "hospitals")},
-        "engine": REPORT_ENGINE_USED,
-    },
+    "report": dict(
+        sorted(
+            {
+                **{k: v for k, v in REPORT_CONFIG.items() if k not in ("batches", "hospitals")},
+                "engine": REPORT_ENGINE_USED,
+            }.items()
+        )
+    ),
 }
 
 
