@@ -417,3 +417,47 @@ def test_pdf_tables_follow_the_stylesheet_and_fit_the_page():
     # widths are shares of the page (fr), never fixed lengths that could overflow it
     cols = re.search(r"columns: \(([^)]*)\)", typ).group(1)
     assert all(c.strip().endswith("fr") for c in cols.split(",") if c.strip())
+
+
+def test_html_reads_as_nbconvert_wrote_it(study, rendered, tmp_path):
+    """The HTML is assembled from the notebook's outputs (``render.notebook_body``) instead of
+    nbconvert's exporter: the reader sees the same text, headings (with the same ids) and
+    figures as nbconvert's ``basic`` template gives for the same executed notebook."""
+    import base64
+    import json
+
+    from nbconvert import HTMLExporter
+
+    from flaqum.report.content import build_hospital
+
+    res, _, hospitals = rendered
+    h = hospitals[0]
+    (tmp_path / "content.json").write_text(json.dumps(build_hospital(res, study, h)))
+    params = {"hospital": h, "wave": "2025-2", "bundle": str(tmp_path / "content.json")}
+    nb = render.execute_notebook(
+        render.inject_parameters(render.read_qmd(TEMPLATE), params), tmp_path
+    )
+    ours = render.notebook_body(nb)
+    exporter = HTMLExporter(
+        template_name="basic",
+        exclude_input=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+        anchor_link_text="",
+    )
+    theirs, _ = exporter.from_notebook_node(nb)
+    theirs = re.sub(
+        r'<img\b[^>]*src="data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)"[^>]*>',
+        lambda m: base64.b64decode(m.group(1)).decode("utf-8"),
+        theirs,
+    )
+    from html import unescape
+
+    # the same text for the reader (nbconvert writes &#x27; as ', the same character)
+    assert unescape(visible_text(ours)).split() == unescape(visible_text(theirs)).split()
+    heads = r"<h[23]\b.*?</h[23]>"  # the headings as written: ids, anchors, closed tags
+    assert re.findall(heads, ours, flags=re.S) == re.findall(heads, theirs, flags=re.S)
+    assert not re.search(r"<a\b[^>]*/>", ours)  # HTML has no self-closing <a>
+    svg = r"<svg\b.*?</svg>"
+    assert re.findall(svg, ours, flags=re.S) == re.findall(svg, theirs, flags=re.S)
+    assert "<script" not in ours and "report.show" not in ours

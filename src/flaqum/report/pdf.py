@@ -170,11 +170,11 @@ class _Table(HTMLParser):
         elif tag == "caption":
             self._in_caption = True
         elif tag == "tr":
-            self._row = {"class": a.get("class", ""), "cells": []}
+            self._row = {"class": a.get("class") or "", "cells": []}
         elif tag in ("td", "th") and self._row is not None:
             self._cell = {
                 "tag": tag,
-                "class": a.get("class", "") or "",
+                "class": a.get("class") or "",
                 "colspan": int(a.get("colspan", 1) or 1),
                 "text": [],
                 "plain": "",
@@ -311,12 +311,16 @@ def table_typst(html: str, styles) -> str:
             if "num" in c["class"].split():
                 numeric.add(col)
             col += c["colspan"]
-    header = "".join(
-        "table.header(repeat: true, "
-        + ", ".join(_cell(c, (), "", j) for j, c in enumerate(r["cells"]))
-        + ")"
-        for r in p.head[:1]
-    )
+    header = ""
+    if p.head:
+        cells = []
+        for r in p.head:
+            col = 0
+            for c in r["cells"]:
+                cells.append(_cell(c, (), "", col))
+                col += c["colspan"]
+            cells += ["[]"] * (ncol - col)
+        header = f"table.header(repeat: true, {', '.join(cells)})"
     lines = []
     for r in p.body:
         col, cells = 0, []
@@ -325,8 +329,8 @@ def table_typst(html: str, styles) -> str:
             col += c["colspan"]
         cells += ["[]"] * (ncol - col)
         lines.append(", ".join(cells))
-    columns = ", ".join(_column_widths(p.head[:1] + p.body, ncol, numeric))
-    head_rows = len(p.head[:1])
+    columns = ", ".join(_column_widths(p.head + p.body, ncol, numeric))
+    head_rows = len(p.head)
     table = (
         f"#table(columns: ({columns},), align: left + top, inset: (x: 3pt, y: 2.2pt),\n"
         f"  fill: (x, y) => if y < {head_rows} {{ rgb(\"#f4f4f4\") }},\n"

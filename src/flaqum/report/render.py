@@ -247,9 +247,15 @@ def _markdown_html(source: str) -> str:
     anchor link), without the rest of nbconvert's exporter."""
     from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
 
-    return MarkdownWithMath(renderer=IPythonRenderer(escape=False, anchor_link_text="")).render(
+    html = MarkdownWithMath(renderer=IPythonRenderer(escape=False, anchor_link_text="")).render(
         source
     )
+    # a heading's empty anchor comes out of ElementTree as <a ... />, which HTML reads as an
+    # opening tag (the rest of the page would be a link): close it as nbconvert's export does
+    return _EMPTY_A.sub(r"<a\1></a>", html)
+
+
+_EMPTY_A = re.compile(r"<a\b([^>]*?)\s*/>")
 
 
 def _output_html(out) -> str:
