@@ -338,7 +338,11 @@ REPORT_ENGINE_NOTE = (
     else "reports: Quarto is not used"
     + (" (not on PATH)" if _which("quarto") is None else " (report.engine: jupyter)")
     + "; HTML by the built-in Jupyter path (nbclient)"
-    + ("; A4 PDF by the built-in Typst writer (no Quarto PDF)" if REPORT_PDF else "; no PDF")
+    + (
+        "; A4 PDF by the built-in Typst writer (no Quarto PDF)"
+        if REPORT_PDF
+        else "; no PDF"
+    )
 )
 # What a report's content depends on: the engine as resolved (so "auto" and the engine it
 # picks are the same setting) and not which render job or batch count made it; its keys
@@ -349,7 +353,11 @@ SETTINGS["report"] = {
     "report": dict(
         sorted(
             {
-                **{k: v for k, v in REPORT_CONFIG.items() if k not in ("batches", "hospitals")},
+                **{
+                    k: v
+                    for k, v in REPORT_CONFIG.items()
+                    if k not in ("batches", "hospitals")
+                },
                 "engine": REPORT_ENGINE_USED,
             }.items()
         )

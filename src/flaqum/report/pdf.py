@@ -333,8 +333,8 @@ def table_typst(html: str, styles) -> str:
     head_rows = len(p.head)
     table = (
         f"#table(columns: ({columns},), align: left + top, inset: (x: 3pt, y: 2.2pt),\n"
-        f"  fill: (x, y) => if y < {head_rows} {{ rgb(\"#f4f4f4\") }},\n"
-        f"  stroke: (x, y) => if y < {head_rows} {{ (bottom: 1pt + rgb(\"#888888\")) }}"
+        f'  fill: (x, y) => if y < {head_rows} {{ rgb("#f4f4f4") }},\n'
+        f'  stroke: (x, y) => if y < {head_rows} {{ (bottom: 1pt + rgb("#888888")) }}'
         ' else { (bottom: 0.4pt + rgb("#dddddd")) },\n'
         + (f"  {header},\n" if header else "")
         + ",\n".join(f"  {x}" for x in lines)
@@ -343,7 +343,8 @@ def table_typst(html: str, styles) -> str:
     long = len(p.body) > LONG_TABLE
     out = f"#block(breakable: {'true' if long else 'false'}, width: 100%)[\n{table}\n"
     if p.caption.strip():
-        out += f'#block(above: 0.3em)[#text(size: 7.5pt, fill: rgb("#555555"))[{text(p.caption)}]]\n'
+        caption = text(p.caption)
+        out += f'#block(above: 0.3em)[#text(size: 7.5pt, fill: rgb("#555555"))[{caption}]]\n'
     return out + "]"
 
 
@@ -356,9 +357,7 @@ def figure_typst(svg: str, name: str, alt: str = "") -> tuple[str, bytes]:
     """(Typst, file bytes) of one SVG figure: at the text width, or as tall as a page allows."""
     m = _VIEWBOX.search(svg)
     w, h = (float(m.group(1)), float(m.group(2))) if m else (4.0, 3.0)
-    svg = re.sub(
-        r'(<svg\b[^>]*?)\swidth="100%"', rf'\1 width="{w}pt" height="{h}pt"', svg, count=1
-    )
+    svg = re.sub(r'(<svg\b[^>]*?)\swidth="100%"', rf'\1 width="{w}pt" height="{h}pt"', svg, count=1)
     if "xmlns=" not in svg[: svg.index(">")]:
         svg = svg.replace("<svg", '<svg xmlns="http://www.w3.org/2000/svg"', 1)
     # matplotlib's viewBox is in points: the figure as drawn, narrowed to the text width and
@@ -450,11 +449,11 @@ def _split_h2(md: str):
     return parts
 
 
-def _preamble(title: str, subtitle: str) -> str:
-    t = text(title)
-    return f"""#set document(title: {string(title)}, date: none)
-#set page(paper: "a4", margin: (x: 1.8cm, top: 1.6cm, bottom: 2cm),
-  footer: context [#set text(size: 7.5pt, fill: rgb("#555555")); {t} #h(1fr) page #counter(page).display() of #counter(page).final().first()])
+_PREAMBLE = """#set document(title: @@TITLE_STRING@@, date: none)
+#set page(paper: "a4", margin: (x: 1.8cm, top: 1.6cm, bottom: 2cm), footer: context [
+  #set text(size: 7.5pt, fill: rgb("#555555"))
+  @@TITLE@@ #h(1fr) page #counter(page).display() of #counter(page).final().first()
+])
 #set text(font: "DejaVu Sans", size: 9pt, lang: "en", fill: rgb("#222222"))
 #set par(justify: false, leading: 0.55em, spacing: 0.8em)
 #show table: set text(size: 7.5pt)
@@ -463,12 +462,25 @@ def _preamble(title: str, subtitle: str) -> str:
 #set enum(spacing: 0.6em)
 #show heading: set text(fill: rgb("#1b2a49"))
 #show heading: set block(sticky: true)
-#show heading.where(level: 1): it => block(width: 100%, above: 1.6em, below: 0.8em, stroke: (bottom: 1.2pt + rgb("#1b2a49")), inset: (bottom: 3pt), text(size: 13pt, it.body))
+#show heading.where(level: 1): it => block(
+  width: 100%, above: 1.6em, below: 0.8em, inset: (bottom: 3pt),
+  stroke: (bottom: 1.2pt + rgb("#1b2a49")), text(size: 13pt, it.body),
+)
 #show heading.where(level: 2): set text(size: 10.5pt)
 #show link: set text(fill: rgb("#1f6fb4"))
-#block(width: 100%, below: 1.2em)[#text(size: 17pt, weight: "bold", fill: rgb("#1b2a49"))[{t}] #linebreak() #text(fill: rgb("#555555"))[{text(subtitle)}]]
+#block(width: 100%, below: 1.2em)[
+  #text(size: 17pt, weight: "bold", fill: rgb("#1b2a49"))[@@TITLE@@] #linebreak()
+  #text(fill: rgb("#555555"))[@@SUBTITLE@@]
+]
 
 """
+
+
+def _preamble(title: str, subtitle: str) -> str:
+    """Page, fonts, headings and the title block (the report's header); the placeholders
+    are filled in one pass, so a title cannot fill another one."""
+    values = {"TITLE_STRING": string(title), "TITLE": text(title), "SUBTITLE": text(subtitle)}
+    return re.sub(r"@@(\w+)@@", lambda m: values[m.group(1)], _PREAMBLE)
 
 
 def fonts_dir() -> str:
