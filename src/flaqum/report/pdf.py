@@ -12,8 +12,9 @@ confidentiality scan read (``render.render_report``): its text is the HTML's tex
 
 - A4, 1.8 cm margins, "page X of Y" in the footer; DejaVu Sans, the figures' font, is taken from
   matplotlib's own copy (so every machine prints with the same font, embedded as a subset).
-- Figures are the report's SVGs, drawn by Typst as vectors at the page's width (a figure
-  taller than a page is scaled to fit), kept on one page with the caption that follows.
+- Figures are the report's SVGs, drawn by Typst as vectors at their drawn size, at most
+  ``FIGURE_WIDTH_CM`` wide and ``MAX_FIGURE_CM`` tall (a team chart of 40 teams is scaled
+  down), kept on one page with the caption that follows.
 - A heading never ends a page (Typst's headings stick to what follows). A table of up to
   ``LONG_TABLE`` rows is kept on one page; a longer one breaks between rows and repeats its
   header. Tables take the page's width at most (their columns wrap).
@@ -41,8 +42,9 @@ LONG_TABLE = 18
 #: asks for LONG_TEXT characters at most). CHAR_PT: the mean width of a character of the
 #: tables' 7.5 pt DejaVu Sans (digits and capitals are wider); INSET_PT: a cell's side padding.
 SHORT_TEXT, LONG_TEXT, CHAR_PT, INSET_PT = 14, 48, 4.75, 3.0
-#: The text width of an A4 page with 2 cm margins, and the tallest figure (cm).
-TEXT_WIDTH_CM, MAX_FIGURE_CM = 17.4, 21.0
+#: The text width of an A4 page with 1.8 cm margins, the widest and the tallest figure (cm):
+#: sizes that keep the body of the demo's largest reports within 10 pages.
+TEXT_WIDTH_CM, FIGURE_WIDTH_CM, MAX_FIGURE_CM = 17.4, 16.0, 18.0
 
 _SPECIAL = re.compile(r"([\\#*_`$<>@\[\]=\-+/~\"'.:])")
 
@@ -332,7 +334,7 @@ def table_typst(html: str, styles) -> str:
     columns = ", ".join(_column_widths(p.head + p.body, ncol, numeric))
     head_rows = len(p.head)
     table = (
-        f"#table(columns: ({columns},), align: left + top, inset: (x: 3pt, y: 2.2pt),\n"
+        f"#table(columns: ({columns},), align: left + top, inset: (x: 3pt, y: 1.7pt),\n"
         f'  fill: (x, y) => if y < {head_rows} {{ rgb("#f4f4f4") }},\n'
         f'  stroke: (x, y) => if y < {head_rows} {{ (bottom: 1pt + rgb("#888888")) }}'
         ' else { (bottom: 0.4pt + rgb("#dddddd")) },\n'
@@ -362,7 +364,7 @@ def figure_typst(svg: str, name: str, alt: str = "") -> tuple[str, bytes]:
         svg = svg.replace("<svg", '<svg xmlns="http://www.w3.org/2000/svg"', 1)
     # matplotlib's viewBox is in points: the figure as drawn, narrowed to the text width and
     # to the page's height if need be
-    width_cm = min(w / 72 * 2.54, TEXT_WIDTH_CM)
+    width_cm = min(w / 72 * 2.54, FIGURE_WIDTH_CM)
     size = f"width: {width_cm:.2f}cm"
     if width_cm * h / w > MAX_FIGURE_CM:
         size = f"height: {MAX_FIGURE_CM}cm"
