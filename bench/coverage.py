@@ -1,8 +1,11 @@
 """Coverage of the pipeline's 95% intervals on synthetic consortia drawn from stated truth.
 
-    .venv/bin/python bench/coverage.py --reps 50 --hospitals 30 --record
+    nice .venv/bin/python bench/coverage.py --reps 200 --hospitals 30 --jobs 2 --compare \
+        --record
+    nice .venv/bin/python bench/coverage.py --reps 200 --hospitals 15 --jobs 2 --record
 
-Each replication r draws one wave of a synthetic consortium with
+Each replication r draws one wave (with ``--change`` two waves, every hospital in both) of a
+synthetic consortium with
 ``flaqum.simulate.generate_consortium`` (seed = ``--seed`` + r, CSV surveys, ``--scale`` of the
 demo's respondent numbers) and runs the package's own stages on it as ``tests/test_recovery.py``
 does: ``ingest_source`` -> ``score_source`` -> ``fit_nested`` -> ``run_hypothesis``. It records,
@@ -18,6 +21,13 @@ interval's width:
 - the focal effect of each hypothesis in ``config/hypotheses`` (plain fit, and the
   plausible-values fit where there is one) against the ``TRUTH`` parameter that test_recovery
   pairs it with;
+- with ``--change``: each hospital's change in psych_safety between the two waves
+  (``fit_change``, the interval of the trend report) against the true change (the stated
+  truth; the metric shift cancels in a difference) and against c * true change (observed
+  metric), no shift removed;
+- with ``--compare``: the hypotheses also with ``outcomes.INFERENCE = "asymptotic"`` (HC1 /
+  CR1 with normal references for count models: the inference before issue 11) on the same
+  data, rows marked "asymptotic";
 - the cross-level slope of mm_total in ``fit_nested(staff + maturity, "psych_safety",
   covariates=["mm_total"])`` against ``TRUTH["psych_safety"]["gamma_maturity"]``. The generator
   puts that slope on the *observed* mm_total (``mm_c`` in ``generate_wave`` is the mean of the 52
@@ -37,13 +47,16 @@ Coverage Monte-Carlo SE: sqrt(p (1 - p) / R) for one parameter per replication; 
 and team means (a proportion per replication) the SD of the per-replication proportions over
 sqrt(R), since the units of one replication are not independent trials. SD/SE compares the
 spread of the estimates with the reported SEs (about 1 when they are right).
-Output: the tables on stdout and, with ``--record``, ``bench/results/<date>-coverage.md``.
+Output: the tables on stdout and, with ``--record``, ``bench/results/<date>-coverage.md``
+(``--record-name`` to choose the file name). ``--jobs`` runs replications in parallel processes
+(each replication's seed is fixed, so the result does not depend on the number of jobs).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import multiprocessing
 import os
 import platform
 import sys
@@ -54,14 +67,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from flaqum import outcomes
 from flaqum.config import load_study
-from flaqum.multilevel import fit_nested
+from flaqum.multilevel import fit_change, fit_nested
 from flaqum.outcomes import load_hypothesis, run_hypothesis
 from flaqum.recovery import attenuation, hypothesis_inputs, score_wave
 from flaqum.simulate import TRUTH, generate_consortium
 
 ROOT = Path(__file__).resolve().parents[1]
 WAVE = "w1"
+WAVE2 = "w2"
 NOMINAL = 0.95
 Z95 = 1.959963984540054
 # scored scale -> (source, generator block of its true means)
@@ -89,6 +104,7 @@ MEAN_ROWS = {  # key: (label, level, interval suffix, shift convention)
     "h_none": ("hospital EB means psych_safety (no shift removed)", "hospital", "", "none"),
     "t_rep": ("team EB means psych_safety (shift per rep)", "team", "", "per_rep"),
 }
+CHANGE_ROW = "hospital change psych_safety w1 -> w2 (fit_change, no shift)"
 
 
 # --------------------------------------------------------------------------------------------
@@ -111,21 +127,38 @@ def _row(quantity: str, truth: float, truth_obs: float, est) -> dict:
     return row
 
 
-def replicate(study, seed: int, n_hospitals: int, scale: float, hypotheses: dict) -> dict:
-    """One synthetic wave through the pipeline.
+def _run_hypotheses(hypotheses: dict, inputs: dict, inference: str) -> dict:
+    saved = outcomes.INFERENCE
+    outcomes.INFERENCE = inference
+    try:
+        return {hid: run_hypothesis(hyp, inputs, WAVE) for hid, hyp in hypotheses.items()}
+    finally:
+        outcomes.INFERENCE = saved
+
+
+def replicate(study, seed: int, n_hospitals: int, scale: float, hypotheses: dict,
+              change: bool = False, compare: bool = False) -> dict:
+    """One synthetic wave (``change``: two) through the pipeline.
 
     Returns ``means`` (per level, one row per unit: true mean, EB mean, conditional and, for
-    hospitals, total intervals of psych_safety), ``rows`` (each parameter's truths, estimate,
-    interval) and ``metric`` (per scale: team and hospital slopes c and the mean shift).
+    hospitals, total intervals of psych_safety; with ``change`` also the hospitals' changes),
+    ``rows`` (each parameter's truths, estimate, interval) and ``metric`` (per scale: team and
+    hospital slopes c and the mean shift). ``compare``: the hypotheses also with the
+    asymptotic inference, rows marked so.
     """
     with tempfile.TemporaryDirectory(prefix="flaqum-coverage-") as tmp:
         out = Path(tmp)
-        truth = generate_consortium(out, study, n_hospitals=n_hospitals, waves=(WAVE,),
-                                    seed=seed, fmt="csv", scale=scale)
+        waves = (WAVE, WAVE2) if change else (WAVE,)
+        truth = generate_consortium(out, study, n_hospitals=n_hospitals, waves=waves,
+                                    seed=seed, fmt="csv", scale=scale, join_late=0)
         wt = truth["waves"][WAVE]
         scores = score_wave(study, out / WAVE, out)
         inputs = hypothesis_inputs(scores, out / WAVE)
-        results = {hid: run_hypothesis(hyp, inputs, WAVE) for hid, hyp in hypotheses.items()}
+        results = _run_hypotheses(hypotheses, inputs, outcomes.INFERENCE)
+        results_asy = _run_hypotheses(hypotheses, inputs, "asymptotic") if compare else None
+        if change:
+            (out / "w2work").mkdir()
+            staff2 = score_wave(study, out / WAVE2, out / "w2work", sources=("staff",))["staff"]
 
     c = {sid: attenuation(scores[src], wt, block, sid) for sid, (src, block) in SCALES.items()}
     metric = [{"scale": sid, "c (team means)": c[sid],
@@ -151,19 +184,31 @@ def replicate(study, seed: int, n_hospitals: int, scale: float, hypotheses: dict
         "ci_high": teams["ci_high"].to_numpy(float),
     })
     means = {"hospital": hosp, "team": teams, "c": c["psych_safety"]}
+    if change:
+        both = pd.concat([staff.assign(wave=WAVE), staff2.assign(wave=WAVE2)],
+                         ignore_index=True)
+        ch = fit_change(both, "psych_safety").changes.set_index("hospital_id")
+        t1 = pd.Series(wt["hospitals"]["psych_safety"])
+        t2 = pd.Series(truth["waves"][WAVE2]["hospitals"]["psych_safety"])
+        means["change"] = pd.DataFrame({
+            "true": (t2 - t1).reindex(ch.index), "eb_mean": ch["change"],
+            "ci_low": ch["ci_low"], "ci_high": ch["ci_high"]})
 
     # 3. hypotheses: plain and plausible-values fits
     rows = []
-    for hid, term, (block, key), pred, outc in HYPOTHESES:
-        res = results[hid]
-        value = TRUTH[block][key]
-        obs = value / (c[pred] if pred else 1.0) * (c[outc] if outc else 1.0)
-        est = next((e for e in res["estimates"] if e["term"] == term), None)
-        rows.append(_row(f"{hid}: {term} (plain)", value, obs, est))
-        pv = (res.get("plausible_values") or {}).get("estimates") or []
-        if pv:
-            est = next((e for e in pv if e["term"] == term), None)
-            rows.append(_row(f"{hid}: {term} (plausible values)", value, obs, est))
+    for res_set, mark in ((results, ""), (results_asy, ", asymptotic")):
+        if res_set is None:
+            continue
+        for hid, term, (block, key), pred, outc in HYPOTHESES:
+            res = res_set[hid]
+            value = TRUTH[block][key]
+            obs = value / (c[pred] if pred else 1.0) * (c[outc] if outc else 1.0)
+            est = next((e for e in res["estimates"] if e["term"] == term), None)
+            rows.append(_row(f"{hid}: {term} (plain{mark})", value, obs, est))
+            pv = (res.get("plausible_values") or {}).get("estimates") or []
+            if pv:
+                est = next((e for e in pv if e["term"] == term), None)
+                rows.append(_row(f"{hid}: {term} (plausible values{mark})", value, obs, est))
 
     # 4. cross-level slope, maturity merged by hospital
     mat = scores["maturity"][["hospital_id", "mm_total"]]
@@ -227,6 +272,11 @@ def summarise_means(reps: list[dict]) -> tuple[list[dict], list[dict], float]:
               for label, level, suffix, kind in MEAN_ROWS.values()]
     obs = [_units_entry(f"{level} EB means psych_safety (c * true, shift per rep)", reps, level,
                         "", observed) for level in ("hospital", "team")]
+    if all("change" in r["means"] for r in reps):
+        stated.append(_units_entry(CHANGE_ROW, reps, "change", "", shift_rule("none")))
+        obs.append(_units_entry(CHANGE_ROW.replace("no shift", "c * true, no shift"), reps,
+                                "change", "",
+                                lambda u, rep: (rep["means"]["c"] * u["true"], 0.0)))
     return stated, obs, common
 
 
@@ -368,17 +418,24 @@ def write_record(stated, obs, metric, common, args, argv, runtime, per_rep) -> P
     res = ROOT / "bench" / "results"
     res.mkdir(parents=True, exist_ok=True)
     today = dt.date.today().isoformat()
-    path = res / f"{today}-coverage.md"
-    seeds = f"{args.seed}..{args.seed + args.reps - 1}"
+    path = res / (args.record_name or f"{today}-coverage.md")
+    seeds = f"{args.seed}..{args.seed + args.reps_done - 1}"
+    stopped = (f"; stopped by --max-minutes, of {args.reps} asked"
+               if args.reps_done < args.reps else "")
     body = [
         f"# Coverage of the 95% intervals on synthetic consortia, {today}",
         "",
         f"Machine: {machine()}.  ",
-        f"Command: `.venv/bin/python bench/coverage.py {' '.join(argv)}`  ",
-        f"Runtime: {runtime:.0f} s in all, {np.mean(per_rep):.1f} s per replication "
-        f"(max {np.max(per_rep):.1f} s).  ",
-        f"Design: {args.reps} replications (seeds {seeds}), {args.hospitals} hospitals, "
-        f"scale {args.scale}, one wave, CSV surveys; stages as tests/test_recovery.py.",
+        f"Command: `nice .venv/bin/python bench/coverage.py {' '.join(argv)}`  ",
+        f"Runtime: {runtime:.0f} s wall clock with {args.jobs} job(s), "
+        f"{np.mean(per_rep):.1f} s per replication and process (max {np.max(per_rep):.1f} s), "
+        f"on a machine shared with other work.  ",
+        f"Design: {args.reps_done} replications (seeds {seeds}{stopped}), "
+        f"{args.hospitals} hospitals, "
+        f"scale {args.scale}, {'two waves' if args.change else 'one wave'}, CSV surveys; "
+        f"stages as tests/test_recovery.py. Hypothesis inference: {args.inference} "
+        f"(hospital level {args.hc if args.inference == 'small_sample' else 'HC1'})"
+        f"{'; also asymptotic on the same data (rows marked asymptotic)' if args.compare else ''}.",
         "",
         "## Against the stated truth (latent metric)",
         "",
@@ -408,6 +465,18 @@ def write_record(stated, obs, metric, common, args, argv, runtime, per_rep) -> P
 # --------------------------------------------------------------------------------------------
 
 
+_WORKER: dict = {}
+
+
+def _one(seed: int) -> tuple[dict, float]:
+    """One replication in a worker (the study and hypotheses inherited by fork)."""
+    w = _WORKER
+    t0 = time.perf_counter()
+    rep = replicate(w["study"], seed, w["args"].hospitals, w["args"].scale, w["hypotheses"],
+                    change=w["args"].change, compare=w["args"].compare)
+    return rep, time.perf_counter() - t0
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -417,18 +486,39 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=1000, help="seed of the first replication")
     ap.add_argument("--record", action="store_true",
                     help="write bench/results/<date>-coverage.md")
+    ap.add_argument("--record-name", default=None,
+                    help="file name under bench/results/ (default <date>-coverage.md)")
+    ap.add_argument("--jobs", type=int, default=1, help="parallel processes")
+    ap.add_argument("--max-minutes", type=float, default=None,
+                    help="stop after this many minutes and summarise the replications done "
+                         "(the first k seeds, so still a fixed design; the record says k)")
+    ap.add_argument("--inference", choices=("small_sample", "asymptotic"),
+                    default=outcomes.INFERENCE, help="outcomes.INFERENCE of the hypotheses")
+    ap.add_argument("--hc", choices=("HC2", "HC3"), default=outcomes.HOSPITAL_HC,
+                    help="outcomes.HOSPITAL_HC: the hospital-level sandwich")
+    ap.add_argument("--compare", action="store_true",
+                    help="also the asymptotic inference (HC1/CR1, normal) on the same data")
+    ap.add_argument("--no-change", dest="change", action="store_false",
+                    help="one wave only: no change-since-the-previous-wave row")
     args = ap.parse_args(argv)
+    outcomes.INFERENCE = args.inference
+    outcomes.HOSPITAL_HC = args.hc
 
     study = load_study(ROOT / "config" / "config.yaml", root=ROOT)
     hypotheses = {hid: load_hypothesis(ROOT / "config" / "hypotheses" / f"{hid}.yaml")
                   for hid, *_ in HYPOTHESES}
     reps, per_rep = [], []
     start = time.perf_counter()
-    for r in range(args.reps):
-        seed = args.seed + r
-        t0 = time.perf_counter()
-        rep = replicate(study, seed, args.hospitals, args.scale, hypotheses)
-        per_rep.append(time.perf_counter() - t0)
+    _WORKER.update(study=study, hypotheses=hypotheses, args=args)
+    seeds = [args.seed + r for r in range(args.reps)]
+    if args.jobs > 1:
+        pool = multiprocessing.get_context("fork").Pool(args.jobs)
+        done = pool.imap(_one, seeds)
+    else:
+        pool, done = None, map(_one, seeds)
+    stopped = False
+    for r, (seed, (rep, seconds)) in enumerate(zip(seeds, done, strict=False)):
+        per_rep.append(seconds)
         reps.append(rep)
         cover = []
         for level in ("hospital", "team"):
@@ -439,7 +529,20 @@ def main(argv: list[str] | None = None) -> None:
         hits = sum(x["ci_low"] <= x["truth"] <= x["ci_high"] for x in rep["rows"])
         print(f"rep {r + 1:3d}/{args.reps} seed {seed}: {per_rep[-1]:5.1f} s, covered: "
               f"{', '.join(cover)}, parameters {hits}/{len(rep['rows'])}", flush=True)
+        if args.max_minutes and time.perf_counter() - start > 60 * args.max_minutes:
+            stopped = r + 1 < args.reps
+            break
     runtime = time.perf_counter() - start
+    if pool is not None:
+        if stopped:
+            pool.terminate()
+        else:
+            pool.close()
+        pool.join()
+    if stopped:
+        print(f"\nStopped after {len(reps)} of {args.reps} replications (--max-minutes "
+              f"{args.max_minutes:g}): seeds {args.seed}..{args.seed + len(reps) - 1}.")
+    args.reps_done = len(reps)
 
     mean_stated, mean_obs, common = summarise_means(reps)
     rows = [row for rep in reps for row in rep["rows"]]

@@ -5,9 +5,14 @@
 PROJECT is a working directory where the pipeline has run (data/processed, results). The
 script deletes ``reports/`` there, re-runs only the report rules (``--forcerun render_reports
 consortium_report``) with ``--cores 2`` and reports the wall time of the run, per report and in
-total, with the per-report times the render jobs logged. ``--standins`` first writes stand-in
-statistics (``flaqum.report.standin``) for any results file the statistics stages have not
-produced yet. Results: ``bench/out/render_reports.csv`` and, with ``--record``, a dated
+total, and what one hospital report costs in CPU seconds of one core, median and max over the
+reports (the render jobs log it per report: ``content``, the package's tables and figures;
+``html``, the template executed by the kernel, the HTML written and scanned, the kernel's CPU
+included; ``pdf``, the A4 PDF), and the render jobs' whole CPU time (Snakemake's benchmark
+files: imports, kernel start and reading the wave included) per report. On a machine shared
+with other work the wall times grow and the CPU seconds much less. ``--standins`` first writes
+stand-in statistics (``flaqum.report.standin``) for any results file the statistics stages have
+not produced yet. Results: ``bench/out/render_reports.csv`` and, with ``--record``, a dated
 Markdown note in ``bench/results/``.
 """
 
@@ -56,6 +61,8 @@ def main(argv=None):
             ].astype(str)
         )
         targets += [f"reports/{w}/{h}.html" for h in hosp]
+        if study.config["report"].get("pdf", True):
+            targets += [f"reports/{w}/{h}.pdf" for h in hosp]
         targets.append(f"reports/{w}/research/consortium.html")
     cmd = [
         sys.executable,
@@ -79,31 +86,65 @@ def main(argv=None):
     missing = [t for t in targets if not (proj / t).exists()]
     if missing:
         sys.exit(f"reports missing: {missing[:5]}")
-    per = []
+    per, batch_cpu = [], 0.0
+    line = re.compile(r"INFO (\S+?)/(\S+): ([\d.]+) s -> \S+; cpu ([\d.]+) s \(([^)]*)\)")
     for w in waves:
         for log in sorted((proj / "logs" / w).glob("report_batch*.log")):
-            for m in re.finditer(r"INFO (\S+?)/(\S+): ([\d.]+) s ->", log.read_text()):
+            for m in line.finditer(log.read_text()):
+                parts = {k: float(v) for k, v in (x.split() for x in m.group(5).split(", "))}
                 per.append(
-                    {"wave": m.group(1), "hospital": m.group(2), "seconds": float(m.group(3))}
+                    {
+                        "wave": m.group(1),
+                        "hospital": m.group(2),
+                        "seconds": float(m.group(3)),
+                        "cpu": float(m.group(4)),
+                        **{f"cpu_{k}": v for k, v in parts.items()},
+                    }
                 )
+        for tsv in sorted((proj / "benchmarks" / w).glob("report_batch*.tsv")):
+            batch_cpu += float(pd.read_csv(tsv, sep="\t")["cpu_time"].iloc[-1])
     per = pd.DataFrame(per)
-    n = len(targets)
-    n_hosp = n - len(waves)
+    n_hosp = sum(t.endswith(".html") and "/research/" not in t for t in targets)
+    n = n_hosp + len(waves)
     lines = [
         f"# Report rendering benchmark ({dt.date.today()})",
         "",
         f"- machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
         f"{platform.python_version()}; snakemake --cores {args.cores}",
-        f"- project: {len(waves)} waves, {n_hosp} hospital reports + {len(waves)} consortium "
-        "reports, engine: " + study.config["report"]["engine"],
+        f"- project: {len(waves)} waves, {n_hosp} hospital reports (HTML"
+        + (" and A4 PDF" if study.config["report"].get("pdf", True) else "")
+        + f") + {len(waves)} consortium reports, engine: "
+        + study.config["report"]["engine"],
         f"- wall time of the report stage: **{wall:.1f} s in total, {wall / n:.2f} s per report**"
         f" ({n} reports)",
     ]
     if len(per):
         lines.append(
-            f"- one hospital report inside a render batch (content, figures, kernel execution, "
-            f"HTML, scan): median {per['seconds'].median():.2f} s, max {per['seconds'].max():.2f} s"
+            f"- wall time of one hospital report inside a render batch: median "
+            f"{per['seconds'].median():.2f} s, max {per['seconds'].max():.2f} s"
         )
+        lines += [
+            "",
+            "CPU seconds of one core per hospital report (target: 1.0 s, PDF included):",
+            "",
+            "| part | median | max |",
+            "| --- | ---: | ---: |",
+        ]
+        per["cpu_html_total"] = per.get("cpu_content", 0) + per.get("cpu_html", 0)
+        for col, label in [
+            ("cpu_content", "content (tables and figures: `content.build_hospital`)"),
+            ("cpu_html", "HTML (template executed, HTML written, scan; kernel included)"),
+            ("cpu_html_total", "**the HTML report** (content + HTML)"),
+            ("cpu_pdf", "**the A4 PDF** (Typst, from the executed template)"),
+            ("cpu", "**one report, HTML and PDF**"),
+        ]:
+            if col in per:
+                lines.append(f"| {label} | {per[col].median():.2f} | {per[col].max():.2f} |")
+        if batch_cpu:
+            lines.append(
+                f"| render jobs' total CPU (Snakemake benchmark) per hospital report | "
+                f"{batch_cpu / n_hosp:.2f} (mean) | |"
+            )
     text = "\n".join(lines) + "\n"
     print(text)
     out = ROOT / "bench" / "out"

@@ -255,7 +255,9 @@ def test_gaussian_hospital_level_recovers_slope(n_hosp):
     h = shipped("prof_quickscan_patient_quickscan")
     r = run_hypothesis(h, w, "w1")
     e = term(r["estimates"], "qs_prof_total")
-    assert r["n"] == n_hosp and r["se_type"] == "HC1 sandwich"
+    assert r["n"] == n_hosp and r["se_type"] == "HC3 sandwich"
+    assert r["correction"]["se_type"] == "HC3" and r["correction"]["reference"] == "t"
+    assert r["correction"]["df"]["qs_prof_total"] == n_hosp - 2 == e["df"]
     assert e["ci_low"] < b < e["ci_high"]
     pv = term(r["plausible_values"]["estimates"], "qs_prof_total")
     assert pv["ci_low"] < b < pv["ci_high"]

@@ -1,5 +1,7 @@
 """Rendering reports through the Jupyter fallback (no Quarto needed), read as a user would:
-sections, figures, no code, and the confidentiality scan of the finished HTML."""
+sections, figures, no code, and the confidentiality scan of the finished HTML; and the A4 PDF
+written beside it (read with pypdf: page size, fonts, vector figures, page numbers, the
+appendix, and the same scan of its text)."""
 
 from __future__ import annotations
 
@@ -39,9 +41,20 @@ def rendered(study, small_consortium, tmp_path_factory):
     late = [h for h in res.hospital_ids() if h not in set(res.change["hospital_id"])]
     hospitals = [first, late[0]]
     out = tmp_path_factory.mktemp("reports")
+    lines = []
     render.render_batch(
-        study, "2025-2", {}, hospitals, out, TEMPLATE, engine="jupyter", results=res
+        study,
+        "2025-2",
+        {},
+        hospitals,
+        out,
+        TEMPLATE,
+        engine="jupyter",
+        results=res,
+        pdf=True,
+        progress=lambda i, n, h, s: lines.append((i, n, h, s)),
     )
+    assert [x[:3] for x in lines] == [(1, 2, hospitals[0]), (2, 2, hospitals[1])]
     render.render_consortium(
         study,
         "2025-2",
@@ -57,7 +70,7 @@ def rendered(study, small_consortium, tmp_path_factory):
 def test_reports_are_written_alone_and_self_contained(rendered):
     res, out, hospitals = rendered
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [f"{h}.html" for h in hospitals] + ["consortium.html"]
+        [f"{h}.html" for h in hospitals] + [f"{h}.pdf" for h in hospitals] + ["consortium.html"]
     )
     for h in hospitals:
         html = (out / f"{h}.html").read_text()
@@ -183,8 +196,9 @@ def test_a_report_naming_another_hospital_is_not_written(study, rendered, tmp_pa
             {"hospital": h, "wave": "2025-2"},
             engine="jupyter",
             forbidden=forbidden,
+            out_pdf=tmp_path / f"{h}.pdf",
         )
-    assert list(tmp_path.iterdir()) == []  # no report, no .part file, no render folder
+    assert list(tmp_path.iterdir()) == []  # no report, no PDF, no .part file, no render folder
 
 
 def test_engine_choice(monkeypatch):
@@ -258,3 +272,193 @@ def test_dag_renders_one_report_per_registered_hospital(tmp_path, small_consorti
     counts = _job_counts(run_snakemake(proj, "-n").stdout)
     assert counts["hospital_report"] == len(truth["waves"])
     assert counts["render_reports"] == len(truth["waves"])
+
+
+# --- the A4 PDF (flaqum.report.pdf) ----------------------------------------------------------
+
+
+def pdf_pages(path) -> list[str]:
+    from pypdf import PdfReader
+
+    return [p.extract_text() or "" for p in PdfReader(path).pages]
+
+
+def _xobjects(resources):
+    """Every XObject reachable from a page's resources (forms hold the drawn figures)."""
+    if not resources or "/XObject" not in resources:
+        return
+    for ref in resources["/XObject"].values():
+        x = ref.get_object()
+        yield x
+        if x.get("/Subtype") == "/Form":
+            yield from _xobjects(x.get("/Resources"))
+
+
+def test_pdf_is_a4_with_embedded_fonts_vector_figures_and_page_numbers(rendered):
+    from pypdf import PdfReader
+
+    res, out, hospitals = rendered
+    for h in hospitals:
+        reader = PdfReader(out / f"{h}.pdf")
+        n = len(reader.pages)
+        fonts = set()
+        for i, page in enumerate(reader.pages, 1):
+            w, hgt = float(page.mediabox.width), float(page.mediabox.height)
+            assert abs(w - 595.28) < 1 and abs(hgt - 841.89) < 1, (w, hgt)  # A4 in points
+            assert f"page {i} of {n}" in (page.extract_text() or "")
+            for x in _xobjects(page.get("/Resources")):
+                assert x.get("/Subtype") != "/Image", f"{h} page {i}: a raster image"
+            for ref in (page["/Resources"].get("/Font") or {}).values():
+                font = ref.get_object()
+                for d in font.get("/DescendantFonts", [font]):
+                    desc = d.get_object()["/FontDescriptor"].get_object()
+                    assert {"/FontFile", "/FontFile2", "/FontFile3"} & set(desc), "not embedded"
+                    fonts.add(desc["/FontName"])
+        assert any("DejaVuSans" in f for f in fonts), fonts
+        text = " ".join(pdf_pages(out / f"{h}.pdf"))
+        # the figures are text, not pictures of text
+        assert "Where your hospital stands on each scale" in text
+        assert res.hospital_name(h) in text
+
+
+def test_pdf_has_every_section_and_ends_with_the_appendices(rendered):
+    res, out, hospitals = rendered
+    for h in hospitals:
+        pages = pdf_pages(out / f"{h}.pdf")
+        flat = [" ".join(p.split()) for p in pages]
+        body = [s for s in SECTIONS if s not in ("Appendix: every question", "Methods")]
+        for s in body:
+            assert any(s in p for p in flat), (h, s)
+        first = [i for i, p in enumerate(flat) if "Appendix A: Every question" in p]
+        methods = [i for i, p in enumerate(flat) if "Appendix B: Methods" in p]
+        assert len(first) == 1 and len(methods) == 1, (h, first, methods)
+        # the appendix starts a page, after the body (at most 10 pages), Methods after it
+        assert flat[first[0]].lstrip().startswith("Appendix A: Every question")
+        assert first[0] <= 10 and methods[0] >= first[0]
+        assert not any("Every question" in p for p in flat[: first[0]])
+        assert not any("How to read this report" in p for p in flat[first[0] :])
+
+
+def test_pdf_text_names_no_other_hospital_and_no_small_group(study, rendered):
+    res, out, hospitals = rendered
+    for h in hospitals:
+        text = " ".join(pdf_pages(out / f"{h}.pdf"))
+        assert scan_report(f"<p>{text}</p>", forbidden_identifiers(res, h)) == []
+        for other in res.hospital_ids():
+            if other != h:
+                assert res.hospital_name(other) not in text
+                assert not re.search(rf"\b{other}\b", text)
+        assert f"{SENTINEL:.2f}" not in text and f"{SENTINEL:.1f}" not in text
+        assert "report.show" not in text and "import " not in text
+
+
+def test_same_input_gives_the_same_pdf(study, rendered, tmp_path):
+    res, out, hospitals = rendered
+    h = hospitals[1]
+    render.render_hospital(
+        study,
+        "2025-2",
+        h,
+        {},
+        tmp_path / f"{h}.html",
+        TEMPLATE,
+        "jupyter",
+        out_pdf=tmp_path / f"{h}.pdf",
+        results=res,
+    )
+    assert (tmp_path / f"{h}.pdf").read_bytes() == (out / f"{h}.pdf").read_bytes()
+    assert (tmp_path / f"{h}.html").read_bytes() == (out / f"{h}.html").read_bytes()
+
+
+def test_pdf_writes_names_and_markup_characters_as_text(tmp_path):
+    """Free text reaches Typst escaped: a name made of Typst's markup characters prints as
+    written, in text, headings, lists and table cells, and does not run as code."""
+    import nbformat
+
+    from flaqum.report import pdf
+    from flaqum.report.escape import ident
+    from flaqum.report.tables import html_table
+
+    name = "#set page(width: 1cm) $x$ *b* _i_ @ref <lab> [x] // a /* b */ = - + ~ 'q' \\ \"q\""
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("")
+    cell.outputs = [
+        nbformat.v4.new_output("display_data", {"text/markdown": f"## Team {ident(name)}"}),
+        nbformat.v4.new_output("display_data", {"text/markdown": f"1. **{ident(name)}** left"}),
+        nbformat.v4.new_output(
+            "display_data",
+            {"text/html": html_table([[name, "1.00"]], ["Team", "Score"], numeric={1})},
+        ),
+    ]
+    nb.cells = [cell]
+    source, files = pdf.notebook_to_typst(nb, f"Report {name}")
+    (tmp_path / "r.pdf").write_bytes(pdf.compile_pdf(source, files, tmp_path / "print"))
+    text = " ".join(" ".join(pdf_pages(tmp_path / "r.pdf")).split())
+    flat = " ".join(name.split())
+    assert text.count(flat) >= 4, text  # title, footer, heading, list, table
+
+
+def test_pdf_tables_follow_the_stylesheet_and_fit_the_page():
+    from flaqum.report import pdf
+
+    css = (render.TEMPLATE_DIR / "report.css").read_text()
+    rules = pdf.css_row_styles(css)
+    assert ("suppressed", None, {"color": "#777", "italic": True}) in rules
+    assert ("signal-lower", 7, {"color": "#b85f00", "bold": True}) in rules
+    long = "A question that is long enough to wrap over two lines of a table cell at least"
+    html = (
+        '<table class="report-table"><thead><tr><th>Item</th><th>Answers</th></tr></thead>'
+        f'<tbody><tr class="suppressed"><td>{long}</td><td class="num">12</td></tr>'
+        '<tr><td colspan="2">all</td></tr></tbody></table>'
+    )
+    typ = pdf.table_typst(html, rules)
+    assert "table.header(repeat: true" in typ and "breakable: false" in typ
+    assert "table.cell(colspan: 2)" in typ and "align: right" in typ
+    assert '#emph[#text(fill: rgb("#777"))' in typ or '#text(fill: rgb("#777"))[#emph' in typ
+    # widths are shares of the page (fr), never fixed lengths that could overflow it
+    cols = re.search(r"columns: \(([^)]*)\)", typ).group(1)
+    assert all(c.strip().endswith("fr") for c in cols.split(",") if c.strip())
+
+
+def test_html_reads_as_nbconvert_wrote_it(study, rendered, tmp_path):
+    """The HTML is assembled from the notebook's outputs (``render.notebook_body``) instead of
+    nbconvert's exporter: the reader sees the same text, headings (with the same ids) and
+    figures as nbconvert's ``basic`` template gives for the same executed notebook."""
+    import base64
+    import json
+
+    from nbconvert import HTMLExporter
+
+    from flaqum.report.content import build_hospital
+
+    res, _, hospitals = rendered
+    h = hospitals[0]
+    (tmp_path / "content.json").write_text(json.dumps(build_hospital(res, study, h)))
+    params = {"hospital": h, "wave": "2025-2", "bundle": str(tmp_path / "content.json")}
+    nb = render.execute_notebook(
+        render.inject_parameters(render.read_qmd(TEMPLATE), params), tmp_path
+    )
+    ours = render.notebook_body(nb)
+    exporter = HTMLExporter(
+        template_name="basic",
+        exclude_input=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+        anchor_link_text="",
+    )
+    theirs, _ = exporter.from_notebook_node(nb)
+    theirs = re.sub(
+        r'<img\b[^>]*src="data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)"[^>]*>',
+        lambda m: base64.b64decode(m.group(1)).decode("utf-8"),
+        theirs,
+    )
+    from html import unescape
+
+    # the same text for the reader (nbconvert writes &#x27; as ', the same character)
+    assert unescape(visible_text(ours)).split() == unescape(visible_text(theirs)).split()
+    heads = r"<h[23]\b.*?</h[23]>"  # the headings as written: ids, anchors, closed tags
+    assert re.findall(heads, ours, flags=re.S) == re.findall(heads, theirs, flags=re.S)
+    assert not re.search(r"<a\b[^>]*/>", ours)  # HTML has no self-closing <a>
+    svg = r"<svg\b.*?</svg>"
+    assert re.findall(svg, ours, flags=re.S) == re.findall(svg, theirs, flags=re.S)
+    assert "<script" not in ours and "report.show" not in ours

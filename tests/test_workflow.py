@@ -196,6 +196,35 @@ def test_every_hospital_gets_a_report_naming_no_other(first_wave_project):
                 assert name not in html, f"{hid}'s report names {other}"
 
 
+def test_reports_come_with_pdfs_progress_and_the_engine_named_once(first_wave_project):
+    """Each hospital's HTML has its A4 PDF beside it; the console shows one line per rendered
+    report and names the engine once; naming the engine already in use re-renders nothing,
+    and switching the PDF off is a setting that re-renders."""
+    import re
+
+    proj, _, res, _, _ = first_wave_project
+    orgs = pd.read_csv(proj / "data/raw/2024-1/organisations.csv", dtype=str)
+    for hid in orgs["hospital_id"]:
+        pdf = proj / f"reports/2024-1/{hid}.pdf"
+        assert pdf.read_bytes().startswith(b"%PDF-"), hid
+    out = res.stdout + res.stderr
+    shown = re.findall(r"^report 2024-1 batch \d+: (\d+)/(\d+) (\S+) \([\d.]+ s\)$", out, re.M)
+    assert sorted(h for _, _, h in shown) == sorted(orgs["hospital_id"])
+    engine = [line for line in out.splitlines() if line.startswith("reports: ")]
+    assert len(engine) == 1, engine
+    if shutil.which("quarto") is None:
+        assert "Quarto is not used (not on PATH)" in engine[0]
+        assert "A4 PDF by the built-in Typst writer (no Quarto PDF)" in engine[0]
+        # (provenance.json records the config as written, so it alone is re-written)
+        again = run_snakemake(proj, "-n", "--config", "report={engine: jupyter}")
+        planned = again.stdout + again.stderr
+        for rule in ("render_reports", "hospital_report", "consortium_report"):
+            assert f"rule {rule}" not in planned, planned[-3000:]
+    off = run_snakemake(proj, "-n", "--config", "report={pdf: false}")
+    planned = off.stdout + off.stderr
+    assert "rule render_reports" in planned and "hospital_report" in planned
+
+
 def test_a_new_hypothesis_file_adds_a_target(first_wave_project, tmp_path):
     proj = first_wave_project[0]
     spec = proj / "config/hypotheses/collab_incidents.yaml"

@@ -33,12 +33,23 @@ Models (statsmodels; the R call each matches):
 - ``binomial``: GLM Binomial, logit link, successes = outcome column, trials = exposure column,
   ``glm(cbind(y, n - y) ~ x, family = binomial)``.
 
-Standard errors (``robust: true``, the default): HC1 sandwich at hospital level
-(``sandwich::vcovHC(fit, type = "HC1")``); cluster-robust by hospital at team level
-(``sandwich::vcovCL(fit, cluster = ~hospital_id, type = "HC1")``, i.e. CR1), because teams of
-one hospital share its context and a hospital-level predictor varies only between hospitals.
-Gaussian models use t reference distributions (df = clusters - 1 when clustered), the others
-normal.
+Standard errors (``robust: true``, the default; issue 11, :mod:`flaqum.smallsample`): with
+~30 hospitals, small-sample corrections with t references for every family. At hospital level
+``HOSPITAL_HC`` = HC3 (``sandwich::vcovHC(fit, type = "HC3")``), df = n - p; at team level
+clustered by hospital, because teams of one hospital share its context and a hospital-level
+predictor varies only between hospitals: CR2 with Satterthwaite df per term
+(``clubSandwich::coef_test(fit, vcov = "CR2", cluster = hospital_id, test =
+"Satterthwaite")``). GLM sandwiches use the IRLS working residuals and weights; the negative
+binomial's those of the GLM with alpha fixed at its ML value (as ``glm.nb``). Poisson
+overdispersion (Pearson chi2 > df at 5%) is reported in ``diagnostics.overdispersion`` and
+handled: the sandwich does not assume Var = mu; ``robust: false`` scales the model-based
+covariance by chi2 / df (quasi-Poisson); the plausible-value draws use the quasi-likelihood.
+Each result's ``correction`` names the SE, the df, the reference and why. ``INFERENCE =
+"asymptotic"`` restores HC1 / CR1 with normal references for count models (for comparisons).
+
+Predictors measured with error: ``measurement_error`` (:func:`_measurement_error`) says which
+focal predictors are estimated scores and, with ``measurement_error: reliability``, adds the
+reliability-corrected slope on the raw hospital means.
 
 Two-stage uncertainty. A hospital's or team's empirical-Bayes (EB) mean comes with a standard
 error ``eb_se``; with ~30 hospitals and small teams that error is not negligible. Every result
@@ -103,6 +114,7 @@ from statsmodels.discrete.discrete_model import NegativeBinomial
 from statsmodels.stats.multitest import multipletests
 from statsmodels.tools.sm_exceptions import MissingDataError, PerfectSeparationError
 
+from flaqum import smallsample
 from flaqum.config import Study, check_schema, read_yaml
 from flaqum.errors import ConfigError, InputError
 from flaqum.ids import check_id
@@ -117,6 +129,7 @@ EXP_FAMILIES = {"poisson": "rate_ratio", "negative_binomial": "rate_ratio",
 DEFAULT_SEED = 20261122
 DEFAULTS = {
     "covariates": [],
+    "measurement_error": "none",
     "predictor_scores": "eb",
     "standardize": False,
     "robust": True,
@@ -132,6 +145,17 @@ STATUS_FITTED, STATUS_NOT_FITTED, STATUS_NOT_APPLICABLE = "fitted", "not_fitted"
 # singular matrices, perfect separation, missing or non-finite data, overflow.
 NUMERICAL_ERRORS = (np.linalg.LinAlgError, PerfectSeparationError, MissingDataError, ValueError,
                     ArithmeticError)
+#: "small_sample" (issue 11): HOSPITAL_HC at hospital level, CR2 with Satterthwaite df at team
+#: level, t references for every family. "asymptotic": HC1 / CR1 with normal references for
+#: count and binomial models (the inference before issue 11), kept so that bench/coverage.py
+#: and tests/test_coverage.py can show the difference.
+INFERENCE = "small_sample"
+#: The hospital-level sandwich; HC3 on the coverage evidence (bench/results/2026-12-01-coverage.md).
+HOSPITAL_HC = "HC3"
+#: IRLS tolerance: the sandwich is evaluated at the converged fit (R: glm.control(epsilon=1e-14)).
+GLM_TOL = 1e-12
+#: Poisson overdispersion is reported when Pearson chi2 > df at this one-sided level.
+OVERDISPERSION_P = 0.05
 
 # The files of one wave that the hypotheses read, keyed as in ``wave_inputs``.
 WAVE_FILES = {
@@ -472,6 +496,8 @@ def _scale_table(wave_inputs: dict, table: str, scale: str, score: str) -> pd.Da
     out["value"] = pd.to_numeric(rows[col], errors="coerce").to_numpy()
     if score == "eb" and "eb_se" in rows.columns:
         out["se"] = pd.to_numeric(rows["eb_se"], errors="coerce").to_numpy()
+        if "raw_mean" in rows.columns:  # for measurement_error: reliability
+            out["raw"] = pd.to_numeric(rows["raw_mean"], errors="coerce").to_numpy()
     else:
         out["se"] = np.nan
     if out.duplicated(keys).any():
@@ -600,9 +626,11 @@ def assemble_data(hyp: dict, wave_inputs: dict[str, pd.DataFrame],
         except ConfigError as exc:  # a NotInWave stays one: the wave lacks it
             raise type(exc)(f"hypothesis {hyp['id']}: at {role}s: {exc}") from None
         on = TEAM_KEYS if src["level"] == "team" else [HOSPITAL]
-        cols = tab[on + ["value", "se"]].rename(columns={"value": name, "se": f"{name}__se"})
+        extra = ["raw"] if "raw" in tab.columns else []
+        cols = tab[on + ["value", "se", *extra]].rename(
+            columns={"value": name, "se": f"{name}__se", "raw": f"{name}__raw"})
         if cols[f"{name}__se"].isna().all():
-            cols = cols.drop(columns=f"{name}__se")
+            cols = cols.drop(columns=[f"{name}__se", *(f"{name}__raw" for _ in extra)])
         # cross-level: a hospital's value joins every team of that hospital
         data = data.merge(cols, on=on, how="outer" if on == keys else "left")
         where[name] = {"role": role, **src}
@@ -700,11 +728,17 @@ class _Design:
                         unit_level = "team" if self.level == "team" and not \
                             self._is_hospital_level(data, name) else "hospital"
                         ukeys = TEAM_KEYS if unit_level == "team" else [HOSPITAL]
-                        units = pd.factorize(
-                            df[ukeys].astype(str).agg("\x1f".join, axis=1), sort=True)[0]
+                        labels = df[ukeys[0]].astype(str)
+                        for key in ukeys[1:]:  # the same labels as "\x1f".join, row-wise
+                            labels = labels + "\x1f" + df[key].astype(str)
+                        units = pd.factorize(labels, sort=True)[0]
+                        raw_col = f"{name}__raw"
+                        raw = (pd.to_numeric(df[raw_col], errors="coerce").to_numpy(float)
+                               if raw_col in df.columns else None)
                         self.noisy[name] = {"eb": x, "se": se, "units": units,
                                             "col": len(cols) - 1, "centre": centre,
-                                            "scale": scale}
+                                            "scale": scale, "raw": raw,
+                                            "level": unit_level}
             else:
                 levels = sorted(s.astype(str).unique())
                 for lev in levels[1:]:
@@ -841,37 +875,96 @@ def _unfittable(design: _Design) -> str | None:
     return None
 
 
-def _cov_spec(hyp: dict, design: _Design) -> tuple[str, dict, str, list[str]]:
-    """statsmodels cov_type, its kwargs, a label for the output, and warnings."""
+def _cov_spec(hyp: dict, design: _Design) -> dict:
+    """How the standard errors and intervals of a hypothesis are computed (:data:`INFERENCE`).
+
+    Returns ``kind`` (HC3, HC2, HC1, CR2, CR1 or model), ``label`` (the result's ``se_type``),
+    ``clustered``, ``df_method``, ``reference`` ("t" or, for the asymptotic inference of a
+    count or binomial model, "normal"), ``why`` (a plain sentence for the JSON) and ``notes``
+    (warnings)."""
     notes: list[str] = []
+    small = INFERENCE == "small_sample"
+    glm = design.family != "gaussian"
+    clustered = (design.level == "team" and design.n_clusters is not None
+                 and design.n_clusters >= 2)
+    unit = "hospital" if design.level == "hospital" else "team"
     if not hyp.get("robust", True):
-        return "nonrobust", {}, "model-based", notes
-    if design.level == "team":
-        if design.n_clusters is not None and design.n_clusters >= 2:
-            if design.n_clusters < 20:
+        return {"kind": "model", "label": "model-based", "clustered": False,
+                "df_method": "residual (n - p)",
+                "reference": "t" if not glm or small else "normal",
+                "why": "robust: false asks for the model's own standard errors, which assume "
+                       "the model's variance is right (and, at team level, independent teams)",
+                "notes": notes}
+    if clustered:
+        if small:
+            if design.n_clusters < 10:
                 notes.append(
-                    f"only {design.n_clusters} hospitals as clusters: cluster-robust SEs are "
-                    f"unreliable with fewer than ~20 clusters"
-                )
-            return ("cluster", {"groups": design.groups},
-                    "cluster-robust by hospital_id (CR1)", notes)
-        notes.append("fewer than 2 hospitals: HC1 instead of cluster-robust SEs")
-    return "HC1", {}, "HC1 sandwich", notes
+                    f"only {design.n_clusters} hospitals as clusters: even CR2 with "
+                    f"Satterthwaite df is approximate with fewer than ~10 clusters")
+            return {"kind": "CR2", "clustered": True,
+                    "label": "cluster-robust by hospital_id (CR2, Bell-McCaffrey)",
+                    "df_method": "Satterthwaite (Bell-McCaffrey), per term",
+                    "reference": "t",
+                    "why": f"teams of one hospital share its context, so the {design.n} teams "
+                           f"are {design.n_clusters} independent clusters; with so few "
+                           f"clusters the CR1 sandwich is too small and a normal reference "
+                           f"too narrow, so CR2 with Satterthwaite df (as clubSandwich; Bell & "
+                           f"McCaffrey 2002, Pustejovsky & Tipton 2018)",
+                    "notes": notes}
+        if design.n_clusters < 20:
+            notes.append(
+                f"only {design.n_clusters} hospitals as clusters: cluster-robust SEs are "
+                f"unreliable with fewer than ~20 clusters")
+        return {"kind": "CR1", "clustered": True,
+                "label": "cluster-robust by hospital_id (CR1)",
+                "df_method": "clusters - 1" if not glm else "none (normal)",
+                "reference": "normal" if glm else "t",
+                "why": "asymptotic inference (CR1, the pre-issue-11 default)", "notes": notes}
+    if design.level == "team":
+        notes.append(f"fewer than 2 hospitals: {HOSPITAL_HC if small else 'HC1'} instead of "
+                     f"cluster-robust SEs")
+    if small:
+        return {"kind": HOSPITAL_HC, "clustered": False, "label": f"{HOSPITAL_HC} sandwich",
+                "df_method": "residual (n - p)", "reference": "t",
+                "why": f"one row per {unit}: with {design.n} {unit}s the HC1 sandwich is "
+                       f"biased downward, so {HOSPITAL_HC} (Long & Ervin 2000; MacKinnon & "
+                       f"White 1985) with a t reference on n - p df, for count and binomial "
+                       f"models as for gaussian ones",
+                "notes": notes}
+    return {"kind": "HC1", "clustered": False, "label": "HC1 sandwich",
+            "df_method": "residual (n - p)" if not glm else "none (normal)",
+            "reference": "normal" if glm else "t",
+            "why": "asymptotic inference (HC1, the pre-issue-11 default)", "notes": notes}
+
+
+def _correction(spec: dict, names: list[str], focal: list[str], df) -> dict:
+    """The ``correction`` block of a result: which SE, which df, which reference, and why."""
+    dfs = np.broadcast_to(np.asarray(df, float), (len(names),))
+    return {
+        "se_type": spec["kind"],
+        "label": spec["label"],
+        "clustered_by": HOSPITAL if spec["clustered"] else None,
+        "df_method": spec["df_method"],
+        "df": {t: (float(d) if np.isfinite(d) else None)
+               for t, d in zip(names, dfs, strict=True) if t in focal},
+        "reference": spec["reference"],
+        "why": spec["why"],
+    }
 
 
 def _empty_fit(k: int) -> dict[str, Any]:
-    return {"params": np.full(k, np.nan), "cov": np.full((k, k), np.nan), "df": np.inf,
+    return {"params": np.full(k, np.nan), "cov": np.full((k, k), np.nan),
+            "df": np.full(k, np.inf),
             "converged": False, "aic": np.nan, "deviance": np.nan, "dispersion": np.nan,
             "alpha": np.nan, "warnings": [], "scale": np.nan, "reason": None}
 
 
-def _fit_once(hyp: dict, design: _Design, X: np.ndarray, y: np.ndarray,
-              cov: tuple[str, dict]) -> dict:
+def _fit_once(hyp: dict, design: _Design, X: np.ndarray, y: np.ndarray, spec: dict) -> dict:
     """One fit. A numerical failure (``NUMERICAL_ERRORS``, perfect separation, no
     convergence, non-finite estimates) gives ``converged: False`` and a ``reason``; any other
-    exception is a programming error and propagates. Returns params, cov, df, diagnostics."""
+    exception is a programming error and propagates. Returns params, cov, df (per term),
+    diagnostics. ``spec``: :func:`_cov_spec`."""
     family = design.family
-    cov_type, cov_kwds = cov
     n, k = X.shape
     out = _empty_fit(k)
     n_par = k + (1 if family == "negative_binomial" else 0)
@@ -897,7 +990,7 @@ def _fit_once(hyp: dict, design: _Design, X: np.ndarray, y: np.ndarray,
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             with np.errstate(all="ignore"):
-                out.update(_fit_family(family, design, X, y, cov_type, cov_kwds))
+                out.update(_fit_family(family, design, X, y, spec))
     except NUMERICAL_ERRORS as exc:  # a degenerate model; a programming error propagates
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         out["reason"] = f"the model fit failed: {type(exc).__name__}: {first}"
@@ -929,31 +1022,78 @@ def _fit_once(hyp: dict, design: _Design, X: np.ndarray, y: np.ndarray,
     return out
 
 
-def _fit_family(family: str, design: _Design, X, y, cov_type, cov_kwds) -> dict:
+def _robust(spec: dict, design: _Design, X, pieces: dict, model_cov, scale: float = 1.0):
+    """Covariance and per-term df of one fit (:func:`_cov_spec`), from the working pieces
+    (:func:`flaqum.smallsample.working_pieces`). Returns (cov, df, notes)."""
     n, k = X.shape
-    fit_kw = {"cov_type": cov_type}
-    if cov_kwds:
-        fit_kw["cov_kwds"] = cov_kwds
+    glm = design.family != "gaussian"
+    kind, notes = spec["kind"], []
+    resid, w, var = pieces["resid"], pieces["weights"], pieces["variance"]
+    residual_df = np.full(k, float(n - k))
+    if kind == "model":
+        df = residual_df if spec["reference"] == "t" else np.full(k, np.inf)
+        return np.asarray(model_cov, float) * scale, df, notes
+    if kind == "CR2":
+        V, df = smallsample.cr2(X, resid, design.groups, w, var)
+        return V, df, notes
+    if kind == "CR1":
+        # sandwich::vcovCL(type = "HC1"): G/(G-1) (n-1)/(n-k) times the CR0 meat
+        ww = w if w is not None else np.ones(n)
+        B = np.linalg.inv((X * ww[:, None]).T @ X)
+        u = X * (ww * resid)[:, None]
+        G = design.n_clusters
+        sums = np.zeros((G, k))
+        np.add.at(sums, design.groups, u)
+        V = B @ (sums.T @ sums) @ B * G / (G - 1) * (n - 1) / (n - k)
+        df = np.full(k, np.inf if glm else float(G - 1))
+        return (V + V.T) / 2, df, notes
+    try:
+        V = smallsample.hc_vcov(X, resid, kind, w)
+    except ValueError as exc:  # a leverage of 1: HC2/HC3 undefined
+        if kind == "HC1":
+            raise
+        notes.append(f"{kind} undefined ({exc}); HC1 used instead")
+        V = smallsample.hc_vcov(X, resid, "HC1", w)
+    df = residual_df if spec["reference"] == "t" else np.full(k, np.inf)
+    return V, df, notes
+
+
+def _overdispersion(res) -> dict:
+    """Pearson chi2 / df of a Poisson GLM and the one-sided test of chi2 > df under Poisson
+    variance (``pchisq(X2, df, lower.tail = FALSE)``)."""
+    df = float(res.df_resid)
+    x2 = float(res.pearson_chi2)
+    phi = x2 / df if df > 0 else np.nan
+    p = float(stats.chi2.sf(x2, df)) if df > 0 else np.nan
+    return {"phi": phi, "p": p, "detected": bool(df > 0 and phi > 1 and p < OVERDISPERSION_P)}
+
+
+def _fit_family(family: str, design: _Design, X, y, spec: dict) -> dict:
+    n, k = X.shape
     if family == "gaussian":
-        res = sm.OLS(y, X).fit(use_t=True, **fit_kw)
-        df = float(res.df_resid)
-        if cov_type == "cluster":
-            df = float(design.n_clusters - 1)
-        return {"params": res.params, "cov": res.cov_params(), "df": df, "converged": True,
+        res = sm.OLS(y, X).fit()
+        pieces = {"resid": np.asarray(res.resid, float), "weights": None, "variance": None}
+        cov, df, notes = _robust(spec, design, X, pieces, res.cov_params())
+        return {"params": res.params, "cov": cov, "df": df, "converged": True,
                 "aic": res.aic, "deviance": res.ssr, "dispersion": res.scale,
-                "scale": res.scale}
+                "scale": res.scale, "cov_notes": notes}
     if family == "poisson" or family == "binomial":
         if family == "poisson":
             model = sm.GLM(y, X, family=sm.families.Poisson(), offset=design.offset)
         else:
             endog = np.column_stack([y, design.exposure - y])
             model = sm.GLM(endog, X, family=sm.families.Binomial())
-        res = model.fit(maxiter=100, **fit_kw)
+        res = model.fit(maxiter=100, tol=GLM_TOL)
         converged = bool(getattr(res, "converged", True))
-        return {"params": res.params, "cov": res.cov_params(), "df": np.inf,
+        over = _overdispersion(res) if family == "poisson" else None
+        scale = max(over["phi"], 1.0) if over and over["detected"] else 1.0
+        cov, df, notes = _robust(spec, design, X, smallsample.working_pieces(res),
+                                 res.cov_params(), scale)
+        return {"params": res.params, "cov": cov, "df": df,
                 "converged": converged, "aic": res.aic, "deviance": res.deviance,
                 "dispersion": res.pearson_chi2 / res.df_resid if res.df_resid > 0 else np.nan,
-                "scale": 1.0}
+                "scale": 1.0, "overdispersion": over, "quasi_scale": scale,
+                "cov_notes": notes}
     if family == "negative_binomial":
         start = None
         try:
@@ -966,26 +1106,40 @@ def _fit_family(family: str, design: _Design, X, y, cov_type, cov_kwds) -> dict:
         res = None
         for method in ("newton", "bfgs", "nm"):
             res = model.fit(start_params=start, method=method, maxiter=500 if method != "nm"
-                            else 5000, disp=0, **fit_kw)
-            if res.mle_retvals.get("converged", False):
+                            else 5000, disp=0)
+            # newton can "converge" to NaN from a poor start (log of a negative 1 / alpha)
+            if res.mle_retvals.get("converged", False) and np.all(np.isfinite(res.params)):
                 break
-        converged = bool(res.mle_retvals.get("converged", False))
+        converged = (bool(res.mle_retvals.get("converged", False))
+                     and bool(np.all(np.isfinite(res.params))))
         params = np.asarray(res.params, float)
         covm = np.asarray(res.cov_params(), float)
         alpha = float(params[-1])
         beta = params[:-1]
+        if alpha <= 0 or not np.isfinite(alpha):
+            converged = False
+            return {"params": beta, "cov": covm[:-1, :-1], "df": np.full(k, np.inf),
+                    "converged": False, "aic": res.aic, "deviance": np.nan,
+                    "dispersion": np.nan, "alpha": alpha, "scale": 1.0}
+        # as MASS::glm.nb: the coefficients are a GLM's with theta = 1 / alpha fixed at its
+        # maximum-likelihood value, and the sandwiches are that GLM's (sandwich and
+        # clubSandwich treat a negbin fit as a glm)
+        glm = sm.GLM(y, X, family=sm.families.NegativeBinomial(alpha=alpha),
+                     offset=design.offset).fit(start_params=beta, maxiter=100, tol=GLM_TOL)
+        converged = converged and bool(getattr(glm, "converged", True))
+        beta = np.asarray(glm.params, float)
+        cov, df, notes = _robust(spec, design, X, smallsample.working_pieces(glm),
+                                 covm[:-1, :-1])
         eta = X @ beta + (design.offset if design.offset is not None else 0.0)
         mu = np.exp(eta)
-        if alpha <= 0:
-            converged = False
         with np.errstate(all="ignore"):
             inv = 1.0 / alpha
             term = np.where(y > 0, y * np.log(y / mu), 0.0)
             dev = 2 * np.sum(term - (y + inv) * np.log((1 + alpha * y) / (1 + alpha * mu)))
             pearson = np.sum((y - mu) ** 2 / (mu + alpha * mu**2)) / max(n - k - 1, 1)
-        return {"params": beta, "cov": covm[:-1, :-1], "df": np.inf, "converged": converged,
+        return {"params": beta, "cov": cov, "df": df, "converged": converged,
                 "aic": res.aic, "deviance": dev, "dispersion": pearson, "alpha": alpha,
-                "scale": 1.0}
+                "scale": 1.0, "cov_notes": notes}
     raise ConfigError(f"unknown family {family!r}")
 
 
@@ -1004,8 +1158,9 @@ def _estimates(names, params, se, df, family, focal) -> list[dict]:
             lo, hi = b - crit * s, b + crit * s
         else:
             lo = hi = p = np.nan
+        d = df[i] if np.ndim(df) else df
         row = {"term": term, "focal": term in focal, "estimate": b, "se": s, "ci_low": lo,
-               "ci_high": hi, "p": p}
+               "ci_high": hi, "p": p, "df": d}
         if family in EXP_FAMILIES:
             row["exp_estimate"] = math.exp(b) if np.isfinite(b) and b < 700 else np.nan
             row["exp_ci_low"] = math.exp(lo) if np.isfinite(lo) and lo < 700 else np.nan
@@ -1068,7 +1223,9 @@ def _draw_plausible(design: _Design, plain: dict, rng: np.random.Generator,
             cand_std = (cand - info["centre"]) / info["scale"]
             eta_minus = eta - beta[j] * X[:, j]
             eta_k = eta_minus[:, None] + beta[j] * cand_std[units]
-            ll = _loglik(design.family, eta_k, design.y, design, plain, sigma2)
+            # quasi-likelihood: an overdispersed Poisson outcome says less about the score
+            ll = _loglik(design.family, eta_k, design.y, design, plain, sigma2) \
+                / float(plain.get("quasi_scale") or 1.0)
             ll_u = np.zeros((n_units, SIR_CANDIDATES))
             np.add.at(ll_u, units, ll)
             ll_u -= ll_u.max(axis=1, keepdims=True)
@@ -1100,17 +1257,146 @@ def _rubin(fits: list[dict], k: int) -> tuple[np.ndarray, ...]:
     ubar = U.mean(axis=0)
     b = Q.var(axis=0, ddof=1) if m > 1 else np.zeros(k)
     t = ubar + (1 + 1 / m) * b
-    df_com = float(fits[0]["df"])
+    # complete-data df per term (Satterthwaite df vary a little with the imputed predictor)
+    df_com = np.mean([np.broadcast_to(np.asarray(f["df"], float), (k,)) for f in fits], axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         r = (1 + 1 / m) * b / ubar
         lam = np.where(t > 0, (1 + 1 / m) * b / t, 0.0)
         df_old = np.where(b > 0, (m - 1) * (1 + 1 / r) ** 2, np.inf)
-        if np.isfinite(df_com):
-            df_obs = (df_com + 1) / (df_com + 3) * df_com * (1 - lam)
-            df = 1 / (1 / df_old + 1 / df_obs)
-        else:
-            df = df_old
+        df_obs = (df_com + 1) / (df_com + 3) * df_com * (1 - lam)
+        df = np.where(np.isfinite(df_com), 1 / (1 / df_old + 1 / df_obs), df_old)
     return qbar, np.sqrt(t), df, lam, np.sqrt(ubar)
+
+
+def _error_variance_of_raw_means(info: dict) -> tuple[np.ndarray, float] | None:
+    """Per unit, the error variance s^2 of the raw mean; and the true-score variance tau^2 of
+    the EB model that shrank it (None when the three columns do not determine them).
+
+    An EB mean of a unit mean with error variance s^2 is eb = b0 + lambda (raw - b0) with
+    lambda = tau^2 / (tau^2 + s^2), and its conditional variance eb_se^2 = lambda s^2 =
+    tau^2 (1 - lambda). So raw - eb = (1 - lambda)(raw - b0) = (eb_se^2 / tau^2)(raw - b0):
+    the regression of raw - eb on eb_se^2 raw and eb_se^2 (no intercept) has slope 1 / tau^2,
+    exactly for a one-level EB model, and s^2 = eb_se^2 / (1 - eb_se^2 / tau^2). This recovers
+    the multilevel stage's own tau^2 (var_hospital) from hospitals.csv.
+    """
+    n_units = int(info["units"].max()) + 1
+    eb_u, se_u = _per_unit(info, n_units)
+    raw_u = np.zeros(n_units)
+    raw_u[info["units"]] = info["raw"]
+    v = se_u**2
+    A = np.column_stack([v * raw_u, v])
+    coef, *_ = np.linalg.lstsq(A, raw_u - eb_u, rcond=None)
+    if not (np.isfinite(coef[0]) and coef[0] > 0):
+        return None
+    tau2 = 1.0 / coef[0]
+    lam = 1 - v / tau2
+    if np.any(lam <= 0):
+        return None
+    return v / lam, tau2
+
+
+def _measurement_error(hyp: dict, design: _Design, spec: dict) -> dict | None:
+    """The ``measurement_error`` block: which focal predictors are estimated scores, and with
+    ``measurement_error: reliability`` the reliability-corrected slopes.
+
+    Correction (Spearman 1904; Fuller 1987, section 1.1): refit the model on the *raw* unit
+    means of the estimated predictors and divide each one's slope by the reliability of the
+    raw means, lambda = tau^2 / (tau^2 + mean(s^2)) (tau^2 and s^2:
+    :func:`_error_variance_of_raw_means`; the ICC(2) of the hospital means when all are of
+    one size). Exact for one predictor
+    in a linear model; approximate with covariates correlated with it and for log and logit
+    links (small effects). SE by the delta method, var(b / lambda) = se_b^2 / lambda^2 + b^2
+    var(lambda) / lambda^4 with var(lambda) = 2 (1 - lambda)^2 / (n - 1) (from the sampling
+    variance of tau^2, 2 (tau^2 + s^2)^2 / (n - 1) under normality; s^2 taken as known);
+    interval and p-value on the plain fit's df. EB means need no such correction: they are
+    posterior means, so a slope on them is already regression-calibrated; the plain and
+    plausible-values fits use them.
+    """
+    names = [n for n in design.focal if n in design.noisy]
+    if not names:
+        return None
+    wanted = hyp.get("measurement_error", "none")
+    block: dict[str, Any] = {"correction": wanted, "estimated_predictors": {}, "estimates": None,
+                             "warnings": []}
+    raw_X = design.X.copy()
+    usable = []
+    for name in names:
+        info = design.noisy[name]
+        entry = {"score": "eb_mean", "level": info["level"],
+                 "note": (f"{name} is an estimated score (an EB mean with standard error "
+                          f"eb_se), not the true {info['level']} mean: estimates use the EB "
+                          f"means (regression calibration) and plausible_values propagates "
+                          f"their uncertainty; measurement_error: reliability adds the "
+                          f"reliability-corrected slope on the raw means")}
+        raw = info["raw"]
+        if info["level"] != "hospital":
+            entry["reliability_raw"] = None
+            if wanted == "reliability":
+                block["warnings"].append(f"{name}: the reliability correction is for hospital "
+                                         f"means; a team score's EB mean shrinks towards its "
+                                         f"hospital, not the consortium: not corrected")
+        elif raw is None or not np.all(np.isfinite(raw)):
+            entry["reliability_raw"] = None
+            if wanted == "reliability":
+                block["warnings"].append(f"{name}: no raw means beside the EB means: not "
+                                         f"corrected")
+        else:
+            parts = _error_variance_of_raw_means(info)
+            if parts is None:
+                entry["reliability_raw"] = None
+                block["warnings"].append(f"{name}: the raw means, EB means and eb_se do not "
+                                         f"determine an error variance: not corrected")
+                block["estimated_predictors"][name] = entry
+                continue
+            s2_u, tau2 = parts
+            n_units = int(info["units"].max()) + 1
+            lam = float(tau2 / (tau2 + np.mean(s2_u)))
+            entry["reliability_raw"] = lam
+            entry["error_variance_raw"] = float(np.mean(s2_u))
+            entry["true_score_variance"] = tau2
+            raw_X[:, info["col"]] = (raw - info["centre"]) / info["scale"]
+            usable.append((name, info["col"], lam, n_units))
+        block["estimated_predictors"][name] = entry
+    if wanted != "reliability" or not usable:
+        return block
+    fit = _fit_once(hyp, design, raw_X, design.y, spec)
+    if not fit["converged"]:
+        block["warnings"].append(f"the fit on raw means failed: {fit['reason']}")
+        return block
+    rows = []
+    dfs = np.broadcast_to(np.asarray(fit["df"], float), (raw_X.shape[1],))
+    for name, col, lam, n_units in usable:
+        b = float(fit["params"][col])
+        se_b = float(np.sqrt(fit["cov"][col, col]))
+        if not 0 < lam <= 1:
+            block["warnings"].append(f"{name}: reliability of the raw means {lam:.3g} is not "
+                                     f"in (0, 1]: not corrected")
+            continue
+        var_lam = 2 * (1 - lam) ** 2 / (n_units - 1)
+        se_c = math.sqrt(se_b**2 / lam**2 + b**2 * var_lam / lam**4)
+        row = _estimates([name], [b / lam], [se_c], dfs[col], design.family, [name])[0]
+        row.update(estimate_raw=b, se_raw=se_b, reliability=lam)
+        rows.append(row)
+    block["estimates"] = rows
+    block["method"] = ("slope on raw means / reliability of the raw means (Spearman; Fuller "
+                       "1987), delta-method SE, " + spec["label"])
+    return block
+
+
+def _overdispersion_note(over: dict, spec: dict) -> str:
+    se = ("the sandwich standard errors do not assume Var(y) = mu, so they stay valid"
+          if spec["kind"] != "model" else
+          "the model-based standard errors are scaled by it (quasi-Poisson)")
+    return (f"overdispersion: Pearson chi2/df = {over['phi']:.2f} (p = {over['p']:.2g} under "
+            f"Poisson variance); {se}, and plausible values are conditioned on the outcome "
+            f"with the quasi-likelihood (log-likelihood / {over['phi']:.2f}); family "
+            f"negative_binomial models the extra variance instead")
+
+
+def _overdispersion_json(over: dict, spec: dict) -> dict:
+    return {"pearson_chi2_over_df": over["phi"], "p": over["p"], "detected": over["detected"],
+            "handling": (_overdispersion_note(over, spec).split("; ", 1)[1]
+                         if over["detected"] else "none needed")}
 
 
 def fit_hypothesis(hyp: dict, data: pd.DataFrame, wave: str | None = None) -> dict:
@@ -1123,10 +1409,11 @@ def fit_hypothesis(hyp: dict, data: pd.DataFrame, wave: str | None = None) -> di
     """
     wave = wave if wave is not None else data.attrs.get("wave")
     design = _Design(hyp, data)
-    cov_type, cov_kwds, cov_label, cov_notes = _cov_spec(hyp, design)
+    spec = _cov_spec(hyp, design)
+    cov_notes = spec["notes"]
     reason = _unfittable(design)
     if reason is None:
-        plain = _fit_once(hyp, design, design.X, design.y, (cov_type, cov_kwds))
+        plain = _fit_once(hyp, design, design.X, design.y, spec)
         reason = None if plain["converged"] else plain["reason"]
     else:
         plain = _empty_fit(design.X.shape[1])
@@ -1146,13 +1433,18 @@ def fit_hypothesis(hyp: dict, data: pd.DataFrame, wave: str | None = None) -> di
             for key in e:
                 if key not in ("term", "focal"):
                     e[key] = np.nan
-    diag_warnings = list(design.warnings) + cov_notes + list(plain["warnings"])
+    diag_warnings = (list(design.warnings) + cov_notes + list(plain.get("cov_notes") or [])
+                     + list(plain["warnings"]))
+    over = plain.get("overdispersion") if fitted else None
+    if over and over["detected"]:
+        diag_warnings.append(_overdispersion_note(over, spec))
     if reason is not None and reason not in diag_warnings:
         diag_warnings.append(reason)
 
     pv_cfg = {**PV_DEFAULTS, **(hyp.get("plausible_values") or {})}
     with np.errstate(all="ignore"):
         scores_used = _scores_used(hyp, data, design)
+        meas = _measurement_error(hyp, design, spec) if fitted else None
     pv: dict[str, Any] | None = None
     if design.noisy and int(pv_cfg["draws"]) > 0 and fitted:
         m = int(pv_cfg["draws"])
@@ -1161,7 +1453,7 @@ def fit_hypothesis(hyp: dict, data: pd.DataFrame, wave: str | None = None) -> di
         fits = []
         for _ in range(m):
             Xm = _draw_plausible(design, plain, rng, condition)
-            fits.append(_fit_once(hyp, design, Xm, design.y, (cov_type, cov_kwds)))
+            fits.append(_fit_once(hyp, design, Xm, design.y, spec))
         ok = [f for f in fits if f["converged"]]
         pv_warn = []
         if len(ok) < m:
@@ -1186,6 +1478,11 @@ def fit_hypothesis(hyp: dict, data: pd.DataFrame, wave: str | None = None) -> di
             "condition_on_outcome": condition,
             "scores_drawn": sorted(design.noisy),
             "combined_by": "Rubin's rules, Barnard-Rubin df",
+            "correction": ({**_correction(spec, design.names, design.focal,
+                                          [r["df"] for r in pv_est]),
+                            "df_method": "Barnard-Rubin (1999) small-sample df, complete-data "
+                                         f"df: {spec['df_method']}",
+                            "reference": "t"} if pv_est else None),
             "estimates": pv_est,
             "warnings": pv_warn,
         }
@@ -1209,17 +1506,20 @@ def fit_hypothesis(hyp: dict, data: pd.DataFrame, wave: str | None = None) -> di
         **_identity(hyp, wave, STATUS_FITTED if fitted else STATUS_NOT_FITTED, reason),
         "standardize": bool(hyp.get("standardize", False)),
         "effect_scale": EXP_FAMILIES.get(hyp["family"], "difference"),
-        "se_type": cov_label,
+        "se_type": spec["label"],
+        "correction": _correction(spec, design.names, design.focal, plain["df"]),
         "scores_used": scores_used,
         "n": design.n if fitted else 0,
         "n_clusters": (design.n_clusters if fitted or design.n_clusters is None else 0),
         "estimates": estimates,
         "plausible_values": pv,
+        "measurement_error": meas,
         "diagnostics": {
             "converged": bool(plain["converged"]),
             "aic": plain["aic"] if fitted else np.nan,
             "deviance": plain["deviance"] if fitted else np.nan,
             "pearson_chi2_over_df": plain["dispersion"] if fitted else np.nan,
+            "overdispersion": _overdispersion_json(over, spec) if over else None,
             "alpha": (plain["alpha"] if design.family == "negative_binomial" and fitted
                       else None),
             "n_rows": design.n_rows,

@@ -208,7 +208,17 @@ def satterthwaite_df(X: Any, resid: Any, cluster: Any, weights: Any = None,
                      variance: Any = None) -> np.ndarray:
     """Per-coefficient Satterthwaite df of CR2, ``clubSandwich::coef_test(test =
     "Satterthwaite")``. Arguments as :func:`cr2_vcov`."""
+    return _satterthwaite(_cr2_parts(X, resid, cluster, weights, variance))
+
+
+def cr2(X: Any, resid: Any, cluster: Any, weights: Any = None,
+        variance: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`cr2_vcov` and :func:`satterthwaite_df` from one pass over the clusters."""
     parts = _cr2_parts(X, resid, cluster, weights, variance)
+    return parts["vcov"], _satterthwaite(parts)
+
+
+def _satterthwaite(parts: dict) -> np.ndarray:
     B = parts["B"]
     ME = [B @ E for E in parts["E"]]
     # g: sum over a cluster's rows of (B E_j Theta_j^1/2)[i, .]^2, shape J x p
@@ -264,9 +274,7 @@ def robust_table(results: Any, kind: str = "HC3", cluster: Any = None,
     if kind == "CR2":
         if cluster is None:
             raise ValueError("kind 'CR2' needs cluster: one label per row")
-        V = cr2_vcov(X, pieces["resid"], cluster, pieces["weights"], pieces["variance"])
-        df = satterthwaite_df(X, pieces["resid"], cluster, pieces["weights"],
-                              pieces["variance"])
+        V, df = cr2(X, pieces["resid"], cluster, pieces["weights"], pieces["variance"])
     elif kind in HC_KINDS:
         if cluster is not None:
             raise ValueError(f"kind {kind!r} is for one row per unit; clustered data take "

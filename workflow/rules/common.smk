@@ -374,17 +374,42 @@ def benchmark_targets(wave):
 REPORT_CONFIG = config["report"]  # defaults: the config schema
 REPORT_ENGINE = REPORT_CONFIG["engine"]
 REPORT_TEMPLATES = Path(workflow.basedir) / "workflow" / "report"
-# The PDF (Typst) is declared only where Quarto will render it.
 REPORT_ENGINE_USED = choose_engine(REPORT_ENGINE)  # "auto" resolved: quarto or jupyter
-REPORT_PDF = REPORT_ENGINE_USED == "quarto"
+from shutil import which as _which
+
+# An A4 PDF beside each hospital's HTML (config report.pdf): Quarto's Typst PDF where Quarto
+# renders, else written from the same executed template by flaqum.report.pdf (Typst, from PyPI).
+REPORT_PDF = bool(REPORT_CONFIG["pdf"])
+REPORT_ENGINE_NOTE = (
+    "reports: rendered by Quarto (HTML, and its Typst PDF)"
+    if REPORT_ENGINE_USED == "quarto"
+    else "reports: Quarto is not used"
+    + (" (not on PATH)" if _which("quarto") is None else " (report.engine: jupyter)")
+    + "; HTML by the built-in Jupyter path (nbclient)"
+    + (
+        "; A4 PDF by the built-in Typst writer (no Quarto PDF)"
+        if REPORT_PDF
+        else "; no PDF"
+    )
+)
 # What a report's content depends on: the engine as resolved (so "auto" and the engine it
-# picks are the same setting) and not which render job or batch count made it.
+# picks are the same setting) and not which render job or batch count made it; its keys
+# sorted, as Snakemake compares the repr (a --config report='{...}' fills the defaults in
+# another order than config.yaml's).
 SETTINGS["report"] = {
     **settings("min_group_size", "multilevel"),
-    "report": {
-        **{k: v for k, v in REPORT_CONFIG.items() if k not in ("batches", "hospitals")},
-        "engine": REPORT_ENGINE_USED,
-    },
+    "report": dict(
+        sorted(
+            {
+                **{
+                    k: v
+                    for k, v in REPORT_CONFIG.items()
+                    if k not in ("batches", "hospitals")
+                },
+                "engine": REPORT_ENGINE_USED,
+            }.items()
+        )
+    ),
 }
 
 

@@ -1,5 +1,5 @@
-# Feedback reports (issue 4): one HTML per hospital per wave (and a PDF where Quarto renders),
-# plus the consortium report. The package computes every table and figure
+# Feedback reports (issue 4): one HTML and one A4 PDF (config report.pdf) per hospital per
+# wave, plus the consortium report. The package computes every table and figure
 # (src/flaqum/report); workflow/report/*.qmd only lays them out. Each job renders its own copy
 # of the template in its own folder beside the output (quarto-cli #5861, #6116).
 # Its input functions and settings are in common.smk (section: reports).
@@ -7,6 +7,11 @@
 
 localrules:
     hospital_report,
+
+
+# Once per run (not per job): which engine renders the reports, and whether a PDF is made.
+onstart:
+    print(REPORT_ENGINE_NOTE, file=sys.stderr, flush=True)
 
 
 rule render_reports:

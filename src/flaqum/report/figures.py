@@ -57,6 +57,36 @@ RC = {
 }
 
 
+_TEXT_METRICS: dict = {}
+
+
+def _share_text_metrics() -> None:
+    """Keep matplotlib's text measurements for the whole process, not per renderer.
+
+    matplotlib caches the size of each text per renderer instance, and every ``savefig`` makes
+    a new renderer: each figure of each report measured every label again with FreeType
+    (about a tenth of a report's cost). The size of a text depends only on the renderer's
+    kind, the text, its font properties and the dpi, so one cache serves every figure (the
+    SVG is byte for byte the same)."""
+    import matplotlib.text as mtext
+
+    measure = mtext._get_text_metrics_with_cache
+    if getattr(measure, "flaqum_shared", False):
+        return
+
+    def shared(renderer, text, fontprop, ismath, dpi):
+        key = (type(renderer), text, fontprop.copy(), ismath, dpi)
+        found = _TEXT_METRICS.get(key)
+        if found is None:
+            if len(_TEXT_METRICS) > 50_000:
+                _TEXT_METRICS.clear()
+            found = _TEXT_METRICS[key] = measure(renderer, text, fontprop, ismath, dpi)
+        return found
+
+    shared.flaqum_shared = True
+    mtext._get_text_metrics_with_cache = shared
+
+
 def _fig(
     width: float,
     height: float,
@@ -70,6 +100,7 @@ def _fig(
     import matplotlib
 
     matplotlib.rcParams.update(RC)
+    _share_text_metrics()
     fig = Figure(figsize=(width, height))
     longest = max((len(str(x)) for x in labels), default=4)
     left = min(0.074 * longest + 0.3, 0.55 * width)

@@ -21,8 +21,8 @@ no reason to warn that its traffic is unencrypted.
 
 from __future__ import annotations
 
+import html as html_lib
 import json
-import logging
 import os
 import re
 import shutil
@@ -242,46 +242,83 @@ def execute_notebook(nb, workdir: Path, km=None, timeout: int = 600):
     return nb
 
 
-_SVG_IMG = re.compile(r'<img alt="[^"]*" src="data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)"\s*/?>')
+def _markdown_html(source: str) -> str:
+    """Markdown as nbconvert writes it (its mistune renderer: headings get an id and an empty
+    anchor link), without the rest of nbconvert's exporter."""
+    from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
+
+    html = MarkdownWithMath(renderer=IPythonRenderer(escape=False, anchor_link_text="")).render(
+        source
+    )
+    # a heading's empty anchor comes out of ElementTree as <a ... />, which HTML reads as an
+    # opening tag (the rest of the page would be a link): close it as nbconvert's export does
+    return _EMPTY_A.sub(r"<a\1></a>", html)
 
 
-def _inline_svg(body: str) -> str:
-    """nbconvert writes SVG outputs as base64 <img> without alt text; put the SVG itself in the
-    page instead, with its <title> and aria-label (and its text readable and searchable)."""
-    import base64
-
-    return _SVG_IMG.sub(lambda m: base64.b64decode(m.group(1)).decode("utf-8"), body)
+_EMPTY_A = re.compile(r"<a\b([^>]*?)\s*/>")
 
 
-class _DropMessage(logging.Filter):
-    def __init__(self, start: str):
-        super().__init__()
-        self.start = start
+def _output_html(out) -> str:
+    """One output of a template cell as HTML: the template's outputs are Markdown, HTML (the
+    tables) and SVG (the figures, inline with their <title> and aria-label, so their text is
+    readable, searchable and scanned)."""
+    kind = out.get("output_type")
+    if kind == "stream":
+        return (
+            f'<div class="output_subarea output_stream output_{out.get("name", "stdout")} '
+            f'output_text">\n<pre>{html_lib.escape(out.get("text", ""), quote=False)}</pre>\n'
+            "</div>"
+        )
+    if kind == "error":
+        raise ReportError(f"the template raised {out.get('ename')}: {out.get('evalue')}")
+    data = out.get("data", {})
+    if "text/html" in data:
+        return f'<div class="output_html rendered_html output_subarea">{data["text/html"]}</div>'
+    if "image/svg+xml" in data:
+        return f'<div class="output_svg output_subarea">\n{data["image/svg+xml"]}\n</div>'
+    if "text/markdown" in data:
+        return (
+            '<div class="output_markdown rendered_html output_subarea">\n'
+            f"{_markdown_html(data['text/markdown'])}\n</div>"
+        )
+    if "text/plain" in data:
+        return (
+            '<div class="output_text output_subarea">\n'
+            f"<pre>{html_lib.escape(data['text/plain'], quote=False)}</pre>\n</div>"
+        )
+    return ""
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith(self.start)
+
+def notebook_body(nb) -> str:
+    """The executed notebook as HTML without code: the markup of nbconvert's ``basic``
+    template (the same classes and heading ids), written directly from the outputs, which
+    costs a twentieth of nbconvert's exporter (bench/results/2026-12-01-reports.md)."""
+    parts = []
+    for cell in nb.cells:
+        cid = html_lib.escape(f"cell-id={cell.get('id', '')}")
+        tags = "".join(f" celltag_{html_lib.escape(t)}" for t in cell.metadata.get("tags", []))
+        if cell.cell_type == "markdown":
+            parts.append(
+                f'<div class="cell border-box-sizing text_cell rendered{tags}" id="{cid}">'
+                '<div class="inner_cell">\n<div class="text_cell_render border-box-sizing '
+                f'rendered_html">\n{_markdown_html(cell.source)}\n</div>\n</div>\n</div>'
+            )
+        elif cell.cell_type == "code":
+            outs = [x for x in map(_output_html, cell.get("outputs", [])) if x]
+            if not outs:
+                continue
+            areas = "\n".join(f'<div class="output_area">\n{x}\n</div>' for x in outs)
+            parts.append(
+                f'<div class="cell border-box-sizing code_cell rendered{tags}" id="{cid}">\n'
+                f'<div class="output_wrapper">\n<div class="output">\n{areas}\n</div>\n'
+                "</div>\n</div>"
+            )
+    return "\n".join(parts)
 
 
 def notebook_to_html(nb, title: str, css: str) -> str:
-    """Self-contained HTML: no code, no scripts, images inline, a table of contents."""
-    from nbconvert import HTMLExporter
-
-    exporter = HTMLExporter(
-        template_name="basic",
-        exclude_input=True,
-        exclude_input_prompt=True,
-        exclude_output_prompt=True,
-        anchor_link_text="",
-    )
-    # nbconvert warns that its <img> of each figure has no alt text; those images are
-    # replaced by the SVG itself, which has a <title> and an aria-label (``_inline_svg``)
-    quiet = _DropMessage("Alternative text is missing")
-    exporter.log.addFilter(quiet)
-    try:
-        body, _ = exporter.from_notebook_node(nb)
-    finally:
-        exporter.log.removeFilter(quiet)
-    body = _inline_svg(body)
+    """Self-contained HTML: no code, no scripts, figures inline, a table of contents."""
+    body = notebook_body(nb)
     heads = re.findall(r'<h2 id="([^"]+)"[^>]*>(.*?)</h2>', body, flags=re.S)
     toc = "".join(
         f'<li><a href="#{hid}">{re.sub(r"<[^>]+>", "", text).strip()}</a></li>'
@@ -313,6 +350,17 @@ def _quarto(workdir: Path, qmd: str, params: dict, to: str) -> Path:
     return workdir / (Path(qmd).stem + ext)
 
 
+def _kernel_cpu(km) -> float:
+    """CPU seconds the kernel process has used so far (0 where it cannot be read)."""
+    try:
+        import psutil
+
+        t = psutil.Process(km.provisioner.process.pid).cpu_times()
+        return t.user + t.system
+    except Exception:
+        return 0.0
+
+
 def render_report(
     template: str | Path,
     content,
@@ -323,34 +371,52 @@ def render_report(
     out_pdf: str | Path | None = None,
     keep: bool = False,
     km=None,
+    cost: dict | None = None,
 ) -> Path:
-    """Render ``template`` with ``content`` into ``out_html`` (and ``out_pdf`` with Quarto).
+    """Render ``template`` with ``content`` into ``out_html`` (and the A4 ``out_pdf``).
 
     ``content`` is the dict from ``content.py`` or a function returning it (called once the
     kernel is booting, so that both run at once). ``km``: a running kernel shared by several
     renders (``render_batch``); its namespace is reset before the template runs.
 
+    The PDF: Quarto's Typst PDF with the Quarto engine; otherwise written by ``pdf`` from the
+    same executed notebook as the HTML (so its text is the text the scan read).
+
     ``forbidden`` are identifiers (see ``confidentiality.forbidden_identifiers``) that must not
-    appear anywhere in the output: a hit is an error and nothing is written.
+    appear anywhere in the output: a hit is an error and nothing is written. Both files are
+    written as ``.part`` files first and moved into place together once both are complete.
+
+    ``cost``, if given, receives the CPU seconds of the render's parts: ``content`` (the
+    package's tables and figures), ``html`` (the template executed, the HTML written and
+    scanned; the kernel's CPU included) and ``pdf``.
     """
+    import time
+
     from flaqum.report.confidentiality import scan_report
 
     template = Path(template)
     out_html = Path(out_html)
+    out_pdf = Path(out_pdf) if out_pdf is not None else None
     engine = choose_engine(engine)
     out_html.parent.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix=f".{out_html.stem}.render.", dir=out_html.parent))
     shared = km is not None
+    parts = [p.with_name(f".{p.name}.part") for p in (out_html, out_pdf) if p is not None]
+    cost = cost if cost is not None else {}
     try:
         shutil.copy2(template, workdir / template.name)
         css_path = template.parent / "report.css"
         if css_path.exists():
             shutil.copy2(css_path, workdir / "report.css")
+        css = css_path.read_text() if css_path.exists() else ""
         if engine == "jupyter" and callable(content) and not shared:
             km = start_kernel(workdir)
+        t = time.process_time()
         if callable(content):
             content = content()
         (workdir / "content.json").write_text(json.dumps(content))
+        cost["content"] = time.process_time() - t
+        t, k = time.process_time(), _kernel_cpu(km) if km is not None else 0.0
         params = {**params, "bundle": str((workdir / "content.json").resolve())}
         if engine == "quarto":
             html_file = _quarto(workdir, template.name, params, "html")
@@ -367,27 +433,34 @@ def render_report(
                 reset.id = "injected-reset"
                 nb.cells.insert(0, reset)
             execute_notebook(nb, workdir, km=km)
-            css = css_path.read_text() if css_path.exists() else ""
             html = notebook_to_html(nb, content.get("title", ""), css)
         if forbidden:
             hits = scan_report(html, forbidden)
             if hits:
                 raise ReportError(f"{out_html}: the report names another hospital: {hits[:5]}")
-        tmp = out_html.with_name(f".{out_html.name}.part")
-        tmp.write_text(html)
-        if engine == "quarto" and out_pdf is not None:
-            pdf = _quarto(workdir, template.name, params, "typst")
-            shutil.move(pdf, Path(out_pdf))
-        os.replace(tmp, out_html)
+        parts[0].write_text(html)
+        kernel = (_kernel_cpu(km) - k) if km is not None else 0.0
+        cost["html"] = time.process_time() - t + kernel
+        if out_pdf is not None:
+            t = time.process_time()
+            if engine == "quarto":
+                shutil.move(_quarto(workdir, template.name, params, "typst"), parts[1])
+            else:
+                from flaqum.report.pdf import notebook_to_pdf
+
+                parts[1].write_bytes(notebook_to_pdf(nb, content.get("title", ""), css, workdir))
+            cost["pdf"] = time.process_time() - t
+            os.replace(parts[1], out_pdf)
+        os.replace(parts[0], out_html)
         return out_html
     finally:
         if km is not None and not shared:
             stop_kernel(km)
         if not keep:
             shutil.rmtree(workdir, ignore_errors=True)
-        part = out_html.with_name(f".{out_html.name}.part")
-        if part.exists():
-            part.unlink()
+        for part in parts:
+            if part.exists():
+                part.unlink()
 
 
 def build_content(root: str | Path, wave: str, hospital: str | None = None) -> dict:
@@ -416,6 +489,7 @@ def render_hospital(
     out_pdf=None,
     results=None,
     km=None,
+    cost: dict | None = None,
 ) -> Path:
     """Load the wave (unless ``results`` is given), build the hospital's content from its
     confidential view, render it and scan it for other hospitals' identifiers."""
@@ -437,6 +511,7 @@ def render_hospital(
         forbidden=forbidden_identifiers(res, hospital, study),
         out_pdf=out_pdf,
         km=km,
+        cost=cost,
     )
 
 
@@ -475,11 +550,15 @@ def render_batch(
     pdf: bool = False,
     log=None,
     results=None,
+    progress=None,
 ) -> list[Path]:
     """Render several hospitals' reports of one wave in one process: the wave is read once
     and, with the Jupyter engine, one kernel executes every render (its namespace reset in
     between). Each render still has its own folder and copy of the template, and each report
-    is scanned before it is written. Writes ``<out_dir>/<hospital>.html`` (and ``.pdf``)."""
+    is scanned before it is written. Writes ``<out_dir>/<hospital>.html`` (and ``.pdf``).
+
+    ``log`` gets one line per report with its wall time and CPU seconds (content, HTML, PDF);
+    ``progress(i, n, hospital, seconds)`` is called after each report (the console line)."""
     import time
 
     from flaqum.report.data import load_wave
@@ -495,8 +574,9 @@ def render_batch(
     )
     done = []
     try:
-        for h in hospitals:
-            t = time.time()
+        for i, h in enumerate(hospitals, 1):
+            t = time.perf_counter()
+            cost = {}
             out = render_hospital(
                 study,
                 wave,
@@ -508,10 +588,18 @@ def render_batch(
                 results=res,
                 km=km,
                 out_pdf=out_dir / f"{h}.pdf" if pdf else None,
+                cost=cost,
             )
             done.append(out)
+            seconds = time.perf_counter() - t
             if log:
-                log.info(f"{wave}/{h}: {time.time() - t:.2f} s -> {out}")
+                parts = ", ".join(f"{k} {v:.3f}" for k, v in cost.items())
+                log.info(
+                    f"{wave}/{h}: {seconds:.2f} s -> {out}; cpu {sum(cost.values()):.3f} s "
+                    f"({parts})"
+                )
+            if progress:
+                progress(i, len(hospitals), h, seconds)
     finally:
         if km is not None:
             stop_kernel(km)

@@ -1,0 +1,513 @@
+"""The A4 PDF of a report without Quarto: the executed template's outputs written as Typst and
+compiled by the ``typst`` package (the Typst compiler in a wheel, as Quarto's own PDF path uses).
+
+Why Typst and not WeasyPrint on the HTML: measured on the demo's reports (bench/results/
+2026-12-01-reports.md), WeasyPrint needs 10 to 12 s of a core per report (its SVG drawing and
+CSS cascade are Python, over every node of the inline figures) and Pango from the system,
+which ``pip`` cannot install; Typst compiles the same report in about 0.1 s from a wheel that
+works on a fresh machine. Both keep figures as vectors and embed their fonts.
+
+The PDF is written from the same notebook, output by output, as the HTML that the
+confidentiality scan read (``render.render_report``): its text is the HTML's text. Layout:
+
+- A4, 1.8 cm margins, "page X of Y" in the footer; DejaVu Sans, the figures' font, is taken from
+  matplotlib's own copy (so every machine prints with the same font, embedded as a subset).
+- Figures are the report's SVGs, drawn by Typst as vectors at their drawn size, at most
+  ``FIGURE_WIDTH_CM`` wide and ``MAX_FIGURE_CM`` tall (a team chart of 40 teams is scaled
+  down), kept on one page with the caption that follows.
+- A heading never ends a page (Typst's headings stick to what follows). A table of up to
+  ``LONG_TABLE`` rows is kept on one page; a longer one breaks between rows and repeats its
+  header. Tables take the page's width at most (their columns wrap).
+- The "Appendix: every question" and "Methods" sections (``APPENDIX``) move to the end, each on a new
+  page titled as an appendix ("Appendix A: Every question"); the HTML keeps them where they
+  are. The body before them is what a reader acts on (at most 10 pages at the demo's size).
+- Table rows are styled from ``report.css``: its ``table.report-table tr.<class> td[:nth-child(n)]``
+  rules (colour, bold, italic, background) apply to the PDF's tables too, so the two agree.
+- The same input gives the same bytes: no date is written.
+"""
+
+from __future__ import annotations
+
+import html as html_lib
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+#: Sections moved to the end of the PDF as appendices (A, B, ...), by their heading, in this
+#: order: the reference material, after the report a reader acts on.
+APPENDIX = ("Appendix: every question", "Methods")
+#: Tables with more body rows than this may break across pages (repeating their header).
+LONG_TABLE = 18
+#: Table entries up to SHORT_TEXT characters stay on one line; longer ones wrap (their column
+#: asks for LONG_TEXT characters at most). CHAR_PT: the mean width of a character of the
+#: tables' 7.5 pt DejaVu Sans (digits and capitals are wider); INSET_PT: a cell's side padding.
+SHORT_TEXT, LONG_TEXT, CHAR_PT, INSET_PT = 14, 48, 4.75, 3.0
+#: The text width of an A4 page with 1.8 cm margins, the widest and the tallest figure (cm):
+#: sizes that keep the body of the demo's largest reports within 10 pages.
+TEXT_WIDTH_CM, FIGURE_WIDTH_CM, MAX_FIGURE_CM = 17.4, 16.0, 18.0
+
+_SPECIAL = re.compile(r"([\\#*_`$<>@\[\]=\-+/~\"'.:])")
+
+
+def text(s: str) -> str:
+    """Plain text as Typst markup (every markup character escaped)."""
+    s = re.sub(r"\s+", " ", s)
+    return _SPECIAL.sub(r"\\\1", s)
+
+
+def string(s: str) -> str:
+    """A Typst string literal."""
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+# --- Markdown (the template's headings and the content's text) --------------------------------
+
+
+def _markdown_parser():
+    import mistune
+
+    return mistune.create_markdown(renderer=None, plugins=["strikethrough", "table"])
+
+
+def _inline(tokens) -> str:
+    out = []
+    for t in tokens:
+        kind = t["type"]
+        if kind == "text":
+            out.append(text(html_lib.unescape(t["raw"])))
+        elif kind == "strong":
+            out.append(f"#strong[{_inline(t['children'])}]")
+        elif kind == "emphasis":
+            out.append(f"#emph[{_inline(t['children'])}]")
+        elif kind == "strikethrough":
+            out.append(f"#strike[{_inline(t['children'])}]")
+        elif kind == "codespan":
+            out.append(f"#raw({string(t['raw'])})")
+        elif kind == "link":
+            out.append(f"#link({string(t['attrs']['url'])})[{_inline(t['children'])}]")
+        elif kind in ("softbreak",):
+            out.append(" ")
+        elif kind == "linebreak":
+            out.append("#linebreak()")
+        elif kind == "inline_html":
+            continue  # <span class="ident">: the name inside is text
+        elif "children" in t:
+            out.append(_inline(t["children"]))
+        elif "raw" in t:
+            out.append(text(t["raw"]))
+    return "".join(out)
+
+
+def _blocks(tokens) -> list[str]:
+    out = []
+    for t in tokens:
+        kind = t["type"]
+        if kind == "blank_line":
+            continue
+        if kind == "heading":
+            level = t["attrs"]["level"]
+            out.append(("=" * max(1, level - 1)) + " " + _inline(t["children"]))
+        elif kind in ("paragraph", "block_text"):
+            out.append(f"#par[{_inline(t['children'])}]")
+        elif kind == "list":
+            items = []
+            for item in t["children"]:
+                body = "\n".join(_blocks(item.get("children", [])))
+                items.append(f"[{body}]")
+            if t["attrs"].get("ordered"):
+                start = t["attrs"].get("start", 1) or 1
+                out.append(f"#enum(start: {start}, {', '.join(items)})")
+            else:
+                out.append(f"#list({', '.join(items)})")
+        elif kind == "block_quote":
+            out.append(f"#quote(block: true)[{chr(10).join(_blocks(t['children']))}]")
+        elif kind == "thematic_break":
+            out.append("#line(length: 100%, stroke: 0.5pt + luma(180))")
+        elif kind == "block_code":
+            out.append(f"#raw(block: true, {string(t['raw'])})")
+        elif kind == "block_html":
+            out.append(table_typst(t["raw"], {}) if "<table" in t["raw"] else "")
+        elif kind == "table":
+            out.append(table_typst(_md_table_html(t), {}))
+        elif "children" in t:
+            out.extend(_blocks(t["children"]))
+    return out
+
+
+def _md_table_html(t) -> str:
+    import mistune
+
+    return mistune.html(mistune.renderers.markdown.MarkdownRenderer()([t], None))
+
+
+def markdown(md: str) -> str:
+    tokens = _markdown_parser()(md)
+    return "\n".join(b for b in _blocks(tokens) if b)
+
+
+def heading_text(md: str) -> str:
+    """The plain text of a Markdown heading line ("## Every question" -> "Every question")."""
+    return re.sub(r"<[^>]+>", "", md.strip().lstrip("#")).strip()
+
+
+# --- HTML tables -------------------------------------------------------------------------------
+
+
+class _Table(HTMLParser):
+    """The rows of a report table: per row its class and cells (tag, class, colspan, markup)."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.caption, self.head, self.body = "", [], []
+        self._row = self._cell = None
+        self._in_head = self._in_caption = False
+        self._fmt = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "thead":
+            self._in_head = True
+        elif tag == "tbody":
+            self._in_head = False
+        elif tag == "caption":
+            self._in_caption = True
+        elif tag == "tr":
+            self._row = {"class": a.get("class") or "", "cells": []}
+        elif tag in ("td", "th") and self._row is not None:
+            self._cell = {
+                "tag": tag,
+                "class": a.get("class") or "",
+                "colspan": int(a.get("colspan", 1) or 1),
+                "text": [],
+                "plain": "",
+            }
+        elif tag in ("strong", "b") and self._cell is not None:
+            self._cell["text"].append("#strong[")
+            self._fmt.append(tag)
+        elif tag in ("em", "i") and self._cell is not None:
+            self._cell["text"].append("#emph[")
+            self._fmt.append(tag)
+        elif tag == "br" and self._cell is not None:
+            self._cell["text"].append("#linebreak()")
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self._cell["text"].append("]" * len(self._fmt))
+            self._fmt = []
+            self._row["cells"].append(self._cell)
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            (self.head if self._in_head or self._all_th(self._row) else self.body).append(self._row)
+            self._row = None
+        elif tag == "caption":
+            self._in_caption = False
+        elif tag == "thead":
+            self._in_head = False
+        elif tag in ("strong", "b", "em", "i") and self._cell is not None and self._fmt:
+            self._fmt.pop()
+            self._cell["text"].append("]")
+
+    def _all_th(self, row) -> bool:
+        return not self.body and row["cells"] and all(c["tag"] == "th" for c in row["cells"])
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell["text"].append(text(data))
+            self._cell["plain"] += data
+        elif self._in_caption:
+            self.caption += data
+
+
+_CSS_ROW = re.compile(
+    r"table\.report-table\s+tr\.([\w-]+)\s+td(?::nth-child\((\d+)\))?\s*\{([^}]*)\}"
+)
+
+
+def css_row_styles(css: str) -> list[tuple[str, int | None, dict]]:
+    """The stylesheet's row rules for report tables: (row class, column from 1 or None, style)."""
+    rules = []
+    for cls, col, body in _CSS_ROW.findall(css):
+        style = {}
+        for decl in body.split(";"):
+            if ":" not in decl:
+                continue
+            prop, value = (x.strip() for x in decl.split(":", 1))
+            if prop in ("color", "background", "background-color") and value.startswith("#"):
+                style["fill" if prop.startswith("background") else "color"] = value
+            elif prop == "font-weight" and value in ("bold", "700"):
+                style["bold"] = True
+            elif prop == "font-style" and value == "italic":
+                style["italic"] = True
+        rules.append((cls, int(col) if col else None, style))
+    return rules
+
+
+def _cell(c, styles, row_cls, col) -> str:
+    body = "".join(c["text"]).strip()
+    fill = None
+    for cls, at, style in styles:
+        if cls in row_cls.split() and (at is None or at == col + 1):
+            if style.get("bold"):
+                body = f"#strong[{body}]"
+            if style.get("italic"):
+                body = f"#emph[{body}]"
+            if "color" in style:
+                body = f'#text(fill: rgb("{style["color"]}"))[{body}]'
+            fill = style.get("fill", fill)
+    args = []
+    if c["colspan"] > 1:
+        args.append(f"colspan: {c['colspan']}")
+    if "num" in c["class"].split():
+        args.append("align: right")
+    if fill:
+        args.append(f'fill: rgb("{fill}")')
+    if args:
+        return f"table.cell({', '.join(args)})[{body}]"
+    return f"[{body}]"
+
+
+def _column_widths(rows, ncol: int, numeric: set[int]) -> list[str]:
+    """Column widths (as shares of the text width) from the entries' lengths in characters.
+
+    Each column gets at least its widest unbreakable entry (a number, a short entry of up to
+    ``SHORT_TEXT`` characters, the longest word of a longer one or of a header) and, where the
+    page allows, its longest entry (up to ``LONG_TEXT`` characters: longer texts wrap); the
+    room left over after every column's minimum goes to the columns that would wrap."""
+    least, want = [1] * ncol, [1] * ncol
+    for r in rows:
+        col = 0
+        for c in r["cells"]:
+            entry = " ".join(c["plain"].split())
+            word = max((len(w) for w in entry.split()), default=0)
+            if c["tag"] == "th":  # bold: an eighth wider
+                lo, hi = word * 9 // 8 + 1, min(len(entry), SHORT_TEXT)
+            elif col in numeric or len(entry) <= SHORT_TEXT:
+                lo = hi = len(entry)
+            else:
+                lo, hi = word, min(len(entry), LONG_TEXT)
+            if c["colspan"] == 1 and col < ncol:
+                least[col], want[col] = max(least[col], lo), max(want[col], hi, lo)
+            col += c["colspan"]
+    room = (TEXT_WIDTH_CM / 2.54 * 72 - 2 * INSET_PT * ncol) / CHAR_PT  # characters per line
+    if sum(want) <= room or sum(least) >= room:
+        widths = want if sum(want) <= room else least
+    else:
+        spare, extra = room - sum(least), sum(w - lo for w, lo in zip(want, least, strict=True))
+        widths = [lo + (w - lo) * spare / extra for w, lo in zip(want, least, strict=True)]
+    return [f"{max(w, 1):.1f}fr" for w in widths]
+
+
+def table_typst(html: str, styles) -> str:
+    """One HTML report table as a Typst table (see the module docstring)."""
+    p = _Table()
+    p.feed(html)
+    p.close()
+    rows = p.head + p.body
+    if not rows:
+        return ""
+    ncol = max(sum(c["colspan"] for c in r["cells"]) for r in rows)
+    numeric = set()
+    for r in p.body:
+        col = 0
+        for c in r["cells"]:
+            if "num" in c["class"].split():
+                numeric.add(col)
+            col += c["colspan"]
+    header = ""
+    if p.head:
+        cells = []
+        for r in p.head:
+            col = 0
+            for c in r["cells"]:
+                cells.append(_cell(c, (), "", col))
+                col += c["colspan"]
+            cells += ["[]"] * (ncol - col)
+        header = f"table.header(repeat: true, {', '.join(cells)})"
+    lines = []
+    for r in p.body:
+        col, cells = 0, []
+        for c in r["cells"]:
+            cells.append(_cell(c, styles, r["class"], col))
+            col += c["colspan"]
+        cells += ["[]"] * (ncol - col)
+        lines.append(", ".join(cells))
+    columns = ", ".join(_column_widths(p.head + p.body, ncol, numeric))
+    head_rows = len(p.head)
+    table = (
+        f"#table(columns: ({columns},), align: left + top, inset: (x: 3pt, y: 1.7pt),\n"
+        f'  fill: (x, y) => if y < {head_rows} {{ rgb("#f4f4f4") }},\n'
+        f'  stroke: (x, y) => if y < {head_rows} {{ (bottom: 1pt + rgb("#888888")) }}'
+        ' else { (bottom: 0.4pt + rgb("#dddddd")) },\n'
+        + (f"  {header},\n" if header else "")
+        + ",\n".join(f"  {x}" for x in lines)
+        + ")"
+    )
+    long = len(p.body) > LONG_TABLE
+    out = f"#block(breakable: {'true' if long else 'false'}, width: 100%)[\n{table}\n"
+    if p.caption.strip():
+        caption = text(p.caption)
+        out += f'#block(above: 0.3em)[#text(size: 7.5pt, fill: rgb("#555555"))[{caption}]]\n'
+    return out + "]"
+
+
+# --- figures -----------------------------------------------------------------------------------
+
+_VIEWBOX = re.compile(r'viewBox="\s*[-\d.]+\s+[-\d.]+\s+([\d.]+)\s+([\d.]+)\s*"')
+
+
+def figure_typst(svg: str, name: str, alt: str = "") -> tuple[str, bytes]:
+    """(Typst, file bytes) of one SVG figure: at the text width, or as tall as a page allows."""
+    m = _VIEWBOX.search(svg)
+    w, h = (float(m.group(1)), float(m.group(2))) if m else (4.0, 3.0)
+    svg = re.sub(r'(<svg\b[^>]*?)\swidth="100%"', rf'\1 width="{w}pt" height="{h}pt"', svg, count=1)
+    if "xmlns=" not in svg[: svg.index(">")]:
+        svg = svg.replace("<svg", '<svg xmlns="http://www.w3.org/2000/svg"', 1)
+    # matplotlib's viewBox is in points: the figure as drawn, narrowed to the text width and
+    # to the page's height if need be
+    width_cm = min(w / 72 * 2.54, FIGURE_WIDTH_CM)
+    size = f"width: {width_cm:.2f}cm"
+    if width_cm * h / w > MAX_FIGURE_CM:
+        size = f"height: {MAX_FIGURE_CM}cm"
+    alt_arg = f", alt: {string(alt)}" if alt else ""
+    body = (
+        f"#block(sticky: true, breakable: false, width: 100%, above: 0.9em, below: 0.4em)"
+        f"[#align(center)[#image({string(name)}, {size}{alt_arg})]]"
+    )
+    return body, svg.encode("utf-8")
+
+
+_SVG_TITLE = re.compile(r"<title>(.*?)</title>", re.S)
+
+
+# --- the notebook ------------------------------------------------------------------------------
+
+
+def notebook_to_typst(nb, title: str, css: str = "", subtitle: str = "FlaQuM Triangle Study"):
+    """(Typst source, {file name: bytes}) of an executed report notebook."""
+    styles = css_row_styles(css)
+    files: dict[str, bytes] = {}
+    sections: list[tuple[str, list[str]]] = [("", [])]  # (h2 title, blocks)
+
+    def add(block: str):
+        if block:
+            sections[-1][1].append(block)
+
+    def add_markdown(md: str):
+        for line_block in _split_h2(md):
+            if isinstance(line_block, tuple):
+                sections.append((line_block[0], []))
+                add(markdown(line_block[1]))
+            else:
+                add(markdown(line_block))
+
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            add_markdown(cell.source)
+            continue
+        if cell.cell_type != "code":
+            continue
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            if "image/svg+xml" in data:
+                svg = data["image/svg+xml"]
+                svg = svg if isinstance(svg, str) else "".join(svg)
+                name = f"figure-{len(files) + 1}.svg"
+                m = _SVG_TITLE.search(svg)
+                alt = html_lib.unescape(m.group(1)) if m else data.get("text/plain", "")
+                block, files[name] = figure_typst(svg, name, alt)
+                add(block)
+            elif "text/markdown" in data:
+                add_markdown(data["text/markdown"])
+            elif "text/html" in data:
+                html = data["text/html"]
+                add(table_typst(html, styles) if "<table" in html else "")
+
+    body, appendices = [], {}
+    for head, blocks in sections:
+        if head in APPENDIX:
+            appendices[head] = blocks[1:]  # blocks[0] is the heading itself
+        else:
+            body.extend(blocks)
+    for i, head in enumerate(h for h in APPENDIX if h in appendices):
+        body.append("#pagebreak(weak: true)")
+        name = re.sub(r"^Appendix:\s*", "", head)
+        body.append(f"= Appendix {chr(65 + i)}: {text(name[:1].upper() + name[1:])}")
+        body.extend(appendices[head])
+    return _preamble(title, subtitle) + "\n\n".join(body) + "\n", files
+
+
+def _split_h2(md: str):
+    """Markdown split at its level-2 headings: plain strings and (heading text, markdown)."""
+    parts, buf = [], []
+    for line in md.splitlines():
+        if re.match(r"^##\s+\S", line) and not line.startswith("###"):
+            if buf:
+                parts.append("\n".join(buf))
+            buf = []
+            parts.append((heading_text(line), line))
+        else:
+            buf.append(line)
+    if buf and "\n".join(buf).strip():
+        parts.append("\n".join(buf))
+    return parts
+
+
+_PREAMBLE = """#set document(title: @@TITLE_STRING@@, date: none)
+#set page(paper: "a4", margin: (x: 1.8cm, top: 1.6cm, bottom: 2cm), footer: context [
+  #set text(size: 7.5pt, fill: rgb("#555555"))
+  @@TITLE@@ #h(1fr) page #counter(page).display() of #counter(page).final().first()
+])
+#set text(font: "DejaVu Sans", size: 9pt, lang: "en", fill: rgb("#222222"))
+#set par(justify: false, leading: 0.55em, spacing: 0.8em)
+#show table: set text(size: 7.5pt)
+#show table.cell.where(y: 0): set text(weight: "bold")
+#set list(spacing: 0.6em)
+#set enum(spacing: 0.6em)
+#show heading: set text(fill: rgb("#1b2a49"))
+#show heading: set block(sticky: true)
+#show heading.where(level: 1): it => block(
+  width: 100%, above: 1.6em, below: 0.8em, inset: (bottom: 3pt),
+  stroke: (bottom: 1.2pt + rgb("#1b2a49")), text(size: 13pt, it.body),
+)
+#show heading.where(level: 2): set text(size: 10.5pt)
+#show link: set text(fill: rgb("#1f6fb4"))
+#block(width: 100%, below: 1.2em)[
+  #text(size: 17pt, weight: "bold", fill: rgb("#1b2a49"))[@@TITLE@@] #linebreak()
+  #text(fill: rgb("#555555"))[@@SUBTITLE@@]
+]
+
+"""
+
+
+def _preamble(title: str, subtitle: str) -> str:
+    """Page, fonts, headings and the title block (the report's header); the placeholders
+    are filled in one pass, so a title cannot fill another one."""
+    values = {"TITLE_STRING": string(title), "TITLE": text(title), "SUBTITLE": text(subtitle)}
+    return re.sub(r"@@(\w+)@@", lambda m: values[m.group(1)], _PREAMBLE)
+
+
+def fonts_dir() -> str:
+    """matplotlib's copy of DejaVu Sans (the figures' font): the same on every machine."""
+    import matplotlib
+
+    return str(Path(matplotlib.get_data_path()) / "fonts" / "ttf")
+
+
+def compile_pdf(source: str, files: dict[str, bytes], workdir: Path) -> bytes:
+    """Compile the Typst source in ``workdir`` (the render's own folder) to PDF bytes."""
+    import typst
+
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        (workdir / name).write_bytes(data)
+    main = workdir / "report.typ"
+    main.write_text(source, encoding="utf-8")
+    return typst.compile(
+        str(main), root=str(workdir), font_paths=[fonts_dir()], ignore_system_fonts=True
+    )
+
+
+def notebook_to_pdf(nb, title: str, css: str, workdir: Path) -> bytes:
+    source, files = notebook_to_typst(nb, title, css)
+    return compile_pdf(source, files, Path(workdir) / "print")
