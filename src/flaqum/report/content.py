@@ -612,7 +612,37 @@ def _maturity(v: HospitalView) -> list[dict]:
                 [r.item, r.block, r.text, tables.num(r.value, 0)]
                 for r in below.itertuples(index=False)
             ]
-            out.append(md(f"Core processes below the baseline level ({len(below)}):"))
+            out.append(
+                md(
+                    f"The {len(below)} core processes below the baseline level are listed in "
+                    "the appendix."
+                )
+            )
+    return out
+
+
+def _processes(v: HospitalView) -> list[dict]:
+    """The core processes below the baseline level: an appendix (a list to work from, up to
+    52 rows, which would otherwise push the body of the printed report past ten pages)."""
+    if v.shape is not None and v.shape.maturity:
+        return []
+    b, proc = v.baseline_level, v.maturity_processes
+    if proc is None:
+        return []
+    out = []
+    if b is not None and not proc.empty:
+        below = proc[proc["value"] < b]
+        if len(below):
+            rows = [
+                [r.item, r.block, r.text, tables.num(r.value, 0)]
+                for r in below.itertuples(index=False)
+            ]
+            out.append(
+                md(
+                    f"The {len(below)} core processes of the Maturity Matrix that your "
+                    f"hospital rates below the baseline level ({tables.num(b, 0)}):"
+                )
+            )
             out.append(
                 table_block(
                     tables.html_table(
@@ -1196,6 +1226,7 @@ def hospital_content(v: HospitalView, top_n: int = 3) -> dict:
             "stakeholders": _stakeholders(v),
             "trend": _trend(v),
             "items": _items(v),
+            "processes": _processes(v),
             "reading": _reading(v),
             "methods": _methods(v, labels),
         },

@@ -35,7 +35,11 @@ from pathlib import Path
 
 #: Sections moved to the end of the PDF as appendices (A, B, ...), by their heading, in this
 #: order: the reference material, after the report a reader acts on.
-APPENDIX = ("Appendix: every question", "Methods")
+APPENDIX = (
+    "Appendix: every question",
+    "Appendix: core processes below the baseline",
+    "Methods",
+)
 #: Tables with more body rows than this may break across pages (repeating their header).
 LONG_TABLE = 18
 #: Table entries up to SHORT_TEXT characters stay on one line; longer ones wrap (their column
@@ -44,7 +48,9 @@ LONG_TABLE = 18
 SHORT_TEXT, LONG_TEXT, CHAR_PT, INSET_PT = 14, 48, 4.75, 3.0
 #: The text width of an A4 page with 1.8 cm margins, the widest and the tallest figure (cm):
 #: sizes that keep the body of the demo's largest reports within 10 pages.
-TEXT_WIDTH_CM, FIGURE_WIDTH_CM, MAX_FIGURE_CM = 17.4, 16.0, 18.0
+TEXT_WIDTH_CM, FIGURE_WIDTH_CM, MAX_FIGURE_CM = 17.4, 15.0, 16.0
+#: figures print at this share of their drawn size (their 8-point text prints at about 7 pt)
+FIGURE_SCALE = 0.85
 
 _SPECIAL = re.compile(r"([\\#*_`$<>@\[\]=\-+/~\"'.:])")
 
@@ -364,7 +370,7 @@ def figure_typst(svg: str, name: str, alt: str = "") -> tuple[str, bytes]:
         svg = svg.replace("<svg", '<svg xmlns="http://www.w3.org/2000/svg"', 1)
     # matplotlib's viewBox is in points: the figure as drawn, narrowed to the text width and
     # to the page's height if need be
-    width_cm = min(w / 72 * 2.54, FIGURE_WIDTH_CM)
+    width_cm = min(FIGURE_SCALE * w / 72 * 2.54, FIGURE_WIDTH_CM)
     size = f"width: {width_cm:.2f}cm"
     if width_cm * h / w > MAX_FIGURE_CM:
         size = f"height: {MAX_FIGURE_CM}cm"
@@ -395,7 +401,8 @@ def notebook_to_typst(nb, title: str, css: str = "", subtitle: str = "FlaQuM Tri
     def add_markdown(md: str):
         for line_block in _split_h2(md):
             if isinstance(line_block, tuple):
-                sections.append((line_block[0], []))
+                # the heading's text as written, without Markdown's backslash escapes
+                sections.append((re.sub(r"\\(.)", r"\1", line_block[0]), []))
                 add(markdown(line_block[1]))
             else:
                 add(markdown(line_block))
