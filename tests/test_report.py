@@ -327,6 +327,7 @@ def test_hospital_content_has_every_section_and_three_conversation_points(study,
         "stakeholders",
         "trend",
         "items",
+        "processes",
         "reading",
         "methods",
     }

@@ -608,10 +608,6 @@ def _maturity(v: HospitalView) -> list[dict]:
     if b is not None and not proc.empty:
         below = proc[proc["value"] < b]
         if len(below):
-            rows = [
-                [r.item, r.block, r.text, tables.num(r.value, 0)]
-                for r in below.itertuples(index=False)
-            ]
             out.append(
                 md(
                     f"The {len(below)} core processes below the baseline level are listed in "

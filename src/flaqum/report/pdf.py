@@ -18,7 +18,7 @@ confidentiality scan read (``render.render_report``): its text is the HTML's tex
 - A heading never ends a page (Typst's headings stick to what follows). A table of up to
   ``LONG_TABLE`` rows is kept on one page; a longer one breaks between rows and repeats its
   header. Tables take the page's width at most (their columns wrap).
-- The "Appendix: every question" and "Methods" sections (``APPENDIX``) move to the end, each on a new
+- The appendices of the template and "Methods" (``APPENDIX``) move to the end, each on a new
   page titled as an appendix ("Appendix A: Every question"); the HTML keeps them where they
   are. The body before them is what a reader acts on (at most 10 pages at the demo's size).
 - Table rows are styled from ``report.css``: its ``table.report-table tr.<class> td[:nth-child(n)]``
