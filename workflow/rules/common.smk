@@ -365,9 +365,7 @@ def benchmark_paths(wave):
 
 
 def benchmark_targets(wave):
-    return [
-        f"results/{wave}/benchmark/{name}.csv" for name in BENCHMARK_NAMES
-    ]
+    return [f"results/{wave}/benchmark/{name}.csv" for name in BENCHMARK_NAMES]
 
 
 # ---- reports (report.smk) ----
