@@ -115,10 +115,12 @@ def measurement_invariance(
 # --------------------------------------------------------------------------------------------
 
 
-def _factor_models(study, source: str) -> list[tuple[str, dict[str, list[str]] | None, list]]:
+def _factor_models(
+    study: Study, source: str
+) -> list[tuple[str, dict[str, list[str]] | None, list[str]]]:
     """(label, factors, items) of each model to test: an instrument's factor_model, else each
     scale with at least four items as one factor."""
-    out = []
+    out: list[tuple[str, dict[str, list[str]] | None, list[str]]] = []
     for inst in study.instruments_for(source):
         scales = inst.scales
         fm = inst.raw.get("factor_model") or []
@@ -136,7 +138,7 @@ def _factor_models(study, source: str) -> list[tuple[str, dict[str, list[str]] |
 
 
 def invariance_table(
-    study, source: str, processed: pd.DataFrame, scores: pd.DataFrame, group_col: str,
+    study: Study, source: str, processed: pd.DataFrame, scores: pd.DataFrame, group_col: str,
     min_group_n: int | None = None,
 ) -> pd.DataFrame:
     """Measurement invariance of each factor model of a source across the levels of group_col.

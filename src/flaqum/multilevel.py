@@ -699,7 +699,7 @@ def fit_change(
 # --------------------------------------------------------------------------------------------
 
 
-def variance_row(fit: NestedFit, scale: str) -> dict:
+def variance_row(fit: NestedFit, scale: str) -> dict[str, object]:
     """One row of ``variance.csv`` for ``scale``."""
     return {
         "scale": scale, "n_respondents": fit.n_respondents, "n_teams": fit.n_teams,

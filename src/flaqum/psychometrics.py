@@ -40,6 +40,7 @@ from scipy import stats
 
 from flaqum import agreement as ag
 from flaqum.cfa import cfa_one_factor, nan_result
+from flaqum.config import Instrument, Study
 
 __all__ = [
     "AlphaResult",
@@ -80,7 +81,7 @@ class AlphaResult:
     item_total_r: pd.Series
     alpha_if_deleted: pd.Series
     n_items: int = 0
-    dropped: list = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
 
 
 def pairwise_cov(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -184,7 +185,7 @@ def _team_keys(scores: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
     return pd.DataFrame({"hospital_id": hosp}), False
 
 
-def _response(inst) -> tuple[int | None, float | None, float | None]:
+def _response(inst: Instrument) -> tuple[int | None, float | None, float | None]:
     if "response" not in inst.raw:
         return None, None, None
     lo, hi = inst.rmin, inst.rmax
@@ -192,7 +193,7 @@ def _response(inst) -> tuple[int | None, float | None, float | None]:
 
 
 def scale_psychometrics(
-    study,
+    study: Study,
     source: str,
     processed: pd.DataFrame,
     scores: pd.DataFrame,
@@ -229,7 +230,7 @@ def scale_psychometrics(
             X = pd.DataFrame(ag.numeric_matrix(processed[present]), columns=present)
         y = pd.to_numeric(scores[sid], errors="coerce") if sid in scores else pd.Series(
             np.nan, index=scores.index)
-        row = dict.fromkeys(SCALE_COLUMNS, np.nan)
+        row: dict[str, object] = dict.fromkeys(SCALE_COLUMNS, np.nan)
         row.update(scale=sid, instrument=inst.id, n_items=len(scale.items),
                    n_respondents=int(y.notna().sum()))
         alpha = cfa = None
@@ -272,7 +273,7 @@ def scale_psychometrics(
         scale_rows.append(row)
         # items
         for it in scale.items:
-            irow = dict.fromkeys(ITEM_COLUMNS, np.nan)
+            irow: dict[str, object] = dict.fromkeys(ITEM_COLUMNS, np.nan)
             irow.update(scale=sid, item=it)
             if it in present:
                 x = X[it]
