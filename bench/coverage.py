@@ -71,8 +71,8 @@ from flaqum import outcomes
 from flaqum.config import load_study
 from flaqum.multilevel import fit_change, fit_nested
 from flaqum.outcomes import load_hypothesis, run_hypothesis
-from flaqum.recovery import attenuation, hypothesis_inputs, score_wave
 from flaqum.simulate import TRUTH, generate_consortium
+from flaqum.testing.recovery import attenuation, hypothesis_inputs, score_wave
 
 ROOT = Path(__file__).resolve().parents[1]
 WAVE = "w1"

@@ -18,7 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from flaqum.multilevel import fit_nested, simulate_nested
+from flaqum.multilevel import fit_nested
+from flaqum.simulate import simulate_nested
 
 R_SCRIPT = r"""
 suppressPackageStartupMessages(library(lme4))

@@ -11,7 +11,7 @@ reports (the render jobs log it per report: ``content``, the package's tables an
 included; ``pdf``, the A4 PDF), and the render jobs' whole CPU time (Snakemake's benchmark
 files: imports, kernel start and reading the wave included) per report. On a machine shared
 with other work the wall times grow and the CPU seconds much less. ``--standins`` first writes
-stand-in statistics (``flaqum.report.standin``) for any results file the statistics stages have
+stand-in statistics (``flaqum.testing.standin``) for any results file the statistics stages have
 not produced yet. Results: ``bench/out/render_reports.csv`` and, with ``--record``, a dated
 Markdown note in ``bench/results/``.
 """
@@ -49,7 +49,7 @@ def main(argv=None):
     study = load_study(proj / "config" / "config.yaml", root=proj)
     waves = study.waves()
     if args.standins:
-        from flaqum.report.standin import write_standins
+        from flaqum.testing.standin import write_standins
 
         write_standins(study, proj, waves)
     shutil.rmtree(proj / "reports", ignore_errors=True)

@@ -4,9 +4,10 @@ Tolerances. Against lme4 fitted with a tight optimiser ("tight" in the JSONs) th
 agrees to 1e-5 relative on variances, fixed effects, SEs, conditional modes and SDs (observed:
 ~1e-6 at worst, typically 1e-8) and to 1e-8 relative on REMLcrit; against lme4's default
 optimiser to 1e-4 (lme4's own optimiser tolerance is the limit there; the requirement is 1e-3).
-The statsmodels path is held to 1e-3 against lme4, and to the exact solver to 1e-6 where its
-BFGS converges (covariates data) and 5e-6 where it falls back to Powell (sim3: the REML surface
-is flat in var_hospital, and Powell stops on a relative change in the criterion of 1e-14).
+The statsmodels path (a test oracle: tests/support/statsmodels_mixedlm.py) is held to 1e-3
+against lme4, and to the exact solver to 1e-6 where its BFGS converges (covariates data) and
+5e-6 where it falls back to Powell (sim3: the REML surface is flat in var_hospital, and Powell
+stops on a relative change in the criterion of 1e-14).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from support.statsmodels_mixedlm import fit_nested_statsmodels
 
 from flaqum import multilevel as ml
 
@@ -130,7 +132,7 @@ def test_singular_dyestuff2_is_flagged_not_raised():
 
 
 def test_singular_statsmodels_path_does_not_raise():
-    fit = ml.fit_nested_statsmodels(data("dyestuff2"), "Yield", hospital="Batch", team=None)
+    fit = fit_nested_statsmodels(data("dyestuff2"), "Yield", hospital="Batch", team=None)
     assert fit.singular
     assert fit.var_hospital < 1e-6 * fit.var_residual
     assert_rel(fit.var_residual, ref("dyestuff2")["variances"]["Residual"], 1e-4)
@@ -148,7 +150,7 @@ def test_repeated_team_labels_are_nested_within_hospitals():
     for k in ("var_hospital", "var_team", "var_residual", "reml_criterion"):
         assert_rel(getattr(fit, k), getattr(fit2, k), 1e-10, what=k)
     # and the statsmodels path nests too
-    sm = ml.fit_nested_statsmodels(d, "strength", hospital="batch", team="cask")
+    sm = fit_nested_statsmodels(d, "strength", hospital="batch", team="cask")
     assert sm.n_teams == 30
     assert_rel(sm.var_team, ref("pastes")["variances"]["cask:batch"], 1e-3)
     # treating the labels as crossed (3 "teams") would be a different, wrong model
@@ -179,7 +181,7 @@ def test_covariates_exact_and_statsmodels_match_lme4():
     names = ["Intercept", "C(profession)[T.nurse]", "C(profession)[T.other]", "tenure",
              "maturity"]
     for fit, rtol in ((ml.fit_nested(d, "score", covariates=COVS), 1e-5),
-                      (ml.fit_nested_statsmodels(d, "score", covariates=COVS), 1e-3)):
+                      (fit_nested_statsmodels(d, "score", covariates=COVS), 1e-3)):
         fe = fit.fixed_effects
         assert list(fe["term"]) == names, fit.method
         assert_rel(fe["estimate"], list(r["fixef"].values()), rtol, what=f"{fit.method} fixef")
@@ -208,7 +210,7 @@ def test_covariates_exact_and_statsmodels_match_lme4():
 def test_exact_solver_agrees_with_statsmodels(name, covs, rtol):
     d = data(name)
     ex = ml.fit_nested(d, "score", covariates=covs)
-    sm = ml.fit_nested_statsmodels(d, "score", covariates=covs)
+    sm = fit_nested_statsmodels(d, "score", covariates=covs)
     assert sm.converged and ex.converged
     for k in ("var_hospital", "var_team", "var_residual", "intercept", "intercept_se"):
         assert_rel(getattr(sm, k), getattr(ex, k), rtol, what=k)

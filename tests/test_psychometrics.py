@@ -1,17 +1,14 @@
-"""flaqum.psychometrics against psych and lavaan (fixtures from tests/fixtures/r/psych_reference.R).
+"""flaqum.psychometrics against psych (fixtures from tests/fixtures/r/psych_reference.R), and the
+psychometrics tables of a source.
 
 Tolerances. Alpha, its Feldt interval, r.drop and alpha-if-deleted are closed forms: 1e-8
-against psych::alpha (observed ~1e-15). The CFA is an iterative ML fit: the requirement is
-1e-3 against lavaan; held here to 1e-6 on chi2 and the fit measures (observed ~1e-8) and
-1e-4 on the loadings (observed 5e-6: lavaan's own convergence tolerance is the limit), for the
-single-group one- and three-factor models and the configural / metric / scalar invariance
-models. semopy, the package dependency, is checked to reach the same chi2 on a single group.
+against psych::alpha (observed ~1e-15). The CFA behind omega, the fit columns and the loadings
+is tested against lavaan in test_cfa.py, measurement invariance in test_invariance.py.
 """
 
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -26,18 +23,6 @@ from flaqum.scoring import score_source
 
 FIX = Path(__file__).resolve().parent / "fixtures" / "r"
 ALPHA = json.loads((FIX / "psych_alpha.json").read_text())
-CFA = json.loads((FIX / "psych_cfa.json").read_text())
-X9 = [f"x{i}" for i in range(1, 10)]
-THREE = {"visual": X9[:3], "textual": X9[3:6], "speed": X9[6:]}
-FIT_TOL = 1e-6
-LOAD_TOL = 1e-4
-FIT_KEYS = [("chisq", "chi2"), ("df", "df"), ("cfi", "cfi"), ("tli", "tli"), ("rmsea", "rmsea"),
-            ("srmr", "srmr"), ("baseline.chisq", "baseline_chi2"), ("baseline.df", "baseline_df")]
-
-
-@pytest.fixture(scope="module")
-def hs():
-    return pd.read_csv(FIX / "psych_hs1939.csv")
 
 
 @pytest.fixture(scope="module")
@@ -103,141 +88,6 @@ def test_alpha_edge_cases():
         assert np.isnan(res.alpha) and np.isnan(res.ci_low)
     # rows with no answer at all do not count in n (psych would count them)
     assert ps.cronbach_alpha(pd.concat([df, df.iloc[:3] * np.nan])).n == 300
-
-
-# --------------------------------------------------------------------------------------------
-# CFA against lavaan
-# --------------------------------------------------------------------------------------------
-
-
-def assert_fit(r: ps.CFAResult, ref: dict, loadings: bool = True):
-    assert r.converged and ref["converged"] in (True, None)
-    for rk, pk in FIT_KEYS:
-        assert getattr(r, pk) == pytest.approx(ref["fit"][rk], abs=FIT_TOL, rel=FIT_TOL), pk
-    assert r.n == ref["nobs"]
-    if loadings:
-        L = ref["loadings"]
-        np.testing.assert_allclose(r.loadings.loc[L["item"]].to_numpy(), L["std"], atol=LOAD_TOL)
-        np.testing.assert_allclose(r.raw_loadings.loc[L["item"]].to_numpy(), L["raw"],
-                                   atol=LOAD_TOL)
-
-
-def test_one_factor_cfa_matches_lavaan(hs, bfi):
-    assert_fit(ps.cfa_one_factor(hs[X9]), CFA["hs_one_factor"])
-    r = ps.cfa_one_factor(bfi)  # listwise: rows with a missing answer are dropped
-    assert_fit(r, CFA["bfi_agree_one_factor"])
-    L = r.loadings
-    assert r.omega == pytest.approx(L.sum() ** 2 / (L.sum() ** 2 + (1 - L**2).sum()), abs=1e-12)
-
-
-def test_three_factor_cfa_matches_lavaan(hs):
-    r = ps.cfa_one_factor(hs[X9], THREE)
-    assert_fit(r, CFA["hs_three_factor"])
-    assert 0 < r.omega < 1 and list(r.factor_cov.index) == list(THREE)
-
-
-def test_cfa_is_scale_invariant_and_reports_raw_units(hs):
-    a = ps.cfa_one_factor(hs[X9], THREE)
-    c = np.array([1000, 1, 0.01, 5, 5, 5, 1e4, 1, 1])
-    b = ps.cfa_one_factor(hs[X9] * c, THREE)
-    assert b.converged and b.chi2 == pytest.approx(a.chi2, rel=1e-9)
-    np.testing.assert_allclose(b.loadings, a.loadings, atol=1e-7)
-    marker = np.array([1000, 1000, 1000, 5, 5, 5, 1e4, 1e4, 1e4])
-    np.testing.assert_allclose(b.raw_loadings / a.raw_loadings, c / marker, rtol=1e-6)
-    np.testing.assert_allclose(b.residual_variances / a.residual_variances, c**2, rtol=1e-6)
-
-
-@pytest.mark.parametrize("factors,key", [(THREE, "hs_invariance"),
-                                         (None, "hs_one_factor_invariance")])
-def test_measurement_invariance_matches_lavaan(hs, factors, key):
-    mi = ps.measurement_invariance(hs[X9], hs["school"], factors).set_index("model")
-    assert list(mi.index) == ["configural", "metric", "scalar"]
-    for model in mi.index:
-        ref = CFA[key][model]["fit"]
-        for rk, pk in FIT_KEYS[:6]:
-            want = pytest.approx(ref[rk], abs=FIT_TOL, rel=FIT_TOL)
-            assert mi.loc[model, pk] == want, (model, pk)
-    assert mi["converged"].all() and (mi["n_groups"] == 2).all() and (mi["n"] == 301).all()
-    d = mi["cfi"].diff()
-    np.testing.assert_allclose(mi["delta_cfi"].to_numpy()[1:], d.to_numpy()[1:])
-    assert mi.loc["metric", "holds"] == (d["metric"] > -0.01)
-    assert not mi.loc["scalar", "holds"]  # HS scalar invariance fails (delta CFI -0.04)
-    assert pd.isna(mi.loc["configural", "holds"])
-
-
-def test_semopy_reaches_the_same_chi2(bfi):
-    semopy = pytest.importorskip("semopy")
-    data = bfi.dropna()
-    m = semopy.Model("A =~ A1 + A2 + A3 + A4 + A5")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        m.fit(data)
-        chi2 = float(semopy.calc_stats(m).T.loc["chi2"].iloc[0])
-    assert chi2 == pytest.approx(ps.cfa_one_factor(data).chi2, rel=1e-3)
-
-
-def simulate_one_factor(loadings, n, rng):
-    lam = np.asarray(loadings)
-    f = rng.normal(size=n)
-    e = rng.normal(size=(n, len(lam))) * np.sqrt(1 - lam**2)
-    X = 3 + (f[:, None] * lam + e) * np.linspace(0.8, 1.5, len(lam))  # unequal item scales
-    return pd.DataFrame(X, columns=[f"q{k}" for k in range(len(lam))])
-
-
-def test_cfa_recovers_known_loadings_and_omega():
-    rng = np.random.default_rng(6)
-    lam = np.array([0.8, 0.7, 0.6, 0.5, 0.4, 0.75])
-    r = ps.cfa_one_factor(simulate_one_factor(lam, 20_000, rng))
-    assert r.converged
-    np.testing.assert_allclose(r.loadings.to_numpy(), lam, atol=0.02)
-    true_omega = lam.sum() ** 2 / (lam.sum() ** 2 + (1 - lam**2).sum())
-    assert r.omega == pytest.approx(true_omega, abs=0.01)
-    assert r.cfi > 0.995 and r.rmsea < 0.02 and r.srmr < 0.01 and r.df == 9
-
-
-def test_invariance_holds_for_identical_populations_and_fails_for_shifted_intercepts():
-    rng = np.random.default_rng(7)
-    lam = [0.8, 0.7, 0.6, 0.7, 0.6]
-    a, b = simulate_one_factor(lam, 3000, rng), simulate_one_factor(lam, 3000, rng)
-    g = pd.Series(["a"] * 3000 + ["b"] * 3000)
-    same = ps.measurement_invariance(pd.concat([a, b], ignore_index=True), g)
-    assert same["holds"].iloc[1:].all()
-    b2 = b.copy()
-    b2["q0"] += 0.8  # item bias in group b: intercept differs, loadings do not
-    mi = ps.measurement_invariance(pd.concat([a, b2], ignore_index=True), g).set_index("model")
-    assert mi.loc["metric", "holds"] and not mi.loc["scalar", "holds"]
-
-
-def test_cfa_degenerate_input_gives_nan_never_raises():
-    rng = np.random.default_rng(8)
-    good = simulate_one_factor([0.7, 0.7, 0.7, 0.7], 200, rng)
-    cases = {
-        "an item has no variance": good.assign(q1=2.0),
-        "at least 3 items": good[["q0", "q1"]],
-        "too few complete rows": good.iloc[:3],
-        "too few complete rows (0)": good * np.nan,
-        "singular": good.assign(q3=good["q0"] + good["q1"]),
-    }
-    for why, data in cases.items():
-        r = ps.cfa_one_factor(data)
-        assert not r.converged and np.isnan(r.cfi) and np.isnan(r.omega), why
-        assert r.loadings.isna().all() and list(r.loadings.index) == list(data.columns)
-        assert r.message, why
-    # three items: just identified, a perfect fit
-    r = ps.cfa_one_factor(good[["q0", "q1", "q2"]])
-    assert r.converged and r.df == 0 and r.chi2 == pytest.approx(0, abs=1e-8)
-    assert r.cfi == 1 and r.tli == 1 and r.rmsea == 0
-
-
-def test_invariance_drops_small_groups_and_names_them():
-    rng = np.random.default_rng(9)
-    X = simulate_one_factor([0.7, 0.6, 0.7, 0.6], 1210, rng)
-    g = pd.Series(["big"] * 600 + ["other"] * 600 + ["tiny"] * 10)
-    mi = ps.measurement_invariance(X, g)
-    assert (mi["n_groups"] == 2).all() and mi["note"].str.contains("tiny").all()
-    assert mi["groups"].eq("big; other").all() and mi["converged"].all()
-    one = ps.measurement_invariance(X.iloc[:610], g.iloc[:610])
-    assert not one["converged"].any() and one["note"].str.contains("two groups").all()
 
 
 # --------------------------------------------------------------------------------------------
@@ -325,17 +175,3 @@ def test_source_without_teams_and_the_maturity_matrix(study, ingested):
     assert np.isnan(total["omega"]) and np.isnan(total["cfi"])  # 8 hospitals < 2 x 52 items
     assert items.loc[items["scale"] == "mm_total", "loading"].isna().all()
     assert agreement.empty and scales["icc1"].isna().all()
-
-
-def test_invariance_table_by_profession(study, ingested):
-    proc, scores = ingested["staff"]
-    inv = ps.invariance_table(study, "staff", proc, scores, "profession")
-    assert list(inv.columns[:4]) == ["scale", "group_col", "factors", "model"]
-    assert (inv["group_col"] == "profession").all()
-    # the quickscan's three-factor model, labelled by its total scale, and each other >= 4 items
-    assert set(inv["scale"]) == {"psych_safety", "team_collab", "qs_prof_total"}
-    qs = inv[inv["scale"] == "qs_prof_total"]
-    assert qs["factors"].iloc[0] == "qs_prof_person+qs_prof_safe+qs_prof_org"
-    assert list(qs["model"]) == ["configural", "metric", "scalar"]
-    assert (qs["df"].diff().dropna() > 0).all()
-    assert inv["converged"].all() and (inv["n_groups"] >= 2).all()

@@ -15,9 +15,9 @@ from conftest import ROOT
 
 from flaqum.multilevel import fit_nested
 from flaqum.outcomes import load_hypothesis, run_hypothesis
-from flaqum.recovery import attenuation as recovery_attenuation
-from flaqum.recovery import hypothesis_inputs, score_wave
 from flaqum.simulate import TRUTH, generate_consortium
+from flaqum.testing.recovery import attenuation as recovery_attenuation
+from flaqum.testing.recovery import hypothesis_inputs, score_wave
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +36,7 @@ def _ci_covers(est, se, true, z=2.58):
 
 
 def attenuation(scores, truth, block, scale):
-    """:func:`flaqum.recovery.attenuation` on this module's wave."""
+    """:func:`flaqum.testing.recovery.attenuation` on this module's wave."""
     return recovery_attenuation(scores, truth["waves"]["w1"], block, scale)
 
 

@@ -1,7 +1,7 @@
 """Report stage: confidentiality rules, the hospital's view, figures, content and the scan.
 
 The results frames are built from a small synthetic consortium (tests/conftest.py) with the
-stand-in statistics of ``flaqum.report.standin`` (raw means, normal intervals): the report
+stand-in statistics of ``flaqum.testing.standin`` (raw means, normal intervals): the report
 functions take DataFrames, so they are tested without the multilevel stage.
 """
 
@@ -20,14 +20,14 @@ from flaqum.io import read_source
 from flaqum.report import confidentiality as conf
 from flaqum.report import content, figures
 from flaqum.report.data import WaveResults
-from flaqum.report.standin import (
+from flaqum.scoring import score_source
+from flaqum.testing.standin import (
     agreement_standin,
     change_standin,
     items_standin,
     multilevel_standin,
     scales_standin,
 )
-from flaqum.scoring import score_source
 
 
 def _wave_frames(study, wave_dir):

@@ -10,7 +10,7 @@ of contents, the "not applicable" lines, table headers, the text):
   removed;
 - **the demo's shape** (every source, 8 hospitals, two waves): every section, as before.
 
-The statistics are the stand-ins of ``flaqum.report.standin`` (raw means), which write a blank
+The statistics are the stand-ins of ``flaqum.testing.standin`` (raw means), which write a blank
 variance for a level the design lacks, as the pipeline does.
 """
 
@@ -29,7 +29,7 @@ from flaqum.report import content, render, tables
 from flaqum.report.confidentiality import RULES, hospital_view, report_text, rules_text
 from flaqum.report.data import WaveResults, load_wave, wave_paths
 from flaqum.report.shape import study_shape
-from flaqum.report.standin import (
+from flaqum.testing.standin import (
     agreement_standin,
     change_standin,
     items_standin,

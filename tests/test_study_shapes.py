@@ -13,7 +13,7 @@ from conftest import ROOT
 from flaqum.cli import main as cli
 from flaqum.config import load_study, read_yaml
 from flaqum.errors import ConfigError
-from flaqum.models import multilevel_tables
+from flaqum.multilevel_tables import multilevel_tables
 from flaqum.outcomes import run_hypothesis
 from flaqum.validate import validate_wave
 

@@ -2,7 +2,9 @@
 
 Modules, one per stage: ``config`` (config and codebooks), ``io`` (reading sources),
 ``simulate`` (the synthetic consortium), ``ingest``, ``validate``, ``scoring``,
-``psychometrics`` and ``agreement``, ``multilevel``, ``outcomes``, ``report``.
+``psychometrics`` (with ``cfa``, ``agreement`` and ``invariance``), ``multilevel`` (the fits) and
+``multilevel_tables`` (the stage's tables), ``outcomes``, ``report``. ``testing`` is test and
+benchmark support, not used by the pipeline.
 """
 
 __version__ = "0.1.0"

@@ -44,9 +44,11 @@ second per scale.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeAlias, TypedDict
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 __all__ = [
     "icc1",
@@ -56,6 +58,8 @@ __all__ = [
     "awg",
     "null_variance",
     "GroupCodes",
+    "Groups",
+    "OnewayAnova",
     "group_codes",
     "agreement_by_group",
     "numeric_matrix",
@@ -84,7 +88,24 @@ class GroupCodes:
         return len(self.labels)
 
 
-def group_codes(groups) -> GroupCodes:
+#: A ``groups`` argument: codes made by :func:`group_codes`, one key per row (a Series or an
+#: array) or nested keys (a DataFrame, e.g. hospital_id and team_id).
+Groups: TypeAlias = "GroupCodes | pd.DataFrame | pd.Series | ArrayLike"
+
+
+class OnewayAnova(TypedDict):
+    """What :func:`icc_oneway` returns (NaN where undefined)."""
+
+    msb: float
+    msw: float
+    k: float
+    n: int
+    n_groups: int
+    icc1: float
+    icc2: float
+
+
+def group_codes(groups: pd.DataFrame | pd.Series | ArrayLike) -> GroupCodes:
     """Codes of a Series (one key) or a DataFrame (nested keys: a group is the tuple of keys)."""
     if isinstance(groups, pd.DataFrame):
         cols = list(groups.columns)
@@ -117,14 +138,14 @@ def group_codes(groups) -> GroupCodes:
     )
 
 
-def _as_codes(groups, n: int) -> GroupCodes:
+def _as_codes(groups: Groups, n: int) -> GroupCodes:
     gc = groups if isinstance(groups, GroupCodes) else group_codes(groups)
     if len(gc.codes) != n:
         raise ValueError(f"groups has {len(gc.codes)} rows, the data {n}")
     return gc
 
 
-def numeric_matrix(items) -> np.ndarray:
+def numeric_matrix(items: pd.DataFrame | ArrayLike) -> np.ndarray:
     """Items as a float (N, p) array, NaN for missing (nullable dtypes and text coerced)."""
     if isinstance(items, pd.DataFrame):
         if all(pd.api.types.is_numeric_dtype(t) for t in items.dtypes):
@@ -139,37 +160,37 @@ def numeric_matrix(items) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
-def icc_oneway(y, groups) -> dict:
+def icc_oneway(y: ArrayLike, groups: Groups) -> OnewayAnova:
     """The one-way ANOVA behind ICC(1)/ICC(2): msb, msw, k (= N/J), n, n_groups, icc1, icc2."""
-    y = np.asarray(pd.to_numeric(pd.Series(np.asarray(y)), errors="coerce"), dtype=float)
-    gc = _as_codes(groups, len(y))
-    keep = (gc.codes >= 0) & np.isfinite(y)
-    y, codes = y[keep], gc.codes[keep]
-    out = {"msb": np.nan, "msw": np.nan, "k": np.nan, "n": int(len(y)), "n_groups": 0,
-           "icc1": np.nan, "icc2": np.nan}
-    if len(y) == 0:
+    yv = np.asarray(pd.to_numeric(pd.Series(np.asarray(y)), errors="coerce"), dtype=float)
+    gc = _as_codes(groups, len(yv))
+    keep = (gc.codes >= 0) & np.isfinite(yv)
+    yv, codes = yv[keep], gc.codes[keep]
+    out: OnewayAnova = {"msb": np.nan, "msw": np.nan, "k": np.nan, "n": int(len(yv)),
+                        "n_groups": 0, "icc1": np.nan, "icc2": np.nan}
+    if len(yv) == 0:
         return out
     codes = np.unique(codes, return_inverse=True)[1]  # only groups with data
     J = int(codes.max()) + 1
-    N = len(y)
+    N = len(yv)
     nj = np.bincount(codes, minlength=J).astype(float)
-    means = np.bincount(codes, weights=y, minlength=J) / nj
-    grand = y.mean()
+    means = np.bincount(codes, weights=yv, minlength=J) / nj
+    grand = yv.mean()
     ssb = float(np.sum(nj * (means - grand) ** 2))
-    ssw = float(np.sum((y - means[codes]) ** 2))
-    out.update(n_groups=J, k=N / J)
+    ssw = float(np.sum((yv - means[codes]) ** 2))
+    out.update({"n_groups": J, "k": N / J})
     if J < 2 or N - J < 1:
         return out
     msb, msw = ssb / (J - 1), ssw / (N - J)
     k = N / J
-    out.update(msb=msb, msw=msw)
+    out.update({"msb": msb, "msw": msw})
     with np.errstate(invalid="ignore", divide="ignore"):
         out["icc1"] = float((msb - msw) / (msb + (k - 1) * msw)) if msb + (k - 1) * msw else np.nan
         out["icc2"] = float((msb - msw) / msb) if msb else np.nan
     return out
 
 
-def icc1(y, groups) -> float:
+def icc1(y: ArrayLike, groups: Groups) -> float:
     """ICC(1) of y between groups, as ``multilevel::ICC1(aov(y ~ as.factor(groups)))``.
 
     Missing y (and rows with a missing group) are dropped first. NaN with fewer than two groups
@@ -178,7 +199,7 @@ def icc1(y, groups) -> float:
     return icc_oneway(y, groups)["icc1"]
 
 
-def icc2(y, groups) -> float:
+def icc2(y: ArrayLike, groups: Groups) -> float:
     """ICC(2), the reliability of group means, as ``multilevel::ICC2`` (see :func:`icc1`)."""
     return icc_oneway(y, groups)["icc2"]
 
@@ -248,7 +269,7 @@ def _frame(gc: GroupCodes, n_resp, col: str, values) -> pd.DataFrame:
     return out[out["n"] > 0]
 
 
-def rwg_j(items: pd.DataFrame, groups: pd.Series, n_options: int) -> pd.DataFrame:
+def rwg_j(items: pd.DataFrame, groups: Groups, n_options: int) -> pd.DataFrame:
     """rwg(j) per group (James, Demaree and Wolf 1984), as ``multilevel::rwg.j``.
 
     ``items``: one column per item, rows aligned with ``groups`` (a Series, or a DataFrame of
@@ -263,7 +284,7 @@ def rwg_j(items: pd.DataFrame, groups: pd.Series, n_options: int) -> pd.DataFram
     return _frame(gc, n_resp, "rwg_j", _rwg_j_from_stats(n_resp, var, null_variance(n_options)))
 
 
-def awg(items: pd.DataFrame, groups: pd.Series, low: float, high: float) -> pd.DataFrame:
+def awg(items: pd.DataFrame, groups: Groups, low: float, high: float) -> pd.DataFrame:
     """a_wg per group (Brown and Hauenstein 2005), as ``multilevel::awg(range = c(low, high))``.
 
     Returns a frame indexed by group with ``n`` and ``awg`` (multi-item: the mean of the item
@@ -276,7 +297,11 @@ def awg(items: pd.DataFrame, groups: pd.Series, low: float, high: float) -> pd.D
 
 
 def agreement_by_group(
-    items: pd.DataFrame, groups, n_options: int | None, low: float | None, high: float | None
+    items: pd.DataFrame,
+    groups: Groups,
+    n_options: int | None,
+    low: float | None,
+    high: float | None,
 ) -> pd.DataFrame:
     """``n``, ``rwg_j`` and ``awg`` per group from one pass over the data (NaN without a range)."""
     X = numeric_matrix(items)

@@ -50,11 +50,13 @@ every column):
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from flaqum.config import Study
+from flaqum.config import Instrument, Study
 
 Z95 = 1.959964
 
@@ -152,7 +154,7 @@ TREND_COLUMNS = [
 ]
 
 
-def positive_from(inst) -> float:
+def positive_from(inst: Instrument) -> float:
     """The lowest answer counted as positive: the codebook's ``response.positive_from``, or
     the midpoint plus one half (docs/codebooks.md)."""
     r = inst.response
@@ -178,7 +180,7 @@ def standard_error(df: pd.DataFrame) -> pd.Series:
     return se.fillna(from_ci)
 
 
-def _ids(hospitals) -> list[str]:
+def _ids(hospitals: Iterable[object]) -> list[str]:
     return [str(h) for h in dict.fromkeys(hospitals)]
 
 
@@ -186,7 +188,10 @@ def _ids(hospitals) -> list[str]:
 
 
 def item_stats(
-    study: Study, responses: dict[str, pd.DataFrame], hospitals, k: int | None = None
+    study: Study,
+    responses: dict[str, pd.DataFrame],
+    hospitals: Iterable[object],
+    k: int | None = None,
 ) -> pd.DataFrame:
     """items.csv: per hospital (each of ``hospitals``, with or without respondents) and item
     of every survey instrument with a response scale: n, mean, % positive, % missing and the
@@ -307,7 +312,11 @@ def _welch(m_a, s_a, n_a, m_b, s_b, n_b):
 
 
 def stakeholder_stats(
-    study: Study, responses: dict[str, pd.DataFrame], hospitals, k: int, pairs=None
+    study: Study,
+    responses: dict[str, pd.DataFrame],
+    hospitals: Iterable[object],
+    k: int,
+    pairs: Iterable[tuple[str, str]] | None = None,
 ) -> pd.DataFrame:
     """stakeholders.csv: per hospital and dimension of each mirrored pair of instruments, both
     sides' n, mean and SD, the gap (second side minus first) with Welch's 95% interval, and
@@ -384,7 +393,10 @@ def stakeholder_stats(
 
 
 def maturity_stats(
-    study: Study, maturity: pd.DataFrame, maturity_items: pd.DataFrame, hospitals
+    study: Study,
+    maturity: pd.DataFrame,
+    maturity_items: pd.DataFrame,
+    hospitals: Iterable[object],
 ) -> pd.DataFrame:
     """maturity.csv: per hospital, its score on each Maturity Matrix scale (``kind`` scale)
     and its level on each core process (``kind`` process), with the consortium median; and

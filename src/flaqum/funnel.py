@@ -51,10 +51,13 @@ A hospital without a value of O or E, or with E <= 0, is left out (and counted i
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TypedDict
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from scipy import stats
 
 __all__ = [
@@ -65,6 +68,7 @@ __all__ = [
     "winsorise",
     "truncate",
     "dispersion",
+    "Dispersion",
     "poisson_limits",
     "od_limits",
     "funnel",
@@ -143,21 +147,31 @@ COLUMNS = [
 LIMIT_COLUMNS = [c for c in COLUMNS if c.endswith(("95", "998"))]
 
 
-def zscores(observed, expected) -> np.ndarray:
+class Dispersion(TypedDict):
+    """What :func:`dispersion` returns."""
+
+    n: int
+    phi: float
+    tau2: float
+    p: float
+    overdispersed: bool
+
+
+def zscores(observed: ArrayLike, expected: ArrayLike) -> np.ndarray:
     """z = sqrt(E) log(O / E) (unadjusted; -inf where O = 0)."""
     o, e = np.asarray(observed, float), np.asarray(expected, float)
     with np.errstate(divide="ignore"):
         return np.sqrt(e) * np.log(o / e)
 
 
-def winsorise(z, trim: float = 0.1) -> np.ndarray:
+def winsorise(z: ArrayLike, trim: float = 0.1) -> np.ndarray:
     """z with values beyond the trim and 1 - trim quantiles (type 7) set to them."""
     z = np.asarray(z, float)
     lo, hi = np.quantile(z, [trim, 1 - trim])
     return np.clip(z, lo, hi)
 
 
-def truncate(z, trim: float = 0.1) -> np.ndarray:
+def truncate(z: ArrayLike, trim: float = 0.1) -> np.ndarray:
     """A mask of the z-scores kept by NHS Digital's truncation (FunnelPlotR ``truncation``)."""
     z = np.asarray(z, float)
     k = 1 / trim
@@ -165,7 +179,9 @@ def truncate(z, trim: float = 0.1) -> np.ndarray:
     return (sp > 0) & (sp < k - 1)
 
 
-def dispersion(z, expected, trim: float = 0.1, trim_method: str = "winsorise") -> dict:
+def dispersion(
+    z: ArrayLike, expected: ArrayLike, trim: float = 0.1, trim_method: str = "winsorise"
+) -> Dispersion:
     """phi, tau2 and the test of overdispersion from the unadjusted z-scores."""
     z, e = np.asarray(z, float), np.asarray(expected, float)
     if trim_method == "winsorise":
@@ -190,7 +206,7 @@ def dispersion(z, expected, trim: float = 0.1, trim_method: str = "winsorise") -
     }
 
 
-def poisson_limits(expected) -> dict[str, np.ndarray]:
+def poisson_limits(expected: ArrayLike) -> dict[str, np.ndarray]:
     """Exact Poisson limits of O / E around 1 for expected counts E (95% and 99.8%)."""
     e = np.asarray(expected, float)
     return {
@@ -201,7 +217,7 @@ def poisson_limits(expected) -> dict[str, np.ndarray]:
     }
 
 
-def od_limits(expected, tau2: float) -> dict[str, np.ndarray]:
+def od_limits(expected: ArrayLike, tau2: float) -> dict[str, np.ndarray]:
     """Overdispersion-adjusted limits of O / E around 1: exp(-/+ z sqrt(1/E + tau2))."""
     sd = np.sqrt(1 / np.asarray(expected, float) + tau2)
     return {
@@ -212,7 +228,7 @@ def od_limits(expected, tau2: float) -> dict[str, np.ndarray]:
     }
 
 
-def limits(expected, tau2: float, adjusted: bool) -> dict[str, np.ndarray]:
+def limits(expected: ArrayLike, tau2: float, adjusted: bool) -> dict[str, np.ndarray]:
     """The limits used: adjusted where the data are overdispersed, Poisson otherwise."""
     return od_limits(expected, tau2) if adjusted else poisson_limits(expected)
 
@@ -227,9 +243,9 @@ def _signal(value, lim) -> np.ndarray:
 
 
 def funnel(
-    hospital_id,
-    observed,
-    expected,
+    hospital_id: Iterable[str],
+    observed: ArrayLike,
+    expected: ArrayLike,
     trim: float = 0.1,
     trim_method: str = "winsorise",
 ) -> pd.DataFrame:
@@ -266,7 +282,7 @@ def funnel(
 
 def funnel_table(
     outcomes: pd.DataFrame,
-    indicators=INDICATORS,
+    indicators: Iterable[Indicator] = INDICATORS,
     trim: float = 0.1,
     trim_method: str = "winsorise",
 ) -> pd.DataFrame:

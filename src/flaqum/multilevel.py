@@ -7,8 +7,6 @@ The model behind ``results/<wave>/multilevel/*.csv`` (docs/outputs.md) is the RE
 exactly as ``lme4::lmer`` fits it. Team ids are unique only within a hospital, so a team is
 always keyed by the pair (hospital_id, team_id): a team "ICU" in two hospitals is two teams.
 
-Two routes:
-
 ``fit_nested``
     An exact REML solver for nested random-intercept models. With
     V = sigma2 * (I + lt * Z_t Z_t' + lh * Z_h Z_h') block-diagonal by hospital, the restricted
@@ -21,13 +19,9 @@ Two routes:
     nothing loops over teams or hospitals, so 1.5 million respondents fit in about a second.
     The criterion is lme4's ``REMLcrit`` term for term
     (log|L|^2 + log|R_X|^2 + (n - p) * (1 + log(2 pi pwrss / (n - p)))). Fixed covariates
-    (case mix, cross-level predictors) are allowed and fitted exactly as well.
-
-``fit_nested_statsmodels``
-    The general path through ``statsmodels`` MixedLM, with hospitals as groups and teams as a
-    variance component within them (``vc_formula``; never ``re_formula`` for nesting,
-    statsmodels #7214): a cross-check of the exact solver and the starting point for models
-    beyond random intercepts.
+    (case mix, cross-level predictors) are allowed and fitted exactly as well. The tests hold
+    it to lme4 (tests/fixtures/r/lme4_reference.R) and cross-check it with statsmodels
+    MixedLM (tests/support/statsmodels_mixedlm.py, a test oracle, not part of the package).
 
 ``fit_change``
     Each hospital's change between two waves (the exact solver with wave as a fixed effect).
@@ -39,7 +33,6 @@ Both return a :class:`NestedFit`; ``variance_row``, ``teams_table``, ``hospitals
 from __future__ import annotations
 
 import re
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -50,9 +43,7 @@ __all__ = [
     "NestedFit",
     "ChangeFit",
     "fit_nested",
-    "fit_nested_statsmodels",
     "fit_change",
-    "simulate_nested",
     "variance_row",
     "teams_table",
     "hospitals_table",
@@ -76,7 +67,6 @@ TEAM_COLUMNS = [
     "suppressed",
 ]
 HOSPITAL_COLUMNS = [c for c in TEAM_COLUMNS if c != "team_id"]
-_SM_OPTIONS = {"bfgs": {"gtol": 1e-9}, "powell": {"ftol": 1e-14}}
 _MASKED = ["raw_mean", "eb_mean", "eb_se", "ci_low", "ci_high"]
 
 
@@ -705,122 +695,11 @@ def fit_change(
 
 
 # --------------------------------------------------------------------------------------------
-# The general path: statsmodels MixedLM
-# --------------------------------------------------------------------------------------------
-
-
-def fit_nested_statsmodels(
-    df: pd.DataFrame,
-    y: str,
-    covariates: list[str] | tuple[str, ...] = (),
-    hospital: str | None = "hospital_id",
-    team: str | None = "team_id",
-    methods: tuple[str, ...] = ("bfgs", "powell", "nm", "lbfgs"),
-    fit_options: dict | None = None,
-) -> NestedFit:
-    """REML fit of ``y ~ covariates + (1 | hospital) + (1 | hospital:team)`` with statsmodels.
-
-    ``covariates`` are formula terms (``"C(profession)"``, ``"tenure"``, ``"maturity"``).
-    Hospitals are the groups and teams a variance component within each hospital
-    (``vc_formula={"team": "0 + C(team)"}``), which nests teams by construction (never
-    ``re_formula`` for nesting, statsmodels #7214). Each method in ``methods`` is tried in turn
-    until a fit converges with a finite log-likelihood and non-negative variances (lbfgs can
-    report converged=True with a nonsense llf when a variance collapses, statsmodels #10239);
-    the best acceptable fit is kept. A singular fit is returned and flagged, never raised.
-    ``fit_options`` (method -> keyword arguments of ``MixedLM.fit``) defaults to tighter
-    tolerances than statsmodels' own (bfgs gtol 1e-9, powell ftol 1e-14), which bring the
-    estimates to within ~1e-6 of the exact optimum instead of ~1e-4.
-
-    Standard errors of the fixed effects are lme4's: sigma2 (X'V^-1 X)^-1 at statsmodels'
-    variance estimates (statsmodels' own ``bse_fe`` comes from the joint information matrix and
-    differs by up to ~1% under REML). eb_mean and the reference respondent are as in
-    :func:`fit_nested`; the modes and eb_se come from statsmodels' ``random_effects`` and
-    ``random_effects_cov`` (conditional on beta, like lme4's condVar; for teams the SD of
-    hospital + team mode including their covariance). ``reml_criterion`` is -2 * statsmodels'
-    REML log-likelihood.
-    """
-    from statsmodels.regression.mixed_linear_model import MixedLM
-
-    if hospital is None and team is None:
-        raise ValueError("give at least one grouping column (hospital and/or team)")
-    rhs, cov_cols = _covariate_columns(df, covariates)
-    ids = [c for c in (hospital, team) if c is not None]
-    d, dropped = _prepare(df, y, [*ids, *cov_cols])
-    d = d.reset_index(drop=True)
-    both = hospital is not None and team is not None
-    grp = hospital if hospital is not None else team
-    gcodes, glabels = _factorize(d[grp].to_numpy())
-    d["_g"] = gcodes
-    kw = {}
-    if both:
-        d["_t"] = _factorize(d[team].to_numpy())[0]
-        kw["vc_formula"] = {"team": "0 + C(_t)"}
-    model = MixedLM.from_formula(f"{y} ~ {rhs}", groups="_g", re_formula="1", data=d, **kw)
-    opts = _SM_OPTIONS if fit_options is None else fit_options
-    res, used, msgs = None, "", []
-    for meth in methods:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                r = model.fit(reml=True, method=[meth], **opts.get(meth, {}))
-        except Exception as e:  # noqa: BLE001 - an optimiser failing is a reason to try the next
-            msgs.append(f"{meth}: {type(e).__name__}: {e}")
-            continue
-        vcs = [float(r.cov_re.iloc[0, 0]), *(np.asarray(r.vcomp, float) if both else [])]
-        good = bool(np.isfinite(r.llf) and np.all(np.isfinite(r.fe_params)))
-        good = good and all(np.isfinite(v) and v >= -1e-12 for v in vcs)
-        if good and (res is None or r.llf > res.llf + 1e-9):
-            res, used = r, meth
-        if good and r.converged:
-            break
-        msgs.append(f"{meth}: converged={r.converged}, llf={r.llf}")
-    if res is None:
-        raise RuntimeError("statsmodels MixedLM failed with every method: " + "; ".join(msgs))
-    s2 = float(res.scale)
-    v_top = max(float(res.cov_re.iloc[0, 0]), 0.0)
-    v_unit = max(float(np.asarray(res.vcomp)[0]), 0.0) if both else 0.0
-    X = np.asarray(model.exog, float)
-    names = list(model.exog_names)
-    order = [names.index("Intercept"), *[i for i, nm in enumerate(names) if nm != "Intercept"]]
-    X, names = X[:, order], [names[i] for i in order]
-    yv = d[y].to_numpy(float)
-    g = _nest(d[grp].to_numpy(), d[team].to_numpy() if both else None)
-    H, J = len(g.top_labels), len(g.unit_labels)
-    sol = _at(_sufficient(yv, X, g), v_unit / s2 if both else 0.0, v_top / s2)
-    # statsmodels' own estimates and modes replace the closed forms evaluated at them
-    sol["cov_beta"] = sol["cov_beta"] * (s2 / sol["s2"])
-    sol["beta"] = res.fe_params.to_numpy()[order]
-    sol["s2"] = s2
-    re_, rc = res.random_effects, res.random_effects_cov
-    sol["top_re"] = np.array([float(re_[i].iloc[0]) for i in range(H)])
-    sol["top_v"] = np.array([max(float(np.asarray(rc[i])[0, 0]), 0.0) for i in range(H)])
-    if both:
-        tcode = d.groupby(g.unit)["_t"].first().to_numpy()
-        u_re, u_v, u_sum = np.empty(J), np.empty(J), np.empty(J)
-        for h in range(H):  # statsmodels reports per group; one step per hospital
-            sel = np.flatnonzero(g.top_of_unit == h)
-            r_h, c_h = re_[h], np.asarray(rc[h])
-            pos = {nm: i for i, nm in enumerate(r_h.index)}
-            ix = np.array([pos[f"team[C(_t)[{t}]]"] for t in tcode[sel]])
-            u_re[sel] = r_h.to_numpy()[ix]
-            u_v[sel] = c_h[ix, ix]
-            u_sum[sel] = c_h[0, 0] + c_h[ix, ix] + 2.0 * c_h[0, ix]
-        sol["unit_re"], sol["unit_vre"] = u_re, np.maximum(u_v, 0.0)
-        sol["unit_v"] = np.maximum(u_sum, 0.0)
-    xref_top = _reference_rows(X, g.top, H)
-    xref_unit = _reference_rows(X, g.unit, J) if both else None
-    eb = _eb(sol, g.top_of_unit, xref_top, xref_unit)
-    fit = _assemble(d, y, g, sol, eb, hospital, team, "conditional", -2.0 * float(res.llf),
-                    bool(res.converged), "; ".join(msgs), names, dropped, f"statsmodels-{used}")
-    return fit
-
-
-# --------------------------------------------------------------------------------------------
 # The rows of docs/outputs.md
 # --------------------------------------------------------------------------------------------
 
 
-def variance_row(fit: NestedFit, scale: str) -> dict:
+def variance_row(fit: NestedFit, scale: str) -> dict[str, object]:
     """One row of ``variance.csv`` for ``scale``."""
     return {
         "scale": scale, "n_respondents": fit.n_respondents, "n_teams": fit.n_teams,
@@ -851,41 +730,3 @@ def hospitals_table(fit: NestedFit, scale: str, min_group_size: int = 0) -> pd.D
     """Rows of ``hospitals.csv`` for ``scale`` (columns: docs/outputs.md), suppression applied."""
     h = fit.hospitals.assign(scale=scale)
     return apply_suppression(h, min_group_size)[HOSPITAL_COLUMNS].reset_index(drop=True)
-
-
-# --------------------------------------------------------------------------------------------
-# Simulation (tests, benchmark, fixtures)
-# --------------------------------------------------------------------------------------------
-
-
-def simulate_nested(
-    n_hospitals: int = 40,
-    teams_per_hospital: tuple[int, int] = (3, 25),
-    team_size: tuple[int, int] = (2, 40),
-    var_hospital: float = 0.05,
-    var_team: float = 0.15,
-    var_residual: float = 0.8,
-    intercept: float = 5.0,
-    seed: int = 1,
-) -> pd.DataFrame:
-    """Scores of respondents in teams in hospitals from the nested random-intercept model.
-
-    Team counts and sizes are uniform on the inclusive ranges; team ids are "T01", "T02", ...
-    in every hospital (so they repeat across hospitals), hospital ids "H001", ... (strings).
-    """
-    rng = np.random.default_rng(seed)
-    k = rng.integers(teams_per_hospital[0], teams_per_hospital[1] + 1, n_hospitals)
-    h_of_t = np.repeat(np.arange(n_hospitals), k)
-    t_in_h = np.concatenate([np.arange(1, m + 1) for m in k])
-    sizes = rng.integers(team_size[0], team_size[1] + 1, len(h_of_t))
-    b = rng.normal(0.0, np.sqrt(var_hospital), n_hospitals)
-    u = rng.normal(0.0, np.sqrt(var_team), len(h_of_t))
-    t_row = np.repeat(np.arange(len(h_of_t)), sizes)
-    h_row = h_of_t[t_row]
-    yv = intercept + b[h_row] + u[t_row] + rng.normal(0.0, np.sqrt(var_residual), len(t_row))
-    width = max(2, len(str(int(k.max()))))
-    return pd.DataFrame({
-        "hospital_id": np.char.add("H", np.char.zfill((h_row + 1).astype(str), 3)),
-        "team_id": np.char.add("T", np.char.zfill(t_in_h[t_row].astype(str), width)),
-        "score": yv,
-    })

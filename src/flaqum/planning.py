@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from scipy import stats
 
 __all__ = [
@@ -63,13 +64,13 @@ SCALE_COLUMNS = [
 HOSPITAL_COLUMNS = ["scale", "hospital_id", "n", "eb_se", "se_next", "mdc", "suppressed"]
 
 
-def spearman_brown(icc1, k):
+def spearman_brown(icc1: ArrayLike, k: ArrayLike) -> np.ndarray | float:
     """Reliability of the mean of k respondents: k ICC1 / (1 + (k - 1) ICC1)."""
     icc1, k = np.asarray(icc1, float), np.asarray(k, float)
     return k * icc1 / (1 + (k - 1) * icc1)
 
 
-def respondents_needed(icc1, reliability):
+def respondents_needed(icc1: ArrayLike, reliability: float) -> np.ndarray | float:
     """k with spearman_brown(icc1, k) == reliability (not rounded); NaN where ICC1 <= 0 or
     outside (0, 1)."""
     icc1 = np.asarray(icc1, float)
@@ -81,7 +82,12 @@ def respondents_needed(icc1, reliability):
     return np.where((icc1 > 0) & (icc1 < 1), k, np.nan)
 
 
-def mdc(se_now, se_next=None, alpha: float = 0.05, power: float = 0.80):
+def mdc(
+    se_now: ArrayLike,
+    se_next: ArrayLike | None = None,
+    alpha: float = 0.05,
+    power: float = 0.80,
+) -> np.ndarray | float:
     """(z_{1-alpha/2} + z_power) sqrt(se_now^2 + se_next^2); se_next defaults to se_now."""
     se_now = np.asarray(se_now, float)
     se_next = se_now if se_next is None else np.asarray(se_next, float)

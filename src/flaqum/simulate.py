@@ -23,6 +23,11 @@ the choice of mu. Outcomes follow from the true (not observed) team and hospital
 Between waves, hospital effects persist with a stated change in some hospitals; team effects
 persist with correlation ``team_persistence``; respondents are new (anonymous surveys).
 Everything is vectorised: 3,000 hospitals (1.5 million respondents) take seconds.
+
+``simulate_nested`` draws scores from the nested random-intercept model alone
+(score = intercept + U_h + V_hj + e_i, the model of :mod:`flaqum.multilevel`), without items,
+registers or files: for the multilevel tests, the lme4 fixtures
+(tests/fixtures/r/make_lme4_datasets.py) and bench/multilevel_vs_lme4.py.
 """
 
 from __future__ import annotations
@@ -616,6 +621,44 @@ def generate_wave(study: Study, orgs, teams, state, wave_index, rng, scale=1.0):
         truth,
         true_team_means,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# The nested random-intercept model alone (tests, benchmark, fixtures)
+# --------------------------------------------------------------------------------------------
+
+
+def simulate_nested(
+    n_hospitals: int = 40,
+    teams_per_hospital: tuple[int, int] = (3, 25),
+    team_size: tuple[int, int] = (2, 40),
+    var_hospital: float = 0.05,
+    var_team: float = 0.15,
+    var_residual: float = 0.8,
+    intercept: float = 5.0,
+    seed: int = 1,
+) -> pd.DataFrame:
+    """Scores of respondents in teams in hospitals from the nested random-intercept model.
+
+    Team counts and sizes are uniform on the inclusive ranges; team ids are "T01", "T02", ...
+    in every hospital (so they repeat across hospitals), hospital ids "H001", ... (strings).
+    """
+    rng = np.random.default_rng(seed)
+    k = rng.integers(teams_per_hospital[0], teams_per_hospital[1] + 1, n_hospitals)
+    h_of_t = np.repeat(np.arange(n_hospitals), k)
+    t_in_h = np.concatenate([np.arange(1, m + 1) for m in k])
+    sizes = rng.integers(team_size[0], team_size[1] + 1, len(h_of_t))
+    b = rng.normal(0.0, np.sqrt(var_hospital), n_hospitals)
+    u = rng.normal(0.0, np.sqrt(var_team), len(h_of_t))
+    t_row = np.repeat(np.arange(len(h_of_t)), sizes)
+    h_row = h_of_t[t_row]
+    yv = intercept + b[h_row] + u[t_row] + rng.normal(0.0, np.sqrt(var_residual), len(t_row))
+    width = max(2, len(str(int(k.max()))))
+    return pd.DataFrame({
+        "hospital_id": np.char.add("H", np.char.zfill((h_row + 1).astype(str), 3)),
+        "team_id": np.char.add("T", np.char.zfill(t_in_h[t_row].astype(str), width)),
+        "score": yv,
+    })
 
 
 def _spss_meta(study: Study, source: str, df: pd.DataFrame):

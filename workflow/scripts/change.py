@@ -3,7 +3,7 @@
 import pandas as pd
 from _common import setup, split_previous
 
-from flaqum.models import CHANGE_COLUMNS, change_table
+from flaqum.multilevel_tables import CHANGE_COLUMNS, change_table
 from flaqum.utils import write_csv
 
 study, log = setup(snakemake)  # noqa: F821

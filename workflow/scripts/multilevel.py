@@ -1,7 +1,7 @@
 import pandas as pd
 from _common import setup
 
-from flaqum.models import multilevel_tables
+from flaqum.multilevel_tables import multilevel_tables
 from flaqum.utils import write_csv
 
 study, log = setup(snakemake)  # noqa: F821

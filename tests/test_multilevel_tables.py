@@ -1,4 +1,5 @@
-"""The wave's multilevel tables (flaqum.models): what the multilevel and change rules write.
+"""The wave's multilevel tables (flaqum.multilevel_tables): what the multilevel and change rules
+write.
 
 Data come from the nested random-intercept model with stated parameters
 (``simulate_nested``); the tests check the tables' shape, the suppression rule, and that the
@@ -11,8 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flaqum.models import ADJUSTED_COLUMNS, CHANGE_COLUMNS, change_table, multilevel_tables
-from flaqum.multilevel import simulate_nested
+from flaqum.multilevel_tables import (
+    ADJUSTED_COLUMNS,
+    CHANGE_COLUMNS,
+    change_table,
+    multilevel_tables,
+)
+from flaqum.simulate import simulate_nested
 
 TRUE_SHIFT = 0.6  # the change of the "improving" hospitals between the two waves
 IMPROVING = ["H001", "H002", "H003", "H004"]

@@ -5,7 +5,20 @@ hospital's raw and empirical-Bayes means (``teams.csv``, ``hospitals.csv``; rows
 minimum group size suppressed), the adjusted models (``adjusted.csv``: case mix, and the
 cross-level model with the hospital's maturity as a predictor) and, from a second wave on,
 each hospital's change since the previous wave (``change.csv``). The fitting itself is
-:mod:`flaqum.multilevel`; this module only applies it to a source's scores.
+:mod:`flaqum.multilevel`; this module only applies it to a source's scores:
+
+``multilevel_tables``
+    variance, teams and hospitals: ``lmer(score ~ 1 + (1 | hospital_id) +
+    (1 | hospital_id:team_id), REML = TRUE)`` per scale (``fit_nested``; in a study of one
+    organisation ``(1 | team_id)`` only, its intercept the organisation's mean; without teams
+    ``(1 | hospital_id)`` only). adjusted: the same model with the source's case-mix covariates
+    (``casemix``) and, with config ``multilevel.cross_level_predictor``, the hospital's maturity
+    score as well (``cross_level``); r2_hospital and r2_team are the proportional reduction in
+    the hospital and team variance against the unadjusted model, 1 - var(adjusted) / var(null).
+``change_table``
+    ``fit_change``: ``lmer(score ~ 1 + wave2 + (1 | hospital:wave) + (1 | hospital:team:wave))``
+    on the two waves' respondents; a hospital below the minimum group size in either wave is
+    suppressed.
 """
 
 from __future__ import annotations
