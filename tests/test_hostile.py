@@ -12,7 +12,8 @@ test_hypotheses_hostile.py; here is what only the whole DAG can show:
 - free text (a hospital name with HTML) is shown as text in the report;
 - outputs follow the raw files' content (not their time stamps), the settings (min_group_size
   re-runs what it affects and nothing else), and the register (a removed hospital's report
-  is removed); a wave that fails on a rerun keeps nothing of its earlier outputs.
+  is removed); a wave that fails on a rerun keeps nothing of its earlier outputs, and the
+  later waves are rebuilt without it (no change since it, no trend through it).
 """
 
 from __future__ import annotations
@@ -237,21 +238,12 @@ def test_min_group_size_below_three_is_refused(project):
     assert "at min_group_size: 2 is below 3" in res.stdout + res.stderr
 
 
-@pytest.mark.xfail(
-    reason=(
-        "known bug, open: after the previous test changed min_group_size and back, the rerun "
-        "that fails wave 2024-1 still schedules its ingest (a later wave's job asks for the "
-        "failed wave's outputs, planned from the validation.json that was there before "
-        "validation re-ran), so the error is printed twice and the run ends with a failed job; "
-        "it passes when run alone"
-    ),
-    strict=False,
-)
 def test_a_wave_that_fails_on_a_rerun_keeps_nothing_old(project):
     proj = project["proj"]
     teams = proj / "data/raw/2024-1/teams.csv"
     pd.read_csv(teams, dtype=str).drop(columns=["team_name"]).to_csv(teams, index=False)
     second = mtimes(proj, "reports/2025-2")
+    second_html = (proj / "reports/2025-2/H01.html").read_text()
     res = run_snakemake(proj, check=False)
     out = res.stdout + res.stderr
     assert res.returncode == 1
@@ -259,4 +251,14 @@ def test_a_wave_that_fails_on_a_rerun_keeps_nothing_old(project):
     assert not (proj / "reports/2024-1").exists()
     assert not (proj / "data/processed/2024-1").exists()
     assert [p.name for p in (proj / "results/2024-1").iterdir()] == ["validation.json"]
-    assert mtimes(proj, "reports/2025-2") == second, "the good wave was rebuilt"
+    # the good wave is processed, and compared with no wave that fails: its change since
+    # 2024-1 is removed and its reports no longer show 2024-1 (they did before)
+    assert "2024-1" in second_html
+    assert not (proj / "results/2025-2/multilevel/change.csv").exists()
+    assert out.count("removed results/2025-2/multilevel/change.csv") == 1
+    for h in second:
+        html = (proj / h).read_text() if h.endswith(".html") else ""
+        assert "2024-1" not in html, h
+    assert set(mtimes(proj, "reports/2025-2")) == set(second)
+    trends = pd.read_csv(proj / "results/2025-2/benchmark/trends.csv", dtype=str)
+    assert set(trends["wave"]) == {"2025-2"}

@@ -10,7 +10,7 @@ from conftest import ROOT
 
 from flaqum.config import load_study, read_yaml
 from flaqum.errors import ConfigError
-from flaqum.outputs import clear_failed_wave, raw_manifest, stale_reports
+from flaqum.outputs import clear_failed_wave, raw_manifest, run_summary, stale_reports
 
 
 def test_manifest_follows_content_not_time_stamps(tmp_path):
@@ -48,6 +48,20 @@ def test_stale_reports_are_those_without_a_hospital(tmp_path):
     for name in ("H1.html", "H2.html", "H2.pdf", "research/consortium.html"):
         (folder / name).write_text("x")
     assert [p.name for p in stale_reports(tmp_path, "w1", ["H1"])] == ["H2.html", "H2.pdf"]
+
+
+def test_the_run_summary_removes_a_change_without_a_valid_previous_wave(tmp_path):
+    change = tmp_path / "results/w2/multilevel/change.csv"
+    change.parent.mkdir(parents=True)
+    change.write_text("x")
+    (tmp_path / "results/w2/multilevel/teams.csv").write_text("x")
+    stale = ["results/w2/multilevel/change.csv", "results/w3/multilevel/change.csv"]
+    record, text = run_summary(tmp_path, ["w2"], [], {}, {"w2": []}, stale=stale)
+    assert record["outputs_removed"] == ["results/w2/multilevel/change.csv"]
+    assert not change.exists() and (tmp_path / "results/w2/multilevel/teams.csv").exists()
+    assert "removed results/w2/multilevel/change.csv: no earlier wave passes" in text
+    with pytest.raises(ValueError, match="wave must start with a letter"):
+        run_summary(tmp_path, ["w2"], [], {}, {}, stale=["results/../w2/x.csv"])
 
 
 def test_nested_config_from_the_command_line_gets_its_types():

@@ -8,6 +8,8 @@
   valid state is removed (processed data, results, reports), so no later step and no reader
   takes an old result for the current one. Only ``validation.json`` (the findings) stays.
 - ``stale_reports``: reports of hospitals that are no longer in the wave's register.
+- ``run_summary`` also removes the outputs the DAG names as stale: a valid wave's change since
+  the previous wave, once no earlier wave passes validation (one failed on a rerun).
 
 Every path is built from a wave name and hospital ids that passed ``flaqum.ids``, and every
 removal is checked to stay inside the study folder.
@@ -107,9 +109,11 @@ def run_summary(
     hospitals: dict[str, list[str]],
     raw_dir: str = "data/raw",
     shown: int = 3,
+    stale=(),
 ) -> tuple[dict, str]:
     """The end of a run: (record, text). Removes reports of hospitals no longer in a valid
-    wave's register; lists each failed wave's first findings and where all of them are;
+    wave's register, and the ``stale`` outputs (paths relative to ``root``, each a wave's
+    change since a wave that no longer passes validation); lists each failed wave's first findings and where all of them are;
     names wave folders that are not waves and hypotheses that could not be fitted.
     ``shown``: findings listed per rule broken (validation.json has them all)."""
     import json
@@ -128,6 +132,17 @@ def run_summary(
             lines.append(
                 f"removed {path.relative_to(root)}: hospital {path.stem!r} is no longer in the "
                 f"organisations register of wave {wave}"
+            )
+    outputs_removed = []
+    for rel in stale:
+        path = root / rel
+        _check_wave(Path(rel).parts[1])
+        if path.is_file():
+            _inside(root, path).unlink()
+            outputs_removed.append(str(rel))
+            lines.append(
+                f"removed {rel}: no earlier wave passes validation now, so there is no change "
+                "to show"
             )
     not_fitted = []
     for wave in waves:
@@ -166,6 +181,7 @@ def run_summary(
         "waves_failed": {w: {"errors": errors[w]} for w in failed},
         "not_waves": invalid_waves,
         "reports_removed": removed,
+        "outputs_removed": outputs_removed,
         "hypotheses_not_fitted": not_fitted,
         "status": "fail" if failed or invalid_waves else "pass",
     }

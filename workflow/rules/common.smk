@@ -184,6 +184,16 @@ def hypothesis_checksums():
     return raw_manifest(Path("config/hypotheses").glob("*.yaml"))
 
 
+def stale_outputs(wildcards):
+    """Outputs of a valid wave that no longer have a place: its change since the previous
+    wave when no earlier wave passes validation any more (removed at the run's end)."""
+    return [
+        f"results/{w}/multilevel/change.csv"
+        for w in WAVES
+        if wave_passed(w) and not previous_wave(w)
+    ]
+
+
 def expected_reports(wildcards):
     """Per valid wave, the hospitals of its register (reports of others are stale)."""
     return {w: list(wave_hospitals(w)) for w in WAVES if wave_passed(w)}
@@ -247,8 +257,11 @@ def survey_sources(wave):
 
 
 def previous_wave(wave):
-    """The wave before this one (wave names sort in time order), or None."""
-    earlier = [w for w in WAVES if w < wave]
+    """The latest earlier wave that passed validation (wave names sort in time order), or
+    None. A wave that fails validation (also on a rerun, after its outputs were cleared) is
+    never compared against: the later waves' changes, invariance and trends are rebuilt
+    without it."""
+    earlier = [w for w in WAVES if w < wave and wave_passed(w)]
     return earlier[-1] if earlier else None
 
 

@@ -1,6 +1,6 @@
 # The end of a run: one provenance record per valid wave, then one summary of the whole run.
 # run_summary prints what failed and where the findings are, removes reports of hospitals
-# that left a wave's register, and exits non-zero while any wave fails validation, so that a
+# that left a wave's register and a valid wave's change since a wave that no longer passes, and exits non-zero while any wave fails validation, so that a
 # plain `snakemake` processes every valid wave and still says, at its end, that one did not.
 
 
@@ -41,5 +41,6 @@ rule run_summary:
         failed=failed_waves,
         invalid_waves=INVALID_WAVES,
         hospitals=expected_reports,
+        stale=stale_outputs,
     script:
         "../scripts/run_summary.py"

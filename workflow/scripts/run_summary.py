@@ -16,6 +16,7 @@ record, text = run_summary(
     sm.params.invalid_waves,
     sm.params.hospitals,
     raw_dir=study.config["raw_dir"],
+    stale=sm.params.stale,
 )
 with open(sm.log[0], "a") as fh:
     fh.write(text + "\n")
