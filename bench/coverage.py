@@ -69,8 +69,9 @@ import pandas as pd
 
 from flaqum import outcomes
 from flaqum.config import load_study
+from flaqum.hypotheses import load_hypothesis
 from flaqum.multilevel import fit_change, fit_nested
-from flaqum.outcomes import load_hypothesis, run_hypothesis
+from flaqum.outcomes import run_hypothesis
 from flaqum.recovery import attenuation, hypothesis_inputs, score_wave
 from flaqum.simulate import TRUTH, generate_consortium
 

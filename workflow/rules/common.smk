@@ -16,7 +16,7 @@ except ImportError:
 
 from flaqum.config import load_study
 from flaqum.errors import FlaqumError
-from flaqum.outcomes import check_hypotheses
+from flaqum.hypotheses import check_hypotheses
 from flaqum.ids import ID_REGEX
 from flaqum.io import find_source
 from flaqum.outputs import raw_manifest
