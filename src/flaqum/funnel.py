@@ -57,6 +57,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from flaqum.constants import Z95_FUNNEL, Z998
+
 __all__ = [
     "Indicator",
     "INDICATORS",
@@ -71,7 +73,6 @@ __all__ = [
     "funnel_table",
 ]
 
-Z95, Z998 = 1.959964, 3.090232  # FunnelPlotR's constants (qnorm(0.975), qnorm(0.999))
 MIN_HOSPITALS = 3
 
 
@@ -205,8 +206,8 @@ def od_limits(expected, tau2: float) -> dict[str, np.ndarray]:
     """Overdispersion-adjusted limits of O / E around 1: exp(-/+ z sqrt(1/E + tau2))."""
     sd = np.sqrt(1 / np.asarray(expected, float) + tau2)
     return {
-        "ll95": np.exp(-Z95 * sd),
-        "ul95": np.exp(Z95 * sd),
+        "ll95": np.exp(-Z95_FUNNEL * sd),
+        "ul95": np.exp(Z95_FUNNEL * sd),
         "ll998": np.exp(-Z998 * sd),
         "ul998": np.exp(Z998 * sd),
     }

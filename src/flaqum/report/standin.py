@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from flaqum.config import Study
+from flaqum.constants import Z95
 
 
 def _group_means(scores: pd.DataFrame, scales: list[str], keys: list[str], k: int):
@@ -23,8 +24,8 @@ def _group_means(scores: pd.DataFrame, scales: list[str], keys: list[str], k: in
         se = agg["sd"].fillna(agg["sd"].median()) / np.sqrt(agg["n"])
         agg["eb_mean"] = agg["raw_mean"]
         agg["eb_se"] = se
-        agg["ci_low"] = agg["eb_mean"] - 1.96 * se
-        agg["ci_high"] = agg["eb_mean"] + 1.96 * se
+        agg["ci_low"] = agg["eb_mean"] - Z95 * se
+        agg["ci_high"] = agg["eb_mean"] + Z95 * se
         agg["suppressed"] = agg["n"] < k
         agg.insert(0, "scale", sid)
         rows.append(agg.drop(columns="sd"))
@@ -113,8 +114,8 @@ def change_standin(
             "se": se,
         }
     )
-    out["ci_low"] = out["change"] - 1.96 * se
-    out["ci_high"] = out["change"] + 1.96 * se
+    out["ci_low"] = out["change"] - Z95 * se
+    out["ci_high"] = out["change"] + Z95 * se
     return out
 
 
