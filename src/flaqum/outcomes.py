@@ -757,59 +757,11 @@ def fit_hypothesis(hyp: Hypothesis | Mapping, data: pd.DataFrame,
     if reason is not None and reason not in diag_warnings:
         diag_warnings.append(reason)
 
-    pv_cfg = hyp.plausible_values
     with np.errstate(all="ignore"):
         scores_used = _scores_used(hyp, data, design)
         meas = _measurement_error(hyp, design, spec) if fitted else None
-    pv: dict[str, Any] | None = None
-    if design.noisy and int(pv_cfg.draws) > 0 and fitted:
-        m = int(pv_cfg.draws)
-        condition = bool(pv_cfg.condition_on_outcome)
-        rng = np.random.default_rng(int(pv_cfg.seed))
-        fits = []
-        for _ in range(m):
-            Xm = _draw_plausible(design, plain, rng, condition)
-            fits.append(_fit_once(hyp, design, Xm, design.y, spec))
-        ok = [f for f in fits if f["converged"]]
-        pv_warn = []
-        if len(ok) < m:
-            pv_warn.append(f"{m - len(ok)} of {m} plausible-value fits did not converge and "
-                           f"were left out")
-        if len(ok) >= 2:
-            qbar, tse, df, lam, wse = _rubin(ok, design.X.shape[1])
-            pv_est = _estimates(design.names, qbar, tse, df, design.family, design.focal)
-            for row, d, f, u in zip(pv_est, df, lam, wse, strict=True):
-                row["se_within"] = u
-                row["df"] = d
-                row["fraction_missing_info"] = f
-        else:
-            pv_est = []
-            pv_warn.append("fewer than 2 plausible-value fits converged: no pooled estimates")
-        pv = {
-            "method": ("posterior draws conditioned on the outcome (SIR)" if condition
-                       else "unconditional draws from N(eb_mean, eb_se^2)"),
-            "draws": m,
-            "draws_converged": len(ok),
-            "seed": int(pv_cfg.seed),
-            "condition_on_outcome": condition,
-            "scores_drawn": sorted(design.noisy),
-            "combined_by": "Rubin's rules, Barnard-Rubin df",
-            "correction": ({**_correction(spec, design.names, design.focal,
-                                          [r["df"] for r in pv_est]),
-                            "df_method": "Barnard-Rubin (1999) small-sample df, complete-data "
-                                         f"df: {spec['df_method']}",
-                            "reference": "t"} if pv_est else None),
-            "estimates": pv_est,
-            "warnings": pv_warn,
-        }
-    else:
-        if not design.noisy:
-            why = ("no predictor has an eb_se (raw or observed scores, or maturity scores): "
-                   "no plausible values drawn")
-        elif int(pv_cfg.draws) <= 0:
-            why = "plausible_values.draws is 0: no plausible values drawn"
-        else:
-            why = "the model was not fitted: no plausible values drawn"
+    pv, why = _plausible_values(hyp, design, plain, spec, fitted)
+    if why:
         diag_warnings.append(why)
     if hyp.outcome.source == "scale" and hyp.outcome.scores == "eb":
         diag_warnings.append(
@@ -845,6 +797,60 @@ def fit_hypothesis(hyp: Hypothesis | Mapping, data: pd.DataFrame,
         },
     }
     return _clean(result)
+
+
+def _plausible_values(hyp: Hypothesis, design: Design, plain: dict, spec: dict,
+                      fitted: bool) -> tuple[dict | None, str | None]:
+    """The second fit: M plausible values of the scores with an ``eb_se``, each model refitted
+    and the fits combined by Rubin's rules (:func:`_draw_plausible`, :func:`_rubin`). Returns
+    the result's ``plausible_values`` block, or None and the reason none were drawn."""
+    pv_cfg = hyp.plausible_values
+    if not (design.noisy and int(pv_cfg.draws) > 0 and fitted):
+        if not design.noisy:
+            return None, ("no predictor has an eb_se (raw or observed scores, or maturity "
+                          "scores): no plausible values drawn")
+        if int(pv_cfg.draws) <= 0:
+            return None, "plausible_values.draws is 0: no plausible values drawn"
+        return None, "the model was not fitted: no plausible values drawn"
+    m = int(pv_cfg.draws)
+    condition = bool(pv_cfg.condition_on_outcome)
+    rng = np.random.default_rng(int(pv_cfg.seed))
+    fits = []
+    for _ in range(m):
+        Xm = _draw_plausible(design, plain, rng, condition)
+        fits.append(_fit_once(hyp, design, Xm, design.y, spec))
+    ok = [f for f in fits if f["converged"]]
+    pv_warn = []
+    if len(ok) < m:
+        pv_warn.append(f"{m - len(ok)} of {m} plausible-value fits did not converge and "
+                       f"were left out")
+    if len(ok) >= 2:
+        qbar, tse, df, lam, wse = _rubin(ok, design.X.shape[1])
+        pv_est = _estimates(design.names, qbar, tse, df, design.family, design.focal)
+        for row, d, f, u in zip(pv_est, df, lam, wse, strict=True):
+            row["se_within"] = u
+            row["df"] = d
+            row["fraction_missing_info"] = f
+    else:
+        pv_est = []
+        pv_warn.append("fewer than 2 plausible-value fits converged: no pooled estimates")
+    return {
+        "method": ("posterior draws conditioned on the outcome (SIR)" if condition
+                   else "unconditional draws from N(eb_mean, eb_se^2)"),
+        "draws": m,
+        "draws_converged": len(ok),
+        "seed": int(pv_cfg.seed),
+        "condition_on_outcome": condition,
+        "scores_drawn": sorted(design.noisy),
+        "combined_by": "Rubin's rules, Barnard-Rubin df",
+        "correction": ({**_correction(spec, design.names, design.focal,
+                                      [r["df"] for r in pv_est]),
+                        "df_method": "Barnard-Rubin (1999) small-sample df, complete-data "
+                                     f"df: {spec['df_method']}",
+                        "reference": "t"} if pv_est else None),
+        "estimates": pv_est,
+        "warnings": pv_warn,
+    }, None
 
 
 def _identity(hyp: Hypothesis, wave: str | None, status: str, reason) -> dict:
