@@ -616,11 +616,31 @@ class Design:
         missing = [c for c in [ycol, exposure, *preds, *covs] if c and c not in data.columns]
         if missing:
             raise ConfigError(f"hypothesis {hyp.id}: columns {missing} not in the data")
-        need = [c for c in [ycol, exposure, *preds, *covs] if c]
         roles = {ycol: "outcome", **({exposure: "exposure"} if exposure else {}),
                  **{c: "predictor" for c in preds}, **{c: "covariate" for c in covs}}
         # values that are there but cannot enter a model: data errors, never dropped quietly
         self.problems = _value_problems(data, roles, self.family, self.level)
+        complete = self._complete_rows(data, ycol, exposure, list(roles))
+        self.n_dropped = int((~complete).sum())
+        df = data.loc[complete].reset_index(drop=True)
+        self.df = df
+        self.n = len(df)
+        self.y = pd.to_numeric(df[ycol], errors="coerce").to_numpy(float)
+        self.exposure = (pd.to_numeric(df[exposure], errors="coerce").to_numpy(float)
+                         if exposure else None)
+        with np.errstate(all="ignore"):
+            self.offset = (np.log(self.exposure) if exposure and self.family in COUNT_FAMILIES
+                           else None)
+        self._terms(data, preds, covs, hyp.standardize)
+        self.groups = (pd.factorize(df[HOSPITAL].astype(str), sort=True)[0]
+                       if self.level == "team" else None)
+        self.n_clusters = int(len(np.unique(self.groups))) if self.groups is not None else None
+
+    def _complete_rows(self, data: pd.DataFrame, ycol: str, exposure: str | None,
+                       need: list[str]) -> pd.Series:
+        """The rows with every value present (the others counted in ``missing``) and, in
+        count and binomial models, a positive exposure and no more successes than trials
+        (the rows dropped for these, each rule with a warning)."""
         present = data[need].notna()
         complete = present.all(axis=1)
         self.n_rows = len(data)
@@ -640,16 +660,15 @@ class Design:
             if bad.any():
                 self.warnings.append(f"{int(bad.sum())} rows with {ycol} > {exposure} dropped")
             complete &= ~bad
-        self.n_dropped = int((~complete).sum())
-        df = data.loc[complete].reset_index(drop=True)
-        self.df = df
-        self.n = len(df)
-        self.y = pd.to_numeric(df[ycol], errors="coerce").to_numpy(float)
-        self.exposure = (pd.to_numeric(df[exposure], errors="coerce").to_numpy(float)
-                         if exposure else None)
-        with np.errstate(all="ignore"):
-            self.offset = (np.log(self.exposure) if exposure and self.family in COUNT_FAMILIES
-                           else None)
+        return complete
+
+    def _terms(self, data: pd.DataFrame, preds: list[str], covs: list[str],
+               standardize: bool) -> None:
+        """The model matrix ``X`` of the complete rows: an intercept, each numeric predictor
+        or covariate as it is (focal predictors per SD with ``standardize``), each text one as
+        dummies against its first level in sorted order; ``names``, ``focal`` and the
+        estimated scores (:meth:`_noisy`)."""
+        df = self.df
         cols: list[np.ndarray] = [np.ones(self.n)]
         names = ["Intercept"]
         self.focal: list[str] = []
@@ -660,7 +679,7 @@ class Design:
             if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
                 x = s.to_numpy(float)
                 centre, scale = 0.0, 1.0
-                if is_pred and hyp.standardize:
+                if is_pred and standardize:
                     sd = float(np.std(x, ddof=1)) if self.n > 1 else float("nan")
                     if np.isfinite(sd) and sd > 0:
                         centre, scale = float(np.mean(x)), sd
@@ -670,30 +689,7 @@ class Design:
                 names.append(name)
                 if is_pred:
                     self.focal.append(name)
-                se_col = f"{name}__se"
-                if is_pred and se_col in df.columns:
-                    se = pd.to_numeric(df[se_col], errors="coerce").to_numpy(float)
-                    if np.isnan(se).any():
-                        self.warnings.append(
-                            f"{name}: {int(np.isnan(se).sum())} units without eb_se; their "
-                            f"score is taken as known"
-                        )
-                        se = np.nan_to_num(se, nan=0.0)
-                    if (se > 0).any():
-                        unit_level = "team" if self.level == "team" and not \
-                            self._is_hospital_level(data, name) else "hospital"
-                        ukeys = TEAM_KEYS if unit_level == "team" else [HOSPITAL]
-                        labels = df[ukeys[0]].astype(str)
-                        for key in ukeys[1:]:  # the same labels as "\x1f".join, row-wise
-                            labels = labels + "\x1f" + df[key].astype(str)
-                        units = pd.factorize(labels, sort=True)[0]
-                        raw_col = f"{name}__raw"
-                        raw = (pd.to_numeric(df[raw_col], errors="coerce").to_numpy(float)
-                               if raw_col in df.columns else None)
-                        self.noisy[name] = {"eb": x, "se": se, "units": units,
-                                            "col": len(cols) - 1, "centre": centre,
-                                            "scale": scale, "raw": raw,
-                                            "level": unit_level}
+                    self._noisy(data, name, x, len(cols) - 1, centre, scale)
             else:
                 levels = sorted(s.astype(str).unique())
                 for lev in levels[1:]:
@@ -706,9 +702,37 @@ class Design:
                     self.warnings.append(f"{name} is categorical: reference level {levels[0]!r}")
         self.X = np.column_stack(cols) if cols else np.empty((self.n, 0))
         self.names = names
-        self.groups = (pd.factorize(df[HOSPITAL].astype(str), sort=True)[0]
-                       if self.level == "team" else None)
-        self.n_clusters = int(len(np.unique(self.groups))) if self.groups is not None else None
+
+    def _noisy(self, data: pd.DataFrame, name: str, x: np.ndarray, col: int, centre: float,
+               scale: float) -> None:
+        """A focal predictor that is an estimated score (an EB mean with a positive
+        ``eb_se``): its values, standard errors, units (a team's or a hospital's), column of
+        ``X`` and raw means, for the plausible values and the reliability correction."""
+        df = self.df
+        se_col = f"{name}__se"
+        if se_col not in df.columns:
+            return
+        se = pd.to_numeric(df[se_col], errors="coerce").to_numpy(float)
+        if np.isnan(se).any():
+            self.warnings.append(
+                f"{name}: {int(np.isnan(se).sum())} units without eb_se; their "
+                f"score is taken as known"
+            )
+            se = np.nan_to_num(se, nan=0.0)
+        if not (se > 0).any():
+            return
+        unit_level = ("team" if self.level == "team" and not self._is_hospital_level(data, name)
+                      else "hospital")
+        ukeys = TEAM_KEYS if unit_level == "team" else [HOSPITAL]
+        labels = df[ukeys[0]].astype(str)
+        for key in ukeys[1:]:  # the same labels as "\x1f".join, row-wise
+            labels = labels + "\x1f" + df[key].astype(str)
+        units = pd.factorize(labels, sort=True)[0]
+        raw_col = f"{name}__raw"
+        raw = (pd.to_numeric(df[raw_col], errors="coerce").to_numpy(float)
+               if raw_col in df.columns else None)
+        self.noisy[name] = {"eb": x, "se": se, "units": units, "col": col, "centre": centre,
+                            "scale": scale, "raw": raw, "level": unit_level}
 
     @staticmethod
     def _is_hospital_level(data: pd.DataFrame, name: str) -> bool:
