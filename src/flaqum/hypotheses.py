@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,7 @@ LARGE = 1e150
 #: multilevel tables, the maturity scores, the registers and the (optional) outcomes.
 INPUTS = ("hospitals", "teams", "maturity", "organisations", "outcomes", "team_outcomes")
 # The sources whose files a hypothesis reads besides the multilevel tables.
-READ_SOURCES = ("maturity", "organisations", "outcomes", "team_outcomes")
+READ_SOURCES = tuple(k for k in INPUTS if k not in ("hospitals", "teams"))
 # The level an outcome source is measured at (rule: the outcome is at the hypothesis' level).
 SOURCE_LEVEL = {"outcomes": "hospital", "team_outcomes": "team"}
 
@@ -77,8 +77,8 @@ class Outcome:
 
     column: str
     source: str  # "outcomes", "team_outcomes" or "scale"
-    exposure: str | None = None  # count models: offset log(exposure); binomial: the trials
-    scores: str = "eb"  # a scale outcome: its EB ("eb") or raw ("raw") mean
+    exposure: str | None  # count models: offset log(exposure); binomial: the trials
+    scores: str  # a scale outcome: its EB ("eb") or raw ("raw") mean
 
 
 @dataclass(frozen=True)
@@ -118,15 +118,12 @@ class Hypothesis:
         """A hypothesis from the mapping of its file, with the defaults of the schema (and the
         outcome's source: ``outcomes`` at hospital level, ``team_outcomes`` at team level)."""
         full = schema_defaults(dict(data), "hypothesis")
-        out = dict(full["outcome"])
+        out = {"exposure": None, **full["outcome"]}
         out.setdefault("source", "outcomes" if full["level"] == "hospital" else "team_outcomes")
         return cls(**{**full, "outcome": Outcome(**out),
                       "predictors": list(full["predictors"]),
                       "covariates": list(full["covariates"]),
                       "plausible_values": PlausibleValues(**full["plausible_values"])})
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     def applies(self, wave: str | None) -> bool:
         """Whether the hypothesis is to be fitted in ``wave`` (its ``waves``: "all" or a list;
