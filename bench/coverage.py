@@ -69,8 +69,10 @@ import pandas as pd
 
 from flaqum import outcomes
 from flaqum.config import load_study
+from flaqum.constants import Z95
+from flaqum.hypotheses import load_hypothesis
 from flaqum.multilevel import fit_change, fit_nested
-from flaqum.outcomes import load_hypothesis, run_hypothesis
+from flaqum.outcomes import run_hypothesis
 from flaqum.simulate import TRUTH, generate_consortium
 from flaqum.testing.recovery import attenuation, hypothesis_inputs, score_wave
 
@@ -78,7 +80,6 @@ ROOT = Path(__file__).resolve().parents[1]
 WAVE = "w1"
 WAVE2 = "w2"
 NOMINAL = 0.95
-Z95 = 1.959963984540054
 # scored scale -> (source, generator block of its true means)
 SCALES = {"psych_safety": ("staff", "psych_safety"), "team_collab": ("staff", "team_collab"),
           "qs_prof_total": ("staff", "qs_prof"), "qs_pat_total": ("patients", "qs_pat")}

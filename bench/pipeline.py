@@ -201,6 +201,8 @@ def lme4_ratio(proj: Path, n: int, wave: str = "2024-1") -> dict:
 
 
 def main(argv=None):
+    from flaqum.simulate import DEMO
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[30, 300, 3000])
     ap.add_argument("--stage", choices=["foundation", "all"], default="foundation")
@@ -210,7 +212,7 @@ def main(argv=None):
         default=3,
         help="with --stage all: render reports of this many hospitals (0: all)",
     )
-    ap.add_argument("--seed", type=int, default=20261122)
+    ap.add_argument("--seed", type=int, default=DEMO["seed"])
     ap.add_argument("--out", default=str(ROOT / "bench" / "out"))
     ap.add_argument("--record", action="store_true", help="write bench/results/<date>-<stage>.md")
     ap.add_argument("--keep", action="store_true", help="keep the generated projects")

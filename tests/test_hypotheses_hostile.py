@@ -2,7 +2,7 @@
 result that says why it has no numbers, never a traceback or a silent blank.
 
 1. Hypothesis files are checked against the study before any job runs
-   (:func:`flaqum.outcomes.check_hypotheses`): all problems at once, each naming the file, the
+   (:func:`flaqum.hypotheses.check_hypotheses`): all problems at once, each naming the file, the
    key, the value and the rule, with "did you mean" for a near miss.
 2. Values no model can take (missing, constant, text, inf, 1e308, negative counts) give
    ``status: not_fitted`` with the reason, ``n`` 0, and a summary row that says so; the
@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import json
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -26,16 +27,20 @@ from test_outcomes import hyp, shipped, simulate_wave
 from flaqum import outcomes
 from flaqum.config import load_study
 from flaqum.errors import ConfigError, InputError
-from flaqum.outcomes import (
+from flaqum.hypotheses import (
     assemble_data,
     canonical_ids,
     check_hypotheses,
-    fit_hypothesis,
     hypothesis_problems,
+    load_hypothesis,
+    read_inputs,
+    study_names,
+)
+from flaqum.outcomes import (
+    fit_hypothesis,
     not_applicable_result,
     result_to_json,
     run_hypothesis,
-    study_names,
     summarise,
 )
 
@@ -120,7 +125,7 @@ def test_a_file_that_is_not_utf8_is_located(study, tmp_path):
     msg = problems_of(study, p)
     assert f"{p}: not UTF-8 text (byte b'\\xe9' at position" in msg
     with pytest.raises(ConfigError, match="save the file as UTF-8"):
-        outcomes.load_hypothesis(p)
+        load_hypothesis(p)
 
 
 def test_rules_beyond_the_schema_are_all_reported(study, tmp_path):
@@ -424,13 +429,38 @@ def test_absent_optional_outcome_source_is_not_applicable():
                            "delivered (an optional source)")
 
 
+def test_a_wave_the_hypothesis_is_not_declared_for_is_not_applicable():
+    """The placeholder is the package's (run_hypothesis), not the rule script's: no input is
+    needed to write it, and the reason names the wave and the declared ones."""
+    later = replace(shipped("climate_mortality"), waves=["2025-2"])
+    r = run_hypothesis(later, {}, "2024-1")
+    assert r["status"] == "not_applicable" and r["n"] == 0 and r["estimates"] == []
+    assert r["reason"] == "not declared for wave 2024-1 (waves: ['2025-2'])"
+    assert r["id"] == "climate_mortality" and r["outcome"]["column"] == "deaths"
+    assert run_hypothesis(later, simulate_wave(seed=2), "2025-2")["status"] == "fitted"
+
+
+def test_read_inputs_reads_ids_as_text_and_only_the_hypotheses_files(tmp_path):
+    w = simulate_wave(seed=2)
+    w["hospitals"].to_csv(tmp_path / "hospitals.csv", index=False)
+    w["outcomes"].to_parquet(tmp_path / "outcomes.parquet")
+    got = read_inputs({"hospitals": tmp_path / "hospitals.csv",
+                       "outcomes": str(tmp_path / "outcomes.parquet"),
+                       "spec": "config/hypotheses/climate_mortality.yaml"})
+    assert set(got) == {"hospitals", "outcomes"}
+    assert got["hospitals"]["hospital_id"].iloc[0] == "0001"  # not the number 1
+    r = run_hypothesis(shipped("climate_mortality"), {**w, **got}, "w1")
+    assert r == run_hypothesis(shipped("climate_mortality"), w, "w1")
+
+
 # ------------------------------------------------------------------------------------------
 # 3. Numerical failures are reasons, programming errors propagate
 # ------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("error", [TypeError("unsupported operand"), KeyError("alpha"),
-                                   AttributeError("'NoneType' object has no attribute 'x'")])
+                                   AttributeError("'NoneType' object has no attribute 'x'"),
+                                   ZeroDivisionError("float division by zero")])
 def test_programming_errors_in_the_fit_propagate(monkeypatch, error):
     def broken(*args, **kwargs):
         raise error
@@ -442,7 +472,8 @@ def test_programming_errors_in_the_fit_propagate(monkeypatch, error):
 
 @pytest.mark.parametrize("error", [np.linalg.LinAlgError("Singular matrix"),
                                    ValueError("NaN, inf or invalid value detected in weights"),
-                                   OverflowError("math range error")])
+                                   OverflowError("math range error"),
+                                   FloatingPointError("overflow encountered in exp")])
 def test_numerical_failures_are_reasons(monkeypatch, error):
     def failing(*args, **kwargs):
         raise error

@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flaqum.outcomes import assemble_data, fit_hypothesis, load_hypothesis
+from flaqum.hypotheses import assemble_data, load_hypothesis
+from flaqum.outcomes import fit_hypothesis
 
 BETA, TAU, MU = 0.6, 0.25, 3.6
 
@@ -90,7 +91,7 @@ def test_yaml_key_is_validated(tmp_path):
     p.write_text("id: me\ndescription: x\nlevel: hospital\nfamily: gaussian\n"
                  "outcome: {source: outcomes, column: y}\npredictors: [qs_prof_total]\n"
                  "measurement_error: reliability\n")
-    assert load_hypothesis(p)["measurement_error"] == "reliability"
+    assert load_hypothesis(p).measurement_error == "reliability"
     p.write_text(p.read_text().replace("reliability", "simex"))
     with pytest.raises(ConfigError, match="measurement_error"):
         load_hypothesis(p)

@@ -8,6 +8,7 @@ estimates with those parameters, not with stored numbers.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +16,9 @@ import pandas as pd
 import pytest
 
 from flaqum.errors import ConfigError
+from flaqum.hypotheses import PlausibleValues, assemble_data, load_hypothesis
 from flaqum.outcomes import (
-    assemble_data,
     fit_hypothesis,
-    load_hypothesis,
     result_to_json,
     run_hypothesis,
     summarise,
@@ -147,9 +147,9 @@ def test_shipped_hypotheses_load():
                                         "prof_quickscan_patient_quickscan", "climate_mortality"}
     for p in SHIPPED:
         h = load_hypothesis(p)
-        assert h["id"] == p.stem
-        assert h["standardize"] is False
-        assert h["plausible_values"]["draws"] > 0
+        assert h.id == p.stem
+        assert h.standardize is False
+        assert h.plausible_values.draws > 0
 
 
 def _write(tmp_path, name, text):
@@ -200,9 +200,11 @@ def test_rules_beyond_the_schema(tmp_path):
 
 def test_defaults_filled(tmp_path):
     h = load_hypothesis(_write(tmp_path, "dflt", GOOD.format(id="dflt")))
-    assert h["standardize"] is False and h["robust"] is True and h["covariates"] == []
-    assert h["predictor_scores"] == "eb" and h["waves"] == "all"
-    assert h["plausible_values"] == {"draws": 20, "seed": 20261122, "condition_on_outcome": True}
+    assert h.standardize is False and h.robust is True and h.covariates == []
+    assert h.predictor_scores == "eb" and h.waves == "all" and h.measurement_error == "none"
+    assert h.outcome.scores == "eb" and h.outcome.source == "outcomes"
+    assert h.plausible_values == PlausibleValues(draws=20, seed=20261122,
+                                                 condition_on_outcome=True)
 
 
 def test_unknown_predictor_names_the_hypothesis():
@@ -304,7 +306,7 @@ def test_unconditional_plausible_values_attenuate():
     w = simulate_wave(seed=1, n_hosp=30, teams_per=10, b_incidents=b)
     h = shipped("psych_safety_incident_reporting")
     cond = run_hypothesis(h, w, "w1")
-    h2 = {**h, "plausible_values": {**h["plausible_values"], "condition_on_outcome": False}}
+    h2 = replace(h, plausible_values=replace(h.plausible_values, condition_on_outcome=False))
     unc = run_hypothesis(h2, w, "w1")
     rel = cond["scores_used"]["psych_safety"]["reliability"]
     b_cond = term(cond["plausible_values"]["estimates"], "psych_safety")["estimate"]
@@ -327,7 +329,7 @@ def test_cross_level_gaussian_cluster_robust():
     assert r["plausible_values"] is None  # maturity scores carry no eb_se
     assert any("no predictor has an eb_se" in m for m in r["diagnostics"]["warnings"])
     # a naive (non-clustered) SE would be smaller: mm_total varies only between hospitals
-    naive = run_hypothesis({**shipped("maturity_psych_safety"), "robust": False}, w, "w1")
+    naive = run_hypothesis(replace(shipped("maturity_psych_safety"), robust=False), w, "w1")
     assert term(naive["estimates"], "mm_total")["se"] < e["se"]
 
 
@@ -335,7 +337,7 @@ def test_standardize_gives_per_sd_effects():
     w = simulate_wave(seed=3, n_hosp=200, teams_per=2)
     h = shipped("prof_quickscan_patient_quickscan")
     per_point = term(run_hypothesis(h, w)["estimates"], "qs_prof_total")["estimate"]
-    per_sd = term(run_hypothesis({**h, "standardize": True}, w)["estimates"],
+    per_sd = term(run_hypothesis(replace(h, standardize=True), w)["estimates"],
                   "qs_prof_total")["estimate"]
     sd = w["hospitals"].query("scale == 'qs_prof_total'")["eb_mean"].std(ddof=1)
     assert per_sd == pytest.approx(per_point * sd)
@@ -480,7 +482,7 @@ def test_deterministic_and_independent_of_row_order():
 
 def test_hospital_score_at_team_level_draws_per_hospital():
     w = simulate_wave(seed=2, n_hosp=20, teams_per=5)
-    h = {**shipped("psych_safety_incident_reporting"), "predictors": ["hospital:team_collab"]}
+    h = replace(shipped("psych_safety_incident_reporting"), predictors=["hospital:team_collab"])
     d = assemble_data(h, w)
     assert (d.groupby("hospital_id")["hospital:team_collab"].nunique() == 1).all()
     r = fit_hypothesis(h, d, "w1")
@@ -492,7 +494,7 @@ def test_hospital_score_at_team_level_draws_per_hospital():
 
 def test_scale_outcome_reports_its_reliability():
     hyp = shipped("maturity_psych_safety")
-    hyp["outcome"] = {**hyp["outcome"], "scores": "eb"}
+    hyp = replace(hyp, outcome=replace(hyp.outcome, scores="eb"))
     r = run_hypothesis(hyp, simulate_wave(seed=2), "w1")
     assert 0 < r["scores_used"]["psych_safety"]["reliability"] < 1
     assert r["scores_used"]["psych_safety"]["plausible_values"] is False
@@ -526,8 +528,8 @@ def test_shipped_demo_draws_no_specification_warning():
     assert r["scores_used"]["qs_pat_total"]["score"] == "raw_mean"
     assert r["scores_used"]["qs_prof_total"]["plausible_values"] is True
     # an EB outcome still draws the warning
-    h = {**shipped("prof_quickscan_patient_quickscan")}
-    h["outcome"] = {**h["outcome"], "scores": "eb"}
+    h = shipped("prof_quickscan_patient_quickscan")
+    h = replace(h, outcome=replace(h.outcome, scores="eb"))
     eb = run_hypothesis(h, w, "w1")
     assert any("shrunken EB mean" in m for m in eb["diagnostics"]["warnings"])
 
@@ -536,5 +538,5 @@ def test_shipped_hypotheses_point_to_files_the_pipeline_writes():
     text = (ROOT / "config" / "hypotheses" / "maturity_psych_safety.yaml").read_text()
     assert "cross_level.csv" not in text
     assert "results/<wave>/multilevel/adjusted.csv" in text and "model == cross_level" in text
-    models = (ROOT / "src" / "flaqum" / "models.py").read_text()
+    models = (ROOT / "src" / "flaqum" / "multilevel_tables.py").read_text()
     assert 'models["cross_level"]' in models and '"adjusted"' in models

@@ -4,13 +4,22 @@ the command line (flaqum.config)."""
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 from conftest import ROOT
 
 from flaqum.config import load_study, read_yaml
 from flaqum.errors import ConfigError
-from flaqum.outputs import clear_failed_wave, raw_manifest, run_summary, stale_reports
+from flaqum.outputs import (
+    SOURCE_FILES,
+    WAVE_FILES,
+    clear_failed_wave,
+    raw_manifest,
+    run_summary,
+    stale_reports,
+    wave_file,
+)
 
 
 def test_manifest_follows_content_not_time_stamps(tmp_path):
@@ -23,6 +32,32 @@ def test_manifest_follows_content_not_time_stamps(tmp_path):
     after = raw_manifest([f])
     assert list(before) == ["teams.csv"] and before != after
     assert len(after["teams.csv"]) == 64
+
+
+def _rule_outputs() -> list[re.Pattern]:
+    """The paths the rules write (the quoted paths in their ``output:`` blocks), as patterns
+    in which a wildcard stands for any name."""
+    out = []
+    for smk in sorted((ROOT / "workflow" / "rules").glob("*.smk")):
+        for block in re.findall(r"^    output:\n((?:        .*\n|\n)+)", smk.read_text(), re.M):
+            for path in re.findall(r'"([^"]*\{wave\}[^"]*)"', block):
+                parts = re.split(r"(\{[a-z_]+\})", path)
+                out.append(re.compile("".join(
+                    "{wave}" if p == "{wave}" else "[^/]+" if p.startswith("{") else re.escape(p)
+                    for p in parts)))
+    return out
+
+
+def test_every_path_of_the_one_list_is_written_by_a_rule():
+    """flaqum.outputs holds the paths the readers use; the rules' outputs are written out in
+    the rule files. A renamed output that the list does not follow fails here."""
+    outputs = _rule_outputs()
+    assert len(outputs) > 20
+    for key, path in {**WAVE_FILES, **SOURCE_FILES}.items():
+        probe = path.replace("{source}", "staff")
+        assert any(p.fullmatch(probe) for p in outputs), f"{key}: no rule writes {path}"
+    assert wave_file("hospitals", "2024-1") == "results/2024-1/multilevel/hospitals.csv"
+    assert wave_file("processed", "2024-1", "staff") == "data/processed/2024-1/staff.parquet"
 
 
 def test_a_failed_wave_keeps_only_its_findings(tmp_path):

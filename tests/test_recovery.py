@@ -13,8 +13,9 @@ import pandas as pd
 import pytest
 from conftest import ROOT
 
+from flaqum.hypotheses import load_hypothesis
 from flaqum.multilevel import fit_nested
-from flaqum.outcomes import load_hypothesis, run_hypothesis
+from flaqum.outcomes import run_hypothesis
 from flaqum.simulate import TRUTH, generate_consortium
 from flaqum.testing.recovery import attenuation as recovery_attenuation
 from flaqum.testing.recovery import hypothesis_inputs, score_wave

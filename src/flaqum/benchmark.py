@@ -57,8 +57,7 @@ import pandas as pd
 from scipy import stats
 
 from flaqum.config import Instrument, Study
-
-Z95 = 1.959964
+from flaqum.constants import Z95
 
 ITEM_COLUMNS = [
     "hospital_id",

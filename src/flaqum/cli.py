@@ -29,13 +29,7 @@ def _demo(args) -> int:
         )
         return 0
     truth = generate_consortium(out, study, demo["hospitals"], waves, demo["seed"])
-    for wave, wt in truth["waves"].items():
-        print(
-            f"{out / wave}: {len(wt['hospitals_in_wave'])} hospitals, {wt['n_staff']} "
-            f"professionals, {wt['n_patients']} patients and kin"
-        )
-    print(f"true parameters: {out / 'ground_truth.json'}")
-    return 0
+    return _written(out, truth)
 
 
 def _simulate(args) -> int:
@@ -44,11 +38,17 @@ def _simulate(args) -> int:
 
     study = load_study(args.config)
     truth = generate_consortium(args.out, study, args.hospitals, args.waves, args.seed, args.format)
+    return _written(Path(args.out), truth)
+
+
+def _written(out: Path, truth: dict) -> int:
+    """Say what a synthetic consortium holds and where its true parameters are."""
     for wave, wt in truth["waves"].items():
         print(
-            f"{wave}: {len(wt['hospitals_in_wave'])} hospitals, {wt['n_staff']} "
+            f"{out / wave}: {len(wt['hospitals_in_wave'])} hospitals, {wt['n_staff']} "
             f"professionals, {wt['n_patients']} patients and kin"
         )
+    print(f"true parameters: {out / 'ground_truth.json'}")
     return 0
 
 
@@ -69,6 +69,8 @@ def _validate(args) -> int:
 
 
 def main(argv=None) -> int:
+    from flaqum.simulate import DEMO
+
     ap = argparse.ArgumentParser(prog="flaqum", description=__doc__.split("\n\n")[0])
     ap.add_argument(
         "--config", default="config/config.yaml", help="study config (default: %(default)s)"
@@ -78,11 +80,16 @@ def main(argv=None) -> int:
     d.add_argument("--out", help="folder for the wave folders (default: raw_dir of the config)")
     d.add_argument("--force", action="store_true", help="write the demo waves again")
     d.set_defaults(func=_demo)
-    s = sub.add_parser("simulate", help="write a synthetic consortium of any size")
-    s.add_argument("out")
-    s.add_argument("--hospitals", type=int, default=30)
-    s.add_argument("--waves", nargs="+", default=["2024-1", "2025-2"])
-    s.add_argument("--seed", type=int, default=20261122)
+    s = sub.add_parser(
+        "simulate",
+        help="write a synthetic consortium of any size (deterministic per seed)",
+        description="Write <out>/<wave>/ folders and <out>/ground_truth.json; defaults: the "
+        "demo's (the config schema's demo section).",
+    )
+    s.add_argument("out", help="folder to write <wave>/ folders and ground_truth.json into")
+    s.add_argument("--hospitals", type=int, default=DEMO["hospitals"])
+    s.add_argument("--waves", nargs="+", default=DEMO["waves"])
+    s.add_argument("--seed", type=int, default=DEMO["seed"])
     s.add_argument("--format", choices=["sav", "csv"], default="sav")
     s.set_defaults(func=_simulate)
     v = sub.add_parser("validate", help="check one wave folder and print the findings")

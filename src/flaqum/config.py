@@ -327,6 +327,12 @@ def _fill_defaults(value: dict, schema: dict) -> dict:
     return out
 
 
+def schema_defaults(data: dict, schema_name: str) -> dict:
+    """``data`` with the defaults of the package's schema ``<schema_name>.schema.yaml``
+    filled in (a hypothesis file's, for instance): the schema is the one place they are held."""
+    return _fill_defaults(data, load_schema(schema_name))
+
+
 def with_defaults(config: dict) -> dict:
     """The config with the schema's defaults: the one place defaults are held
     (``src/flaqum/schemas/config.schema.yaml``); the code reads keys, never guesses them."""

@@ -60,6 +60,8 @@ import pandas as pd
 from numpy.typing import ArrayLike
 from scipy import stats
 
+from flaqum.constants import Z95_FUNNEL, Z998
+
 __all__ = [
     "Indicator",
     "INDICATORS",
@@ -75,7 +77,6 @@ __all__ = [
     "funnel_table",
 ]
 
-Z95, Z998 = 1.959964, 3.090232  # FunnelPlotR's constants (qnorm(0.975), qnorm(0.999))
 MIN_HOSPITALS = 3
 
 
@@ -221,8 +222,8 @@ def od_limits(expected: ArrayLike, tau2: float) -> dict[str, np.ndarray]:
     """Overdispersion-adjusted limits of O / E around 1: exp(-/+ z sqrt(1/E + tau2))."""
     sd = np.sqrt(1 / np.asarray(expected, float) + tau2)
     return {
-        "ll95": np.exp(-Z95 * sd),
-        "ul95": np.exp(Z95 * sd),
+        "ll95": np.exp(-Z95_FUNNEL * sd),
+        "ul95": np.exp(Z95_FUNNEL * sd),
         "ll998": np.exp(-Z998 * sd),
         "ul998": np.exp(Z998 * sd),
     }

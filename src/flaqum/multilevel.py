@@ -39,6 +39,8 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from flaqum.constants import Z95
+
 __all__ = [
     "NestedFit",
     "ChangeFit",
@@ -55,8 +57,6 @@ __all__ = [
 #: A relative Cholesky factor (theta = sd_component / sd_residual) below this is "at zero":
 #: the tolerance of ``lme4::isSingular``.
 SINGULAR_TOL = 1e-4
-#: The normal quantile of the 95% intervals (eb_mean +/- Z95 * eb_se).
-Z95 = 1.96
 
 VARIANCE_COLUMNS = [
     "scale", "n_respondents", "n_teams", "n_hospitals", "intercept", "var_hospital", "var_team",

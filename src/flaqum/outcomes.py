@@ -1,25 +1,15 @@
-"""Outcome hypotheses: scores linked to hospital and team outcomes by declared regression models.
+"""Outcome hypotheses fitted: scores linked to hospital and team outcomes by regression models.
 
-A hypothesis is a YAML file (``config/hypotheses/<id>.yaml``, schema
-``workflow/schemas/hypothesis.schema.yaml``). This module
+The specification of a hypothesis, its checks and the analysis table it is fitted on are
+:mod:`flaqum.hypotheses` (:class:`~flaqum.hypotheses.Hypothesis`,
+:func:`~flaqum.hypotheses.load_hypothesis`, :func:`~flaqum.hypotheses.check_hypotheses`,
+:func:`~flaqum.hypotheses.assemble_data`, :class:`~flaqum.hypotheses.Design`). This module
 
-1. loads and checks it (:func:`load_hypothesis`) and, before any job runs, checks every
-   hypothesis against the study's codebooks and sources (:func:`check_hypotheses`: every
-   problem at once, each naming the file, the key, the value and the rule, with "did you
-   mean" for a near miss),
-2. builds the analysis table at the hypothesis' level from one wave's inputs
-   (:func:`assemble_data`; :func:`read_wave_inputs` reads them from disk and
-   :func:`canonical_ids` names their id columns ``hospital_id`` and ``team_id``),
-3. fits the model and, because a hospital's or team's score is itself an estimate, refits it on
-   plausible values of the scores (:func:`fit_hypothesis`), and
-4. adds Benjamini-Hochberg q-values across the hypotheses of a wave (:func:`summarise`).
-
-What a hypothesis can name (:func:`study_names`, the same lookup as :func:`assemble_data`): a
-scale id of a survey codebook (its EB mean in ``hospitals.csv``, at team level in ``teams.csv``
-and otherwise the hospital's; ``hospital:<scale>`` takes the hospital's), a maturity score, or
-a column declared in the config under ``sources.organisations``, ``sources.outcomes``,
-``sources.maturity`` (and at team level ``sources.team_outcomes``). A register column that is
-not declared is not required by validation, so it may be missing from a wave: declare it.
+1. fits the model and, because a hospital's or team's score is itself an estimate, refits it on
+   plausible values of the scores (:func:`fit_hypothesis`; :func:`run_hypothesis` assembles
+   and fits one hypothesis on a wave's inputs, or gives :func:`not_applicable_result`),
+2. writes a result as strict JSON (:func:`result_to_json`), and
+3. adds Benjamini-Hochberg q-values across the hypotheses of a wave (:func:`summarise`).
 
 Models (statsmodels; the R call each matches):
 
@@ -75,15 +65,15 @@ result then carries a warning); noise in an outcome costs precision, not bias.
 
 Status and counts of a result:
 
-- ``status``: ``fitted``; ``not_fitted`` with ``reason`` in words (values no model can take: text
-  where a number is needed, a non-finite number, a number beyond ``LARGE`` = 1e150 in size or a
-  negative count, each named with its column and unit; too few complete rows; an outcome
-  without variation or without events; a rank-deficient design; a numerical failure of the
-  fit, ``NUMERICAL_ERRORS``; perfect separation; no convergence; no standard error for a focal
-  term); or ``not_applicable`` with ``reason`` (:func:`not_applicable_result`: the hypothesis
-  is not declared for the wave, or its outcome's optional source was not delivered). A
-  result that is not fitted has no numbers among its estimates. Any other exception is a
-  programming error and propagates.
+- ``status``: ``fitted``; ``not_fitted`` with ``reason`` in words (values no model can take,
+  ``Design.problems``: text where a number is needed, a non-finite number, a number beyond
+  ``LARGE`` = 1e150 in size or a negative count, each named with its column and unit; too
+  few complete rows; an outcome without variation or without events; a rank-deficient design;
+  a numerical failure of the fit, ``NUMERICAL_ERRORS``; perfect separation; no convergence;
+  no standard error for a focal term); or ``not_applicable`` with ``reason``
+  (:func:`not_applicable_result`: the hypothesis is not declared for the wave, or its
+  outcome's optional source was not delivered). A result that is not fitted has no numbers
+  among its estimates. Any other exception is a programming error and propagates.
 - ``n``: the rows (hospitals or teams) the estimates rest on, 0 when not fitted;
   ``diagnostics.n_rows``: rows of the analysis table; ``n_complete``: rows with every value
   present; ``n_dropped_missing`` = n_rows - n_complete.
@@ -92,17 +82,17 @@ Status and counts of a result:
   ``multiple_testing`` in the JSON) is how many.
 
 The numbers are deterministic: rows are sorted by their ids and every random draw comes from
-one generator seeded by the hypothesis (``plausible_values.seed``).
+one generator seeded by the hypothesis (``plausible_values.seed``). Exponentiated estimates
+beyond ``EXP_MAX`` (700: exp(709) is the largest double) are left empty, not infinite.
 """
 
 from __future__ import annotations
 
 import copy
-import difflib
 import json
 import math
 import warnings
-from collections.abc import Iterable
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -115,36 +105,30 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.tools.sm_exceptions import MissingDataError, PerfectSeparationError
 
 from flaqum import smallsample
-from flaqum.config import Study, check_schema, read_yaml
-from flaqum.errors import ConfigError, InputError
-from flaqum.ids import check_id
+from flaqum.errors import ConfigError
+from flaqum.hypotheses import (
+    COUNT_FAMILIES,
+    HOSPITAL,
+    Design,
+    Hypothesis,
+    NotInWave,
+    as_hypothesis,
+    assemble_data,
+    load_hypothesis,
+)
 
-HOSPITAL = "hospital_id"
-TEAM = "team_id"
-TEAM_KEYS = [HOSPITAL, TEAM]
-HOSPITAL_PREFIX = "hospital:"  # a predictor "hospital:psych_safety" at team level: hospital EB mean
-COUNT_FAMILIES = ("poisson", "negative_binomial")
 EXP_FAMILIES = {"poisson": "rate_ratio", "negative_binomial": "rate_ratio",
                 "binomial": "odds_ratio"}
-DEFAULT_SEED = 20261122
-DEFAULTS = {
-    "covariates": [],
-    "measurement_error": "none",
-    "predictor_scores": "eb",
-    "standardize": False,
-    "robust": True,
-    "waves": "all",
-}
-PV_DEFAULTS = {"draws": 20, "seed": DEFAULT_SEED, "condition_on_outcome": True}
 SIR_CANDIDATES = 400  # candidate draws per unit when conditioning plausible values on the outcome
 SIR_SWEEPS = 2
-# Larger numbers cannot enter a model: their squares (sums of squares, X'X) overflow doubles.
-LARGE = 1e150
 STATUS_FITTED, STATUS_NOT_FITTED, STATUS_NOT_APPLICABLE = "fitted", "not_fitted", "not_applicable"
-# What statsmodels and numpy raise when a model cannot be fitted (as opposed to a bug):
-# singular matrices, perfect separation, missing or non-finite data, overflow.
+#: What statsmodels, scipy and numpy raise when a model cannot be fitted (as opposed to a bug):
+#: singular matrices, perfect separation, missing or non-finite data (statsmodels and the
+#: optimisers raise ValueError for NaN or inf in the data, weights or start values), floating
+#: point overflow. Not ArithmeticError as a whole: a ZeroDivisionError is Python arithmetic
+#: on Python numbers (numpy warns instead), so ours, a programming error, and it propagates.
 NUMERICAL_ERRORS = (np.linalg.LinAlgError, PerfectSeparationError, MissingDataError, ValueError,
-                    ArithmeticError)
+                    FloatingPointError, OverflowError)
 #: "small_sample" (issue 11): HOSPITAL_HC at hospital level, CR2 with Satterthwaite df at team
 #: level, t references for every family. "asymptotic": HC1 / CR1 with normal references for
 #: count and binomial models (the inference before issue 11), kept so that bench/coverage.py
@@ -156,490 +140,10 @@ HOSPITAL_HC = "HC3"
 GLM_TOL = 1e-12
 #: Poisson overdispersion is reported when Pearson chi2 > df at this one-sided level.
 OVERDISPERSION_P = 0.05
-
-# The files of one wave that the hypotheses read, keyed as in ``wave_inputs``.
-WAVE_FILES = {
-    "hospitals": "results/{wave}/multilevel/hospitals.csv",
-    "teams": "results/{wave}/multilevel/teams.csv",
-    "maturity": "results/{wave}/scores/maturity.parquet",
-    "outcomes": "data/processed/{wave}/outcomes.parquet",
-    "team_outcomes": "data/processed/{wave}/team_outcomes.parquet",
-    "organisations": "data/processed/{wave}/organisations.parquet",
-}
-# The sources whose files a hypothesis reads besides the multilevel tables.
-READ_SOURCES = ("maturity", "organisations", "outcomes", "team_outcomes")
-
-
-# --------------------------------------------------------------------------------------------
-# Loading
-# --------------------------------------------------------------------------------------------
-
-
-def _with_defaults(data: dict) -> dict:
-    hyp = copy.deepcopy(data)
-    for key, val in DEFAULTS.items():
-        hyp.setdefault(key, copy.deepcopy(val))
-    hyp["plausible_values"] = {**PV_DEFAULTS, **(hyp.get("plausible_values") or {})}
-    out = hyp["outcome"]
-    out.setdefault("source", "outcomes" if hyp["level"] == "hospital" else "team_outcomes")
-    out.setdefault("scores", "eb")
-    return hyp
-
-
-def _rule_problems(hyp: dict, path: Path) -> list[str]:
-    """The rules a schema cannot express, each broken one as a message naming the file, the
-    key, the value and the rule (``hyp`` has passed the schema and has its defaults)."""
-    problems = []
-    if hyp["id"] != path.stem:
-        problems.append(f"{path}: at id: {hyp['id']!r} must equal the file name {path.stem!r}")
-    else:
-        why = check_id(hyp["id"], "the hypothesis id")
-        if why:
-            problems.append(f"{path}: at id: {hyp['id']!r}: {why}")
-    out = hyp["outcome"]
-    if out["source"] == "team_outcomes" and hyp["level"] != "team":
-        problems.append(
-            f"{path}: at outcome/source: 'team_outcomes' needs level 'team', not "
-            f"{hyp['level']!r} (rule: the outcome is measured at the hypothesis' level)"
-        )
-    if out["source"] == "outcomes" and hyp["level"] != "hospital":
-        problems.append(
-            f"{path}: at outcome/source: 'outcomes' are hospital outcomes and need level "
-            f"'hospital', not {hyp['level']!r} (rule: the outcome is measured at the "
-            f"hypothesis' level)"
-        )
-    if hyp["family"] == "binomial" and not out.get("exposure"):
-        problems.append(
-            f"{path}: at outcome/exposure: family 'binomial' needs the number of trials as "
-            f"outcome.exposure (rule: binomial successes come with their trials)"
-        )
-    if out["source"] == "scale" and hyp["family"] != "gaussian":
-        problems.append(
-            f"{path}: at family: a scale outcome ({out['column']!r}) is a mean score; use "
-            f"family 'gaussian', not {hyp['family']!r}"
-        )
-    if out.get("exposure") and hyp["family"] == "gaussian":
-        problems.append(
-            f"{path}: at outcome/exposure: family 'gaussian' takes no exposure "
-            f"(rule: exposure is the offset of a count model or the trials of a binomial one)"
-        )
-    names = list(hyp["predictors"]) + list(hyp["covariates"])
-    dup = sorted({n for n in names if names.count(n) > 1})
-    if dup:
-        problems.append(f"{path}: at predictors/covariates: {dup} listed more than once")
-    if out["column"] in names:
-        problems.append(
-            f"{path}: at outcome/column: {out['column']!r} is also a predictor or covariate"
-        )
-    return problems
-
-
-def _read(path: Path) -> dict:
-    """The YAML of a hypothesis file; a file that is not UTF-8 text is a located error."""
-    try:
-        return read_yaml(path)
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"{path}: not UTF-8 text (byte {exc.object[exc.start:exc.start + 1]!r} at "
-            f"position {exc.start}); save the file as UTF-8"
-        ) from None
-
-
-def load_hypothesis(path: Path | str) -> dict:
-    """Read ``config/hypotheses/<id>.yaml``, check it and fill in the defaults.
-
-    Raises :class:`~flaqum.errors.ConfigError` naming the file, the key and the rule broken
-    (every rule broken, one per line). The checks against a study's codebooks and sources are
-    :func:`check_hypotheses`.
-    """
-    path = Path(path)
-    data = _read(path)
-    check_schema(data, "hypothesis", path)
-    hyp = _with_defaults(data)
-    problems = _rule_problems(hyp, path)
-    if problems:
-        raise ConfigError("\n".join(problems))
-    return hyp
-
-
-# --------------------------------------------------------------------------------------------
-# Checking the hypotheses against the study, before any job runs
-# --------------------------------------------------------------------------------------------
-
-
-def _declared(study: Study, source: str) -> set[str]:
-    """The columns declared under ``sources.<source>.columns`` and the ``variables`` of the
-    source's codebooks (e.g. hospital_type, beds of the organisations register); ids left
-    out. Validation requires both in every wave."""
-    spec = study.sources.get(source)
-    if not spec:
-        return set()
-    ids = {spec.get("id"), spec.get("hospital"), spec.get("team")}
-    names = set(spec.get("columns") or {})
-    for inst in study.instruments_for(source):
-        names |= set(inst.raw.get("variables", {}))
-    return {c for c in names if c not in ids}
-
-
-def study_names(study: Study) -> dict[str, set[str]]:
-    """What a hypothesis can name, by where :func:`assemble_data` finds it in a wave.
-
-    - ``survey_scales``: scale ids of the survey sources' codebooks (their EB means are rows
-      of ``hospitals.csv``); ``team_scales``: those of survey sources with a team column
-      (rows of ``teams.csv``);
-    - ``maturity``: the maturity scores (scale ids of the maturity codebook) and the columns
-      declared for the maturity source;
-    - ``organisations``, ``outcomes``, ``team_outcomes``: the columns declared for each
-      (an undeclared column is not required by validation, so it may be absent from a wave).
-    """
-    survey = [s for s, spec in study.sources.items() if spec["kind"] == "survey"]
-    return {
-        "survey_scales": {sid for s in survey for sid in study.scales_for(s)},
-        "team_scales": {sid for s in survey if study.sources[s].get("team")
-                        for sid in study.scales_for(s)},
-        "maturity": (set(study.scales_for("maturity")) | _declared(study, "maturity")
-                     if "maturity" in study.sources else set()),
-        "organisations": _declared(study, "organisations"),
-        "outcomes": _declared(study, "outcomes"),
-        "team_outcomes": _declared(study, "team_outcomes"),
-    }
-
-
-def _hospital_pool(names: dict[str, set[str]]) -> set[str]:
-    return (names["survey_scales"] | names["maturity"] | names["organisations"]
-            | names["outcomes"])
-
-
-PREDICTOR_RULE = {
-    "hospital": "at hospital level a predictor or covariate is a survey scale id, a maturity "
-                "score, or a column declared under sources.organisations, sources.outcomes or "
-                "sources.maturity in the config",
-    "team": "at team level a predictor or covariate is a survey scale id ('hospital:<scale>' "
-            "for the hospital's mean), a maturity score, or a column declared under "
-            "sources.team_outcomes, sources.organisations, sources.outcomes or "
-            "sources.maturity in the config",
-}
-
-
-def _suggest(name: str, pool: set[str], prefix: str = "") -> str:
-    near = difflib.get_close_matches(name, sorted(pool), n=1, cutoff=0.6)
-    return f"; did you mean {prefix + near[0]!r}?" if near else ""
-
-
-def _elsewhere(study: Study, name: str) -> str:
-    """Where else ``name`` is declared, when that is a place hypotheses do not read."""
-    for source, spec in study.sources.items():
-        if source in READ_SOURCES:
-            continue
-        if name in (spec.get("columns") or {}):
-            unit = "respondent" if spec["kind"] == "survey" else spec["kind"]
-            return (f" ({name!r} is a {unit} column of source {source!r}, which the "
-                    f"hypotheses do not read)")
-    return ""
-
-
-def _study_problems(study: Study, hyp: dict, path: Path) -> list[str]:
-    """A hypothesis (past the schema and its rules) against the study's codebooks and sources."""
-    names = study_names(study)
-    hosp = _hospital_pool(names)
-    level = hyp["level"]
-    problems = []
-    roles = [("predictors", n) for n in hyp["predictors"]]
-    roles += [("covariates", n) for n in hyp["covariates"]]
-    for key, name in roles:
-        prefix = HOSPITAL_PREFIX if name.startswith(HOSPITAL_PREFIX) else ""
-        base = name.removeprefix(HOSPITAL_PREFIX)
-        pool = hosp if prefix or level == "hospital" else hosp | names["team_outcomes"]
-        if base in pool:
-            continue
-        elsewhere = _elsewhere(study, base)
-        problems.append(
-            f"{path}: at {key}: {name!r} is not a scale, a maturity score or a declared "
-            f"column the hypotheses read{elsewhere} (rule: {PREDICTOR_RULE[level]})"
-            + ("" if elsewhere else _suggest(base, pool, prefix))
-        )
-    out = hyp["outcome"]
-    source, col = out["source"], out["column"]
-    if source == "scale":
-        pool = (names["team_scales"] if level == "team"
-                else names["survey_scales"] | names["maturity"])
-        if col not in pool:
-            rule = ("a team-level scale outcome is a scale id of a survey codebook whose "
-                    "source has a team column" if level == "team" else
-                    "a hospital-level scale outcome is a scale id of a survey codebook or a "
-                    "maturity score")
-            problems.append(f"{path}: at outcome/column: {col!r} is not such a scale (rule: "
-                            f"{rule}){_suggest(col, pool)}")
-        return problems
-    if source not in study.sources:
-        problems.append(
-            f"{path}: at outcome/source: {source!r} is not a source declared in the config "
-            f"(rule: an outcome is read from a declared source; declared: "
-            f"{sorted(study.sources)})"
-        )
-        return problems
-    if col not in names[source]:
-        problems.append(
-            f"{path}: at outcome/column: {col!r} is not a column declared under "
-            f"sources.{source}.columns in the config (rule: an outcome column is declared, so "
-            f"that validation requires and types it in every wave){_suggest(col, names[source])}"
-        )
-    exposure = out.get("exposure")
-    if exposure:
-        tables = [source] + ([t for t in ("outcomes", "organisations") if t != source]
-                             if level == "hospital" else [])
-        pool = set().union(*(names[t] for t in tables))
-        if exposure not in pool:
-            where = " or ".join(f"sources.{t}" for t in tables)
-            problems.append(
-                f"{path}: at outcome/exposure: {exposure!r} is not a column declared under "
-                f"{where} in the config (rule: the exposure is a declared column beside the "
-                f"outcome){_suggest(exposure, pool)}"
-            )
-    return problems
-
-
-def hypothesis_problems(study: Study, path: Path | str) -> list[str]:
-    """Every problem of one hypothesis file: its schema, its rules, then the study."""
-    path = Path(path)
-    try:
-        data = _read(path)
-        check_schema(data, "hypothesis", path)
-    except ConfigError as exc:
-        return [str(exc)]
-    hyp = _with_defaults(data)
-    return _rule_problems(hyp, path) + _study_problems(study, hyp, path)
-
-
-def check_hypotheses(study: Study, paths: Iterable[Path | str]) -> None:
-    """Check hypothesis files against their schema, their rules and the study, before any job
-    runs (Snakemake calls this while it builds the DAG).
-
-    Raises one :class:`~flaqum.errors.ConfigError` listing every problem found, each naming
-    the file, the key, the value and the rule, with "did you mean" for a near miss among the
-    names the hypothesis could use (:func:`study_names`).
-    """
-    found = {path: hypothesis_problems(study, path) for path in sorted(Path(p) for p in paths)}
-    problems = [p for probs in found.values() for p in probs]
-    if problems:
-        files = sum(1 for probs in found.values() if probs)
-        raise ConfigError(
-            f"{len(problems)} problem(s) in {files} outcome hypothesis file(s); no job was "
-            f"started:\n" + "\n".join(f"- {p}" for p in problems)
-        )
-
-
-def canonical_ids(study: Study, wave_inputs: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-    """The wave's inputs with the id columns of the register and outcome tables named as the
-    hypotheses join them: the source's hospital column as ``hospital_id``, its team column as
-    ``team_id`` (the processed files keep the names of the raw files; the multilevel tables
-    and scores already use these)."""
-    out = dict(wave_inputs)
-    for key in ("organisations", "outcomes", "team_outcomes"):
-        spec, df = study.sources.get(key), out.get(key)
-        if spec is None or df is None:
-            continue
-        hosp = spec.get("hospital") or (spec["id"] if key != "team_outcomes" else None)
-        team = spec.get("team") or (spec["id"] if key == "team_outcomes" else None)
-        ren = {col: canon for col, canon in ((hosp, HOSPITAL), (team, TEAM))
-               if col and col != canon and col in df.columns and canon not in df.columns}
-        if ren:
-            out[key] = df.rename(columns=ren)
-    return out
-
-
-def hypothesis_applies(hyp: dict, wave: str) -> bool:
-    """Whether the hypothesis is to be fitted in ``wave`` (its ``waves``: "all" or a list)."""
-    waves = hyp.get("waves", "all")
-    return waves == "all" or wave in waves
-
-
-def read_wave_inputs(wave: str, root: Path | str = ".") -> dict[str, pd.DataFrame]:
-    """Read the inputs of one wave (ids as strings); a missing optional file is left out."""
-    root = Path(root)
-    out: dict[str, pd.DataFrame] = {}
-    for key, pattern in WAVE_FILES.items():
-        path = root / pattern.format(wave=wave)
-        if not path.exists():
-            continue
-        if path.suffix == ".csv":
-            out[key] = pd.read_csv(path, dtype={HOSPITAL: str, TEAM: str})
-        else:
-            out[key] = pd.read_parquet(path)
-    return out
-
-
-# --------------------------------------------------------------------------------------------
-# The analysis table
-# --------------------------------------------------------------------------------------------
-
-
-def _ids(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    df = df.copy()
-    for k in keys:
-        df[k] = df[k].astype("string").astype(object)
-    return df
-
-
-def _scale_table(wave_inputs: dict, table: str, scale: str, score: str) -> pd.DataFrame | None:
-    """A scale's rows of hospitals.csv/teams.csv: keys, value, se (None if the scale is absent)."""
-    df = wave_inputs.get(table)
-    if df is None or "scale" not in df.columns:
-        return None
-    keys = [HOSPITAL] if table == "hospitals" else TEAM_KEYS
-    rows = df[df["scale"].astype(str) == scale]
-    if rows.empty:
-        return None
-    rows = _ids(rows, keys)
-    col = "eb_mean" if score == "eb" else "raw_mean"
-    out = rows[keys].copy()
-    out["value"] = pd.to_numeric(rows[col], errors="coerce").to_numpy()
-    if score == "eb" and "eb_se" in rows.columns:
-        out["se"] = pd.to_numeric(rows["eb_se"], errors="coerce").to_numpy()
-        if "raw_mean" in rows.columns:  # for measurement_error: reliability
-            out["raw"] = pd.to_numeric(rows["raw_mean"], errors="coerce").to_numpy()
-    else:
-        out["se"] = np.nan
-    if out.duplicated(keys).any():
-        dup = out.loc[out.duplicated(keys), keys].iloc[0].tolist()
-        raise InputError(table + ".csv", f"scale {scale!r} has more than one row for {dup}",
-                         rule="one row per scale x unit")
-    return out
-
-
-def _column_table(wave_inputs: dict, table: str, column: str) -> pd.DataFrame | None:
-    df = wave_inputs.get(table)
-    if df is None or column not in df.columns:
-        return None
-    keys = TEAM_KEYS if table == "team_outcomes" else [HOSPITAL]
-    absent = [k for k in keys if k not in df.columns]
-    if absent:
-        raise InputError(table, f"no {' or '.join(map(repr, absent))} column to join "
-                         f"{column!r} on (columns: {list(df.columns)[:8]})", column=absent[0],
-                         rule="the hypotheses join tables on hospital_id and team_id; "
-                         "canonical_ids names a source's id columns so")
-    out = _ids(df[keys + [column]], keys).rename(columns={column: "value"})
-    if out.duplicated(keys).any():
-        raise InputError(table, f"more than one row per {'/'.join(keys)}", column=column,
-                         rule="one row per unit")
-    out["se"] = np.nan
-    return out
-
-
-def _resolve(name: str, level: str, wave_inputs: dict, score: str) -> tuple[pd.DataFrame, dict]:
-    """Find a predictor/covariate: its table (keys, value, se) and where it came from."""
-    searched = []
-    if level == "team" and not name.startswith(HOSPITAL_PREFIX):
-        tab = _scale_table(wave_inputs, "teams", name, score)
-        if tab is not None:
-            return tab, {"table": "teams.csv", "level": "team", "score": f"{score}_mean"}
-        tab = _column_table(wave_inputs, "team_outcomes", name)
-        if tab is not None:
-            return tab, {"table": "team_outcomes", "level": "team", "score": "observed"}
-        searched += ["teams.csv (scale)", "team_outcomes"]
-    base = name.removeprefix(HOSPITAL_PREFIX)
-    tab = _scale_table(wave_inputs, "hospitals", base, score)
-    if tab is not None:
-        return tab, {"table": "hospitals.csv", "level": "hospital", "score": f"{score}_mean"}
-    for table in ("maturity", "organisations", "outcomes"):
-        tab = _column_table(wave_inputs, table, base)
-        if tab is not None:
-            kind = "maturity score" if table == "maturity" else "observed"
-            return tab, {"table": table, "level": "hospital", "score": kind}
-    searched += ["hospitals.csv (scale)", "maturity", "organisations", "outcomes"]
-    avail = sorted(k for k in WAVE_FILES if k in wave_inputs)
-    raise NotInWave(
-        f"{name!r} not found in {', '.join(searched)} (inputs present: {avail}); a scale id, a "
-        f"maturity column (mm_*), or a column of organisations/outcomes is expected"
-    )
-
-
-def _outcome_table(hyp: dict, wave_inputs: dict) -> tuple[pd.DataFrame, dict]:
-    out = hyp["outcome"]
-    level, source, col = hyp["level"], out["source"], out["column"]
-    if source == "scale":
-        table = "teams" if level == "team" else "hospitals"
-        score = out.get("scores", "eb")
-        tab = _scale_table(wave_inputs, table, col, score)
-        where = {"table": f"{table}.csv", "level": level, "score": f"{score}_mean"}
-        if tab is None and level == "hospital":
-            tab = _column_table(wave_inputs, "maturity", col)
-            where = {"table": "maturity", "level": "hospital", "score": "maturity score"}
-        if tab is None:
-            raise NotInWave(f"outcome scale {col!r} not found in {table}.csv")
-        return tab, where
-    tab = _column_table(wave_inputs, source, col)
-    if tab is None:
-        present = source in wave_inputs
-        raise ConfigError(
-            f"outcome column {col!r} not found in {source}"
-            + ("" if present else f" ({source} is missing for this wave)")
-        )
-    return tab, {"table": source, "level": level, "score": "observed"}
-
-
-def assemble_data(hyp: dict, wave_inputs: dict[str, pd.DataFrame],
-                  wave: str | None = None) -> pd.DataFrame:
-    """The analysis table of one hypothesis: one row per hospital or per team (hospital_id,
-    team_id), sorted by id.
-
-    ``wave_inputs`` holds DataFrames keyed ``hospitals``, ``teams`` (the multilevel CSVs),
-    ``maturity``, ``outcomes``, ``team_outcomes``, ``organisations`` (see
-    :func:`read_wave_inputs`). Columns: the ids, the outcome (``outcome.column``), its exposure,
-    each predictor and covariate under its own name and, for a score with a standard error,
-    ``<name>__se``. Units missing a value keep NaN (the fit drops them and counts them).
-    Provenance is in ``df.attrs["scores_used"]``.
-    """
-    level = hyp["level"]
-    keys = TEAM_KEYS if level == "team" else [HOSPITAL]
-    score = hyp.get("predictor_scores", "eb")
-    where: dict[str, dict] = {}
-    try:
-        y_tab, where_y = _outcome_table(hyp, wave_inputs)
-    except ConfigError as exc:  # a NotInWave stays one: the wave lacks it
-        raise type(exc)(f"hypothesis {hyp['id']}: at outcome/column: {exc}") from None
-    ycol = hyp["outcome"]["column"]
-    data = y_tab[keys + ["value"]].rename(columns={"value": ycol})
-    if y_tab["se"].notna().any():  # kept for the outcome's reliability, not drawn
-        data[f"{ycol}__se"] = y_tab["se"].to_numpy()
-    where[ycol] = {"role": "outcome", **where_y}
-    exposure = hyp["outcome"].get("exposure")
-    if exposure:
-        etab = _column_table(wave_inputs, hyp["outcome"]["source"], exposure)
-        if etab is None and level == "hospital":
-            for table in ("outcomes", "organisations"):
-                etab = _column_table(wave_inputs, table, exposure)
-                if etab is not None:
-                    break
-        if etab is None:
-            raise ConfigError(
-                f"hypothesis {hyp['id']}: at outcome/exposure: column {exposure!r} not found "
-                f"beside the outcome in {hyp['outcome']['source']}"
-            )
-        data = data.merge(etab[keys + ["value"]].rename(columns={"value": exposure}),
-                          on=keys, how="outer")
-    roles = [(p, "predictor") for p in hyp["predictors"]]
-    roles += [(c, "covariate") for c in hyp.get("covariates", [])]
-    for name, role in roles:
-        try:
-            tab, src = _resolve(name, level, wave_inputs, score)
-        except ConfigError as exc:  # a NotInWave stays one: the wave lacks it
-            raise type(exc)(f"hypothesis {hyp['id']}: at {role}s: {exc}") from None
-        on = TEAM_KEYS if src["level"] == "team" else [HOSPITAL]
-        extra = ["raw"] if "raw" in tab.columns else []
-        cols = tab[on + ["value", "se", *extra]].rename(
-            columns={"value": name, "se": f"{name}__se", "raw": f"{name}__raw"})
-        if cols[f"{name}__se"].isna().all():
-            cols = cols.drop(columns=[f"{name}__se", *(f"{name}__raw" for _ in extra)])
-        # cross-level: a hospital's value joins every team of that hospital
-        data = data.merge(cols, on=on, how="outer" if on == keys else "left")
-        where[name] = {"role": role, **src}
-    data = data.sort_values(keys, kind="mergesort").reset_index(drop=True)
-    data.attrs["scores_used"] = where
-    data.attrs["hypothesis"] = hyp["id"]
-    if wave is not None:
-        data.attrs["wave"] = wave
-    return data
+#: The largest argument of exp() taken: exp(709.8) is the largest double. Exponentiated
+#: estimates beyond it are left empty; a linear predictor is capped at it in the likelihood of
+#: the plausible-value draws.
+EXP_MAX = 700
 
 
 # --------------------------------------------------------------------------------------------
@@ -647,196 +151,7 @@ def assemble_data(hyp: dict, wave_inputs: dict[str, pd.DataFrame],
 # --------------------------------------------------------------------------------------------
 
 
-class _Design:
-    """Numeric arrays of one complete-case analysis table."""
-
-    def __init__(self, hyp: dict, data: pd.DataFrame):
-        self.family = hyp["family"]
-        self.level = hyp["level"]
-        ycol = hyp["outcome"]["column"]
-        exposure = hyp["outcome"].get("exposure")
-        preds, covs = list(hyp["predictors"]), list(hyp.get("covariates", []))
-        self.ycol = ycol
-        self.warnings: list[str] = []
-        missing = [c for c in [ycol, exposure, *preds, *covs] if c and c not in data.columns]
-        if missing:
-            raise ConfigError(f"hypothesis {hyp['id']}: columns {missing} not in the data")
-        need = [c for c in [ycol, exposure, *preds, *covs] if c]
-        roles = {ycol: "outcome", **({exposure: "exposure"} if exposure else {}),
-                 **{c: "predictor" for c in preds}, **{c: "covariate" for c in covs}}
-        # values that are there but cannot enter a model: data errors, never dropped quietly
-        self.problems = _value_problems(data, roles, self.family, self.level)
-        present = data[need].notna()
-        complete = present.all(axis=1)
-        self.n_rows = len(data)
-        self.missing = {c: int((~present[c]).sum()) for c in need if not present[c].all()}
-        if exposure and self.family in COUNT_FAMILIES + ("binomial",):
-            expo = pd.to_numeric(data[exposure], errors="coerce")
-            bad = complete & ~(expo > 0)
-            if bad.any():
-                self.warnings.append(
-                    f"{int(bad.sum())} rows with {exposure} <= 0 dropped (an exposure must be "
-                    f"positive)"
-                )
-            complete &= expo > 0
-        if self.family == "binomial":
-            yv = pd.to_numeric(data[ycol], errors="coerce")
-            bad = complete & (yv > pd.to_numeric(data[exposure], errors="coerce"))
-            if bad.any():
-                self.warnings.append(f"{int(bad.sum())} rows with {ycol} > {exposure} dropped")
-            complete &= ~bad
-        self.n_dropped = int((~complete).sum())
-        df = data.loc[complete].reset_index(drop=True)
-        self.df = df
-        self.n = len(df)
-        self.y = pd.to_numeric(df[ycol], errors="coerce").to_numpy(float)
-        self.exposure = (pd.to_numeric(df[exposure], errors="coerce").to_numpy(float)
-                         if exposure else None)
-        with np.errstate(all="ignore"):
-            self.offset = (np.log(self.exposure) if exposure and self.family in COUNT_FAMILIES
-                           else None)
-        cols: list[np.ndarray] = [np.ones(self.n)]
-        names = ["Intercept"]
-        self.focal: list[str] = []
-        self.noisy: dict[str, dict] = {}  # predictor -> eb, se, units, column, centre, scale
-        for name in preds + covs:
-            is_pred = name in preds
-            s = df[name]
-            if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
-                x = s.to_numpy(float)
-                centre, scale = 0.0, 1.0
-                if is_pred and hyp.get("standardize", False):
-                    sd = float(np.std(x, ddof=1)) if self.n > 1 else float("nan")
-                    if np.isfinite(sd) and sd > 0:
-                        centre, scale = float(np.mean(x)), sd
-                    else:
-                        self.warnings.append(f"{name} has no variance; not standardised")
-                cols.append((x - centre) / scale)
-                names.append(name)
-                if is_pred:
-                    self.focal.append(name)
-                se_col = f"{name}__se"
-                if is_pred and se_col in df.columns:
-                    se = pd.to_numeric(df[se_col], errors="coerce").to_numpy(float)
-                    if np.isnan(se).any():
-                        self.warnings.append(
-                            f"{name}: {int(np.isnan(se).sum())} units without eb_se; their "
-                            f"score is taken as known"
-                        )
-                        se = np.nan_to_num(se, nan=0.0)
-                    if (se > 0).any():
-                        unit_level = "team" if self.level == "team" and not \
-                            self._is_hospital_level(data, name) else "hospital"
-                        ukeys = TEAM_KEYS if unit_level == "team" else [HOSPITAL]
-                        labels = df[ukeys[0]].astype(str)
-                        for key in ukeys[1:]:  # the same labels as "\x1f".join, row-wise
-                            labels = labels + "\x1f" + df[key].astype(str)
-                        units = pd.factorize(labels, sort=True)[0]
-                        raw_col = f"{name}__raw"
-                        raw = (pd.to_numeric(df[raw_col], errors="coerce").to_numpy(float)
-                               if raw_col in df.columns else None)
-                        self.noisy[name] = {"eb": x, "se": se, "units": units,
-                                            "col": len(cols) - 1, "centre": centre,
-                                            "scale": scale, "raw": raw,
-                                            "level": unit_level}
-            else:
-                levels = sorted(s.astype(str).unique())
-                for lev in levels[1:]:
-                    cols.append((s.astype(str) == lev).to_numpy(float))
-                    term = f"{name}[{lev}]"
-                    names.append(term)
-                    if is_pred:
-                        self.focal.append(term)
-                if is_pred and len(levels) > 1:
-                    self.warnings.append(f"{name} is categorical: reference level {levels[0]!r}")
-        self.X = np.column_stack(cols) if cols else np.empty((self.n, 0))
-        self.names = names
-        self.groups = (pd.factorize(df[HOSPITAL].astype(str), sort=True)[0]
-                       if self.level == "team" else None)
-        self.n_clusters = int(len(np.unique(self.groups))) if self.groups is not None else None
-
-    @staticmethod
-    def _is_hospital_level(data: pd.DataFrame, name: str) -> bool:
-        src = data.attrs.get("scores_used", {}).get(name, {})
-        if src:
-            return src.get("level") == "hospital"
-        # without provenance: hospital level if constant within every hospital
-        return bool((data.groupby(HOSPITAL)[name].nunique(dropna=True) <= 1).all())
-
-
-def _show(value: Any) -> str:
-    """A value as a user reads it: numbers plain (1e+308, -3), text quoted."""
-    if isinstance(value, bool | np.bool_):
-        return str(bool(value))
-    if isinstance(value, int | np.integer):
-        return str(int(value))
-    if isinstance(value, float | np.floating):
-        return f"{float(value):g}"
-    return repr(str(value))
-
-
-def _unit(data: pd.DataFrame, index: Any, level: str) -> str:
-    keys = [k for k in (TEAM_KEYS if level == "team" else [HOSPITAL]) if k in data.columns]
-    if not keys:
-        return f"row {index}"
-    return ", ".join(f"{k} {str(data.at[index, k])!r}" for k in keys)
-
-
-def _flagged(data: pd.DataFrame, mask: pd.Series, col: str, what: str, role: str,
-             level: str, rule: str) -> str:
-    idx = mask[mask].index
-    first = idx[0]
-    count = f"{len(idx)} {what}s" if len(idx) > 1 else f"a {what}"
-    return (f"{role} {col!r} has {count}, e.g. {_show(data.at[first, col])} for "
-            f"{_unit(data, first, level)} (rule: {rule})")
-
-
-def _value_problems(data: pd.DataFrame, roles: dict[str, str], family: str,
-                    level: str) -> list[str]:
-    """Values present in the analysis table that no model can take: text where a number is
-    needed (outcome, exposure), infinite or too large numbers (``LARGE``), and negative
-    counts. Each message names the column, the first unit, how many rows and the rule."""
-    problems = []
-    for col, role in roles.items():
-        s = data[col]
-        if role in ("outcome", "exposure"):
-            v = pd.to_numeric(s, errors="coerce")
-            text = s.notna() & v.isna()
-            if text.any():
-                problems.append(_flagged(data, text, col, "non-numeric value", role, level,
-                                         f"the {role} is a number"))
-        elif pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
-            v = s
-        else:
-            continue  # a categorical predictor or covariate: its values are labels
-        x = pd.Series(v.to_numpy(dtype=float, na_value=np.nan), index=data.index)
-        inf = pd.Series(np.isinf(x), index=data.index)
-        if inf.any():
-            problems.append(_flagged(data, inf, col, "non-finite value", role, level,
-                                     "a model takes finite numbers only"))
-        huge = np.isfinite(x) & (x.abs() > LARGE)
-        if huge.any():
-            problems.append(_flagged(data, huge, col, "value too large to model", role, level,
-                                     f"at most {LARGE:g} in size, so that sums of squares "
-                                     f"stay finite"))
-        negative = np.isfinite(x) & (x < 0)
-        if role == "outcome" and family != "gaussian" and negative.any():
-            problems.append(_flagged(data, negative, col, "negative value", role, level,
-                                     "a count is 0 or more"))
-        se_col = f"{col}__se"
-        if role == "predictor" and se_col in data.columns:
-            se = pd.Series(pd.to_numeric(data[se_col], errors="coerce")
-                           .to_numpy(dtype=float, na_value=np.nan), index=data.index)
-            bad = np.isinf(se) | (se.abs() > LARGE)
-            if bad.any():
-                problems.append(_flagged(data, bad, se_col, "non-finite or too large value",
-                                         "standard error", level,
-                                         f"a model takes finite numbers at most {LARGE:g} "
-                                         f"in size"))
-    return problems
-
-
-def _unfittable(design: _Design) -> str | None:
+def _unfittable(design: Design) -> str | None:
     """Why the data of a hypothesis cannot give a model (None when they can): bad values,
     too few complete rows, an outcome without variation, or a rank-deficient design."""
     if design.problems:
@@ -875,7 +190,7 @@ def _unfittable(design: _Design) -> str | None:
     return None
 
 
-def _cov_spec(hyp: dict, design: _Design) -> dict:
+def _cov_spec(hyp: Hypothesis, design: Design) -> dict:
     """How the standard errors and intervals of a hypothesis are computed (:data:`INFERENCE`).
 
     Returns ``kind`` (HC3, HC2, HC1, CR2, CR1 or model), ``label`` (the result's ``se_type``),
@@ -888,7 +203,7 @@ def _cov_spec(hyp: dict, design: _Design) -> dict:
     clustered = (design.level == "team" and design.n_clusters is not None
                  and design.n_clusters >= 2)
     unit = "hospital" if design.level == "hospital" else "team"
-    if not hyp.get("robust", True):
+    if not hyp.robust:
         return {"kind": "model", "label": "model-based", "clustered": False,
                 "df_method": "residual (n - p)",
                 "reference": "t" if not glm or small else "normal",
@@ -959,7 +274,7 @@ def _empty_fit(k: int) -> dict[str, Any]:
             "alpha": np.nan, "warnings": [], "scale": np.nan, "reason": None}
 
 
-def _fit_once(hyp: dict, design: _Design, X: np.ndarray, y: np.ndarray, spec: dict) -> dict:
+def _fit_once(hyp: Hypothesis, design: Design, X: np.ndarray, y: np.ndarray, spec: dict) -> dict:
     """One fit. A numerical failure (``NUMERICAL_ERRORS``, perfect separation, no
     convergence, non-finite estimates) gives ``converged: False`` and a ``reason``; any other
     exception is a programming error and propagates. Returns params, cov, df (per term),
@@ -1022,7 +337,7 @@ def _fit_once(hyp: dict, design: _Design, X: np.ndarray, y: np.ndarray, spec: di
     return out
 
 
-def _robust(spec: dict, design: _Design, X, pieces: dict, model_cov, scale: float = 1.0):
+def _robust(spec: dict, design: Design, X, pieces: dict, model_cov, scale: float = 1.0):
     """Covariance and per-term df of one fit (:func:`_cov_spec`), from the working pieces
     (:func:`flaqum.smallsample.working_pieces`). Returns (cov, df, notes)."""
     n, k = X.shape
@@ -1068,7 +383,7 @@ def _overdispersion(res) -> dict:
     return {"phi": phi, "p": p, "detected": bool(df > 0 and phi > 1 and p < OVERDISPERSION_P)}
 
 
-def _fit_family(family: str, design: _Design, X, y, spec: dict) -> dict:
+def _fit_family(family: str, design: Design, X, y, spec: dict) -> dict:
     n, k = X.shape
     if family == "gaussian":
         res = sm.OLS(y, X).fit()
@@ -1162,24 +477,23 @@ def _estimates(names, params, se, df, family, focal) -> list[dict]:
         row = {"term": term, "focal": term in focal, "estimate": b, "se": s, "ci_low": lo,
                "ci_high": hi, "p": p, "df": d}
         if family in EXP_FAMILIES:
-            row["exp_estimate"] = math.exp(b) if np.isfinite(b) and b < 700 else np.nan
-            row["exp_ci_low"] = math.exp(lo) if np.isfinite(lo) and lo < 700 else np.nan
-            row["exp_ci_high"] = math.exp(hi) if np.isfinite(hi) and hi < 700 else np.nan
+            for key, v in (("exp_estimate", b), ("exp_ci_low", lo), ("exp_ci_high", hi)):
+                row[key] = math.exp(v) if np.isfinite(v) and v < EXP_MAX else np.nan
         rows.append(row)
     return rows
 
 
-def _loglik(family: str, eta: np.ndarray, y: np.ndarray, design: _Design, fit: dict,
+def _loglik(family: str, eta: np.ndarray, y: np.ndarray, design: Design, fit: dict,
             sigma2: float) -> np.ndarray:
     """Per-observation log-likelihood up to terms free of eta (eta includes any offset)."""
     yy = y[:, None] if eta.ndim == 2 else y
     if family == "gaussian":
         return -((yy - eta) ** 2) / (2 * sigma2)
     if family == "poisson":
-        return yy * eta - np.exp(np.minimum(eta, 700))
+        return yy * eta - np.exp(np.minimum(eta, EXP_MAX))
     if family == "negative_binomial":
         a = max(float(fit["alpha"]), 1e-8)
-        mu = np.exp(np.minimum(eta, 700))
+        mu = np.exp(np.minimum(eta, EXP_MAX))
         return yy * eta - (yy + 1 / a) * np.log1p(a * mu)
     if family == "binomial":
         nn = design.exposure[:, None] if eta.ndim == 2 else design.exposure
@@ -1187,7 +501,7 @@ def _loglik(family: str, eta: np.ndarray, y: np.ndarray, design: _Design, fit: d
     raise ConfigError(f"unknown family {family!r}")
 
 
-def _draw_plausible(design: _Design, plain: dict, rng: np.random.Generator,
+def _draw_plausible(design: Design, plain: dict, rng: np.random.Generator,
                     condition: bool) -> np.ndarray:
     """One imputed design matrix: every noisy predictor replaced by a plausible value."""
     X = design.X.copy()
@@ -1295,7 +609,7 @@ def _error_variance_of_raw_means(info: dict) -> tuple[np.ndarray, float] | None:
     return v / lam, tau2
 
 
-def _measurement_error(hyp: dict, design: _Design, spec: dict) -> dict | None:
+def _measurement_error(hyp: Hypothesis, design: Design, spec: dict) -> dict | None:
     """The ``measurement_error`` block: which focal predictors are estimated scores, and with
     ``measurement_error: reliability`` the reliability-corrected slopes.
 
@@ -1315,7 +629,7 @@ def _measurement_error(hyp: dict, design: _Design, spec: dict) -> dict | None:
     names = [n for n in design.focal if n in design.noisy]
     if not names:
         return None
-    wanted = hyp.get("measurement_error", "none")
+    wanted = hyp.measurement_error
     block: dict[str, Any] = {"correction": wanted, "estimated_predictors": {}, "estimates": None,
                              "warnings": []}
     raw_X = design.X.copy()
@@ -1399,7 +713,8 @@ def _overdispersion_json(over: dict, spec: dict) -> dict:
                          if over["detected"] else "none needed")}
 
 
-def fit_hypothesis(hyp: dict, data: pd.DataFrame, wave: str | None = None) -> dict:
+def fit_hypothesis(hyp: Hypothesis | Mapping, data: pd.DataFrame,
+                   wave: str | None = None) -> dict:
     """Fit one hypothesis on its analysis table (from :func:`assemble_data`).
 
     Returns a JSON-serialisable dict (NaN as None); see the module docstring and
@@ -1407,8 +722,9 @@ def fit_hypothesis(hyp: dict, data: pd.DataFrame, wave: str | None = None) -> di
     ``not_fitted``, ``reason`` says why in words, ``n`` is 0 and the estimates are empty
     (None). A programming error (TypeError, KeyError, ...) propagates.
     """
+    hyp = as_hypothesis(hyp)
     wave = wave if wave is not None else data.attrs.get("wave")
-    design = _Design(hyp, data)
+    design = Design(hyp, data)
     spec = _cov_spec(hyp, design)
     cov_notes = spec["notes"]
     reason = _unfittable(design)
@@ -1441,71 +757,23 @@ def fit_hypothesis(hyp: dict, data: pd.DataFrame, wave: str | None = None) -> di
     if reason is not None and reason not in diag_warnings:
         diag_warnings.append(reason)
 
-    pv_cfg = {**PV_DEFAULTS, **(hyp.get("plausible_values") or {})}
     with np.errstate(all="ignore"):
         scores_used = _scores_used(hyp, data, design)
         meas = _measurement_error(hyp, design, spec) if fitted else None
-    pv: dict[str, Any] | None = None
-    if design.noisy and int(pv_cfg["draws"]) > 0 and fitted:
-        m = int(pv_cfg["draws"])
-        condition = bool(pv_cfg["condition_on_outcome"])
-        rng = np.random.default_rng(int(pv_cfg["seed"]))
-        fits = []
-        for _ in range(m):
-            Xm = _draw_plausible(design, plain, rng, condition)
-            fits.append(_fit_once(hyp, design, Xm, design.y, spec))
-        ok = [f for f in fits if f["converged"]]
-        pv_warn = []
-        if len(ok) < m:
-            pv_warn.append(f"{m - len(ok)} of {m} plausible-value fits did not converge and "
-                           f"were left out")
-        if len(ok) >= 2:
-            qbar, tse, df, lam, wse = _rubin(ok, design.X.shape[1])
-            pv_est = _estimates(design.names, qbar, tse, df, design.family, design.focal)
-            for row, d, f, u in zip(pv_est, df, lam, wse, strict=True):
-                row["se_within"] = u
-                row["df"] = d
-                row["fraction_missing_info"] = f
-        else:
-            pv_est = []
-            pv_warn.append("fewer than 2 plausible-value fits converged: no pooled estimates")
-        pv = {
-            "method": ("posterior draws conditioned on the outcome (SIR)" if condition
-                       else "unconditional draws from N(eb_mean, eb_se^2)"),
-            "draws": m,
-            "draws_converged": len(ok),
-            "seed": int(pv_cfg["seed"]),
-            "condition_on_outcome": condition,
-            "scores_drawn": sorted(design.noisy),
-            "combined_by": "Rubin's rules, Barnard-Rubin df",
-            "correction": ({**_correction(spec, design.names, design.focal,
-                                          [r["df"] for r in pv_est]),
-                            "df_method": "Barnard-Rubin (1999) small-sample df, complete-data "
-                                         f"df: {spec['df_method']}",
-                            "reference": "t"} if pv_est else None),
-            "estimates": pv_est,
-            "warnings": pv_warn,
-        }
-    else:
-        if not design.noisy:
-            why = ("no predictor has an eb_se (raw or observed scores, or maturity scores): "
-                   "no plausible values drawn")
-        elif int(pv_cfg["draws"]) <= 0:
-            why = "plausible_values.draws is 0: no plausible values drawn"
-        else:
-            why = "the model was not fitted: no plausible values drawn"
+    pv, why = _plausible_values(hyp, design, plain, spec, fitted)
+    if why:
         diag_warnings.append(why)
-    if hyp["outcome"].get("source") == "scale" and hyp["outcome"].get("scores", "eb") == "eb":
+    if hyp.outcome.source == "scale" and hyp.outcome.scores == "eb":
         diag_warnings.append(
-            f"the outcome {hyp['outcome']['column']} is a shrunken EB mean: slopes on "
+            f"the outcome {hyp.outcome.column} is a shrunken EB mean: slopes on "
             f"predictors that the shrinkage model did not include are attenuated, roughly by "
             f"the outcome's reliability (scores_used); outcome.scores: raw avoids this"
         )
 
     result = {
         **_identity(hyp, wave, STATUS_FITTED if fitted else STATUS_NOT_FITTED, reason),
-        "standardize": bool(hyp.get("standardize", False)),
-        "effect_scale": EXP_FAMILIES.get(hyp["family"], "difference"),
+        "standardize": bool(hyp.standardize),
+        "effect_scale": EXP_FAMILIES.get(hyp.family, "difference"),
         "se_type": spec["label"],
         "correction": _correction(spec, design.names, design.focal, plain["df"]),
         "scores_used": scores_used,
@@ -1531,33 +799,83 @@ def fit_hypothesis(hyp: dict, data: pd.DataFrame, wave: str | None = None) -> di
     return _clean(result)
 
 
-def _identity(hyp: dict, wave: str | None, status: str, reason) -> dict:
+def _plausible_values(hyp: Hypothesis, design: Design, plain: dict, spec: dict,
+                      fitted: bool) -> tuple[dict | None, str | None]:
+    """The second fit: M plausible values of the scores with an ``eb_se``, each model refitted
+    and the fits combined by Rubin's rules (:func:`_draw_plausible`, :func:`_rubin`). Returns
+    the result's ``plausible_values`` block, or None and the reason none were drawn."""
+    pv_cfg = hyp.plausible_values
+    if not (design.noisy and int(pv_cfg.draws) > 0 and fitted):
+        if not design.noisy:
+            return None, ("no predictor has an eb_se (raw or observed scores, or maturity "
+                          "scores): no plausible values drawn")
+        if int(pv_cfg.draws) <= 0:
+            return None, "plausible_values.draws is 0: no plausible values drawn"
+        return None, "the model was not fitted: no plausible values drawn"
+    m = int(pv_cfg.draws)
+    condition = bool(pv_cfg.condition_on_outcome)
+    rng = np.random.default_rng(int(pv_cfg.seed))
+    fits = []
+    for _ in range(m):
+        Xm = _draw_plausible(design, plain, rng, condition)
+        fits.append(_fit_once(hyp, design, Xm, design.y, spec))
+    ok = [f for f in fits if f["converged"]]
+    pv_warn = []
+    if len(ok) < m:
+        pv_warn.append(f"{m - len(ok)} of {m} plausible-value fits did not converge and "
+                       f"were left out")
+    if len(ok) >= 2:
+        qbar, tse, df, lam, wse = _rubin(ok, design.X.shape[1])
+        pv_est = _estimates(design.names, qbar, tse, df, design.family, design.focal)
+        for row, d, f, u in zip(pv_est, df, lam, wse, strict=True):
+            row["se_within"] = u
+            row["df"] = d
+            row["fraction_missing_info"] = f
+    else:
+        pv_est = []
+        pv_warn.append("fewer than 2 plausible-value fits converged: no pooled estimates")
+    return {
+        "method": ("posterior draws conditioned on the outcome (SIR)" if condition
+                   else "unconditional draws from N(eb_mean, eb_se^2)"),
+        "draws": m,
+        "draws_converged": len(ok),
+        "seed": int(pv_cfg.seed),
+        "condition_on_outcome": condition,
+        "scores_drawn": sorted(design.noisy),
+        "combined_by": "Rubin's rules, Barnard-Rubin df",
+        "correction": ({**_correction(spec, design.names, design.focal,
+                                      [r["df"] for r in pv_est]),
+                        "df_method": "Barnard-Rubin (1999) small-sample df, complete-data "
+                                     f"df: {spec['df_method']}",
+                        "reference": "t"} if pv_est else None),
+        "estimates": pv_est,
+        "warnings": pv_warn,
+    }, None
+
+
+def _identity(hyp: Hypothesis, wave: str | None, status: str, reason) -> dict:
     """The fields every hypothesis result starts with, in this order, whatever its status."""
     return {
-        "id": hyp["id"],
-        "description": hyp.get("description", ""),
+        "id": hyp.id,
+        "description": hyp.description,
         "wave": wave,
         "status": status,
         "reason": reason,
-        "level": hyp["level"],
-        "family": hyp["family"],
-        "outcome": {k: hyp["outcome"].get(k) for k in ("source", "column", "exposure",
-                                                         "scores")},
-        "predictors": list(hyp["predictors"]),
-        "covariates": list(hyp.get("covariates", [])),
+        "level": hyp.level,
+        "family": hyp.family,
+        "outcome": {k: getattr(hyp.outcome, k) for k in ("source", "column", "exposure",
+                                                          "scores")},
+        "predictors": list(hyp.predictors),
+        "covariates": list(hyp.covariates),
     }
 
 
-class NotInWave(ConfigError):
-    """A name the study declares (checked before the run) that this wave's data lack."""
-
-
-def not_applicable_result(hyp: dict, wave: str | None, reason: str) -> dict:
+def not_applicable_result(hyp: Hypothesis | Mapping, wave: str | None, reason: str) -> dict:
     """The placeholder result of a hypothesis that has nothing to fit in ``wave`` (declared
     for other waves only, or its outcome's optional source not delivered): no estimates,
     ``status: not_applicable`` and the ``reason`` in words."""
     return _clean({
-        **_identity(hyp, wave, STATUS_NOT_APPLICABLE, reason),
+        **_identity(as_hypothesis(hyp), wave, STATUS_NOT_APPLICABLE, reason),
         "n": 0,
         "estimates": [],
         "plausible_values": None,
@@ -1565,11 +883,11 @@ def not_applicable_result(hyp: dict, wave: str | None, reason: str) -> dict:
     })
 
 
-def _scores_used(hyp: dict, data: pd.DataFrame, design: _Design) -> dict:
+def _scores_used(hyp: Hypothesis, data: pd.DataFrame, design: Design) -> dict:
     """Where each variable came from, which score, and the reliability of noisy scores."""
     out = {}
     prov = data.attrs.get("scores_used", {})
-    names = [hyp["outcome"]["column"], *hyp["predictors"], *hyp.get("covariates", [])]
+    names = [hyp.outcome.column, *hyp.predictors, *hyp.covariates]
     for name in names:
         entry = dict(prov.get(name, {}))
         se_col = f"{name}__se"
@@ -1610,19 +928,26 @@ def result_to_json(result: dict) -> str:
     return json.dumps(_clean(result), indent=2, allow_nan=False)
 
 
-def run_hypothesis(path_or_hyp: Path | str | dict, wave_inputs: dict[str, pd.DataFrame],
-                   wave: str | None = None) -> dict:
-    """Load (if a path), assemble and fit one hypothesis.
+def run_hypothesis(path_or_hyp: Path | str | Hypothesis | Mapping,
+                   wave_inputs: dict[str, pd.DataFrame], wave: str | None = None) -> dict:
+    """Load (if a path), assemble and fit one hypothesis on a wave's inputs
+    (:func:`flaqum.hypotheses.read_inputs`, :func:`flaqum.hypotheses.canonical_ids`).
 
-    When the outcome's source (``outcomes`` or ``team_outcomes``, both optional) is not among
-    the wave's inputs, the result is :func:`not_applicable_result` with the reason.
+    The result is :func:`not_applicable_result` with the reason when the hypothesis is not
+    declared for ``wave`` (its ``waves``), when the outcome's source (``outcomes`` or
+    ``team_outcomes``, both optional) is not among the wave's inputs, or when the wave lacks
+    a name the study declares.
     """
-    hyp = path_or_hyp if isinstance(path_or_hyp, dict) else load_hypothesis(path_or_hyp)
-    source = hyp["outcome"].get("source", "scale")
+    hyp = (load_hypothesis(path_or_hyp) if isinstance(path_or_hyp, str | Path)
+           else as_hypothesis(path_or_hyp))
+    if not hyp.applies(wave):
+        return not_applicable_result(hyp, wave,
+                                     f"not declared for wave {wave} (waves: {hyp.waves})")
+    source = hyp.outcome.source
     if source != "scale" and source not in wave_inputs:
         return not_applicable_result(
             hyp, wave, f"no {source} file in this wave: the outcome "
-            f"{hyp['outcome']['column']!r} was not delivered (an optional source)")
+            f"{hyp.outcome.column!r} was not delivered (an optional source)")
     try:
         data = assemble_data(hyp, wave_inputs, wave)
     except NotInWave as exc:

@@ -28,6 +28,55 @@ from flaqum.ids import check_id
 WAVE_FOLDERS = ("data/processed/{wave}", "results/{wave}", "reports/{wave}")
 RESEARCH_FOLDER = "research"  # reports/<wave>/research/: the consortium report, never a hospital's
 
+#: Where the stages write a wave's files, relative to the study folder, by the name their
+#: readers use (docs/outputs.md defines each file): the one list of these paths. The DAG's
+#: input functions (``workflow/rules/common.smk``), the hypotheses
+#: (:data:`flaqum.hypotheses.INPUTS`) and the reports (``flaqum.report.data.wave_paths``) read
+#: it; the rules' ``output:`` keep their paths written out, as Snakemake shows them, and
+#: ``tests/test_outputs.py`` checks that each path here is one a rule writes.
+WAVE_FILES = {
+    "validation": "results/{wave}/validation.json",
+    # processed data (ingest): the registers, the maturity matrix's items, the outcomes
+    "organisations": "data/processed/{wave}/organisations.parquet",
+    "team_register": "data/processed/{wave}/teams.parquet",
+    "maturity_items": "data/processed/{wave}/maturity.parquet",
+    "outcomes": "data/processed/{wave}/outcomes.parquet",
+    "team_outcomes": "data/processed/{wave}/team_outcomes.parquet",
+    # scores, psychometrics, multilevel models
+    "maturity": "results/{wave}/scores/maturity.parquet",
+    "scales": "results/{wave}/psychometrics/scales.csv",
+    "items": "results/{wave}/psychometrics/items.csv",
+    "agreement": "results/{wave}/psychometrics/agreement.csv",
+    "invariance": "results/{wave}/psychometrics/invariance.csv",
+    "variance": "results/{wave}/multilevel/variance.csv",
+    "teams": "results/{wave}/multilevel/teams.csv",
+    "hospitals": "results/{wave}/multilevel/hospitals.csv",
+    "adjusted": "results/{wave}/multilevel/adjusted.csv",
+    "change": "results/{wave}/multilevel/change.csv",
+    # outcome hypotheses, the research team's extra results, the report statistics
+    "hypotheses": "results/{wave}/hypotheses/summary.csv",
+    "funnel": "results/{wave}/funnel.csv",
+    "planning": "results/{wave}/planning.csv",
+    "planning_hospitals": "results/{wave}/planning_hospitals.csv",
+    **{
+        f"bench_{name}": f"results/{{wave}}/benchmark/{name}.csv"
+        for name in ("items", "scales", "stakeholders", "maturity", "peers", "trends")
+    },
+}
+#: A source's processed data and scores (``{source}``: its name in the config).
+SOURCE_FILES = {
+    "processed": "data/processed/{wave}/{source}.parquet",
+    "scores": "results/{wave}/scores/{source}.parquet",
+}
+
+
+def wave_file(key: str, wave: str, source: str | None = None) -> str:
+    """The path of a wave's file :data:`WAVE_FILES` names ``key`` (or, with ``source``, of
+    :data:`SOURCE_FILES`), relative to the study folder."""
+    if source is not None:
+        return SOURCE_FILES[key].format(wave=wave, source=source)
+    return WAVE_FILES[key].format(wave=wave)
+
 
 @lru_cache(maxsize=4096)
 def _sha256(path: str, size: int, mtime_ns: int) -> str:
@@ -146,7 +195,7 @@ def run_summary(
             )
     not_fitted = []
     for wave in waves:
-        summary = root / "results" / wave / "hypotheses" / "summary.csv"
+        summary = root / wave_file("hypotheses", wave)
         if wave in failed or not summary.exists():
             continue
         table = pd.read_csv(summary, dtype=str)
@@ -163,7 +212,7 @@ def run_summary(
         lines.append(f"{raw_dir}/{name}: not processed: {why}")
     errors = {}
     for wave in failed:
-        path = root / "results" / wave / "validation.json"
+        path = root / wave_file("validation", wave)
         data = json.loads(path.read_text())
         errors[wave] = data["n_errors"]
         lines.append(

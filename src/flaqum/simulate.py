@@ -32,7 +32,6 @@ registers or files: for the multilevel tests, the lme4 fixtures
 
 from __future__ import annotations
 
-import argparse
 import json
 import zlib
 from pathlib import Path
@@ -40,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from flaqum.config import Study, load_study
+from flaqum.config import Study, load_study, with_defaults
 
 TEAM_TYPES = {
     "ward": [
@@ -747,12 +746,17 @@ def _with_invited(orgs: pd.DataFrame, sources: dict, seed: int) -> pd.DataFrame:
     return orgs
 
 
+#: The demo consortium of ``flaqum demo``: ``seed``, ``hospitals`` and ``waves``, the defaults
+#: of the config schema's ``demo`` section (the one place they are written).
+DEMO = with_defaults({})["demo"]
+
+
 def generate_consortium(
     out_dir: Path | str,
     study: Study | None = None,
-    n_hospitals: int = 30,
-    waves=("2024-1", "2025-2"),
-    seed: int = 20261122,
+    n_hospitals: int = DEMO["hospitals"],
+    waves=tuple(DEMO["waves"]),
+    seed: int = DEMO["seed"],
     fmt: str = "sav",
     join_late: int | None = None,
     scale: float = 1.0,
@@ -798,27 +802,3 @@ def generate_consortium(
         truth["waves"][wave] = wtruth
     (out_dir / "ground_truth.json").write_text(json.dumps(truth, indent=1, default=float))
     return truth
-
-
-def main(argv=None):
-    ap = argparse.ArgumentParser(
-        description="Write a synthetic FlaQuM consortium (deterministic per seed)."
-    )
-    ap.add_argument("out_dir", help="folder to write <wave>/ folders and ground_truth.json into")
-    ap.add_argument("--hospitals", type=int, default=30)
-    ap.add_argument("--waves", nargs="+", default=["2024-1", "2025-2"])
-    ap.add_argument("--seed", type=int, default=20261122)
-    ap.add_argument("--format", choices=["sav", "csv"], default="sav")
-    ap.add_argument("--config", default="config/config.yaml")
-    args = ap.parse_args(argv)
-    study = load_study(args.config)
-    t = generate_consortium(args.out_dir, study, args.hospitals, args.waves, args.seed, args.format)
-    for wave, wt in t["waves"].items():
-        print(
-            f"{wave}: {len(wt['hospitals_in_wave'])} hospitals, {wt['n_staff']} professionals, "
-            f"{wt['n_patients']} patients and kin"
-        )
-
-
-if __name__ == "__main__":
-    main()

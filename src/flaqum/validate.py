@@ -208,6 +208,19 @@ class Validation:
             last = self.errors if level == "error" else self.warnings
             last[-1].count = n - MAX_PER_RULE + 1
 
+    def flag(self, level, rule, message_fn, file, mask, column=None, values=None, unit="value"):
+        """The rows where ``mask`` is true as findings (:meth:`add_rows`); nothing when it is
+        nowhere true. ``values``: the column's values over all rows (a Series or an array),
+        of which the flagged rows' are shown."""
+        rows = np.flatnonzero(np.asarray(mask, bool))
+        if not len(rows):
+            return
+        if isinstance(values, pd.Series):
+            values = _values(values, rows)
+        elif values is not None:
+            values = np.asarray(values)[rows]
+        self.add_rows(level, rule, message_fn, file, rows, column, values, unit)
+
     def to_dict(self) -> dict:
         return {
             "wave": self.wave,
@@ -335,57 +348,47 @@ def check_items(
             if item not in df.columns:
                 continue
             num = numeric_values(df[item])
-            if num.not_a_number.any():
-                rows = np.flatnonzero(num.not_a_number)
-                val.add_rows(
-                    "error",
-                    "numeric answer",
-                    lambda v, r, it=item: f"answer to {it} is not a number",
-                    file,
-                    rows,
-                    item,
-                    _values(df[item], rows),
-                )
+            val.flag(
+                "error",
+                "numeric answer",
+                lambda v, r, it=item: f"answer to {it} is not a number",
+                file,
+                num.not_a_number,
+                item,
+                df[item],
+            )
             declared = meta.user_missing.get(item)
             ans = classify_answers(num.x, lo, hi, codes, declared)
-            if ans.not_finite.any() or num.not_finite.any():
-                rows = np.flatnonzero(ans.not_finite | num.not_finite)
-                val.add_rows(
-                    "error",
-                    "finite number",
-                    lambda v, r, it=item: f"answer to {it} is not a finite number",
-                    file,
-                    rows,
-                    item,
-                    _values(df[item], rows),
-                )
+            val.flag(
+                "error",
+                "finite number",
+                lambda v, r, it=item: f"answer to {it} is not a finite number",
+                file,
+                ans.not_finite | num.not_finite,
+                item,
+                df[item],
+            )
             lab = f"{inst.id} answers run {lo}-{hi}, missing codes {codes}"
-            if ans.not_whole.any():
-                rows = np.flatnonzero(ans.not_whole)
-                val.add_rows(
-                    "error",
-                    "whole number",
-                    lambda v, r, it=item, lab=lab: (
-                        f"{it}: the answer is not a whole number ({lab})"
-                    ),
-                    file,
-                    rows,
-                    item,
-                    ans.x[rows],
-                )
-            if ans.out_of_range.any():
-                rows = np.flatnonzero(ans.out_of_range)
-                val.add_rows(
-                    "error",
-                    "response range",
-                    lambda v, r, it=item, lab=lab: (
-                        f"{it}: value outside the response range and not a missing code ({lab})"
-                    ),
-                    file,
-                    rows,
-                    item,
-                    ans.x[rows],
-                )
+            val.flag(
+                "error",
+                "whole number",
+                lambda v, r, it=item, lab=lab: f"{it}: the answer is not a whole number ({lab})",
+                file,
+                ans.not_whole,
+                item,
+                ans.x,
+            )
+            val.flag(
+                "error",
+                "response range",
+                lambda v, r, it=item, lab=lab: (
+                    f"{it}: value outside the response range and not a missing code ({lab})"
+                ),
+                file,
+                ans.out_of_range,
+                item,
+                ans.x,
+            )
             _warn_declared_missing(val, inst, item, declared, ans, file)
             cleaned[item] = ans.cleaned()
     return cleaned
@@ -464,18 +467,17 @@ def _warn_quality(val, study, source, cleaned, ids, file):
         with np.errstate(invalid="ignore"):
             same = np.nanmax(Xf, axis=1, initial=-np.inf) == np.nanmin(Xf, axis=1, initial=np.inf)
         flat = same & (k_ans >= cfg["straightline_min_items"])
+        val.flag(
+            "warning",
+            "straight-lining",
+            lambda v, r, inst=inst: f"respondent gave the same answer to all {inst.id} items",
+            file,
+            flat,
+            "respondent_id",
+            ids,
+            unit="respondent",
+        )
         if flat.any():
-            rows = np.flatnonzero(flat)
-            val.add_rows(
-                "warning",
-                "straight-lining",
-                lambda v, r, inst=inst: f"respondent gave the same answer to all {inst.id} items",
-                file,
-                rows,
-                "respondent_id",
-                ids[rows],
-                unit="respondent",
-            )
             val.summary.setdefault("straightliners", {})[f"{source}/{inst.id}"] = int(flat.sum())
         for sid, scale in inst.scales.items():
             s_items = [i for i in scale.items if i in cleaned]
@@ -692,30 +694,25 @@ def _check_ids(val: Validation, spec: dict, df: pd.DataFrame, path: Path) -> Non
         if col not in df.columns:
             continue
         ids = as_id(df[col])
-        empty = ids.isna().to_numpy()
-        if empty.any():
-            val.add_rows(
-                "error",
-                "id present",
-                lambda v, r, col=col: f"{col} is empty",
-                path,
-                np.flatnonzero(empty),
-                col,
-                unit="row",
-            )
+        val.flag(
+            "error",
+            "id present",
+            lambda v, r, col=col: f"{col} is empty",
+            path,
+            ids.isna().to_numpy(),
+            col,
+            unit="row",
+        )
         ok = ids.str.fullmatch(ID_REGEX) & ~ids.str.lower().isin(RESERVED)
-        bad = ~ok.to_numpy(bool, na_value=True)
-        if bad.any():
-            rows = np.flatnonzero(bad)
-            val.add_rows(
-                "error",
-                "id alphabet",
-                lambda v, r, col=col: check_id(v, col) or f"{col} is not a valid id",
-                path,
-                rows,
-                col,
-                _values(ids, rows),
-            )
+        val.flag(
+            "error",
+            "id alphabet",
+            lambda v, r, col=col: check_id(v, col) or f"{col} is not a valid id",
+            path,
+            ~ok.to_numpy(bool, na_value=True),
+            col,
+            ids,
+        )
         df[col] = ids
 
 
@@ -765,17 +762,8 @@ def _check_numeric_columns(val, study, source, df, file):
                 ("positive exposure", present & (x <= 0), "is an exposure and must be above 0", x)
             )
         for rule, mask, text, values in checks:
-            if mask.any():
-                rows = np.flatnonzero(mask)
-                val.add_rows(
-                    "error",
-                    rule,
-                    lambda v, r, c=c, text=text: f"{c} {text}",
-                    file,
-                    rows,
-                    c,
-                    _values(values, rows) if values is raw else x[rows],
-                )
+            val.flag("error", rule, lambda v, r, c=c, text=text: f"{c} {text}", file, mask, c,
+                     values)
 
 
 def _check_case_collisions(val, df, key, file) -> None:
@@ -792,24 +780,21 @@ def _check_case_collisions(val, df, key, file) -> None:
     for c in key:
         v = df[c].fillna("").to_numpy(object)
         differs |= (v != v[first_i]).astype(bool)
-    clash = has & differs
-    if clash.any():
-        rows = np.flatnonzero(clash)
-        ids = df[id_col].to_numpy(object)
-        val.add_rows(
-            "error",
-            "ids unique ignoring case",
-            lambda v, r, c=id_col: (
-                f"{c} {v!r} differs only in letter case from {ids[first_i[r]]!r} in row "
-                f"{first_i[r] + 1}; ids must be unique ignoring case, because they name files "
-                "and on Windows and macOS 'H1' and 'h1' are the same file"
-            ),
-            file,
-            rows,
-            id_col,
-            ids[rows],
-            unit="row",
-        )
+    ids = df[id_col].to_numpy(object)
+    val.flag(
+        "error",
+        "ids unique ignoring case",
+        lambda v, r, c=id_col: (
+            f"{c} {v!r} differs only in letter case from {ids[first_i[r]]!r} in row "
+            f"{first_i[r] + 1}; ids must be unique ignoring case, because they name files "
+            "and on Windows and macOS 'H1' and 'h1' are the same file"
+        ),
+        file,
+        has & differs,
+        id_col,
+        ids,
+        unit="row",
+    )
 
 
 ONE_ORGANISATION = "_organisation"  # the column added where a source has no hospital column
@@ -864,18 +849,16 @@ def _check_keys(val: Validation, study: Study, frames: dict, files: dict) -> Non
     team_pairs = None
     if teams is not None and th and tt and {th, tt} <= set(teams.columns):
         team_pairs = pd.MultiIndex.from_frame(teams[[th, tt]].astype(object))
-        dup = team_pairs.duplicated() & teams[tt].notna().to_numpy()
-        if dup.any():
-            val.add_rows(
-                "error",
-                "unique id",
-                lambda v, r: f"team {v} is registered twice",
-                files["teams"],
-                np.flatnonzero(dup),
-                tt,
-                teams[tt].to_numpy(object)[dup],
-                unit="row",
-            )
+        val.flag(
+            "error",
+            "unique id",
+            lambda v, r: f"team {v} is registered twice",
+            files["teams"],
+            team_pairs.duplicated() & teams[tt].notna().to_numpy(),
+            tt,
+            teams[tt].to_numpy(object),
+            unit="row",
+        )
     min_n = study.min_group_size
     for source, df in frames.items():
         spec = specs[source]
@@ -885,35 +868,29 @@ def _check_keys(val: Validation, study: Study, frames: dict, files: dict) -> Non
         if spec["kind"] == "team" or (spec["kind"] == "register" and spec.get("team")):
             unique_key = [spec["hospital"], id_col]
         if all(c in df.columns for c in unique_key) and source != "teams":
-            dup = df.duplicated(unique_key, keep="first").to_numpy() & df[id_col].notna().to_numpy()
-            if dup.any():
-                rows = np.flatnonzero(dup)
-                val.add_rows(
-                    "error",
-                    "unique id",
-                    lambda v, r, c=id_col: f"duplicate {c}: already used in an earlier row",
-                    file,
-                    rows,
-                    id_col,
-                    _values(df[id_col], rows),
-                    unit="row",
-                )
+            val.flag(
+                "error",
+                "unique id",
+                lambda v, r, c=id_col: f"duplicate {c}: already used in an earlier row",
+                file,
+                df.duplicated(unique_key, keep="first").to_numpy() & df[id_col].notna().to_numpy(),
+                id_col,
+                df[id_col],
+                unit="row",
+            )
         if spec["kind"] == "register":
             _check_case_collisions(val, df, unique_key, file)
         hcol = spec.get("hospital")
         if hosp_known is not None and hcol in df.columns and source != "organisations":
-            unknown = ~df[hcol].isin(hosp_known).to_numpy() & df[hcol].notna().to_numpy()
-            if unknown.any():
-                rows = np.flatnonzero(unknown)
-                val.add_rows(
-                    "error",
-                    "hospital in register",
-                    lambda v, r: f"hospital {v} is not in the hospital register (organisations)",
-                    file,
-                    rows,
-                    hcol,
-                    _values(df[hcol], rows),
-                )
+            val.flag(
+                "error",
+                "hospital in register",
+                lambda v, r: f"hospital {v} is not in the hospital register (organisations)",
+                file,
+                ~df[hcol].isin(hosp_known).to_numpy() & df[hcol].notna().to_numpy(),
+                hcol,
+                df[hcol],
+            )
         tcol = spec.get("team")
         if (
             team_pairs is not None
@@ -928,7 +905,6 @@ def _check_keys(val: Validation, study: Study, frames: dict, files: dict) -> Non
                 hv = df[hcol].to_numpy(object)
                 tv = df[tcol].to_numpy(object)
                 other = np.flatnonzero(unknown & registered)
-                absent = np.flatnonzero(unknown & ~registered)
                 if len(other):
                     listed = set(tv[other[:MAX_PER_RULE]])
                     sub = teams.loc[teams[tt].isin(listed), [tt, th]].dropna()
@@ -948,16 +924,15 @@ def _check_keys(val: Validation, study: Study, frames: dict, files: dict) -> Non
                         tcol,
                         tv[other],
                     )
-                if len(absent):
-                    val.add_rows(
-                        "error",
-                        "team in register",
-                        lambda v, r: f"team {v} is not in the team register",
-                        file,
-                        absent,
-                        tcol,
-                        tv[absent],
-                    )
+                val.flag(
+                    "error",
+                    "team in register",
+                    lambda v, r: f"team {v} is not in the team register",
+                    file,
+                    unknown & ~registered,
+                    tcol,
+                    tv,
+                )
         if spec["kind"] == "survey" and tcol in df.columns and hcol in df.columns:
             sizes = df.groupby([hcol, tcol], observed=True).size()
             small = sizes[sizes < min_n]

@@ -16,10 +16,10 @@ except ImportError:
 
 from flaqum.config import load_study
 from flaqum.errors import FlaqumError
-from flaqum.outcomes import check_hypotheses
+from flaqum.hypotheses import check_hypotheses
 from flaqum.ids import ID_REGEX
 from flaqum.io import find_source
-from flaqum.outputs import raw_manifest
+from flaqum.outputs import SOURCE_FILES, raw_manifest, wave_file
 from flaqum.report.render import choose_engine
 
 # The study: config and codebooks validated against their schemas before anything runs.
@@ -124,9 +124,9 @@ def scored_sources(wave):
 def stage_outputs(wave):
     """Per-wave targets of the foundation stages; later stages add theirs in their rule files."""
     return (
-        [f"results/{wave}/validation.json"]
-        + [f"data/processed/{wave}/{s}.parquet" for s in wave_sources(wave)]
-        + [f"results/{wave}/scores/{s}.parquet" for s in scored_sources(wave)]
+        [wave_file("validation", wave)]
+        + [wave_file("processed", wave, s) for s in wave_sources(wave)]
+        + [wave_file("scores", wave, s) for s in scored_sources(wave)]
     )
 
 
@@ -174,7 +174,7 @@ def summary_inputs(wildcards):
         (
             f"results/{w}/provenance.json"
             if wave_passed(w)
-            else f"results/{w}/validation.json"
+            else wave_file("validation", w)
         )
         for w in WAVES
     ]
@@ -188,9 +188,7 @@ def stale_outputs(wildcards):
     """Outputs of a valid wave that no longer have a place: its change since the previous
     wave when no earlier wave passes validation any more (removed at the run's end)."""
     return [
-        f"results/{w}/multilevel/change.csv"
-        for w in WAVES
-        if wave_passed(w) and not previous_wave(w)
+        wave_file("change", w) for w in WAVES if wave_passed(w) and not previous_wave(w)
     ]
 
 
@@ -203,10 +201,8 @@ def wave_dir(wildcards):
     return f"{RAW}/{wildcards.wave}"
 
 
-OPTIONAL_WAVE_INPUTS = {
-    "outcomes": "data/processed/{wave}/outcomes.parquet",
-    "team_outcomes": "data/processed/{wave}/team_outcomes.parquet",
-}
+# the optional sources a hypothesis reads (their paths: flaqum.outputs.WAVE_FILES)
+OPTIONAL_WAVE_INPUTS = ("outcomes", "team_outcomes")
 
 
 def maturity_inputs(wave, items=False):
@@ -214,15 +210,15 @@ def maturity_inputs(wave, items=False):
     source with scales and the wave delivered it; nothing otherwise."""
     if "maturity" not in scored_sources(wave):
         return {}
-    out = {"maturity": f"results/{wave}/scores/maturity.parquet"}
+    out = {"maturity": wave_file("maturity", wave)}
     if items:
-        out["maturity_items"] = f"data/processed/{wave}/maturity.parquet"
+        out["maturity_items"] = wave_file("maturity_items", wave)
     return out
 
 
 def multilevel_inputs(wildcards):
     return {
-        "scores": f"results/{wildcards.wave}/scores/{wildcards.source}.parquet",
+        "scores": wave_file("scores", wildcards.wave, wildcards.source),
         **maturity_inputs(wildcards.wave),
     }
 
@@ -231,14 +227,14 @@ def hypothesis_inputs(wildcards):
     """What a hypothesis reads: EB scores, maturity, registers, and the outcomes if present."""
     w = wildcards.wave
     inputs = {
-        "hospitals": f"results/{w}/multilevel/hospitals.csv",
-        "teams": f"results/{w}/multilevel/teams.csv",
+        "hospitals": wave_file("hospitals", w),
+        "teams": wave_file("teams", w),
         **maturity_inputs(w),
-        "organisations": f"data/processed/{w}/organisations.parquet",
+        "organisations": wave_file("organisations", w),
     }
-    for key, pattern in OPTIONAL_WAVE_INPUTS.items():
+    for key in OPTIONAL_WAVE_INPUTS:
         if key in wave_sources(w):
-            inputs[key] = pattern.format(wave=w)
+            inputs[key] = wave_file(key, w)
     return inputs
 
 
@@ -246,7 +242,7 @@ def hypothesis_targets(wave):
     hyps = sorted(p.stem for p in Path("config/hypotheses").glob("*.yaml"))
     if not hyps:
         return []
-    return [f"results/{wave}/hypotheses/summary.csv"] + [
+    return [wave_file("hypotheses", wave)] + [
         f"results/{wave}/hypotheses/{h}.json" for h in hyps
     ]
 
@@ -314,24 +310,22 @@ def _with_previous(pattern):
     return inputs
 
 
-invariance_inputs = _with_previous("data/processed/{wave}/{source}.parquet")
-change_inputs = _with_previous("results/{wave}/scores/{source}.parquet")
+invariance_inputs = _with_previous(SOURCE_FILES["processed"])
+change_inputs = _with_previous(SOURCE_FILES["scores"])
 
 
 def psychometrics_targets(wave):
     return [
-        f"results/{wave}/psychometrics/{name}.csv"
-        for name in ("scales", "items", "agreement", "invariance")
+        wave_file(name, wave) for name in ("scales", "items", "agreement", "invariance")
     ]
 
 
 def multilevel_targets(wave):
     out = [
-        f"results/{wave}/multilevel/{name}.csv"
-        for name in ("variance", "teams", "hospitals", "adjusted")
+        wave_file(name, wave) for name in ("variance", "teams", "hospitals", "adjusted")
     ]
     if previous_wave(wave):
-        out.append(f"results/{wave}/multilevel/change.csv")
+        out.append(wave_file("change", wave))
     return out
 
 
@@ -358,27 +352,26 @@ def benchmark_inputs(wildcards):
     """
     w = wildcards.wave
     inputs = {
-        "organisations": f"data/processed/{w}/organisations.parquet",
+        "organisations": wave_file("organisations", w),
         **maturity_inputs(w, items=True),
-        "responses": [f"data/processed/{w}/{s}.parquet" for s in survey_sources(w)],
+        "responses": [wave_file("processed", w, s) for s in survey_sources(w)],
     }
     for earlier in waves_up_to(w):
-        inputs[f"hospitals__{earlier}"] = f"results/{earlier}/multilevel/hospitals.csv"
+        inputs[f"hospitals__{earlier}"] = wave_file("hospitals", earlier)
         if previous_wave(earlier):
-            inputs[f"change__{earlier}"] = f"results/{earlier}/multilevel/change.csv"
+            inputs[f"change__{earlier}"] = wave_file("change", earlier)
     return inputs
 
 
 def benchmark_paths(wave):
     """The report statistics of a wave (report inputs, keys as WaveResults' fields)."""
     return {
-        f"bench_{name}": f"results/{wave}/benchmark/{name}.csv"
-        for name in BENCHMARK_NAMES
+        f"bench_{name}": wave_file(f"bench_{name}", wave) for name in BENCHMARK_NAMES
     }
 
 
 def benchmark_targets(wave):
-    return [f"results/{wave}/benchmark/{name}.csv" for name in BENCHMARK_NAMES]
+    return list(benchmark_paths(wave).values())
 
 
 # ---- reports (report.smk) ----
@@ -451,21 +444,25 @@ def report_inputs(wildcards):
     report statistics of results/<wave>/benchmark/."""
     w = wildcards.wave
     inputs = {
-        "organisations": f"data/processed/{w}/organisations.parquet",
-        "hospitals": f"results/{w}/multilevel/hospitals.csv",
-        "teams": f"results/{w}/multilevel/teams.csv",
-        "variance": f"results/{w}/multilevel/variance.csv",
-        "agreement": f"results/{w}/psychometrics/agreement.csv",
-        "scales": f"results/{w}/psychometrics/scales.csv",
-        "item_stats": f"results/{w}/psychometrics/items.csv",
-        **maturity_inputs(w, items=True),
-        "validation": f"results/{w}/validation.json",
-        "responses": [f"data/processed/{w}/{s}.parquet" for s in survey_sources(w)],
+        key: wave_file(key, w)
+        for key in (
+            "organisations",
+            "hospitals",
+            "teams",
+            "variance",
+            "agreement",
+            "scales",
+        )
     }
+    # "items" is a reserved name in a rule's input
+    inputs["item_stats"] = wave_file("items", w)
+    inputs.update(maturity_inputs(w, items=True))
+    inputs["validation"] = wave_file("validation", w)
+    inputs["responses"] = [wave_file("processed", w, s) for s in survey_sources(w)]
     if "teams" in wave_sources(w):
-        inputs["team_register"] = f"data/processed/{w}/teams.parquet"
+        inputs["team_register"] = wave_file("team_register", w)
     if previous_wave(w):
-        inputs["change"] = f"results/{w}/multilevel/change.csv"
+        inputs["change"] = wave_file("change", w)
     # the report statistics (benchmark.smk): trends read every earlier wave
     inputs.update(benchmark_paths(w))
     return inputs
@@ -474,9 +471,9 @@ def report_inputs(wildcards):
 def research_targets(wave):
     """The research team's extra results (research.smk): the funnel plots' data where the
     wave has outcomes, and the planning of the next wave."""
-    out = [f"results/{wave}/planning.csv", f"results/{wave}/planning_hospitals.csv"]
+    out = [wave_file("planning", wave), wave_file("planning_hospitals", wave)]
     if "outcomes" in wave_sources(wave):
-        out.append(f"results/{wave}/funnel.csv")
+        out.append(wave_file("funnel", wave))
     return out
 
 
@@ -488,10 +485,10 @@ def consortium_inputs(wildcards):
     inputs = report_inputs(wildcards)
     hyps = hypothesis_targets(w)
     if hyps:
-        inputs["hypotheses"] = f"results/{w}/hypotheses/summary.csv"
+        inputs["hypotheses"] = wave_file("hypotheses", w)
         inputs["hypothesis_results"] = hyps[1:]
-    inputs["invariance"] = f"results/{w}/psychometrics/invariance.csv"
-    inputs["adjusted"] = f"results/{w}/multilevel/adjusted.csv"
+    inputs["invariance"] = wave_file("invariance", w)
+    inputs["adjusted"] = wave_file("adjusted", w)
     for path in research_targets(w):
         inputs[Path(path).stem] = path
     return inputs

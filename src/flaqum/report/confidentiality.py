@@ -87,11 +87,10 @@ import pandas as pd
 
 from flaqum import benchmark
 from flaqum.config import Study
+from flaqum.constants import Z95, Z998
 from flaqum.report.data import WaveResults
 from flaqum.report.escape import IDENT_CLASS, clean
 from flaqum.report.shape import Shape, mirrored_pairs, study_shape
-
-Z95, Z998 = 1.959964, 3.090232
 
 _RULE_K = (
     "No number in this report describes fewer than {k} respondents: {groups} with fewer "

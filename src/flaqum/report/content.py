@@ -40,6 +40,7 @@ from flaqum.report import figures, tables
 from flaqum.report.confidentiality import (
     SIDE_LABELS,
     Z95,
+    Z998,
     HospitalView,
     hospital_view,
     rules_text,
@@ -189,13 +190,13 @@ def _points(v: HospitalView) -> list[tuple[str, float, str, Quotes]]:
                 f"**{name}** is clearly lower than in the consortium: {facts}. What do your "
                 f"{who} say gets in the way?"
             )
-            cands.append(("lower", z / 3.09, text, q))
+            cands.append(("lower", z / Z998, text, q))
         else:
             text = (
                 f"**{name}** is clearly higher than in the consortium: {facts}. What makes this "
                 "work, and what can others learn from it?"
             )
-            cands.append(("higher", 0.6 * z / 3.09, text, q))
+            cands.append(("higher", 0.6 * z / Z998, text, q))
     if v.change is not None:
         labels = v.scales.set_index("scale")["label"]
         for r in v.change[v.change["status"] == "shown"].itertuples(index=False):
@@ -213,10 +214,10 @@ def _points(v: HospitalView) -> list[tuple[str, float, str, Quotes]]:
             )
             if r.ci_high < 0:
                 text = f"**{name}** fell clearly since wave {prev}: {chg}. What changed?"
-                cands.append(("decline", z / 1.96, text, q))
+                cands.append(("decline", z / Z95, text, q))
             else:
                 text = f"**{name}** rose clearly since wave {prev}: {chg}. What did you do?"
-                cands.append(("rise", 0.5 * z / 1.96, text, q))
+                cands.append(("rise", 0.5 * z / Z95, text, q))
     gaps = scale_gaps(v)
     if not gaps.empty:
         d = gaps.dropna(subset=["gap", "se"])
@@ -253,7 +254,7 @@ def _points(v: HospitalView) -> list[tuple[str, float, str, Quotes]]:
             # worth a conversation in proportion to how far it is from the consortium's gap
             ref = r["consortium_gap"] if v.compare and pd.notna(r["consortium_gap"]) else 0
             z = abs(r["gap"] - ref) / r["se"]
-            cands.append(("stakeholders", 0.5 * z / 1.96, text, q))
+            cands.append(("stakeholders", 0.5 * z / Z95, text, q))
     tv = v.teams
     if tv is not None and not tv.empty:
         low = tv[tv["low_agreement"].fillna(False).astype(bool)]

@@ -14,16 +14,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from flaqum.outputs import WAVE_FILES, wave_file
+
 ID_COLS = {"hospital_id": "string", "team_id": "string", "respondent_id": "string"}
-#: WaveResults field -> file name under results/<wave>/benchmark/
-BENCHMARK_FILES = {
-    "bench_items": "items.csv",
-    "bench_scales": "scales.csv",
-    "bench_stakeholders": "stakeholders.csv",
-    "bench_maturity": "maturity.csv",
-    "bench_peers": "peers.csv",
-    "bench_trends": "trends.csv",
-}
+#: WaveResults field -> file name under results/<wave>/benchmark/ (flaqum.outputs.WAVE_FILES)
+BENCHMARK_FILES = {key: Path(path).name for key, path in WAVE_FILES.items()
+                   if key.startswith("bench_")}
 
 
 @dataclass
@@ -110,11 +106,8 @@ def read_table(path: Path | str | None, text=()) -> pd.DataFrame | None:
 
 # The consortium report's extra tables (key -> file under results/<wave>/).
 RESEARCH = {
-    "invariance": "psychometrics/invariance.csv",
-    "adjusted": "multilevel/adjusted.csv",
-    "funnel": "funnel.csv",
-    "planning": "planning.csv",
-    "planning_hospitals": "planning_hospitals.csv",
+    key: WAVE_FILES[key].removeprefix("results/{wave}/")
+    for key in ("invariance", "adjusted", "funnel", "planning", "planning_hospitals")
 }
 
 
@@ -191,32 +184,18 @@ def load_wave(wave: str, paths: dict[str, str | list[str]]) -> WaveResults:
 
 
 def wave_paths(root: Path | str, wave: str, sources=("staff", "patients")) -> dict:
-    """The standard locations (CONTRACT section 4) of a wave's report inputs under ``root``."""
+    """The report inputs of a wave under ``root``, where the pipeline writes them
+    (:data:`flaqum.outputs.WAVE_FILES`), keyed as :func:`load_wave` reads them."""
     r = Path(root)
-    res, proc = r / "results" / wave, r / "data" / "processed" / wave
-    return {
-        "organisations": str(proc / "organisations.parquet"),
-        # a study without teams has no teams register (None: none expected)
-        "team_register": str(proc / "teams.parquet") if (proc / "teams.parquet").exists() else None,
-        "hospitals": str(res / "multilevel" / "hospitals.csv"),
-        "teams": str(res / "multilevel" / "teams.csv"),
-        "change": str(res / "multilevel" / "change.csv"),
-        "variance": str(res / "multilevel" / "variance.csv"),
-        "agreement": str(res / "psychometrics" / "agreement.csv"),
-        "scales": str(res / "psychometrics" / "scales.csv"),
-        "items": str(res / "psychometrics" / "items.csv"),
-        "hypotheses": str(res / "hypotheses" / "summary.csv"),
-        # the report statistics, where the benchmark stage has written them (results of an
-        # older run without them: computed when a view is built)
-        **{
-            key: str(res / "benchmark" / name)
-            for key, name in BENCHMARK_FILES.items()
-            if (res / "benchmark").exists()
-        },
-        "maturity": str(res / "scores" / "maturity.parquet"),
-        "maturity_items": str(proc / "maturity.parquet"),
-        "validation": str(res / "validation.json"),
-        "responses": [str(proc / f"{s}.parquet") for s in sources],
-        **{key: str(res / rel) for key, rel in RESEARCH.items()},
-        "hypothesis_results": sorted(str(p) for p in (res / "hypotheses").glob("*.json")),
-    }
+    paths = {key: str(r / wave_file(key, wave)) for key in WAVE_FILES}
+    # a study without teams has no teams register (None: none expected)
+    if not Path(paths["team_register"]).exists():
+        paths["team_register"] = None
+    # the report statistics, where the benchmark stage has written them (results of an
+    # older run without them: computed when a view is built)
+    if not (r / "results" / wave / "benchmark").exists():
+        paths = {k: v for k, v in paths.items() if k not in BENCHMARK_FILES}
+    paths["responses"] = [str(r / wave_file("processed", wave, s)) for s in sources]
+    hypotheses = Path(paths["hypotheses"]).parent
+    paths["hypothesis_results"] = sorted(str(p) for p in hypotheses.glob("*.json"))
+    return paths

@@ -32,6 +32,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+from flaqum.constants import Z95, Z998
 from flaqum.report.escape import IDENT_CLASS, clean
 from flaqum.report.escape import html as esc
 from flaqum.report.tables import num, span
@@ -348,7 +349,7 @@ def between_hospitals(scales: pd.DataFrame, peers: dict[str, np.ndarray], ncols:
         se = np.array([t[1] for t in pts], float)
         own = np.array([t[2] for t in pts], bool)
         x = np.arange(1, len(pts) + 1)
-        cols = _signal_colours(m - 3.090232 * se, m + 3.090232 * se, cm)
+        cols = _signal_colours(m - Z998 * se, m + Z998 * se, cm)
         # A large consortium's marks are drawn as one embedded image per panel: thousands of
         # SVG paths would make the report slow to write and to open (3,000 hospitals: 160 s).
         many = {"rasterized": len(pts) > RASTER_FROM}
@@ -356,15 +357,15 @@ def between_hospitals(scales: pd.DataFrame, peers: dict[str, np.ndarray], ncols:
         _bars(
             ax,
             x,
-            m - 3.090232 * se,
-            m + 3.090232 * se,
+            m - Z998 * se,
+            m + Z998 * se,
             cols,
             0.8 * lw,
             horizontal=False,
             alpha=0.8,
             **many,
         )
-        _bars(ax, x, m - 1.959964 * se, m + 1.959964 * se, cols, 2.4 * lw, horizontal=False, **many)
+        _bars(ax, x, m - Z95 * se, m + Z95 * se, cols, 2.4 * lw, horizontal=False, **many)
         ax.scatter(x[~own], m[~own], s=9 * lw, c=list(cols[~own]), zorder=4, **many)
         if own.any():
             ax.scatter(
@@ -816,7 +817,7 @@ def named_caterpillar(d: pd.DataFrame, label: str, rng: tuple) -> Figure:
     ax = fig.add_subplot()
     cm = d["eb_mean"].mean()
     y = np.arange(n)
-    lo, hi = d["eb_mean"] - 3.090232 * d["se"], d["eb_mean"] + 3.090232 * d["se"]
+    lo, hi = d["eb_mean"] - Z998 * d["se"], d["eb_mean"] + Z998 * d["se"]
     cols = _signal_colours(lo, hi, cm)
     _bars(ax, y, lo, hi, cols, 0.8)
     _bars(ax, y, d["ci_low"], d["ci_high"], cols, 2.5)

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from flaqum.config import Study
+from flaqum.constants import Z95
 
 
 def _group_means(scores: pd.DataFrame, scales: list[str], keys: list[str], k: int):
@@ -23,8 +24,8 @@ def _group_means(scores: pd.DataFrame, scales: list[str], keys: list[str], k: in
         se = agg["sd"].fillna(agg["sd"].median()) / np.sqrt(agg["n"])
         agg["eb_mean"] = agg["raw_mean"]
         agg["eb_se"] = se
-        agg["ci_low"] = agg["eb_mean"] - 1.96 * se
-        agg["ci_high"] = agg["eb_mean"] + 1.96 * se
+        agg["ci_low"] = agg["eb_mean"] - Z95 * se
+        agg["ci_high"] = agg["eb_mean"] + Z95 * se
         agg["suppressed"] = agg["n"] < k
         agg.insert(0, "scale", sid)
         rows.append(agg.drop(columns="sd"))
@@ -113,8 +114,8 @@ def change_standin(
             "se": se,
         }
     )
-    out["ci_low"] = out["change"] - 1.96 * se
-    out["ci_high"] = out["change"] + 1.96 * se
+    out["ci_low"] = out["change"] - Z95 * se
+    out["ci_high"] = out["change"] + Z95 * se
     return out
 
 
@@ -181,6 +182,7 @@ def write_standins(study: Study, root, waves: list[str]) -> None:
     """Write stand-in results files for every wave under ``root`` where they are missing."""
     from pathlib import Path
 
+    from flaqum.outputs import wave_file
     from flaqum.report.data import read_table
     from flaqum.utils import write_csv
 
@@ -188,25 +190,23 @@ def write_standins(study: Study, root, waves: list[str]) -> None:
     prev_hosp = None
     prev_wave = None
     for wave in waves:
-        res = root / "results" / wave
         surveys = [s for s, spec in study.sources.items() if spec["kind"] == "survey"]
-        scores = {s: read_table(res / "scores" / f"{s}.parquet") for s in surveys}
+        scores = {s: read_table(root / wave_file("scores", wave, s)) for s in surveys}
         scores = {s: d for s, d in scores.items() if d is not None}
-        resp = {s: read_table(root / "data/processed" / wave / f"{s}.parquet") for s in scores}
+        resp = {s: read_table(root / wave_file("processed", wave, s)) for s in scores}
         ml = multilevel_standin(study, scores)
         files = {
-            res / "multilevel" / "hospitals.csv": ml["hospitals"],
-            res / "multilevel" / "teams.csv": ml["teams"],
-            res / "multilevel" / "variance.csv": ml["variance"],
-            res / "psychometrics" / "agreement.csv": agreement_standin(study, scores),
-            res / "psychometrics" / "scales.csv": scales_standin(study, resp),
-            res / "psychometrics" / "items.csv": items_standin(study, resp),
-            res / "hypotheses" / "summary.csv": hypotheses_standin(),
+            "hospitals": ml["hospitals"],
+            "teams": ml["teams"],
+            "variance": ml["variance"],
+            "agreement": agreement_standin(study, scores),
+            "scales": scales_standin(study, resp),
+            "items": items_standin(study, resp),
+            "hypotheses": hypotheses_standin(),
         }
         if prev_hosp is not None:
-            files[res / "multilevel" / "change.csv"] = change_standin(
-                study, ml["hospitals"], prev_hosp, prev_wave
-            )
+            files["change"] = change_standin(study, ml["hospitals"], prev_hosp, prev_wave)
+        files = {root / wave_file(key, wave): df for key, df in files.items()}
         for path, df in files.items():
             if not path.exists():
                 write_csv(df, path)
