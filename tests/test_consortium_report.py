@@ -4,11 +4,11 @@ parsed back and compared with the results frames it was made from."""
 from __future__ import annotations
 
 import re
-from html.parser import HTMLParser
 
 import numpy as np
 import pandas as pd
 import pytest
+from support.html_tables import html_tables
 
 from flaqum import funnel, planning
 from flaqum.report import content
@@ -29,41 +29,8 @@ SURVEY = {
 K = 5
 
 
-class Tables(HTMLParser):
-    """Every <table> of a fragment as (header, rows) of cell texts."""
-
-    def __init__(self, html: str):
-        super().__init__()
-        self.tables, self._cell, self._row = [], None, None
-        self.feed(html)
-
-    def handle_starttag(self, tag, attrs):
-        if tag == "table":
-            self.tables.append(([], []))
-        elif tag == "tr":
-            self._row = []
-        elif tag in ("td", "th"):
-            self._cell = []
-
-    def handle_endtag(self, tag):
-        if tag in ("td", "th") and self._cell is not None:
-            self._row.append("".join(self._cell).strip())
-            self._cell = None
-        elif tag == "tr" and self._row is not None:
-            head, rows = self.tables[-1]
-            if not head:
-                head.extend(self._row)
-            else:
-                rows.append(self._row)
-            self._row = None
-
-    def handle_data(self, data):
-        if self._cell is not None:
-            self._cell.append(data)
-
-
 def tables_of(blocks) -> list[tuple[list[str], list[list[str]]]]:
-    return [t for b in blocks if b["kind"] == "table" for t in Tables(b["html"]).tables]
+    return [t for b in blocks if b["kind"] == "table" for t in html_tables(b["html"])]
 
 
 def text_of(blocks) -> str:

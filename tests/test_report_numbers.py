@@ -19,11 +19,11 @@ from __future__ import annotations
 import copy
 import html
 import re
-from html.parser import HTMLParser
 
 import numpy as np
 import pandas as pd
 import pytest
+from support.html_tables import html_tables
 from test_report import first_wave_results, wave_results  # noqa: F401  (the fixtures)
 
 from flaqum.report import confidentiality as conf
@@ -33,45 +33,10 @@ from flaqum.report.data import WaveResults
 MINUS = "\u2212"
 
 
-class _Tables(HTMLParser):
-    """Header and rows (cell texts) of every table in an HTML fragment."""
-
-    def __init__(self):
-        super().__init__(convert_charrefs=True)
-        self.tables: list[tuple[list[str], list[list[str]]]] = []
-        self._cell: list[str] | None = None
-        self._row: list[str] | None = None
-
-    def handle_starttag(self, tag, attrs):
-        if tag == "table":
-            self.tables.append(([], []))
-        elif tag == "tr":
-            self._row = []
-        elif tag in ("td", "th"):
-            self._cell = []
-
-    def handle_endtag(self, tag):
-        if tag in ("td", "th") and self._cell is not None:
-            text = " ".join("".join(self._cell).split())
-            if tag == "th":
-                self.tables[-1][0].append(text)
-            else:
-                self._row.append(text)
-            self._cell = None
-        elif tag == "tr" and self._row:
-            self.tables[-1][1].append(self._row)
-            self._row = None
-
-    def handle_data(self, data):
-        if self._cell is not None:
-            self._cell.append(data)
-
-
 def parse_table(html: str) -> tuple[list[str], list[list[str]]]:
-    p = _Tables()
-    p.feed(html)
-    assert len(p.tables) == 1, "one table per table block"
-    return p.tables[0]
+    tables = html_tables(html)
+    assert len(tables) == 1, "one table per table block"
+    return tables[0]
 
 
 def report_tables(c: dict) -> dict[str, tuple[list[str], list[list[str]]]]:
