@@ -57,6 +57,14 @@ _FONTS: dict = {}
 _WIDTHS: dict = {}
 
 
+try:  # matplotlib >= 3.10
+    from matplotlib.ft2font import LoadFlags
+
+    _NO_HINTING = LoadFlags.NO_HINTING
+except ImportError:  # pragma: no cover
+    from matplotlib.ft2font import LOAD_NO_HINTING as _NO_HINTING
+
+
 def _font(bold: bool, italic: bool):
     key = (bold, italic)
     if key not in _FONTS:
@@ -77,11 +85,9 @@ def text_width(text: str, size: float, bold: bool = False, italic: bool = False)
     key = (text, bold, italic)
     w = _WIDTHS.get(key)
     if w is None:
-        from matplotlib.ft2font import LOAD_NO_HINTING
-
         font = _font(bold, italic)
         font.set_size(100.0, 72)
-        font.set_text(text, 0.0, flags=LOAD_NO_HINTING)
+        font.set_text(text, 0.0, flags=_NO_HINTING)
         w = font.get_width_height()[0] / 64 / 100  # per point of size
         if len(_WIDTHS) > 50_000:
             _WIDTHS.clear()
@@ -135,7 +141,8 @@ class Figure:
     ) -> None:
         """Text at (x, y) points from the top left. Several lines (``\\n``) are written as
         one ``<text>`` each, as matplotlib does; ``va`` places the block. ``ident=N``: the first
-        N characters are a name, marked for the confidentiality scan."""
+        N characters are a name, marked for the confidentiality scan. ``cls``: the element's
+        class (a block of several lines: a ``<g>`` of that class around them)."""
         lines = str(text).split("\n")
         anchor = {"left": "start", "center": "middle", "right": "end"}[ha]
         step = size * line_gap
@@ -144,8 +151,10 @@ class Figure:
         if va == "baseline":
             shift = 0.0
         style = f'font-size="{f(size)}"'
-        if cls:
+        if cls and len(lines) == 1:
             style = f'class="{cls}" ' + style
+        elif cls:  # a block of lines is one element of its class
+            self.add(f'<g class="{cls}">')
         if bold:
             style += ' font-weight="bold"'
         if italic:
@@ -169,6 +178,8 @@ class Figure:
                 )
             else:
                 self.add(f"<text {pos} {style}>{esc(line)}</text>")
+        if cls and len(lines) > 1:
+            self.add("</g>")
 
     def axes(self, left: float, bottom: float, right: float, top: float, xlim, ylim) -> Axes:
         """Axes whose box is ``left``/``right`` inches from the figure's left and right edges
