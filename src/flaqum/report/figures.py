@@ -568,9 +568,12 @@ def trend(trend: pd.DataFrame, k: int, consortium: bool = True, ncols: int = 4) 
     lines = {"own": ([], []), "cons": ([], [])}
     bars = {"own": [], "cons": []}
     marks = {"own": ([], []), "cons": ([], [])}
+    records: dict[str, list[dict]] = {}  # plain rows: a panel's few rows, read without pandas
+    for rec in d.to_dict("records"):
+        records.setdefault(rec["scale"], []).append({**rec, "wave": str(rec["wave"])})
     for i, sid in enumerate(scales):
-        g = d[d["scale"] == sid]
-        r = g.iloc[0]
+        g = records[sid]
+        r = g[0]
         ox = (i % ncols) * (1 + gx) + gx
         oy = (nrow - 1 - i // ncols) * (1 + gy) + 0.45 * gy
         ylo, yhi = lims[(r["rmin"], r["rmax"])]
@@ -598,18 +601,19 @@ def trend(trend: pd.DataFrame, k: int, consortium: bool = True, ncols: int = 4) 
             bold=True,
             cls="panel-title",
         )
-        by_wave = g.set_index(g["wave"].astype(str))
+        by_wave = {row["wave"]: row for row in g}
         for key, col, shift in (("cons", "consortium_mean", -off), ("own", "mean", off)):
             xs, ys = lines[key]
             for w in waves:
-                v = by_wave[col].get(w, np.nan) if w in by_wave.index else np.nan
-                if key == "own" and w in by_wave.index and by_wave.loc[w, "status"] != "shown":
+                v = by_wave[w][col] if w in by_wave else np.nan
+                if key == "own" and w in by_wave and by_wave[w]["status"] != "shown":
                     v = np.nan
                 xs.append(px(w, shift))
                 ys.append(float(py(v)))
             xs.append(np.nan)
             ys.append(np.nan)
-        for w, row in by_wave.iterrows():
+        for row in g:
+            w = row["wave"]
             if pd.notna(row["consortium_mean"]):
                 x = px(w, -off)
                 marks["cons"][0].append(x)
