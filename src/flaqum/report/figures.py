@@ -220,7 +220,7 @@ def _canvas(
 def _xticks(ax: svg.Axes, size: float = 9) -> None:
     """matplotlib's automatic ticks of the horizontal axis (one a 3.4 label widths)."""
     n = int(max(3, min(9, (ax.x1 - ax.x0) / (3.4 * size))))
-    ax.xticks(svg.ticks(*ax.xlim, n), size=size)
+    ax.xticks(svg.ticks(*ax.xlim, n, svg.AUTO_STEPS), size=size)
 
 
 def glance(scales: pd.DataFrame, peers: dict[str, np.ndarray], k: int) -> svg.Figure:
@@ -591,10 +591,17 @@ def trend(trend: pd.DataFrame, k: int, consortium: bool = True, ncols: int = 4) 
             ax.text(ox - 0.04, yv, num(t), ha="right", va="center", size=7)
         for w in waves:
             ax.text(px(w, 0), oy - 0.05, clean(w), ha="center", va="top", size=7)
+        # the title in lines of at most 30 characters, fewer where the figure's edge is near
+        room = fig.w - float(ax.X(ox))
+        title = f"{clean(r['label'])} ({span(r['rmin'], r['rmax'])})"
+        for width in range(30, 9, -2):
+            wrapped = textwrap.wrap(title, width) or [""]
+            if max(svg.text_width(x, 8, bold=True) for x in wrapped) <= room - 4:
+                break
         ax.text(
             ox,
             oy + 1.06,
-            textwrap.fill(f"{clean(r['label'])} ({span(r['rmin'], r['rmax'])})", 30),
+            "\n".join(wrapped),
             ha="left",
             va="bottom",
             size=8,

@@ -405,13 +405,19 @@ class Handle:
 # --- axes ---------------------------------------------------------------------------------------
 
 
-def ticks(lo: float, hi: float, n: int = 5) -> list[float]:
-    """matplotlib's tick positions (``MaxNLocator(n)``, its default steps) within [lo, hi]."""
+#: The steps of matplotlib's automatic axis (``AutoLocator``); ``MaxNLocator``'s own default
+#: steps are finer (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10).
+AUTO_STEPS = (1, 2, 2.5, 5, 10)
+
+
+def ticks(lo: float, hi: float, n: int = 5, steps=None) -> list[float]:
+    """matplotlib's tick positions within [lo, hi]: ``MaxNLocator(n, steps)`` (``steps``
+    None: MaxNLocator's default; ``AUTO_STEPS``: those of an automatic axis)."""
     from matplotlib.ticker import MaxNLocator
 
     if not (np.isfinite(lo) and np.isfinite(hi)) or hi <= lo:
         return []
-    vals = MaxNLocator(n, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
+    vals = MaxNLocator(n, steps=list(steps) if steps else None).tick_values(lo, hi)
     eps = 1e-9 * (hi - lo)
     return [float(v) for v in vals if lo - eps <= v <= hi + eps]
 
