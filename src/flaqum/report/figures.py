@@ -1,4 +1,13 @@
-"""The report's charts, as matplotlib Figures (unit-testable) and as SVG text (for the report).
+"""The report's charts: the hospital report's written as SVG directly (``svg.Figure``), the
+consortium report's as matplotlib Figures; ``to_svg`` gives either as SVG text for the report.
+
+The hospital report's charts (``glance``, ``between_hospitals``, ``teams``, ``maturity``,
+``stakeholders``, ``trend``, ``peers``) are lines, markers, rectangles and text: written by
+``svg`` they cost milliseconds each where matplotlib took 0.1-0.6 s of a core
+(bench/results/2026-12-02-reports.md), with the same marks, intervals, reference lines,
+labels, legends, sizes (inches, the user unit a point) and DejaVu Sans. Their elements carry
+classes naming what they draw (``own``, ``peer``, ``ci95``, ``ci998``, ``reference``,
+``title``, ``xlabel``, ``xtick``/``ytick``, ``legend``, ``panel``), which the tests read back.
 
 Colours follow STYLE.md and the NHS "Making Data Count" convention: grey for common variation,
 blue for a signal of higher (better) scores, orange for lower; no red/green pairs. Blue and
@@ -9,16 +18,16 @@ Maturity Matrix compares with a target, not with a reference under uncertainty: 
 filled (at or above the baseline level) or hollow (below), never blue or orange. The
 hospital's own mark is a large dark-edged diamond; other hospitals are small anonymous marks.
 Every figure has a title and axis labels; the sentence saying what it shows is returned with it
-by ``content``. SVGs keep text as text (``svg.fonttype: none``) so a report can be searched and
-scanned for identifiers.
+by ``content``. SVGs keep text as text (matplotlib's with ``svg.fonttype: none``) so a report
+can be searched and scanned for identifiers.
 
-Names and labels are free text: matplotlib escapes ``& < >`` in the SVG's text, mathtext is
-off (``text.parse_math``), so a "$" in a name is a dollar sign, not a formula, and every label
-passes through ``escape.clean`` (one line, no control characters). Team names on the team
-charts are marked ``<tspan class="ident">`` for the confidentiality scan (``mark_names``). The
-SVG is the same for the same figure: ``svg.hashsalt`` fixes its ids, no date is written.
+Names and labels are free text: both writers escape ``& < >`` in the SVG's text, there is no
+formula syntax (matplotlib's mathtext is off, ``text.parse_math``), so a "$" in a name is a
+dollar sign, and every label passes through ``escape.clean`` (one line, no control
+characters). Team names on the team charts are marked ``<tspan class="ident">`` for the
+confidentiality scan (``svg.Figure.text(ident=...)``; ``mark_names`` on matplotlib's). The SVG
+is the same for the same figure: no random id (matplotlib's ``svg.hashsalt`` is fixed), no date.
 """
-
 from __future__ import annotations
 
 import html as html_lib
