@@ -274,16 +274,18 @@ class HospitalView:
 
 
 def _hospital_scales(tables: WaveTables, hid: str):
+    from pandas.core.sorting import nargsort
+
     rows, peers = [], {}
-    for sid, base, d, ok in tables.scales:
-        own = d[d["hospital_id"] == hid]
-        others = ok[ok["hospital_id"] != hid]
-        peers[sid] = others.sort_values("eb_mean")[["eb_mean", "se"]].to_numpy(float)
+    for sid, base, own_rows, ok_ids, ok_values in tables.scales:
+        # the other hospitals shown, ordered by score as ``sort_values("eb_mean")`` orders them
+        others = ok_values[ok_ids != hid]
+        peers[sid] = others[nargsort(others[:, 0], kind="quicksort")]
         row = dict(base)
-        if own.empty:
+        o = own_rows.get(hid)
+        if o is None:
             row.update(n=0, status=SMALL)
         else:
-            o = own.iloc[0]
             row["n"] = int(o["n"]) if pd.notna(o["n"]) else 0
             row["status"] = SMALL if o["hidden"] else SHOWN
             if not o["hidden"]:
@@ -716,7 +718,7 @@ class WaveTables:
     study: Study
     k: int
     shape: Shape
-    scales: list  # (scale, its row of consortium values, its hospitals, those shown)
+    scales: list  # (scale, its consortium values, each hospital's row, ids and values shown)
     trend: pd.DataFrame
     trend_consortium: dict
     shown_quartiles: dict
@@ -752,7 +754,11 @@ def wave_tables(res: WaveResults, study: Study) -> WaveTables:
         cmean = ok["eb_mean"].mean() if len(ok) else np.nan
         row = {**m._asdict(), "consortium_mean": cmean, "n_hospitals": len(ok)}
         row["q1"], row["q3"] = ok["eb_mean"].quantile([0.25, 0.75]) if len(ok) else [np.nan] * 2
-        scales.append((m.scale, row, d, ok))
+        own_rows = {}  # each hospital's first row of the scale
+        for r in d.to_dict("records"):
+            own_rows.setdefault(r["hospital_id"], r)
+        ok_ids = ok["hospital_id"].to_numpy(object)
+        scales.append((m.scale, row, own_rows, ok_ids, ok[["eb_mean", "se"]].to_numpy(float)))
     # this wave from the wave's own results (the numbers of the glance table), earlier waves
     # from benchmark/trends.csv
     now = benchmark.trend_table({res.wave: res.hospitals}, {res.wave: res.change}, k)
