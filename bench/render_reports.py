@@ -8,15 +8,16 @@ consortium_report``) with ``--cores 2`` and reports the wall time of the run, pe
 total, and what one hospital report costs in CPU seconds of one core, median and max over the
 reports (the render jobs log it per report: ``content``, the package's tables and figures;
 ``html``, the template executed by the kernel, the HTML written and scanned, the kernel's CPU
-included; ``pdf``, the A4 PDF), the wave-level tables of the views that each render batch
-computes once (``confidentiality.wave_tables``, logged per batch) spread over the batch's
-reports, and the render jobs' whole CPU time (Snakemake's benchmark files: imports, kernel
-start and reading the wave included) per report. On a machine shared with other work the
-wall times grow and the CPU seconds much less; the load average before and after the run is
-recorded with the figures. ``--standins`` first writes
+included; ``pdf``, the A4 PDF), and the render jobs' whole CPU time (Snakemake's benchmark
+files: imports, kernel start and reading the wave included) per report. On a machine shared
+with other work the wall times grow and the CPU seconds much less. ``--standins`` first writes
 stand-in statistics (``flaqum.report.standin``) for any results file the statistics stages have
 not produced yet. Results: ``bench/out/render_reports.csv`` and, with ``--record``, a dated
 Markdown note in ``bench/results/``.
+
+Also recorded: the load average before and after the run (the machine may be shared), and a
+report's share of the wave-level tables of the views that each render batch computes once
+(``confidentiality.wave_tables``, logged per batch), spread over the batch's reports.
 """
 
 from __future__ import annotations
