@@ -110,7 +110,6 @@ class Figure:
     width: float
     height: float
     items: list[str] = field(default_factory=list)
-    texts: list[str] = field(default_factory=list)  # every text written, in order (for tests)
 
     @property
     def w(self) -> float:
@@ -164,7 +163,6 @@ class Figure:
         if color != "#333333":
             style += f' fill="{color}"'
         for i, line in enumerate(lines):
-            self.texts.append(line)
             dy = shift + i * step
             if rotate:
                 pos = f'transform="translate({f(x)} {f(y)}) rotate({f(rotate)})" x="0" y="{f(dy)}"'
