@@ -14,6 +14,10 @@ with other work the wall times grow and the CPU seconds much less. ``--standins`
 stand-in statistics (``flaqum.testing.standin``) for any results file the statistics stages have
 not produced yet. Results: ``bench/out/render_reports.csv`` and, with ``--record``, a dated
 Markdown note in ``bench/results/``.
+
+Also recorded: the load average before and after the run (the machine may be shared), and a
+report's share of the wave-level tables of the views that each render batch computes once
+(``confidentiality.wave_tables``, logged per batch), spread over the batch's reports.
 """
 
 from __future__ import annotations
@@ -33,6 +37,10 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+
+
+def _load(avg) -> str:
+    return ", ".join(f"{x:.1f}" for x in avg)
 
 
 def main(argv=None):
@@ -71,6 +79,10 @@ def main(argv=None):
         "--cores",
         str(args.cores),
         "--nocolor",
+        # only the report rules run: a change of code elsewhere (another branch's statistics)
+        # does not pull the whole pipeline into the benchmark
+        "--rerun-triggers",
+        "mtime",
         "--forcerun",
         "render_reports",
         "consortium_report",
@@ -78,18 +90,22 @@ def main(argv=None):
         *targets,
     ]
     env = {**os.environ, "MPLBACKEND": "Agg"}
+    load_before = os.getloadavg()
     t0 = time.perf_counter()
     res = subprocess.run(cmd, cwd=proj, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
+    load_after = os.getloadavg()
     if res.returncode != 0:
         sys.exit(f"snakemake failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
     missing = [t for t in targets if not (proj / t).exists()]
     if missing:
         sys.exit(f"reports missing: {missing[:5]}")
-    per, batch_cpu = [], 0.0
+    per, batch_cpu, tables_cpu = [], 0.0, 0.0
     line = re.compile(r"INFO (\S+?)/(\S+): ([\d.]+) s -> \S+; cpu ([\d.]+) s \(([^)]*)\)")
+    tables_line = re.compile(r"INFO \S+: wave tables of the views: cpu ([\d.]+) s")
     for w in waves:
         for log in sorted((proj / "logs" / w).glob("report_batch*.log")):
+            tables_cpu += sum(float(x) for x in tables_line.findall(log.read_text()))
             for m in line.finditer(log.read_text()):
                 parts = {k: float(v) for k, v in (x.split() for x in m.group(5).split(", "))}
                 per.append(
@@ -117,6 +133,8 @@ def main(argv=None):
         + study.config["report"]["engine"],
         f"- wall time of the report stage: **{wall:.1f} s in total, {wall / n:.2f} s per report**"
         f" ({n} reports)",
+        f"- load average (1, 5, 15 min) before the run: {_load(load_before)}; after: "
+        f"{_load(load_after)} (on {os.cpu_count()} CPUs)",
     ]
     if len(per):
         lines.append(
@@ -131,12 +149,14 @@ def main(argv=None):
             "| --- | ---: | ---: |",
         ]
         per["cpu_html_total"] = per.get("cpu_content", 0) + per.get("cpu_html", 0)
+        per["cpu_with_tables"] = per["cpu"] + tables_cpu / max(n_hosp, 1)
         for col, label in [
             ("cpu_content", "content (tables and figures: `content.build_hospital`)"),
             ("cpu_html", "HTML (template executed, HTML written, scan; kernel included)"),
             ("cpu_html_total", "**the HTML report** (content + HTML)"),
             ("cpu_pdf", "**the A4 PDF** (Typst, from the executed template)"),
             ("cpu", "**one report, HTML and PDF**"),
+            ("cpu_with_tables", "one report with its share of its batch's wave tables"),
         ]:
             if col in per:
                 lines.append(f"| {label} | {per[col].median():.2f} | {per[col].max():.2f} |")

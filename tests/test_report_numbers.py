@@ -332,14 +332,24 @@ def test_team_colour_is_decided_by_the_interval_that_is_drawn():
             "low_agreement": [False, False],
         }
     )
-    fig = figures.teams(d, "Psychological safety", (1, 7), 4.71, 4.8, 0.7)
-    ax = fig.axes[0]
-    segs = [c.get_segments() for c in ax.collections if hasattr(c, "get_segments")]
-    drawn = {round(s[0][0], 2) for seg in segs for s in seg}
-    assert {4.68, 4.39, 4.9, 4.5} <= drawn  # the 99.8% bars are drawn beside the 95% ones
-    # the 95% bar lies above 4.71, the drawn 99.8% bar does not: grey, as the legend says
-    legend = " ".join(t.get_text() for t in fig.legends[0].get_texts())
-    assert "clearly higher than your hospital" in legend
+    from test_report_svg import axis, classed, parse, segments, words
+
+    root = parse(figures.to_svg(figures.teams(d, "Psychological safety", (1, 7), 4.71, 4.8, 0.7)))
+    fx = axis(root, "x")
+
+    def drawn(cls):
+        return {
+            p.get("stroke"): sorted(
+                (round(float(fx(s[0])), 2), round(float(fx(s[2])), 2)) for s in segments(p)
+            )
+            for p in classed(root, cls)
+        }
+
+    # the 99.8% bars are drawn beside the 95% ones; the 95% bar of the sleep lab lies above
+    # 4.71, its drawn 99.8% bar does not: grey, as the legend says
+    assert drawn("ci998") == {figures.GREY: [(4.39, 5.01), (4.68, 5.88)]}
+    assert drawn("ci95") == {figures.GREY: [(4.5, 4.9), (4.9, 5.66)]}
+    assert "clearly higher than your hospital" in words(classed(root, "legend")[0])
 
 
 def test_methods_show_labels_and_no_fit_for_three_item_scales(study, wave_results):  # noqa: F811

@@ -272,25 +272,19 @@ class HospitalView:
         return bool(self.respondents) and all(n == 0 for n in self.respondents.values())
 
 
-def _hospital_scales(res: WaveResults, study: Study, hid: str, k: int):
-    hosp = res.hospitals.copy()
-    hosp["se"] = _se(hosp)
-    hosp["hidden"] = _is_suppressed(hosp, k)
-    meta = scale_meta(study, list(dict.fromkeys(hosp["scale"])))
+def _hospital_scales(tables: WaveTables, hid: str):
+    from pandas.core.sorting import nargsort
+
     rows, peers = [], {}
-    for m in meta.itertuples(index=False):
-        d = hosp[hosp["scale"] == m.scale]
-        ok = d[~d["hidden"]]
-        own = d[d["hospital_id"] == hid]
-        others = ok[ok["hospital_id"] != hid]
-        peers[m.scale] = others.sort_values("eb_mean")[["eb_mean", "se"]].to_numpy(float)
-        cmean = ok["eb_mean"].mean() if len(ok) else np.nan
-        row = {**m._asdict(), "consortium_mean": cmean, "n_hospitals": len(ok)}
-        row["q1"], row["q3"] = ok["eb_mean"].quantile([0.25, 0.75]) if len(ok) else [np.nan] * 2
-        if own.empty:
+    for sid, base, own_rows, ok_ids, ok_values in tables.scales:
+        # the other hospitals shown, ordered by score as ``sort_values("eb_mean")`` orders them
+        others = ok_values[ok_ids != hid]
+        peers[sid] = others[nargsort(others[:, 0], kind="quicksort")]
+        row = dict(base)
+        o = own_rows.get(hid)
+        if o is None:
             row.update(n=0, status=SMALL)
         else:
-            o = own.iloc[0]
             row["n"] = int(o["n"]) if pd.notna(o["n"]) else 0
             row["status"] = SMALL if o["hidden"] else SHOWN
             if not o["hidden"]:
@@ -342,21 +336,27 @@ def _empty_teams_view() -> pd.DataFrame:
 
 
 def _hospital_teams(
-    res: WaveResults, study: Study, hid: str, k: int, meta: pd.DataFrame, threshold: float
+    res: WaveResults,
+    study: Study,
+    hid: str,
+    k: int,
+    meta: pd.DataFrame,
+    threshold: float,
+    tables: WaveTables,
 ) -> pd.DataFrame:
     team_scales = meta[meta["unit"] == "team"]
-    reg = res.team_register[res.team_register["hospital_id"] == hid]
+    reg = tables.of_hospital("team_register", hid)
     names = {
         str(t): clean(n) or str(t)
         for t, n in zip(reg["team_id"], reg["team_name"], strict=False)
         if pd.notna(t)
     }
-    t = res.teams[res.teams["hospital_id"] == hid].copy()
+    t = tables.of_hospital("teams", hid).copy()
     t["team_id"] = t["team_id"].astype(str)
     t["se"] = _se(t)
     agr = None
     if res.agreement is not None and not res.agreement.empty:
-        agr = res.agreement[res.agreement["hospital_id"] == hid][["team_id", "scale", "rwg_j"]]
+        agr = tables.of_hospital("agreement", hid)[["team_id", "scale", "rwg_j"]]
         agr = agr.assign(team_id=agr["team_id"].astype(str))
     out = []
     for _source, sm in team_scales.groupby("source", sort=False):
@@ -701,16 +701,110 @@ def maturity_tables(study: Study, res: WaveResults, hid: str, stats: pd.DataFram
     return pd.DataFrame(rows), pd.DataFrame(proc), baseline, at_baseline
 
 
-def hospital_view(res: WaveResults, study: Study, hospital_id: str) -> HospitalView:
-    """The confidential view of one hospital (see the module docstring for the rules)."""
+@dataclass
+class WaveTables:
+    """What every hospital's view of a wave starts from, the same for each hospital: the
+    wave's hospitals with their standard errors and suppression, each scale's consortium
+    mean, quartiles and hospitals with results, the trend table of every wave so far, the
+    consortium's quartiles for the peer comparison, and the wave's frames split by hospital.
+
+    ``render.render_batch`` computes it once per wave (``wave_tables``) and hands it to each
+    report's ``hospital_view``; computed per hospital it was a third of a report's content
+    (bench/results/2026-12-02-reports.md). It holds no hospital's view, only wave-level
+    numbers, and is checked to belong to the wave it is used with."""
+
+    res: WaveResults
+    study: Study
+    k: int
+    shape: Shape
+    scales: list  # (scale, its consortium values, each hospital's row, ids and values shown)
+    trend: pd.DataFrame
+    trend_consortium: dict
+    shown_quartiles: dict
+    split: dict = field(default_factory=dict)
+    meta_cache: dict = field(default_factory=dict)
+
+    def of_hospital(self, frame: str, hid: str) -> pd.DataFrame:
+        """``res.<frame>``'s rows of hospital ``hid`` (as ``df[df["hospital_id"] == hid]``)."""
+        df = getattr(self.res, frame)
+        if frame not in self.split:
+            self.split[frame] = {key: g for key, g in df.groupby("hospital_id", sort=False)}
+        found = self.split[frame].get(hid)
+        return found if found is not None else df.iloc[0:0]
+
+    def scale_meta(self, scale_ids) -> pd.DataFrame:
+        key = tuple(scale_ids)
+        if key not in self.meta_cache:
+            self.meta_cache[key] = scale_meta(self.study, list(key))
+        return self.meta_cache[key]
+
+
+def wave_tables(res: WaveResults, study: Study) -> WaveTables:
+    """The wave-level tables of ``WaveTables``, computed once for every report of the wave."""
+    k = study.min_group_size
+    hosp = res.hospitals.copy()
+    hosp["se"] = _se(hosp)
+    hosp["hidden"] = _is_suppressed(hosp, k)
+    meta = scale_meta(study, list(dict.fromkeys(hosp["scale"])))
+    scales = []
+    for m in meta.itertuples(index=False):
+        d = hosp[hosp["scale"] == m.scale]
+        ok = d[~d["hidden"]]
+        cmean = ok["eb_mean"].mean() if len(ok) else np.nan
+        row = {**m._asdict(), "consortium_mean": cmean, "n_hospitals": len(ok)}
+        row["q1"], row["q3"] = ok["eb_mean"].quantile([0.25, 0.75]) if len(ok) else [np.nan] * 2
+        own_rows = {}  # each hospital's first row of the scale
+        for r in d.to_dict("records"):
+            own_rows.setdefault(r["hospital_id"], r)
+        ok_ids = ok["hospital_id"].to_numpy(object)
+        scales.append((m.scale, row, own_rows, ok_ids, ok[["eb_mean", "se"]].to_numpy(float)))
+    # this wave from the wave's own results (the numbers of the glance table), earlier waves
+    # from benchmark/trends.csv
+    now = benchmark.trend_table({res.wave: res.hospitals}, {res.wave: res.change}, k)
+    t = res.bench_trends
+    if t is not None:
+        t = pd.concat([t[t["wave"].astype(str) < str(res.wave)], now], ignore_index=True)
+    else:
+        t = now
+    t = t.assign(wave=t["wave"].astype(str), hospital_id=t["hospital_id"].astype(str))
+    cons = t.drop_duplicates(["wave", "scale"])
+    trend_consortium = {(r["wave"], r["scale"]): r for r in cons.to_dict("records")}
+    shown = benchmark.shown_means(res.hospitals, k)
+    quartiles = {}
+    for sid in dict.fromkeys(res.hospitals["scale"]):
+        c = shown.loc[shown["scale"] == sid, "eb_mean"]
+        q = c.quantile([0.25, 0.5, 0.75]) if len(c) else pd.Series(np.nan, [0.25, 0.5, 0.75])
+        quartiles[sid] = (len(c), q)
+    return WaveTables(
+        res=res,
+        study=study,
+        k=k,
+        shape=study_shape(res, study),
+        scales=scales,
+        trend=t,
+        trend_consortium=trend_consortium,
+        shown_quartiles=quartiles,
+    )
+
+
+def hospital_view(
+    res: WaveResults, study: Study, hospital_id: str, tables: WaveTables | None = None
+) -> HospitalView:
+    """The confidential view of one hospital (see the module docstring for the rules).
+    ``tables``: the wave's ``wave_tables`` when several hospitals' views are made (computed
+    here otherwise)."""
+    if tables is None:
+        tables = wave_tables(res, study)
+    elif tables.res is not res or tables.study is not study:
+        raise ValueError("hospital_view: the wave tables are of another wave or study")
     k = study.min_group_size
     hid = str(hospital_id)
     name = clean(res.hospital_name(hid)) or hid
     threshold = float(study.config["multilevel"]["agreement_threshold"])  # schema default
-    shape = study_shape(res, study)
-    scales, peers = _hospital_scales(res, study, hid, k)
+    shape = tables.shape
+    scales, peers = _hospital_scales(tables, hid)
     teams = (
-        _hospital_teams(res, study, hid, k, scales, threshold)
+        _hospital_teams(res, study, hid, k, scales, threshold, tables)
         if shape.teams
         else _empty_teams_view()
     )
@@ -732,9 +826,9 @@ def hospital_view(res: WaveResults, study: Study, hospital_id: str) -> HospitalV
     else:
         maturity, processes, baseline = pd.DataFrame(), pd.DataFrame(), None
     change = _change(res, hid, k, scales)
-    trend = _trend_view(res, study, hid, k, change)
+    trend = _trend_view(res, hid, k, change, tables)
     if shape.compare:
-        peer_group, peer_label, peer_note = _peer_view(res, study, hid, k, scales)
+        peer_group, peer_label, peer_note = _peer_view(res, study, hid, k, scales, tables)
     else:
         # no consortium to compare with: its "averages" would be the hospital's own values
         scales, peers, items, stake, maturity, processes = _without_consortium(
@@ -796,7 +890,9 @@ def peer_group_label(column: str, group: str) -> str:
     return f"hospitals with the same {clean(column).replace('_', ' ')} ({g})"
 
 
-def _peer_view(res: WaveResults, study: Study, hid: str, k: int, scales: pd.DataFrame):
+def _peer_view(
+    res: WaveResults, study: Study, hid: str, k: int, scales: pd.DataFrame, tables: WaveTables
+):
     """(per-scale frame, label, note) of the hospital's peer group: the hospitals sharing its
     value of the register column ``report.peers.column``. A scale's peer median and quartiles
     are shown only where the group has at least ``report.peers.min_hospitals`` hospitals with
@@ -829,18 +925,16 @@ def _peer_view(res: WaveResults, study: Study, hid: str, k: int, scales: pd.Data
         stats = benchmark.peer_stats(res.hospitals, orgs, column, minimum, k)
     stats = stats[(stats["column"] == column) & (stats["group"].astype(str) == group)]
     stats = stats.set_index("scale")
-    shown = benchmark.shown_means(res.hospitals, k)
     rows = []
     for r in scales.itertuples(index=False):
-        c = shown.loc[shown["scale"] == r.scale, "eb_mean"]
-        q = c.quantile([0.25, 0.5, 0.75]) if len(c) else pd.Series(np.nan, [0.25, 0.5, 0.75])
+        n_c, q = tables.shown_quartiles.get(r.scale, (0, pd.Series(np.nan, [0.25, 0.5, 0.75])))
         row = {
             "scale": r.scale,
             "label": r.label,
             "rmin": r.rmin,
             "rmax": r.rmax,
             "group": group,
-            "consortium_n_hospitals": len(c),
+            "consortium_n_hospitals": n_c,
             "consortium_median": q[0.5],
             "consortium_q1": q[0.25],
             "consortium_q3": q[0.75],
@@ -894,7 +988,7 @@ TREND_VIEW_COLUMNS = [
 
 
 def _trend_view(
-    res: WaveResults, study: Study, hid: str, k: int, change: pd.DataFrame | None
+    res: WaveResults, hid: str, k: int, change: pd.DataFrame | None, tables: WaveTables
 ) -> pd.DataFrame | None:
     """Per scale and wave, from the first wave the hospital took part in up to this one: the
     hospital's mean with its 95% interval (``status`` shown; small below k, values blank;
@@ -903,31 +997,26 @@ def _trend_view(
     table; earlier waves' from ``benchmark/trends.csv``, ``res.bench_trends``). This wave's
     means come from the wave's own ``hospitals`` (the glance table's numbers). A scale not
     fielded in a wave has no row for it. None when the hospital has no result in any wave."""
-    # this wave from the wave's own results (the numbers of the glance table), earlier waves
-    # from benchmark/trends.csv
-    now = benchmark.trend_table({res.wave: res.hospitals}, {res.wave: res.change}, k)
-    t = res.bench_trends
-    if t is not None:
-        t = pd.concat([t[t["wave"].astype(str) < str(res.wave)], now], ignore_index=True)
-    else:
-        t = now
-    t = t.assign(wave=t["wave"].astype(str), hospital_id=t["hospital_id"].astype(str))
+    t = tables.trend
     own = t[t["hospital_id"] == hid]
     if own.empty:
         return None
     first = own["wave"].min()
     t = t[t["wave"] >= first]
     waves = sorted(t["wave"].unique())
-    cons = t.drop_duplicates(["wave", "scale"]).set_index(["wave", "scale"])
-    own = own.set_index(["wave", "scale"])
-    meta = scale_meta(study, list(dict.fromkeys(t["scale"])))
+    cons = tables.trend_consortium
+    own = {
+        (r["wave"], r["scale"]): r
+        for r in own.drop_duplicates(["wave", "scale"]).to_dict("records")
+    }
+    meta = tables.scale_meta(dict.fromkeys(t["scale"]))
     cur = {} if change is None else change.set_index("scale").to_dict("index")
     rows = []
     for m in meta.itertuples(index=False):
         for w in waves:
-            if (w, m.scale) not in cons.index:
+            if (w, m.scale) not in cons:
                 continue  # the scale was not fielded in that wave
-            c = cons.loc[(w, m.scale)]
+            c = cons[(w, m.scale)]
             many = c["consortium_n_hospitals"] >= 2
             row = {
                 "scale": m.scale,
@@ -940,7 +1029,7 @@ def _trend_view(
                 "consortium_ci_low": c["consortium_ci_low"] if many else np.nan,
                 "consortium_ci_high": c["consortium_ci_high"] if many else np.nan,
             }
-            o = own.loc[(w, m.scale)] if (w, m.scale) in own.index else None
+            o = own.get((w, m.scale))
             if o is None:
                 row["status"] = "absent"
             elif o["n"] >= k and not o["suppressed"] and pd.notna(o["mean"]):

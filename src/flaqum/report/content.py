@@ -1230,9 +1230,11 @@ def hospital_content(v: HospitalView, top_n: int = 3) -> dict:
     }
 
 
-def build_hospital(res: WaveResults, study: Study, hospital_id: str) -> dict:
+def build_hospital(res: WaveResults, study: Study, hospital_id: str, tables=None) -> dict:
+    """The hospital's report content; ``tables``: the wave's ``confidentiality.wave_tables``
+    (shared by the reports of a render batch)."""
     top = int(study.config["report"]["top_conversation_items"])  # schema default
-    return hospital_content(hospital_view(res, study, hospital_id), top)
+    return hospital_content(hospital_view(res, study, hospital_id, tables), top)
 
 
 # --- consortium report ----------------------------------------------------------------------

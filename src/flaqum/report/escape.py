@@ -23,12 +23,13 @@ written into a report depends on a check made elsewhere.
 from __future__ import annotations
 
 import html as html_lib
-import unicodedata
+import re
 
 IDENT_CLASS = "ident"
 
 # Bidirectional embedding, override and isolate controls (Unicode "Trojan Source" marks).
 _BIDI = dict.fromkeys(map(ord, "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"))
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _MD_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}
 _MD_PUNCT = frozenset("!#$%()*+,-./:;=?@[\\]^_`{|}~")
 
@@ -51,9 +52,8 @@ def clean(value) -> str:
         return ""
     else:
         text = str(value)
-    text = text.translate(_BIDI)
-    if any(unicodedata.category(c) == "Cc" for c in text):
-        text = "".join(" " if unicodedata.category(c) == "Cc" else c for c in text)
+    # control characters (Unicode category Cc: exactly U+0000-001F and U+007F-009F) as spaces
+    text = _CONTROL.sub(" ", text.translate(_BIDI))
     return " ".join(text.split())
 
 

@@ -1,4 +1,13 @@
-"""The report's charts, as matplotlib Figures (unit-testable) and as SVG text (for the report).
+"""The report's charts: the hospital report's written as SVG directly (``svg.Figure``), the
+consortium report's as matplotlib Figures; ``to_svg`` gives either as SVG text for the report.
+
+The hospital report's charts (``glance``, ``between_hospitals``, ``teams``, ``maturity``,
+``stakeholders``, ``trend``, ``peers``) are lines, markers, rectangles and text: written by
+``svg`` they cost milliseconds each where matplotlib took 0.1-0.6 s of a core
+(bench/results/2026-12-02-reports.md), with the same marks, intervals, reference lines,
+labels, legends, sizes (inches, the user unit a point) and DejaVu Sans. Their elements carry
+classes naming what they draw (``own``, ``peer``, ``ci95``, ``ci998``, ``reference``,
+``title``, ``xlabel``, ``xtick``/``ytick``, ``legend``, ``panel``), which the tests read back.
 
 Colours follow STYLE.md and the NHS "Making Data Count" convention: grey for common variation,
 blue for a signal of higher (better) scores, orange for lower; no red/green pairs. Blue and
@@ -9,16 +18,16 @@ Maturity Matrix compares with a target, not with a reference under uncertainty: 
 filled (at or above the baseline level) or hollow (below), never blue or orange. The
 hospital's own mark is a large dark-edged diamond; other hospitals are small anonymous marks.
 Every figure has a title and axis labels; the sentence saying what it shows is returned with it
-by ``content``. SVGs keep text as text (``svg.fonttype: none``) so a report can be searched and
-scanned for identifiers.
+by ``content``. SVGs keep text as text (matplotlib's with ``svg.fonttype: none``) so a report
+can be searched and scanned for identifiers.
 
-Names and labels are free text: matplotlib escapes ``& < >`` in the SVG's text, mathtext is
-off (``text.parse_math``), so a "$" in a name is a dollar sign, not a formula, and every label
-passes through ``escape.clean`` (one line, no control characters). Team names on the team
-charts are marked ``<tspan class="ident">`` for the confidentiality scan (``mark_names``). The
-SVG is the same for the same figure: ``svg.hashsalt`` fixes its ids, no date is written.
+Names and labels are free text: both writers escape ``& < >`` in the SVG's text, there is no
+formula syntax (matplotlib's mathtext is off, ``text.parse_math``), so a "$" in a name is a
+dollar sign, and every label passes through ``escape.clean`` (one line, no control
+characters). Team names on the team charts are marked ``<tspan class="ident">`` for the
+confidentiality scan (``svg.Figure.text(ident=...)``; ``mark_names`` on matplotlib's). The SVG
+is the same for the same figure: no random id (matplotlib's ``svg.hashsalt`` is fixed), no date.
 """
-
 from __future__ import annotations
 
 import html as html_lib
@@ -30,9 +39,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FuncFormatter, MaxNLocator
+from matplotlib.ticker import FuncFormatter
 
 from flaqum.constants import Z95, Z998
+from flaqum.report import svg
 from flaqum.report.escape import IDENT_CLASS, clean
 from flaqum.report.escape import html as esc
 from flaqum.report.tables import num, span
@@ -143,31 +153,31 @@ def _ident_tspans(svg: str, key: str) -> str:
     )
 
 
-def to_svg(fig: Figure, alt: str = "", key: str = "fig") -> str:
+def to_svg(fig: Figure | svg.Figure, alt: str = "", key: str = "fig") -> str:
     """The figure as an inline SVG element with an accessible name (``<title>``, aria-label).
 
     ``key`` (one per figure of a report) salts the SVG's ids, so that two figures of one page
-    never share an id and the same figure always gets the same ids."""
+    never share an id and the same figure always gets the same ids. A figure of the hospital
+    report is an ``svg.Figure`` (written directly); the consortium report's are matplotlib's."""
     import matplotlib
+
+    if isinstance(fig, svg.Figure):
+        return fig.svg(alt, key)
 
     buf = io.StringIO()
     with matplotlib.rc_context({**RC, "svg.hashsalt": key}):
         fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
-    svg = buf.getvalue()
-    svg = svg[svg.index("<svg") :]
-    svg = re.sub(r"<!--.*?-->", "", svg, flags=re.S)
-    svg = _ident_tspans(svg, key)
+    out = buf.getvalue()
+    out = out[out.index("<svg") :]
+    out = re.sub(r"<!--.*?-->", "", out, flags=re.S)
+    out = _ident_tspans(out, key)
     if alt:
         a = esc(alt)
-        svg = re.sub(r"<svg\b", lambda m: f'<svg role="img" aria-label="{a}"', svg, count=1)
-        svg = re.sub(r"(<svg[^>]*>)", lambda m: f"{m.group(1)}<title>{a}</title>", svg, count=1)
+        out = re.sub(r"<svg\b", lambda m: f'<svg role="img" aria-label="{a}"', out, count=1)
+        out = re.sub(r"(<svg[^>]*>)", lambda m: f"{m.group(1)}<title>{a}</title>", out, count=1)
     # Scale to the page width while keeping the drawn aspect ratio.
-    svg = re.sub(r'(<svg[^>]*?) width="[^"]*" height="[^"]*"', r'\1 width="100%"', svg, count=1)
-    return svg
-
-
-#: Above this many hospitals the caterpillar's marks are rasterised inside the SVG.
-RASTER_FROM = 150
+    out = re.sub(r'(<svg[^>]*?) width="[^"]*" height="[^"]*"', r'\1 width="100%"', out, count=1)
+    return out
 
 
 def _bars(ax, pos, lo, hi, colors, lw, horizontal=True, **kw):
@@ -197,51 +207,38 @@ def _labels(values) -> list[str]:
     return [clean(x) for x in values]
 
 
-def glance(scales: pd.DataFrame, peers: dict[str, np.ndarray], k: int) -> Figure:
+def _canvas(
+    width: float,
+    height: float,
+    labels=(),
+    bottom: float = 0.55,
+    top: float = 0.45,
+    right: float = 0.25,
+    size: float = 9,
+    bold=(),
+) -> tuple[svg.Figure, float]:
+    """A direct-SVG figure (``svg.Figure``) and its left margin in inches, sized to the
+    longest tick label as drawn (measured in DejaVu Sans; ``bold``: positions in bold)."""
+    bold = set(bold)
+    longest = max(
+        (svg.text_width(str(x), size, bold=i in bold) for i, x in enumerate(labels)), default=0.0
+    )
+    left = min((longest + 12) / 72 + 0.12, 0.55 * width) if labels else 0.45
+    return svg.Figure(width, height), left
+
+
+def _xticks(ax: svg.Axes, size: float = 9) -> None:
+    """matplotlib's automatic ticks of the horizontal axis (one a 3.4 label widths)."""
+    n = int(max(3, min(9, (ax.x1 - ax.x0) / (3.4 * size))))
+    ax.xticks(svg.ticks(*ax.xlim, n, svg.AUTO_STEPS), size=size)
+
+
+def glance(scales: pd.DataFrame, peers: dict[str, np.ndarray], k: int) -> svg.Figure:
     """One row per scale: other hospitals' distance from the consortium average (grey ticks),
     the hospital's own score with its 95% (thick) and 99.8% (thin) interval."""
     n = len(scales)
     labels = [f"{clean(r.label)} ({span(r.rmin, r.rmax)})" for r in scales.itertuples(index=False)]
-    fig = _fig(8.5, 0.36 * n + 1.9, labels, bottom=1.3)
-    ax = fig.add_subplot()
-    px, py = [], []
-    for i, r in enumerate(scales.itertuples(index=False)):
-        p = peers.get(r.scale, np.empty((0, 2)))
-        px += list(p[:, 0] - r.consortium_mean)
-        py += [n - 1 - i] * len(p)
-        if r.status != "shown":
-            ax.text(
-                0,
-                n - 1 - i,
-                f"fewer than {k} responses",
-                ha="center",
-                va="center",
-                color=INK,
-                fontsize=8,
-                style="italic",
-            )
-    ax.scatter(
-        px,
-        py,
-        marker="|",
-        s=90,
-        color=LIGHT,
-        linewidths=1.6,
-        zorder=1,
-        rasterized=len(px) > RASTER_FROM * n,
-    )
-    d = scales.assign(y=n - 1 - np.arange(n))
-    d = d[d["status"] == "shown"]
-    cm = d["consortium_mean"]
-    cols = [SIGNAL_COLOUR[x] for x in d["signal"]]
-    _bars(ax, d["y"], d["lo998"] - cm, d["hi998"] - cm, cols, 1.2, zorder=2)
-    _bars(ax, d["y"], d["ci_low"] - cm, d["ci_high"] - cm, cols, 4, zorder=3)
-    ax.scatter(
-        d["mean"] - cm, d["y"], marker="D", s=60, c=cols, edgecolors=OWN, linewidths=1.4, zorder=4
-    )
-    ax.axvline(0, color=INK, lw=1, ls="--", zorder=0)
-    ax.set_yticks(range(n)[::-1], labels)
-    ax.set_ylim(-0.7, n - 0.3)
+    fig, left = _canvas(8.5, 0.36 * n + 1.9, labels, bottom=1.3)
     lim = np.nanmax(
         np.abs(
             np.r_[
@@ -258,87 +255,76 @@ def glance(scales: pd.DataFrame, peers: dict[str, np.ndarray], k: int) -> Figure
             ]
         )
     )
-    ax.set_xlim(-1.08 * lim, 1.08 * lim)
-    ax.set_xlabel("Your score minus the consortium average (scale points)")
-    ax.set_title("Where your hospital stands on each scale", y=1.0)
-    fig.legend(
-        handles=_legend_own()
-        + [
-            Line2D([], [], marker="|", ls="", color=LIGHT, ms=10, mew=1.6, label="Another hospital")
-        ],
-        loc="lower center",
-        ncol=2,
-        frameon=False,
-        fontsize=8,
+    ax = fig.axes(left, 1.3, 0.25, 0.45, (-1.08 * lim, 1.08 * lim), (-0.7, n - 0.3))
+    ax.axvline(0, INK, 1, svg.dashes(1), cls="reference")
+    ax.spines()
+    _xticks(ax)
+    ax.yticks(list(range(n))[::-1], labels)
+    px, py = [], []
+    for i, r in enumerate(scales.itertuples(index=False)):
+        p = peers.get(r.scale, np.empty((0, 2)))
+        px += list(p[:, 0] - r.consortium_mean)
+        py += [n - 1 - i] * len(p)
+        if r.status != "shown":
+            ax.text(
+                0,
+                n - 1 - i,
+                f"fewer than {k} responses",
+                ha="center",
+                va="center",
+                size=8,
+                italic=True,
+            )
+    ax.scatter(px, py, marker="|", s=90, face=LIGHT, lw=1.6, cls="peer")
+    d = scales.assign(y=n - 1 - np.arange(n))
+    d = d[d["status"] == "shown"]
+    cm = d["consortium_mean"]
+    cols = [SIGNAL_COLOUR[x] for x in d["signal"]]
+    ax.hbars(d["y"], d["lo998"] - cm, d["hi998"] - cm, cols, 1.2, cls="ci998")
+    ax.hbars(d["y"], d["ci_low"] - cm, d["ci_high"] - cm, cols, 4, cls="ci95")
+    ax.scatter(d["mean"] - cm, d["y"], marker="D", s=60, face=cols, edge=OWN, lw=1.4, cls="own")
+    ax.xlabel("Your score minus the consortium average (scale points)", below=20)
+    ax.title("Where your hospital stands on each scale")
+    fig.legend_below(
+        _legend_own() + [svg.Handle("Another hospital", LIGHT, marker="|", s=100, mew=1.6)], 2
     )
     return fig
 
 
-def _legend_own():
+def _legend_own() -> list[svg.Handle]:
     return [
-        Line2D(
-            [],
-            [],
-            marker="D",
-            ls="-",
-            lw=4,
-            color=BLUE,
-            mec=OWN,
-            label="You: clearly higher than the consortium",
-        ),
-        Line2D(
-            [], [], marker="D", ls="-", lw=4, color=GREY, mec=OWN, label="You: common variation"
-        ),
-        Line2D(
-            [],
-            [],
-            marker="D",
-            ls="-",
-            lw=4,
-            color=ORANGE,
-            mec=OWN,
-            label="You: clearly lower than the consortium",
-        ),
+        svg.Handle(f"You: {text}", col, lw=4, marker="D", edge=OWN)
+        for text, col in (
+            ("clearly higher than the consortium", BLUE),
+            ("common variation", GREY),
+            ("clearly lower than the consortium", ORANGE),
+        )
     ]
 
 
-def _legend_signal(what: str, reference: str, marker: str = "o") -> list:
+def _legend_signal(what: str, reference: str, marker: str = "o") -> list[svg.Handle]:
     """Legend entries naming what blue, grey and orange mean in this figure: the one meaning
     of the colours in every report (a signal against the figure's reference line)."""
     return [
-        Line2D(
-            [],
-            [],
-            marker=marker,
-            ls="-",
-            lw=2.5,
-            color=BLUE,
-            label=f"{what} clearly higher than {reference}",
-        ),
-        Line2D([], [], marker=marker, ls="-", lw=2.5, color=GREY, label="Common variation"),
-        Line2D(
-            [],
-            [],
-            marker=marker,
-            ls="-",
-            lw=2.5,
-            color=ORANGE,
-            label=f"{what} clearly lower than {reference}",
-        ),
+        svg.Handle(f"{what} clearly higher than {reference}", BLUE, lw=2.5, marker=marker),
+        svg.Handle("Common variation", GREY, lw=2.5, marker=marker),
+        svg.Handle(f"{what} clearly lower than {reference}", ORANGE, lw=2.5, marker=marker),
     ]
 
 
-def between_hospitals(scales: pd.DataFrame, peers: dict[str, np.ndarray], ncols: int = 3) -> Figure:
+def between_hospitals(
+    scales: pd.DataFrame, peers: dict[str, np.ndarray], ncols: int = 3
+) -> svg.Figure:
     """Small multiples, one caterpillar per scale: every hospital's score with its 95% (thick)
-    and 99.8% (thin) interval, ordered by score, anonymous; the hospital's own mark stands out."""
+    and 99.8% (thin) interval, ordered by score, anonymous; the hospital's own mark stands out.
+    Each panel is a ``<g class="panel">`` (the tests count them)."""
     rows = scales.reset_index(drop=True)
     nrow = int(np.ceil(len(rows) / ncols))
-    fig = _fig(10, 2.5 * nrow + 1.0, ["Score (1-7)xx"], bottom=0.65, top=0.8)
-    fig.subplots_adjust(hspace=0.75, wspace=0.3)
-    axes = fig.subplots(nrow, ncols, squeeze=False)
-    for ax in axes.flat[len(rows) :]:
-        ax.set_visible(False)
-    for ax, r in zip(axes.flat, rows.itertuples(index=False), strict=False):
+    fig = svg.Figure(10, 2.5 * nrow + 1.0)
+    left, right, top, bottom, wspace, hspace = 0.75, 0.25, 0.8, 0.65, 0.3, 0.75
+    aw = (fig.width - left - right) / (ncols + (ncols - 1) * wspace) * svg.PT
+    ah = (fig.height - top - bottom) / (nrow + (nrow - 1) * hspace) * svg.PT
+    for i, r in enumerate(rows.itertuples(index=False)):
         p = peers.get(r.scale, np.empty((0, 2)))
         pts = [(m, s, False) for m, s in p]
         if r.status == "shown":
@@ -349,55 +335,45 @@ def between_hospitals(scales: pd.DataFrame, peers: dict[str, np.ndarray], ncols:
         se = np.array([t[1] for t in pts], float)
         own = np.array([t[2] for t in pts], bool)
         x = np.arange(1, len(pts) + 1)
-        cols = _signal_colours(m - Z998 * se, m + Z998 * se, cm)
-        # A large consortium's marks are drawn as one embedded image per panel: thousands of
-        # SVG paths would make the report slow to write and to open (3,000 hospitals: 160 s).
-        many = {"rasterized": len(pts) > RASTER_FROM}
-        lw = min(1.0, 240 / max(len(pts), 1))  # thinner bars when hospitals crowd the panel
-        _bars(
-            ax,
-            x,
-            m - Z998 * se,
-            m + Z998 * se,
-            cols,
-            0.8 * lw,
-            horizontal=False,
-            alpha=0.8,
-            **many,
-        )
-        _bars(ax, x, m - Z95 * se, m + Z95 * se, cols, 2.4 * lw, horizontal=False, **many)
-        ax.scatter(x[~own], m[~own], s=9 * lw, c=list(cols[~own]), zorder=4, **many)
-        if own.any():
-            ax.scatter(
-                x[own], m[own], marker="D", s=70, c=list(cols[own]), edgecolor=OWN, lw=1.6, zorder=5
-            )
-            ax.annotate(
-                "you",
-                (x[own][0], m[own][0] + 3.2 * se[own][0]),
-                ha="center",
-                va="bottom",
-                fontsize=8,
-                fontweight="bold",
-                color=OWN,
-            )
+        lo998, hi998 = m - Z998 * se, m + Z998 * se
+        cols = _signal_colours(lo998, hi998, cm)
+        ylim = (0.0, 1.0)
         if len(m):
             pad = 0.05 * (np.nanmax(m + 3.3 * se) - np.nanmin(m - 3.1 * se))
-            ax.set_ylim(np.nanmin(m - 3.1 * se) - pad, np.nanmax(m + 3.6 * se) + pad)
-        ax.axhline(cm, color=INK, lw=0.9, ls="--")
-        ax.set_title(textwrap.fill(clean(r.label), 34), loc="left", fontsize=9, y=1.0)
-        ax.set_xticks([])
-        ax.yaxis.set_major_locator(MaxNLocator(4))
-        ax.set_xlim(0, len(pts) + 1)
-        ax.set_xlabel("Hospitals, lowest to highest")
-        ax.set_ylabel(f"Score ({_range_label(r._asdict())})")
-    fig.suptitle("Your hospital among all hospitals of the consortium", fontweight="bold")
-    fig.legend(
-        handles=_legend_signal("Hospital", "the consortium average (99.8% interval)"),
-        loc="lower center",
-        ncol=3,
-        frameon=False,
-        fontsize=8,
-    )
+            ylim = (np.nanmin(m - 3.1 * se) - pad, np.nanmax(m + 3.6 * se) + pad)
+        x0 = left * svg.PT + (i % ncols) * aw * (1 + wspace)
+        y0 = top * svg.PT + (i // ncols) * ah * (1 + hspace)
+        ax = svg.Axes(fig, x0, y0, x0 + aw, y0 + ah, (0, len(pts) + 1), ylim)
+        fig.add('<g class="panel">')
+        ax.spines()
+        tv = svg.ticks(*ylim, 4)
+        ax.yticks(tv)
+        lw = min(1.0, 240 / max(len(pts), 1))  # thinner bars when hospitals crowd the panel
+        ax.axhline(cm, INK, 0.9, svg.dashes(0.9), cls="reference")
+        ax.vbars(x, lo998, hi998, list(cols), 0.8 * lw, alpha=0.8, cls="ci998")
+        ax.vbars(x, m - Z95 * se, m + Z95 * se, list(cols), 2.4 * lw, cls="ci95")
+        ax.scatter(x[~own], m[~own], s=9 * lw, face=list(cols[~own]), cls="peer")
+        if own.any():
+            ax.scatter(
+                x[own], m[own], marker="D", s=70, face=list(cols[own]), edge=OWN, lw=1.6, cls="own"
+            )
+            ax.text(
+                x[own][0],
+                m[own][0] + 3.2 * se[own][0],
+                "you",
+                ha="center",
+                va="bottom",
+                size=8,
+                bold=True,
+                color=OWN,
+            )
+        ax.title(textwrap.fill(clean(r.label), 34), size=9, loc="left")
+        ax.xlabel("Hospitals, lowest to highest", below=5)
+        widest = max((svg.text_width(t, 9) for t in svg.tick_labels(tv)), default=0)
+        ax.ylabel(f"Score ({_range_label(r._asdict())})", left=widest + 12)
+        fig.add("</g>")
+    fig.suptitle("Your hospital among all hospitals of the consortium")
+    fig.legend_below(_legend_signal("Hospital", "the consortium average (99.8% interval)"), 3)
     return fig
 
 
@@ -408,72 +384,69 @@ def teams(
     hospital_mean: float | None,
     consortium_mean: float | None,
     threshold: float,
-) -> Figure:
+) -> svg.Figure:
     """The hospital's teams on one scale: score and 95% interval, named, ordered; teams whose
     members disagree are hollow and labelled."""
     d = teams_view[teams_view["status"] == "shown"].sort_values("mean").reset_index(drop=True)
     team_names = _labels(d["team_name"])
-    names = [
-        f"{t} (n=00) \u25b2 members disagree" if lw else f"{t} (n=00)"
-        for t, lw in zip(team_names, d["low_agreement"].fillna(False), strict=True)
-    ]
-    fig = _fig(8.5, 0.24 * max(len(d), 3) + 1.75, names, bottom=1.15)
-    ax = fig.add_subplot()
-    y = np.arange(len(d))
     low = d["low_agreement"].fillna(False).astype(bool).to_numpy()
-    if hospital_mean is not None and pd.notna(hospital_mean):
-        # the colour is decided by the 99.8% interval, which is drawn (thin bar)
-        cols = _signal_colours(d["lo998"], d["hi998"], hospital_mean)
-    else:
-        cols = np.full(len(d), GREY)
-    _bars(ax, y, d["lo998"], d["hi998"], cols, 0.9)
-    _bars(ax, y, d["ci_low"], d["ci_high"], cols, 2.6)
-    ax.scatter(
-        d["mean"],
-        y,
-        s=36,
-        c=["white" if lw else c for lw, c in zip(low, cols, strict=True)],
-        edgecolors=list(cols),
-        linewidths=1.5,
-        zorder=3,
-    )
     labels = [
         f"{t} (n={int(n)})" + (" \u25b2 members disagree" if lw else "")
         for t, n, lw in zip(team_names, d["n"], low, strict=True)
     ]
+    fig, left = _canvas(8.5, 0.24 * max(len(d), 3) + 1.75, labels, bottom=1.15)
+    has_h = hospital_mean is not None and pd.notna(hospital_mean)
+    has_c = consortium_mean is not None and pd.notna(consortium_mean)
+    xlim = (0.0, 1.0)
     if len(d):
         lo, hi = np.nanmin(d["lo998"]), np.nanmax(d["hi998"])
-        refs = [x for x in (hospital_mean, consortium_mean) if x is not None and pd.notna(x)]
+        refs = [x for x, ok in ((hospital_mean, has_h), (consortium_mean, has_c)) if ok]
         lo, hi = min([lo, *refs]), max([hi, *refs])
-        ax.set_xlim(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
-    ax.set_yticks(range(len(d)), labels)
-    mark_names(ax.get_yticklabels(), team_names)
-    ax.set_ylim(-0.8, max(len(d), 1) - 0.2)
-    if hospital_mean is not None and pd.notna(hospital_mean):
-        ax.axvline(hospital_mean, color=OWN, lw=1.2, label="Your hospital")
-    if consortium_mean is not None and pd.notna(consortium_mean):
-        ax.axvline(consortium_mean, color=INK, lw=0.9, ls="--", label="Consortium average")
-    ax.set_xlabel(
-        f"Team score ({span(*rng)}); dot: team average, thick bar: 95% interval, thin bar: 99.8%"
+        xlim = (lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
+    ax = fig.axes(left, 1.15, 0.25, 0.45, xlim, (-0.8, max(len(d), 1) - 0.2))
+    ax.spines()
+    _xticks(ax)
+    ax.yticks(list(range(len(d))), labels, ident=[len(t) for t in team_names])
+    if has_h:
+        # the colour is decided by the 99.8% interval, which is drawn (thin bar)
+        cols = _signal_colours(d["lo998"], d["hi998"], hospital_mean)
+        ax.axvline(hospital_mean, OWN, 1.2, cls="reference hospital")
+    else:
+        cols = np.full(len(d), GREY)
+    if has_c:
+        ax.axvline(consortium_mean, INK, 0.9, svg.dashes(0.9), cls="reference consortium")
+    y = np.arange(len(d))
+    ax.hbars(y, d["lo998"], d["hi998"], list(cols), 0.9, cls="ci998")
+    ax.hbars(y, d["ci_low"], d["ci_high"], list(cols), 2.6, cls="ci95")
+    ax.scatter(
+        d["mean"],
+        y,
+        s=36,
+        face=["white" if lw else c for lw, c in zip(low, cols, strict=True)],
+        edge=list(cols),
+        lw=1.5,
+        cls="mark",
     )
-    ax.set_title(f"{clean(scale_label)}: your teams", y=1.0)
+    ax.xlabel(
+        f"Team score ({span(*rng)}); dot: team average, thick bar: 95% interval, thin bar: 99.8%",
+        below=20,
+    )
+    ax.title(f"{clean(scale_label)}: your teams")
     if len(d):
-        handles, _ = ax.get_legend_handles_labels()
-        if hospital_mean is not None and pd.notna(hospital_mean):
+        handles = []
+        if has_h:
+            handles.append(svg.Handle("Your hospital", OWN, lw=1.2))
+        if has_c:
+            handles.append(svg.Handle("Consortium average", INK, lw=0.9, dash=svg.dashes(0.9)))
+        if has_h:
             handles += _legend_signal("Team", "your hospital")
-        fig.legend(
-            handles=handles,
-            loc="lower center",
-            ncol=min(len(handles), 3),
-            frameon=False,
-            fontsize=8,
-        )
+        fig.legend_below(handles, min(len(handles), 3))
     return fig
 
 
 def maturity(
     mat: pd.DataFrame, baseline: float | None, ambition_year: int | None, median: bool = True
-) -> Figure:
+) -> svg.Figure:
     """Drivers (bold) and their building blocks: the hospital's level against the consortium
     median (``median=False``: without it), with the baseline level the consortium aims for."""
     rows = []
@@ -484,17 +457,31 @@ def maturity(
         ):
             rows.append(("    " + clean(bb.label), bb.value, bb.consortium_median, False))
     n = len(rows)
-    fig = _fig(8.5, 0.24 * n + 1.5, [r[0] for r in rows], bottom=0.95, top=0.55)
-    ax = fig.add_subplot()
+    labels = [r[0] for r in rows]
+    bold = [i for i, r in enumerate(rows) if r[3]]
+    fig, left = _canvas(8.5, 0.24 * n + 1.5, labels, bottom=0.95, top=0.55, bold=bold)
+    ax = fig.axes(left, 0.95, 0.25, 0.55, (0.8, 5.2), (-0.7, n + 0.4))
     y = n - 1 - np.arange(n)
     val = np.array([r[1] for r in rows], float)
     med = np.array([r[2] for r in rows], float)
     drv = np.array([r[3] for r in rows], bool)
     for yy in y[drv]:
-        ax.axhspan(yy - 0.5, yy + 0.5, color="#f2f2f2", zorder=0)
+        ax.axhspan(yy - 0.5, yy + 0.5, "#f2f2f2")
+    ax.spines()
+    ax.xticks([1, 2, 3, 4, 5])
+    ax.yticks(list(y), labels, bold=bold)
+    if baseline is not None:
+        ax.axvline(baseline, INK, 1, svg.dashes(1), cls="reference")
+        fig.text(
+            float(ax.X(baseline)) + 2.5,
+            float(ax.Y(n - 0.3)),
+            f"{clean(ambition_year)} ambition: baseline level ({clean(baseline)})",
+            size=8,
+            va="bottom",
+        )
     if median:
-        _bars(ax, med, y - 0.32, y + 0.32, GREY, 2.5, horizontal=False, zorder=2)
-        _bars(ax, y, np.fmin(val, med), np.fmax(val, med), LIGHT, 1, zorder=1)
+        ax.hbars(y, np.fmin(val, med), np.fmax(val, med), LIGHT, 1)
+        ax.vbars(med, y - 0.32, y + 0.32, GREY, 2.5, cls="median")
     # no signal colour here (blue and orange mean "clearly higher/lower than a reference" in
     # every report): below the baseline level is hollow, at or above it filled
     below = val < baseline if baseline is not None else np.zeros(n, bool)
@@ -506,93 +493,66 @@ def maturity(
             y[sel],
             marker=marker,
             s=size,
-            c=list(cols[sel]),
-            edgecolors=OWN,
-            linewidths=lw,
-            zorder=3,
+            face=list(cols[sel]),
+            edge=OWN,
+            lw=lw,
+            cls="own",
         )
-    ax.set_yticks(range(n)[::-1], [r[0] for r in rows])
-    for lab, r in zip(ax.get_yticklabels(), rows, strict=False):
-        if r[3]:
-            lab.set_fontweight("bold")
-    if baseline is not None:
-        ax.axvline(baseline, color=INK, ls="--", lw=1)
-        ax.text(
-            baseline,
-            n - 0.3,
-            f" {clean(ambition_year)} ambition: baseline level ({clean(baseline)})",
-            va="bottom",
-            ha="left",
-            fontsize=8,
-            color=INK,
-        )
-    ax.set_xlim(0.8, 5.2)
-    ax.set_ylim(-0.7, n + 0.4)
-    ax.set_xticks([1, 2, 3, 4, 5])
-    ax.set_xlabel("Maturity level (1 not started \u2013 5 embedded)")
-    ax.set_title("Maturity Matrix: your drivers and building blocks", y=1.0)
+    ax.xlabel("Maturity level (1 not started \u2013 5 embedded)", below=20)
+    ax.title("Maturity Matrix: your drivers and building blocks")
     handles = [
-        Line2D([], [], marker="o", ls="", color=OWN, mec=OWN, label="You: at or above baseline"),
-        Line2D([], [], marker="o", ls="", color="white", mec=OWN, label="You: below baseline"),
+        svg.Handle("You: at or above baseline", OWN, marker="o", edge=OWN),
+        svg.Handle("You: below baseline", OWN, marker="o", face="white", edge=OWN),
     ]
     if median:
-        handles.append(
-            Line2D([], [], marker="|", ls="", color=GREY, ms=12, mew=2.5, label="Consortium median")
-        )
-    fig.legend(handles=handles, loc="lower center", ncol=3, frameon=False, fontsize=8)
+        handles.append(svg.Handle("Consortium median", GREY, marker="|", s=144, mew=2.5))
+    fig.legend_below(handles, 3)
     return fig
 
 
-def stakeholders(stake: pd.DataFrame) -> Figure:
+def stakeholders(stake: pd.DataFrame) -> svg.Figure:
     """Per dimension: both stakeholder groups' average and the gap between them."""
     d = stake.reset_index(drop=True)
     n = len(d)
     dims = _labels(d["label"])
-    fig = _fig(8.5, 0.3 * n + 1.6, dims, bottom=0.95)
-    ax = fig.add_subplot()
+    fig, left = _canvas(8.5, 0.3 * n + 1.6, dims, bottom=0.95)
     a_lab, b_lab = clean(d["side_a"].iloc[0]), clean(d["side_b"].iloc[0])
-    for i, r in d.iterrows():
-        y = n - 1 - i
-        if pd.notna(r["mean_a"]) and pd.notna(r["mean_b"]):
-            ax.plot([r["mean_a"], r["mean_b"]], [y, y], color=LIGHT, lw=3, zorder=1)
-        if pd.notna(r["mean_a"]):
-            ax.scatter([r["mean_a"]], [y], s=45, color=SIDE_COLOURS[0], zorder=2)
-        if pd.notna(r["mean_b"]):
-            ax.scatter([r["mean_b"]], [y], s=45, marker="s", color=SIDE_COLOURS[1], zorder=2)
-    ax.set_yticks(range(n)[::-1], dims)
-    ax.set_ylim(-0.7, n - 0.3)
     rmin, rmax = int(d["rmin"].iloc[0]), int(d["rmax"].iloc[0])
     vals = pd.concat([d["mean_a"], d["mean_b"]]).dropna()
-    if len(vals):
-        ax.set_xlim(max(rmin, vals.min() - 0.3), min(rmax, vals.max() + 0.3))
-    ax.set_xlabel(
-        f"Average answer ({num(rmin, 0)} strongly disagree \u2013 {num(rmax, 0)} strongly agree)"
+    xlim = (max(rmin, vals.min() - 0.3), min(rmax, vals.max() + 0.3)) if len(vals) else (0, 1)
+    ax = fig.axes(left, 0.95, 0.25, 0.45, xlim, (-0.7, n - 0.3))
+    ax.spines()
+    _xticks(ax)
+    y = n - 1 - np.arange(n)
+    ax.yticks(list(y), dims)
+    a, b = d["mean_a"].to_numpy(float), d["mean_b"].to_numpy(float)
+    ax.hbars(y, np.fmin(a, b), np.fmax(a, b), LIGHT, 3, cls="gap")
+    ax.scatter(a, y, s=45, face=SIDE_COLOURS[0], cls="side-a")
+    ax.scatter(b, y, marker="s", s=45, face=SIDE_COLOURS[1], cls="side-b")
+    ax.xlabel(
+        f"Average answer ({num(rmin, 0)} strongly disagree \u2013 {num(rmax, 0)} strongly agree)",
+        below=20,
     )
-    ax.set_title("How patients and professionals see quality, per dimension", y=1.0)
-    fig.legend(
-        handles=[
-            Line2D([], [], marker="o", ls="", color=SIDE_COLOURS[0], label=a_lab),
-            Line2D([], [], marker="s", ls="", color=SIDE_COLOURS[1], label=b_lab),
+    ax.title("How patients and professionals see quality, per dimension")
+    fig.legend_below(
+        [
+            svg.Handle(a_lab, SIDE_COLOURS[0], marker="o"),
+            svg.Handle(b_lab, SIDE_COLOURS[1], marker="s"),
         ],
-        loc="lower center",
-        ncol=2,
-        frameon=False,
+        2,
+        size=9,
     )
     return fig
 
 
-def trend(trend: pd.DataFrame, k: int, consortium: bool = True, ncols: int = 4) -> Figure:
+def trend(trend: pd.DataFrame, k: int, consortium: bool = True, ncols: int = 4) -> svg.Figure:
     """Small multiples, one panel per scale: the hospital's mean in every wave it took part in
     with its 95% interval (navy diamonds on a solid line; a gap where it did not take part or
     had fewer than k responses) against the consortium average with its 95% interval (grey
     circles on a dashed line). Panels of scales with the same response range share their
     vertical range, so a change looks as large on one as on another. ``consortium=False``:
-    the hospital alone (no other hospital to compare with).
-
-    The panels are drawn in one Axes, each in its own box with its own axis lines, ticks and
-    labels: twelve matplotlib Axes cost five times as much to draw (their tick machinery)."""
-    from matplotlib.collections import LineCollection
-
+    the hospital alone (no other hospital to compare with). Each panel's title is a
+    ``<text class="panel-title">``."""
     d = trend.reset_index(drop=True)
     scales = list(dict.fromkeys(d["scale"]))
     waves = sorted(d["wave"].astype(str).unique())
@@ -600,16 +560,9 @@ def trend(trend: pd.DataFrame, k: int, consortium: bool = True, ncols: int = 4) 
     nw = len(waves)
     ncols = max(1, min(ncols, len(scales)))
     nrow = int(np.ceil(len(scales) / ncols))
-    fig = _fig(10, 2.1 * nrow + 1.1, [], bottom=0.75, top=0.6, right=0.1)
-    fig.subplots_adjust(left=0.01)
-    ax = fig.add_subplot()
-    for side in ("left", "bottom"):
-        ax.spines[side].set_visible(False)
-    ax.set_xticks([])
-    ax.set_yticks([])
+    fig = svg.Figure(10, 2.1 * nrow + 1.1)
     gx, gy = 0.42, 0.75  # gaps between panels (room for tick labels, titles and waves)
-    ax.set_xlim(0, ncols * (1 + gx))
-    ax.set_ylim(0, nrow * (1 + gy))
+    ax = fig.axes(0.1, 0.75, 0.1, 0.6, (0, ncols * (1 + gx)), (0, nrow * (1 + gy)))
     # one vertical range per response range
     lims = {}
     for rng, g in d.groupby(["rmin", "rmax"]):
@@ -621,14 +574,16 @@ def trend(trend: pd.DataFrame, k: int, consortium: bool = True, ncols: int = 4) 
         pad = max(0.08 * (hi - lo), 0.02 * (rng[1] - rng[0]))
         lims[rng] = (max(rng[0], lo - pad), min(rng[1], hi + pad))
     off = 0.04
-    frame, ticks = [], []
+    frame, tick_marks = [], []
     lines = {"own": ([], []), "cons": ([], [])}
     bars = {"own": [], "cons": []}
     marks = {"own": ([], []), "cons": ([], [])}
-    small_y = 0.0
+    records: dict[str, list[dict]] = {}  # plain rows: a panel's few rows, read without pandas
+    for rec in d.to_dict("records"):
+        records.setdefault(rec["scale"], []).append({**rec, "wave": str(rec["wave"])})
     for i, sid in enumerate(scales):
-        g = d[d["scale"] == sid]
-        r = g.iloc[0]
+        g = records[sid]
+        r = g[0]
         ox = (i % ncols) * (1 + gx) + gx
         oy = (nrow - 1 - i // ncols) * (1 + gy) + 0.45 * gy
         ylo, yhi = lims[(r["rmin"], r["rmax"])]
@@ -639,93 +594,88 @@ def trend(trend: pd.DataFrame, k: int, consortium: bool = True, ncols: int = 4) 
         def py(v, oy=oy, ylo=ylo, yhi=yhi):
             return oy + (np.asarray(v, float) - ylo) / (yhi - ylo)
 
-        frame += [[(ox, oy + 1), (ox, oy), (ox + 1, oy)]]
-        for t in MaxNLocator(3).tick_values(ylo, yhi):
-            if ylo <= t <= yhi:
-                y = float(py(t))
-                ticks.append([(ox - 0.025, y), (ox, y)])
-                ax.text(ox - 0.04, y, num(t), ha="right", va="center", fontsize=7, color=INK)
+        frame += [((ox, oy + 1), (ox, oy)), ((ox, oy), (ox + 1, oy))]
+        for t in svg.ticks(ylo, yhi, 3):
+            yv = float(py(t))
+            tick_marks.append(((ox - 0.025, yv), (ox, yv)))
+            ax.text(ox - 0.04, yv, num(t), ha="right", va="center", size=7)
         for w in waves:
-            ax.text(px(w, 0), oy - 0.05, clean(w), ha="center", va="top", fontsize=7, color=INK)
+            ax.text(px(w, 0), oy - 0.05, clean(w), ha="center", va="top", size=7)
+        # the title in lines of at most 30 characters, fewer where the figure's edge is near
+        room = fig.w - float(ax.X(ox))
+        title = f"{clean(r['label'])} ({span(r['rmin'], r['rmax'])})"
+        for width in range(30, 9, -2):
+            wrapped = textwrap.wrap(title, width) or [""]
+            if max(svg.text_width(x, 8, bold=True) for x in wrapped) <= room - 4:
+                break
         ax.text(
             ox,
             oy + 1.06,
-            textwrap.fill(f"{clean(r['label'])} ({span(r['rmin'], r['rmax'])})", 30),
+            "\n".join(wrapped),
             ha="left",
             va="bottom",
-            fontsize=8,
-            fontweight="bold",
-            color=INK,
+            size=8,
+            bold=True,
+            cls="panel-title",
         )
-        by_wave = g.set_index(g["wave"].astype(str))
+        by_wave = {row["wave"]: row for row in g}
         for key, col, shift in (("cons", "consortium_mean", -off), ("own", "mean", off)):
             xs, ys = lines[key]
             for w in waves:
-                v = by_wave[col].get(w, np.nan) if w in by_wave.index else np.nan
-                if key == "own" and w in by_wave.index and by_wave.loc[w, "status"] != "shown":
+                v = by_wave[w][col] if w in by_wave else np.nan
+                if key == "own" and w in by_wave and by_wave[w]["status"] != "shown":
                     v = np.nan
                 xs.append(px(w, shift))
                 ys.append(float(py(v)))
             xs.append(np.nan)
             ys.append(np.nan)
-        for w, row in by_wave.iterrows():
+        for row in g:
+            w = row["wave"]
             if pd.notna(row["consortium_mean"]):
                 x = px(w, -off)
                 marks["cons"][0].append(x)
                 marks["cons"][1].append(float(py(row["consortium_mean"])))
                 if pd.notna(row["consortium_ci_low"]):
                     lo, hi = py([row["consortium_ci_low"], row["consortium_ci_high"]])
-                    bars["cons"].append([(x, lo), (x, hi)])
+                    bars["cons"].append(((x, lo), (x, hi)))
             if row["status"] == "shown":
                 x = px(w, off)
                 marks["own"][0].append(x)
                 marks["own"][1].append(float(py(row["mean"])))
                 lo, hi = py([row["ci_low"], row["ci_high"]])
-                bars["own"].append([(x, lo), (x, hi)])
+                bars["own"].append(((x, lo), (x, hi)))
             elif row["status"] == "small":
-                small_y = oy + 0.5
                 ax.text(
                     px(w, 0),
-                    small_y,
+                    oy + 0.5,
                     f"fewer than {k}\nresponses",
                     ha="center",
                     va="center",
-                    fontsize=6.5,
-                    style="italic",
-                    color=INK,
+                    size=6.5,
+                    italic=True,
                 )
-    ax.add_collection(LineCollection(frame, colors="#888888", linewidths=0.8))
-    ax.add_collection(LineCollection(ticks, colors="#888888", linewidths=0.8))
-    if bars["cons"]:
-        ax.add_collection(LineCollection(bars["cons"], colors=GREY, linewidths=1.2, zorder=1))
-    ax.add_collection(LineCollection(bars["own"], colors=OWN, linewidths=2.2, zorder=3))
-    ax.plot(*lines["cons"], color=GREY, ls="--", lw=1.2, zorder=1)
-    ax.plot(*lines["own"], color=OWN, lw=1.6, zorder=3)
-    ax.scatter(*marks["cons"], s=18, color=GREY, zorder=2)
-    ax.scatter(*marks["own"], marker="D", s=30, color=OWN, zorder=4)
-    ax.set_xlabel("Wave; each panel: the scale's score, on its answer range (in the title)")
-    fig.suptitle(
-        "Your scores in every wave" + (", against the consortium" if consortium else ""),
-        fontweight="bold",
-    )
-    handles = [Line2D([], [], marker="D", color=OWN, lw=1.6, label="Your hospital (95% interval)")]
+    ax.segments(frame, "#888888", 0.8)
+    ax.segments(tick_marks, "#888888", 0.8)
+    ax.segments(bars["cons"], GREY, 1.2, cls="consortium")
+    ax.plot(*lines["cons"], color=GREY, lw=1.2, dash=svg.dashes(1.2))
+    ax.scatter(*marks["cons"], s=18, face=GREY, cls="consortium")
+    ax.segments(bars["own"], OWN, 2.2, cls="own")
+    ax.plot(*lines["own"], color=OWN, lw=1.6)
+    ax.scatter(*marks["own"], marker="D", s=30, face=OWN, cls="own")
+    ax.xlabel("Wave; each panel: the scale's score, on its answer range (in the title)", below=4)
+    fig.suptitle("Your scores in every wave" + (", against the consortium" if consortium else ""))
+    handles = [svg.Handle("Your hospital (95% interval)", OWN, lw=1.6, marker="D")]
     if consortium:
         handles.append(
-            Line2D(
-                [],
-                [],
-                marker="o",
-                color=GREY,
-                ls="--",
-                lw=1.2,
-                label="Consortium average (95% interval)",
+            svg.Handle(
+                "Consortium average (95% interval)", GREY, lw=1.2, dash=svg.dashes(1.2), marker="o"
             )
         )
-    fig.legend(handles=handles, loc="lower center", ncol=2, frameon=False, fontsize=8)
+    fig.legend_below(handles, 2)
     return fig
 
 
-def peers(peer_group: pd.DataFrame, scales: pd.DataFrame, label: str) -> Figure:
+def peers(peer_group: pd.DataFrame, scales: pd.DataFrame, label: str) -> svg.Figure:
     """One row per scale where the peer group is shown: the middle half (quartiles) of the
     consortium's hospitals (light grey bar) and of the peer group's (darker bar), each with its
     median (tick), and the hospital's own score with its 95% interval (navy diamond), all as
@@ -734,21 +684,11 @@ def peers(peer_group: pd.DataFrame, scales: pd.DataFrame, label: str) -> Figure:
     own = scales.set_index("scale")
     n = len(d)
     labels = [f"{clean(r.label)} ({span(r.rmin, r.rmax)})" for r in d.itertuples(index=False)]
-    fig = _fig(8.5, 0.36 * n + 1.6, labels, bottom=1.0)
-    ax = fig.add_subplot()
+    fig, left = _canvas(8.5, 0.36 * n + 1.6, labels, bottom=1.0)
     y = n - 1 - np.arange(n)
     ref = d["consortium_median"].to_numpy(float)
-    _bars(ax, y + 0.14, d["consortium_q1"] - ref, d["consortium_q3"] - ref, LIGHT, 5, zorder=1)
-    _bars(ax, ref * 0, y + 0.02, y + 0.26, GREY, 1.6, horizontal=False, zorder=2)
-    _bars(ax, y - 0.14, d["q1"] - ref, d["q3"] - ref, PEER, 5, zorder=1)
-    _bars(ax, d["median"] - ref, y - 0.26, y - 0.02, INK, 1.6, horizontal=False, zorder=2)
     m = own.reindex(d["scale"])
     ok = (m["status"] == "shown").to_numpy()
-    _bars(ax, y[ok], (m["ci_low"] - ref)[ok], (m["ci_high"] - ref)[ok], OWN, 1.4, zorder=3)
-    ax.scatter((m["mean"] - ref)[ok], y[ok], marker="D", s=40, color=OWN, zorder=4)
-    ax.axvline(0, color=INK, lw=0.8, ls="--", zorder=0)
-    ax.set_yticks(range(n)[::-1], labels)
-    ax.set_ylim(-0.7, n - 0.3)
     vals = np.r_[
         (d["consortium_q1"] - ref).to_numpy(float),
         (d["consortium_q3"] - ref).to_numpy(float),
@@ -759,19 +699,28 @@ def peers(peer_group: pd.DataFrame, scales: pd.DataFrame, label: str) -> Figure:
         0.1,
     ]
     lim = np.nanmax(np.abs(vals))
-    ax.set_xlim(-1.1 * lim, 1.1 * lim)
-    ax.set_xlabel("Score minus the consortium median (scale points)")
-    ax.set_title(f"Your hospital, {clean(label)} and the consortium", y=1.0)
-    fig.legend(
-        handles=[
-            Line2D([], [], marker="D", color=OWN, lw=1.4, label="You (95% interval)"),
-            Line2D([], [], color=PEER, lw=5, label=f"Middle half of {clean(label)}"),
-            Line2D([], [], color=LIGHT, lw=5, label="Middle half of all hospitals"),
+    ax = fig.axes(left, 1.0, 0.25, 0.45, (-1.1 * lim, 1.1 * lim), (-0.7, n - 0.3))
+    ax.axvline(0, INK, 0.8, svg.dashes(0.8), cls="reference")
+    ax.spines()
+    _xticks(ax)
+    ax.yticks(list(y), labels)
+    ax.hbars(
+        y + 0.14, d["consortium_q1"] - ref, d["consortium_q3"] - ref, LIGHT, 5, cls="consortium"
+    )
+    ax.hbars(y - 0.14, d["q1"] - ref, d["q3"] - ref, PEER, 5, cls="peer-group")
+    ax.vbars(ref * 0, y + 0.02, y + 0.26, GREY, 1.6, cls="consortium median")
+    ax.vbars(d["median"] - ref, y - 0.26, y - 0.02, INK, 1.6, cls="peer-group median")
+    ax.hbars(y[ok], (m["ci_low"] - ref)[ok], (m["ci_high"] - ref)[ok], OWN, 1.4, cls="ci95")
+    ax.scatter((m["mean"] - ref)[ok], y[ok], marker="D", s=40, face=OWN, cls="own")
+    ax.xlabel("Score minus the consortium median (scale points)", below=20)
+    ax.title(f"Your hospital, {clean(label)} and the consortium")
+    fig.legend_below(
+        [
+            svg.Handle("You (95% interval)", OWN, lw=1.4, marker="D"),
+            svg.Handle(f"Middle half of {clean(label)}", PEER, lw=5),
+            svg.Handle("Middle half of all hospitals", LIGHT, lw=5),
         ],
-        loc="lower center",
-        ncol=3,
-        frameon=False,
-        fontsize=8,
+        3,
     )
     return fig
 

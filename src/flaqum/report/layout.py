@@ -8,7 +8,8 @@ no heading for it, and ``show`` nothing.
 
 What each block holds, and so how it is written: a "markdown" block's text is Markdown whose
 free text ``content`` has already escaped (``escape.md``/``escape.ident``); a table's "html"
-was escaped cell by cell (``tables.html_table``) and a figure's "svg" by matplotlib and
+was escaped cell by cell (``tables.html_table``) and a figure's "svg" by its writer
+(``svg.Figure`` for the hospital report, matplotlib for the consortium report's) and
 ``figures.to_svg``; captions are plain text, escaped here.
 """
 

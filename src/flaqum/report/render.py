@@ -490,9 +490,11 @@ def render_hospital(
     results=None,
     km=None,
     cost: dict | None = None,
+    tables=None,
 ) -> Path:
     """Load the wave (unless ``results`` is given), build the hospital's content from its
-    confidential view, render it and scan it for other hospitals' identifiers."""
+    confidential view, render it and scan it for other hospitals' identifiers. ``tables``:
+    the wave's ``confidentiality.wave_tables`` of ``results`` (``render_batch``)."""
     from flaqum.report.confidentiality import forbidden_identifiers
     from flaqum.report.content import build_hospital
     from flaqum.report.data import load_wave
@@ -500,7 +502,7 @@ def render_hospital(
     res = results if results is not None else load_wave(wave, paths)
 
     def content():
-        return build_hospital(res, study, hospital)
+        return build_hospital(res, study, hospital, tables)
 
     return render_report(
         template,
@@ -556,17 +558,24 @@ def render_batch(
     and, with the Jupyter engine, one kernel executes every render (its namespace reset in
     between). Each render still has its own folder and copy of the template, and each report
     is scanned before it is written. Writes ``<out_dir>/<hospital>.html`` (and ``.pdf``).
+    The wave-level tables of the hospitals' views (``confidentiality.wave_tables``) are
+    computed once for the batch.
 
     ``log`` gets one line per report with its wall time and CPU seconds (content, HTML, PDF);
     ``progress(i, n, hospital, seconds)`` is called after each report (the console line)."""
     import time
 
+    from flaqum.report.confidentiality import wave_tables
     from flaqum.report.data import load_wave
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     engine = choose_engine(engine)
     res = results if results is not None else load_wave(wave, paths)
+    t = time.process_time()
+    tables = wave_tables(res, study) if hospitals else None
+    if log and tables is not None:
+        log.info(f"{wave}: wave tables of the views: cpu {time.process_time() - t:.3f} s")
     km = (
         start_kernel(Path(tempfile.mkdtemp(prefix=".kernel.", dir=out_dir)))
         if engine == "jupyter" and hospitals
@@ -589,6 +598,7 @@ def render_batch(
                 km=km,
                 out_pdf=out_dir / f"{h}.pdf" if pdf else None,
                 cost=cost,
+                tables=tables,
             )
             done.append(out)
             seconds = time.perf_counter() - t
