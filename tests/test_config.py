@@ -89,7 +89,7 @@ def test_duplicate_scale_id_across_instruments(tmp_path):
     other = yaml.safe_load((d / "team_collaboration.yaml").read_text())
     other["scales"]["psych_safety"] = other["scales"].pop("team_collab")
     (d / "team_collaboration.yaml").write_text(yaml.safe_dump(other))
-    with pytest.raises(ConfigError, match="scale id also defined in .*psychological_safety"):
+    with pytest.raises(ConfigError, match=r"scale id also defined in .*psychological_safety"):
         load_study(ROOT / "config" / "config.yaml", root=ROOT, instruments_dir=d)
 
 

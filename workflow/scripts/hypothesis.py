@@ -9,6 +9,7 @@ from flaqum.outcomes import (
     result_to_json,
     run_hypothesis,
 )
+from flaqum.provenance import stamp
 from flaqum.utils import atomic_write_text
 
 study, log = setup(snakemake)  # noqa: F821
@@ -18,7 +19,8 @@ hyp = load_hypothesis(sm.input.spec)
 if not hypothesis_applies(hyp, wave):
     # Declared for other waves only: a placeholder with the reason (no estimates).
     reason = f"not declared for wave {wave} (waves: {hyp.get('waves')})"
-    atomic_write_text(sm.output[0], result_to_json(not_applicable_result(hyp, wave, reason)))
+    result = {**not_applicable_result(hyp, wave, reason), "provenance": stamp()}
+    atomic_write_text(sm.output[0], result_to_json(result))
     log.info(f"{hyp['id']}: {reason}")
     raise SystemExit(0)
 inputs = {
@@ -30,7 +32,7 @@ inputs = {
     for key, path in sm.input.items()
     if key != "spec"
 }
-result = run_hypothesis(hyp, canonical_ids(study, inputs), wave)
+result = {**run_hypothesis(hyp, canonical_ids(study, inputs), wave), "provenance": stamp()}
 atomic_write_text(sm.output[0], result_to_json(result))
 for w in result["diagnostics"].get("warnings", []):
     log.warning(w)

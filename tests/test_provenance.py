@@ -1,0 +1,72 @@
+"""What made a result: the version in one place, and the stamp carried by hypothesis results
+and reports (``flaqum.provenance``)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tomllib
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+import flaqum
+from flaqum import provenance
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_version_is_written_once():
+    """pyproject.toml reads the version from ``flaqum.__version__``; nowhere else holds it."""
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "version" not in meta["project"]
+    assert "version" in meta["project"]["dynamic"]
+    assert meta["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "flaqum.__version__"}
+    assert re.fullmatch(r"\d+\.\d+\.\d+", flaqum.__version__)
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    assert f"## {flaqum.__version__}" in changelog
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_stamp_names_the_checkout_the_package_came_from():
+    s = provenance.stamp()
+    assert s["version"] == flaqum.__version__
+    assert s["date"] == datetime.now(UTC).date().isoformat()
+    package = Path(flaqum.__file__).resolve().parent
+    head = subprocess.run(
+        ["git", "-C", str(package), "rev-parse", "HEAD"], capture_output=True, text=True
+    )
+    if package.parent.name != "src" or head.returncode != 0:
+        assert s["commit"] is None and s["dirty"] is None  # an installed copy
+        return
+    status = subprocess.run(
+        ["git", "-C", str(package), "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True,
+        text=True,
+    )
+    assert s["commit"] == head.stdout.strip()
+    assert s["dirty"] is bool(status.stdout.strip())
+
+
+def test_stamp_of_a_folder_that_is_not_a_checkout(tmp_path):
+    s = provenance.stamp(tmp_path)
+    assert s["commit"] is None and s["dirty"] is None
+    assert s["version"] == flaqum.__version__
+
+
+def test_stamp_text():
+    s = {"version": "1.2.3", "commit": "0123456789abcdef0123", "dirty": False, "date": "2026-01-02"}
+    assert provenance.stamp_text(s) == "flaqum 1.2.3, commit 0123456789ab, 2026-01-02"
+    dirty = provenance.stamp_text({**s, "dirty": True})
+    assert dirty == "flaqum 1.2.3, commit 0123456789ab (uncommitted changes), 2026-01-02"
+    bare = provenance.stamp_text({**s, "commit": None, "dirty": None})
+    assert bare == "flaqum 1.2.3, 2026-01-02"
+
+
+def test_dependency_versions_name_python_and_the_numerical_libraries():
+    deps = provenance.dependency_versions()
+    assert deps["python"].startswith("3.")
+    for name in ("numpy", "scipy", "pandas", "statsmodels"):
+        assert deps[name] == __import__(name).__version__
