@@ -14,6 +14,7 @@ import pytest
 
 import flaqum
 from flaqum import provenance
+from flaqum.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,7 +31,8 @@ def test_the_version_is_written_once():
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
-def test_stamp_names_the_checkout_the_package_came_from():
+def test_stamp_names_the_checkout_the_package_came_from(monkeypatch):
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
     s = provenance.stamp()
     assert s["version"] == flaqum.__version__
     assert s["date"] == datetime.now(UTC).date().isoformat()
@@ -54,6 +56,16 @@ def test_stamp_of_a_folder_that_is_not_a_checkout(tmp_path):
     s = provenance.stamp(tmp_path)
     assert s["commit"] is None and s["dirty"] is None
     assert s["version"] == flaqum.__version__
+
+
+def test_source_date_epoch_sets_the_date(monkeypatch):
+    """A rerun can date its reports as the published ones (reproducible-builds convention)."""
+    day = datetime(2026, 3, 4, 23, 59, tzinfo=UTC)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", str(int(day.timestamp())))
+    assert provenance.stamp()["date"] == "2026-03-04"
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
+    with pytest.raises(ConfigError, match="SOURCE_DATE_EPOCH='yesterday': not a whole number"):
+        provenance.stamp()
 
 
 def test_stamp_text():

@@ -8,7 +8,9 @@ its own record with this one.
 
 ``stamp`` is the short form carried by each hypothesis JSON (its ``provenance`` block) and
 each report's Methods: package version, commit, dirty, date. The date is the day (UTC), so a
-re-render on the same day gives the same bytes; these are file contents, not Snakemake inputs,
+re-render on the same day gives the same bytes, and ``SOURCE_DATE_EPOCH`` (seconds since
+1970, the reproducible-builds convention) sets it, so a rerun of a published analysis can
+give the reports it published byte for byte. These are file contents, not Snakemake inputs,
 so they never re-trigger a job.
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import subprocess
 from datetime import UTC, datetime
@@ -24,6 +27,7 @@ from importlib import metadata
 from pathlib import Path
 
 import flaqum
+from flaqum.errors import ConfigError
 
 DEPENDENCIES = (
     "numpy",
@@ -127,7 +131,8 @@ def stamp(repo: Path | str | None = None) -> dict:
 
     ``commit`` is that of ``repo``, by default the checkout the package was imported from
     (None when the package is an installed copy, or git is absent); ``dirty`` says whether
-    its tracked files had uncommitted changes; ``date`` is today (UTC, ISO 8601).
+    its tracked files had uncommitted changes; ``date`` is today (UTC, ISO 8601), or the day
+    of ``SOURCE_DATE_EPOCH`` when that is set.
     """
     where = repo if repo is not None else _package_checkout()
     commit, dirty = _stamp(str(where) if where is not None else None)
@@ -135,8 +140,21 @@ def stamp(repo: Path | str | None = None) -> dict:
         "version": flaqum.__version__,
         "commit": commit,
         "dirty": dirty,
-        "date": datetime.now(UTC).date().isoformat(),
+        "date": _today(),
     }
+
+
+def _today() -> str:
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if epoch:
+        try:
+            return datetime.fromtimestamp(int(epoch), UTC).date().isoformat()
+        except (ValueError, OverflowError, OSError):
+            raise ConfigError(
+                f"SOURCE_DATE_EPOCH={epoch!r}: not a whole number of seconds since 1970-01-01 "
+                "(rule: the reproducible-builds convention, e.g. 1767225600)"
+            ) from None
+    return datetime.now(UTC).date().isoformat()
 
 
 def stamp_text(s: dict | None = None) -> str:
