@@ -82,3 +82,22 @@ def test_dependency_versions_name_python_and_the_numerical_libraries():
     assert deps["python"].startswith("3.")
     for name in ("numpy", "scipy", "pandas", "statsmodels"):
         assert deps[name] == __import__(name).__version__
+
+
+def test_the_lock_pins_every_dependency_of_pyproject():
+    """requirements.lock (README: rerunning an analysis) pins each direct dependency and dev
+    extra of pyproject.toml to one version that meets its range; regenerate it when not."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pins = {}
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        if line and not line.startswith((" ", "#", "-")):
+            name, _, version = line.partition("==")
+            pins[canonicalize_name(name)] = version.split(";")[0].strip()
+    wanted = meta["dependencies"] + meta["optional-dependencies"]["dev"]
+    for spec in map(Requirement, wanted):
+        name = canonicalize_name(spec.name)
+        assert name in pins, f"requirements.lock does not pin {spec.name}"
+        assert spec.specifier.contains(pins[name]), (spec, pins[name])
