@@ -34,8 +34,6 @@ DEPENDENCIES = (
     "scipy",
     "pandas",
     "statsmodels",
-    "semopy",
-    "pingouin",
     "pyarrow",
     "pyreadstat",
     "matplotlib",
