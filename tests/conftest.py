@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# The demo study's config as the tests know it (a copy: the shipped config/ is the user's)
+DEMO = ROOT / "tests" / "fixtures" / "demo_study"
 sys.path.insert(0, str(ROOT / "src"))
 
 from flaqum.config import load_study  # noqa: E402
@@ -21,7 +23,7 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 @pytest.fixture(scope="session")
 def study():
-    return load_study(ROOT / "config" / "config.yaml", root=ROOT)
+    return load_study(DEMO / "config" / "config.yaml", root=DEMO)
 
 
 @pytest.fixture(scope="session")
@@ -52,7 +54,7 @@ def make_project(tmp_path: Path, raw_src: Path | None = None, waves=None) -> Pat
         if not target.exists():
             target.symlink_to(ROOT / name)
     if not (proj / "config").exists():
-        shutil.copytree(ROOT / "config", proj / "config")
+        shutil.copytree(DEMO / "config", proj / "config")
     raw = proj / "data" / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     if raw_src is not None:

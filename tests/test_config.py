@@ -6,13 +6,24 @@ import shutil
 
 import pytest
 import yaml
-from conftest import ROOT
+from conftest import DEMO, ROOT
 
 from flaqum.config import load_instrument, load_study
 from flaqum.errors import ConfigError
+from flaqum.hypotheses import check_hypotheses
 
 
-def test_shipped_study_is_valid(study):
+def test_shipped_config_is_valid():
+    """The shipped config/ is the user's to edit (README): it is checked for validity only,
+    as a run checks it (config and codebooks against their schemas and rules, each hypothesis
+    against the study), whatever instruments, items and hypotheses it holds."""
+    shipped = load_study(ROOT / "config" / "config.yaml", root=ROOT)
+    assert shipped.instruments and shipped.scales_for("staff")
+    check_hypotheses(shipped, sorted((ROOT / "config" / "hypotheses").glob("*.yaml")))
+
+
+def test_demo_study_codebooks(study):
+    """The demo study as the tests know it (tests/fixtures/demo_study, the ``study`` fixture)."""
     staff = study.scales_for("staff")
     assert {"psych_safety", "team_collab", "qs_prof_total"} <= set(staff)
     ps = staff["psych_safety"]
@@ -37,7 +48,7 @@ def test_shipped_study_is_valid(study):
 
 def _codebook_dir(tmp_path, mutate):
     d = tmp_path / "instruments"
-    shutil.copytree(ROOT / "config" / "instruments", d)
+    shutil.copytree(DEMO / "config" / "instruments", d)
     path = d / "psychological_safety.yaml"
     data = yaml.safe_load(path.read_text())
     mutate(data)
@@ -79,7 +90,7 @@ def _codebook_dir(tmp_path, mutate):
 def test_codebook_errors_name_file_key_and_rule(tmp_path, mutate, expected):
     d, path = _codebook_dir(tmp_path, mutate)
     with pytest.raises(ConfigError) as exc:
-        load_study(ROOT / "config" / "config.yaml", root=ROOT, instruments_dir=d)
+        load_study(DEMO / "config" / "config.yaml", root=DEMO, instruments_dir=d)
     for text in expected:
         assert text in str(exc.value)
 
@@ -89,13 +100,13 @@ def test_duplicate_scale_id_across_instruments(tmp_path):
     other = yaml.safe_load((d / "team_collaboration.yaml").read_text())
     other["scales"]["psych_safety"] = other["scales"].pop("team_collab")
     (d / "team_collaboration.yaml").write_text(yaml.safe_dump(other))
-    with pytest.raises(ConfigError, match="scale id also defined in .*psychological_safety"):
-        load_study(ROOT / "config" / "config.yaml", root=ROOT, instruments_dir=d)
+    with pytest.raises(ConfigError, match=r"scale id also defined in .*psychological_safety"):
+        load_study(DEMO / "config" / "config.yaml", root=DEMO, instruments_dir=d)
 
 
 def test_codebook_id_must_match_file_name(tmp_path):
     p = tmp_path / "safety.yaml"
-    shutil.copy(ROOT / "config" / "instruments" / "psychological_safety.yaml", p)
+    shutil.copy(DEMO / "config" / "instruments" / "psychological_safety.yaml", p)
     with pytest.raises(ConfigError, match="must equal the file name 'safety'"):
         load_instrument(p)
 
@@ -111,10 +122,10 @@ def test_codebook_id_must_match_file_name(tmp_path):
     ],
 )
 def test_invalid_config_is_reported(mutate, expected):
-    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    cfg = yaml.safe_load((DEMO / "config" / "config.yaml").read_text())
     mutate(cfg)
     with pytest.raises(ConfigError) as exc:
-        load_study(cfg, root=ROOT)
+        load_study(cfg, root=DEMO)
     for text in expected:
         assert text in str(exc.value)
 
@@ -122,4 +133,4 @@ def test_invalid_config_is_reported(mutate, expected):
 def test_instrument_for_undeclared_source(tmp_path):
     d, _ = _codebook_dir(tmp_path, lambda x: x.update(source="nurses"))
     with pytest.raises(ConfigError, match="'nurses' is not a source declared"):
-        load_study(ROOT / "config" / "config.yaml", root=ROOT, instruments_dir=d)
+        load_study(DEMO / "config" / "config.yaml", root=DEMO, instruments_dir=d)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import make_project, run_snakemake
+from conftest import DEMO, make_project, run_snakemake
 
 from flaqum.config import load_study
 from flaqum.simulate import generate_consortium
@@ -78,7 +78,7 @@ def project(tmp_path_factory):
     has a shell id and a path id, and with a wave folder whose name is not an id."""
     root = tmp_path_factory.mktemp("hostile")
     raw = root / "source"
-    study = load_study(Path(__file__).resolve().parents[1] / "config" / "config.yaml")
+    study = load_study(DEMO / "config" / "config.yaml", root=DEMO)
     generate_consortium(
         raw,
         study,

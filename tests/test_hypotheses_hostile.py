@@ -16,6 +16,7 @@ import copy
 import json
 import warnings
 from dataclasses import replace
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ import pytest
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 from test_outcomes import hyp, shipped, simulate_wave
 
+import flaqum
 from flaqum import outcomes
 from flaqum.config import load_study
 from flaqum.errors import ConfigError, InputError
@@ -45,7 +47,8 @@ from flaqum.outcomes import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-HYPOTHESES = ROOT / "config" / "hypotheses"
+DEMO = ROOT / "tests" / "fixtures" / "demo_study"  # the demo as the tests know it
+HYPOTHESES = DEMO / "config" / "hypotheses"
 
 GOOD = """id: {id}
 description: x
@@ -80,7 +83,7 @@ def problems_of(study, path) -> str:
 # ------------------------------------------------------------------------------------------
 
 
-def test_shipped_hypotheses_pass_the_study_check(study):
+def test_demo_hypotheses_pass_the_study_check(study):
     check_hypotheses(study, sorted(HYPOTHESES.glob("*.yaml")))
     check_hypotheses(study, [])  # no hypotheses: nothing to check
 
@@ -164,7 +167,7 @@ def test_a_register_column_must_be_declared(study, tmp_path):
     assert "sources.organisations" in msg
     cfg = copy.deepcopy(study.config)
     cfg["sources"]["organisations"]["columns"] = {"floors": "integer"}
-    declared = load_study(cfg, root=ROOT)
+    declared = load_study(cfg, root=DEMO)
     check_hypotheses(declared, [p])
 
 
@@ -195,7 +198,7 @@ def test_levels_follow_the_assembly(study, tmp_path):
 def test_outcome_source_must_be_declared(study, tmp_path):
     cfg = copy.deepcopy(study.config)
     del cfg["sources"]["outcomes"]
-    no_outcomes = load_study(cfg, root=ROOT)
+    no_outcomes = load_study(cfg, root=DEMO)
     p = good(tmp_path, "nosrc")
     msg = problems_of(no_outcomes, p)
     assert f"{p}: at outcome/source: 'outcomes' is not a source declared in the config" in msg
@@ -414,7 +417,7 @@ def test_id_columns_named_by_the_config(study):
         run_hypothesis(shipped("climate_mortality"), w, "w1")
     cfg = copy.deepcopy(study.config)
     cfg["sources"]["outcomes"].update(id="org", hospital="org")
-    other = load_study(cfg, root=ROOT)
+    other = load_study(cfg, root=DEMO)
     r = run_hypothesis(shipped("climate_mortality"), canonical_ids(other, w), "w1")
     assert r["status"] == "fitted" and r["n"] == 30
     assert "org" in w["outcomes"].columns  # the caller's tables are not changed
@@ -531,6 +534,11 @@ def test_dag_writes_status_reason_and_bh_family(tmp_path, small_consortium):
     for name in shipped_ids:  # the demo's own specification draws no warning of the project's
         r = json.loads((proj / f"results/2024-1/hypotheses/{name}.json").read_text())
         assert not any("shrunken EB mean" in m for m in r["diagnostics"]["warnings"])
+        # what made it (flaqum.provenance.stamp): the package's version, the day of the fit
+        assert set(r["provenance"]) == {"version", "commit", "dirty", "date"}
+        assert r["provenance"]["version"] == flaqum.__version__
+        fitted_on = date.fromisoformat(r["provenance"]["date"])  # (the run may span midnight)
+        assert 0 <= (datetime.now(UTC).date() - fitted_on).days <= 1
     assert "no_events (2024-1): not_fitted: the outcome readmissions is 0" in res.stderr
 
 

@@ -7,7 +7,7 @@ import os
 import re
 
 import pytest
-from conftest import ROOT
+from conftest import DEMO
 
 from flaqum.config import load_study, read_yaml
 from flaqum.errors import ConfigError
@@ -102,22 +102,22 @@ def test_the_run_summary_removes_a_change_without_a_valid_previous_wave(tmp_path
 def test_nested_config_from_the_command_line_gets_its_types():
     """`snakemake --config report='{batches: 50}'` hands over {'batches': '50'} (YAML's
     BaseLoader): the schema's types are restored, so the README's example works."""
-    config = read_yaml(ROOT / "config/config.yaml")
+    config = read_yaml(DEMO / "config/config.yaml")
     config["report"] = {"batches": "50", "engine": "jupyter"}
     config["multilevel"] = {"agreement_threshold": "0.6", "cross_level_predictor": "null"}
-    study = load_study(config, root=ROOT)
+    study = load_study(config, root=DEMO)
     assert study.config["report"]["batches"] == 50
     assert study.config["multilevel"]["agreement_threshold"] == 0.6
     assert study.config["multilevel"]["cross_level_predictor"] is None
     config["report"] = {"batches": "fifty"}
     with pytest.raises(ConfigError, match="at report/batches: 'fifty' is not of type 'integer'"):
-        load_study(config, root=ROOT)
+        load_study(config, root=DEMO)
 
 
 def test_min_group_size_below_three_needs_the_override():
-    config = read_yaml(ROOT / "config/config.yaml")
+    config = read_yaml(DEMO / "config/config.yaml")
     config["min_group_size"] = 2
     with pytest.raises(ConfigError, match="at min_group_size: 2 is below 3"):
-        load_study(config, root=ROOT)
+        load_study(config, root=DEMO)
     config["allow_min_group_size_below_3"] = True
-    assert load_study(config, root=ROOT).min_group_size == 2
+    assert load_study(config, root=DEMO).min_group_size == 2

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT
+from conftest import DEMO
 
 from flaqum.hypotheses import load_hypothesis
 from flaqum.multilevel import fit_nested
@@ -102,7 +102,7 @@ def test_outcome_effects_cover_the_truth(big_wave, wave_inputs, hypothesis, term
     (a per-point effect of a score scales with 1 / its slope on the latent score; an effect on
     a score outcome with the outcome's slope)."""
     truth, scores, _ = big_wave
-    hyp = load_hypothesis(ROOT / "config" / "hypotheses" / f"{hypothesis}.yaml")
+    hyp = load_hypothesis(DEMO / "config" / "hypotheses" / f"{hypothesis}.yaml")
     true = TRUTH[truth_key[0]][truth_key[1]]
     if predictor:
         true /= attenuation(scores[predictor[0]], truth, predictor[1], predictor[2])

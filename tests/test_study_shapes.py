@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT
+from conftest import DEMO, ROOT
 
 from flaqum.cli import main as cli
 from flaqum.config import load_study, read_yaml
@@ -58,7 +58,7 @@ def test_a_design_without_teams_has_no_team_variance():
     rng = np.random.default_rng(3)
     h = np.repeat([f"H{i}" for i in range(12)], 40)
     y = rng.normal(0, 0.4, 12).repeat(40) + rng.normal(3, 1, len(h))
-    s = load_study(ROOT / "config/config.yaml", root=ROOT)
+    s = load_study(DEMO / "config/config.yaml", root=DEMO)
     scores = pd.DataFrame({"respondent_id": np.arange(len(h)).astype(str), "hospital_id": h,
                            "team_id": pd.Series(pd.NA, index=range(len(h)), dtype="string"),
                            "psych_safety": y})
@@ -70,7 +70,7 @@ def test_a_design_without_teams_has_no_team_variance():
 
 
 def test_a_hypothesis_whose_input_this_wave_lacks_is_not_applicable():
-    hyp = read_yaml(ROOT / "config/hypotheses/climate_mortality.yaml")
+    hyp = read_yaml(DEMO / "config/hypotheses/climate_mortality.yaml")
     hyp["predictors"] = ["mm_total"]
     hospitals = pd.DataFrame({"scale": ["team_collab"], "hospital_id": ["H1"]})
     inputs = {"hospitals": hospitals, "teams": hospitals.assign(team_id="T1"),

@@ -585,13 +585,13 @@ def test_plural():
 
 
 def test_cli_validate_prints_findings(study, wave_copy, tmp_path, monkeypatch, capsys):
-    from conftest import ROOT
+    from conftest import DEMO
 
     from flaqum.cli import main
 
     edit_csv(wave_copy / "maturity.csv", MM07=(3, "3.5"))
     out = tmp_path / "v.json"
-    monkeypatch.chdir(ROOT)
+    monkeypatch.chdir(DEMO)  # its config/config.yaml: the demo as the tests know it
     assert main(["validate", str(wave_copy), "--json", str(out), "--limit", "1"]) == 1
     printed = capsys.readouterr().out.splitlines()
     assert printed[0] == "Wave 2024-1: validation FAIL - 1 rule with errors, 3 rules with warnings"

@@ -178,7 +178,7 @@ def test_statistics_follow_the_contract(first_wave_project, study):
     assert small["suppressed"].all()
     assert small[["raw_mean", "eb_mean", "eb_se", "ci_low", "ci_high"]].isna().all().all()
     summary = pd.read_csv(res / "hypotheses/summary.csv")
-    declared = {p.stem for p in (ROOT / "config/hypotheses").glob("*.yaml")}
+    declared = {p.stem for p in (proj / "config/hypotheses").glob("*.yaml")}
     assert set(summary["hypothesis"]) == declared
 
 

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from flaqum.config import Study
+from flaqum.provenance import stamp_text
 from flaqum.report import figures, tables
 from flaqum.report.confidentiality import (
     SIDE_LABELS,
@@ -1176,6 +1177,7 @@ def _methods(v: HospitalView, labels: dict[str, str]) -> list[dict]:
         maturity=v.shape is None or v.shape.maturity is None,
     )
     out.append(md("### The model\n" + _model_text(v) + "\n\n### Confidentiality\n" + rules))
+    out[-1]["text"] += f"\n\n### This report\nMade by {tx(stamp_text())}."  # provenance.stamp
     return out
 
 
@@ -2177,6 +2179,7 @@ def consortium_content(res: WaveResults, study: Study) -> dict:
                 + "\n".join(f"- **{part}.** {why}" for part, why in missing)
             )
         )
+    sec["overview"].append(md(f"Made by {tx(stamp_text())}."))  # provenance.stamp
     # validation
     v = res.validation or {}
     warn = pd.DataFrame(v.get("warnings", []))
