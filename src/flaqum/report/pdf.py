@@ -305,7 +305,8 @@ def _lines(words: list[float], width: float) -> int:
 def _column_widths(rows, ncol: int, numeric: set[int]) -> list[str]:
     """Column widths (as shares of the text width) that make the table as short as it can be.
 
-    Each column gets at least its widest unbreakable entry: a number (never wrapped), an entry
+    Each column gets at least its widest unbreakable entry: a number or an interval (never
+    wrapped; words in a numeric column, "fewer than 5 responses", may wrap), an entry
     of up to ``SHORT_TEXT`` characters, the longest word of a longer entry or of a header.
     The room left over on the line goes, a few characters at a time, where it saves the most
     lines of the table (a row is as tall as its tallest cell; headers count, bold), so long
@@ -321,8 +322,9 @@ def _column_widths(rows, ncol: int, numeric: set[int]) -> list[str]:
             entry = " ".join(c["plain"].split())
             words = _words(entry, c["tag"] == "th")
             full = sum(words) + max(0, len(words) - 1)
-            if c["tag"] != "th" and (col in numeric or len(entry) <= SHORT_TEXT):
-                lo = full  # a number or a short entry: one line
+            number = col in numeric and not re.search(r"[^\W\d_]{3,}", entry)
+            if c["tag"] != "th" and (number or len(entry) <= SHORT_TEXT):
+                lo = full  # a number (an interval) or a short entry: one line
             else:
                 lo = max(words, default=1.0)
             if c["colspan"] == 1 and col < ncol:
@@ -426,13 +428,17 @@ def table_typst(html: str, styles) -> str:
 _VIEWBOX = re.compile(r'viewBox="\s*[-\d.]+\s+[-\d.]+\s+([\d.]+)\s+([\d.]+)\s*"')
 
 
-def figure_typst(svg: str, name: str, alt: str = "", caption: str = "") -> tuple[str, bytes]:
+def figure_typst(
+    svg: str, name: str, alt: str = "", caption: str = "", lead: str = ""
+) -> tuple[str, bytes]:
     """(Typst, file bytes) of one SVG figure with its caption (Typst markup) below it, kept on
     one page: at the text width, or as tall as a page allows; and, where the page's foot has
     room for the figure at ``FIT_SHRINK`` of that size or more, that much smaller, so that it
     does not leave the foot of the page empty. The room is measured from a marker placed just
     before the figure (it stays where the text before it ends), so the choice does not move
-    what it is measured from."""
+    what it is measured from. ``lead``, the heading right before the figure, is written in the
+    same block, so that it moves with the figure to the next page (a heading sticks to what
+    follows it, and the marker would be that)."""
     m = _VIEWBOX.search(svg)
     w, h = (float(m.group(1)), float(m.group(2))) if m else (4.0, 3.0)
     svg = re.sub(r'(<svg\b[^>]*?)\swidth="100%"', rf'\1 width="{w}pt" height="{h}pt"', svg, count=1)
@@ -447,7 +453,7 @@ def figure_typst(svg: str, name: str, alt: str = "", caption: str = "") -> tuple
     body = (
         f"#block(height: 0pt, above: 0pt, below: 0pt, width: 100%)[#metadata(none) <{mark}>]\n"
         "#block(breakable: false, width: 100%, above: 0.9em, below: 0.6em)[#context {\n"
-        f"  let fig(img) = [#align(center, img)\n{caption}]\n"
+        f"  let fig(img) = [\n{lead}\n#align(center, img)\n{caption}]\n"
         f"  let full = {height_cm:.2f}cm\n"
         f"  let room = page.height - {BOTTOM_CM}cm - locate(<{mark}>).position().y"
         " - 0.9em.to-absolute() - 2pt\n"
@@ -508,8 +514,13 @@ def notebook_to_typst(nb, title: str, css: str = "", subtitle: str = "FlaQuM Tri
                 nxt = outputs[i + 1].get("data", {}) if i + 1 < len(outputs) else {}
                 caption = nxt.get("text/markdown", "")
                 skip = caption.strip().startswith("*") and "\n#" not in caption
+                # a heading right before the figure goes in its block (see figure_typst)
+                # (not an appendix's own heading, its first block: see below)
+                head, blocks = sections[-1]
+                first = head in APPENDIX and len(blocks) == 1
+                lead = blocks.pop() if blocks and blocks[-1].startswith("=") and not first else ""
                 block, files[name] = figure_typst(
-                    svg, name, alt, markdown(caption) if skip else ""
+                    svg, name, alt, markdown(caption) if skip else "", lead
                 )
                 add(block)
             elif "text/markdown" in data:
