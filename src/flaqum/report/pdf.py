@@ -57,7 +57,7 @@ TEXT_WIDTH_CM, FIGURE_WIDTH_CM, MAX_FIGURE_CM = 17.4, 15.0, 16.0
 FIGURE_SCALE = 0.85
 #: a figure that does not fit in the rest of a page prints that much smaller (down to this
 #: share of its size) rather than leave the page's foot empty
-FIT_SHRINK = 0.85
+FIT_SHRINK = 0.8
 #: the page's bottom margin (cm; the footer with the page number sits in it)
 BOTTOM_CM = 2.0
 
@@ -407,7 +407,7 @@ def table_typst(html: str, styles) -> str:
     columns = ", ".join(_column_widths(p.head + p.body, ncol, numeric))
     head_rows = len(p.head)
     table = (
-        f"#table(columns: ({columns},), align: left + top, inset: (x: 3pt, y: 1.7pt),\n"
+        f"#table(columns: ({columns},), align: left + top, inset: (x: 3pt, y: 1.4pt),\n"
         f'  fill: (x, y) => if y < {head_rows} {{ rgb("#f4f4f4") }},\n'
         f'  stroke: (x, y) => if y < {head_rows} {{ (bottom: 1pt + rgb("#888888")) }}'
         ' else { (bottom: 0.4pt + rgb("#dddddd")) },\n'
