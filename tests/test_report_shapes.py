@@ -591,6 +591,8 @@ def test_a_wave_that_did_not_field_an_instrument_says_which(study, wave_results)
     nothing of the kind."""
     import copy
 
+    from flaqum.report.escape import md as tx
+
     h = wave_results.hospital_ids()[0]
     heading = content.build_hospital(wave_results, study, h)["sections"]["heading"][0]["text"]
     assert "not fielded" not in heading
@@ -598,7 +600,7 @@ def test_a_wave_that_did_not_field_an_instrument_says_which(study, wave_results)
     other.instruments["team_collaboration"].raw["waves"] = ["2099-1"]
     label = other.instruments["team_collaboration"].label
     assert study_shape(wave_results, other).not_fielded == (
-        f"Not in this wave: {label} was not fielded in wave {wave_results.wave}."
+        f"Not in this wave: {tx(label)} was not fielded in wave {tx(wave_results.wave)}."
     )
     heading = content.build_hospital(wave_results, other, h)["sections"]["heading"][0]["text"]
-    assert f"{label} was not fielded in wave {wave_results.wave}" in heading
+    assert f"{tx(label)} was not fielded in wave {tx(wave_results.wave)}" in heading
