@@ -125,9 +125,7 @@ def not_fielded_note(study: Study, res: WaveResults) -> str | None:
     """One sentence naming the study's instruments that this wave did not field (codebook key
     ``waves:``; ``Study.not_fielded``), or None when every instrument was fielded: a reader
     who misses an instrument's scales learns why."""
-    names = [
-        tx(study.instruments[i].label or i) for i in sorted(study.not_fielded(str(res.wave)))
-    ]
+    names = [tx(study.instruments[i].label or i) for i in sorted(study.not_fielded(str(res.wave)))]
     if not names:
         return None
     listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]

@@ -392,9 +392,9 @@ def _trend_change(r, k: int) -> str:
 def trend_table_compact(trend: pd.DataFrame, k: int, consortium: bool = True) -> str:
     """The trend table of a hospital with two waves, one row per scale (half the rows of the
     long table, so that it prints on less than half a page): the score with its 95% interval
-    in each wave (the respondents are in the glance table), this wave's consortium average with its interval
-    (``consortium=False``: without it), and the change since the earlier wave with its
-    interval (as in the glance table)."""
+    in each wave (the respondents are in the glance table), this wave's consortium average
+    with its interval (``consortium=False``: without it), and the change since the earlier
+    wave with its interval (as in the glance table)."""
     first, last = sorted(trend["wave"].astype(str).unique())
     rows, classes = [], []
     for _, d in trend.groupby("scale", sort=False):
@@ -412,8 +412,11 @@ def trend_table_compact(trend: pd.DataFrame, k: int, consortium: bool = True) ->
         r = by.get(last)
         if consortium:
             row.append(
-                "" if r is None
-                else _with_interval(num(r.consortium_mean), r.consortium_ci_low, r.consortium_ci_high)
+                ""
+                if r is None
+                else _with_interval(
+                    num(r.consortium_mean), r.consortium_ci_low, r.consortium_ci_high
+                )
             )
         row.append("" if r is None else _trend_change(r, k))
         rows.append(row)
