@@ -12,15 +12,19 @@ confidentiality scan read (``render.render_report``): its text is the HTML's tex
 
 - A4, 1.8 cm margins, "page X of Y" in the footer; DejaVu Sans, the figures' font, is taken from
   matplotlib's own copy (so every machine prints with the same font, embedded as a subset).
-- Figures are the report's SVGs, drawn by Typst as vectors at their drawn size, at most
-  ``FIGURE_WIDTH_CM`` wide and ``MAX_FIGURE_CM`` tall (a team chart of 40 teams is scaled
-  down), kept on one page with the caption that follows.
-- A heading never ends a page (Typst's headings stick to what follows). A table of up to
-  ``LONG_TABLE`` rows is kept on one page; a longer one breaks between rows and repeats its
-  header. Tables take the page's width at most (their columns wrap).
+- Figures are the report's SVGs, drawn by Typst as vectors at ``FIGURE_SCALE`` of their drawn
+  size, at most ``FIGURE_WIDTH_CM`` wide and ``MAX_FIGURE_CM`` tall (a team chart of 40 teams
+  is scaled down), kept on one page with their caption; where the rest of a page holds a
+  figure at ``FIT_SHRINK`` of that size or more, it prints that much smaller rather than
+  leave the page's foot empty.
+- A heading never ends a page (Typst's headings stick to what follows; a heading right before
+  a figure is written in the figure's block). A table of up to ``LONG_TABLE`` rows is kept on
+  one page; a longer one breaks between rows and repeats its header. Tables take the page's
+  width at most, their columns as wide as makes the table shortest (``_column_widths``).
 - The appendices of the template and "Methods" (``APPENDIX``) move to the end, each on a new
   page titled as an appendix ("Appendix A: Every question"); the HTML keeps them where they
-  are. The body before them is what a reader acts on (at most 10 pages at the demo's size).
+  are. The body before them is what a reader acts on: at most ``BODY_PAGES`` pages
+  (``body_pages``; tests/test_pdf_pages.py renders the demo's largest hospital).
 - Table rows are styled from ``report.css``: its ``table.report-table tr.<class> td[:nth-child(n)]``
   rules (colour, bold, italic, background) apply to the PDF's tables too, so the two agree.
 - The same input gives the same bytes: no date is written.
