@@ -260,9 +260,11 @@ def test_trend_view_follows_every_wave_with_gaps_absences_and_suppression(
     # in the report: no value for the small group, the reason instead
     c = content.hospital_content(v)["sections"]["trend"]
     table = next(b["html"] for b in c if b["kind"] == "table")
-    row = re.search(r"<tr[^>]*><td>Psychological safety</td><td>2024\u20111</td>(.*?)</tr>", table)
-    assert row and "fewer than 5 responses" in row.group(1)
-    assert not re.search(r"\d\.\d\d", row.group(1).split("</td>")[1])  # no score of its own
+    # two waves: one row per scale (tables.trend_table_compact), 2024-1's score first
+    assert "<th>2024\u20111: your score (95% interval)</th>" in table
+    row = re.search(r"<tr[^>]*><td>Psychological safety</td>(.*?)</tr>", table)
+    earlier = re.findall(r"<td[^>]*>(.*?)</td>", row.group(1))[0]
+    assert earlier == "fewer than 5 responses"  # no score of its own
 
 
 def test_a_hospital_that_skipped_a_wave_has_a_gap(study, wave_results):  # noqa: F811

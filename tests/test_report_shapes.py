@@ -583,3 +583,24 @@ def test_the_kernel_imports_the_same_flaqum(tmp_path, monkeypatch):
     spec = json.loads((tmp_path / "kernels" / "flaqum-report" / "kernel.json").read_text())
     first = spec["env"]["PYTHONPATH"].split(os.pathsep)[0]
     assert Path(first) == Path(flaqum.__file__).resolve().parents[1]
+
+
+def test_a_wave_that_did_not_field_an_instrument_says_which(study, wave_results):  # noqa: F811
+    """An instrument whose codebook lists other waves only (``waves:``) is named in one
+    sentence at the top of the hospital report; a wave that fields every instrument says
+    nothing of the kind."""
+    import copy
+
+    from flaqum.report.escape import md as tx
+
+    h = wave_results.hospital_ids()[0]
+    heading = content.build_hospital(wave_results, study, h)["sections"]["heading"][0]["text"]
+    assert "not fielded" not in heading
+    other = copy.deepcopy(study)
+    other.instruments["team_collaboration"].raw["waves"] = ["2099-1"]
+    label = other.instruments["team_collaboration"].label
+    assert study_shape(wave_results, other).not_fielded == (
+        f"Not in this wave: {tx(label)} was not fielded in wave {tx(wave_results.wave)}."
+    )
+    heading = content.build_hospital(wave_results, other, h)["sections"]["heading"][0]["text"]
+    assert f"{tx(label)} was not fielded in wave {tx(wave_results.wave)}" in heading

@@ -1214,6 +1214,8 @@ def hospital_content(v: HospitalView, top_n: int = 3) -> dict:
                     f"**{ident(v.hospital_name)}**, wave {tx(v.wave)}. Confidential: prepared "
                     f"for {ident(v.hospital_name)} only."
                     + (" Other hospitals appear anonymously." if v.compare else "")
+                    # an instrument of the study that this wave did not field (shape.py)
+                    + (f" {v.shape.not_fielded}" if v.shape and v.shape.not_fielded else "")
                 )
             ],
             "summary": summary,

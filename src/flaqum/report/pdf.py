@@ -12,15 +12,19 @@ confidentiality scan read (``render.render_report``): its text is the HTML's tex
 
 - A4, 1.8 cm margins, "page X of Y" in the footer; DejaVu Sans, the figures' font, is taken from
   matplotlib's own copy (so every machine prints with the same font, embedded as a subset).
-- Figures are the report's SVGs, drawn by Typst as vectors at their drawn size, at most
-  ``FIGURE_WIDTH_CM`` wide and ``MAX_FIGURE_CM`` tall (a team chart of 40 teams is scaled
-  down), kept on one page with the caption that follows.
-- A heading never ends a page (Typst's headings stick to what follows). A table of up to
-  ``LONG_TABLE`` rows is kept on one page; a longer one breaks between rows and repeats its
-  header. Tables take the page's width at most (their columns wrap).
+- Figures are the report's SVGs, drawn by Typst as vectors at ``FIGURE_SCALE`` of their drawn
+  size, at most ``FIGURE_WIDTH_CM`` wide and ``MAX_FIGURE_CM`` tall (a team chart of 40 teams
+  is scaled down), kept on one page with their caption; where the rest of a page holds a
+  figure at ``FIT_SHRINK`` of that size or more, it prints that much smaller rather than
+  leave the page's foot empty.
+- A heading never ends a page (Typst's headings stick to what follows; a heading right before
+  a figure is written in the figure's block). A table of up to ``LONG_TABLE`` rows is kept on
+  one page; a longer one breaks between rows and repeats its header. Tables take the page's
+  width at most, their columns as wide as makes the table shortest (``_column_widths``).
 - The appendices of the template and "Methods" (``APPENDIX``) move to the end, each on a new
   page titled as an appendix ("Appendix A: Every question"); the HTML keeps them where they
-  are. The body before them is what a reader acts on (at most 10 pages at the demo's size).
+  are. The body before them is what a reader acts on: at most ``BODY_PAGES`` pages
+  (``body_pages``; tests/test_pdf_pages.py renders the demo's largest hospital).
 - Table rows are styled from ``report.css``: its ``table.report-table tr.<class> td[:nth-child(n)]``
   rules (colour, bold, italic, background) apply to the PDF's tables too, so the two agree.
 - The same input gives the same bytes: no date is written.
@@ -29,6 +33,7 @@ confidentiality scan read (``render.render_report``): its text is the HTML's tex
 from __future__ import annotations
 
 import html as html_lib
+import math
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -40,17 +45,25 @@ APPENDIX = (
     "Appendix: core processes below the baseline",
     "Methods",
 )
-#: Tables with more body rows than this may break across pages (repeating their header).
-LONG_TABLE = 18
-#: Table entries up to SHORT_TEXT characters stay on one line; longer ones wrap (their column
-#: asks for LONG_TEXT characters at most). CHAR_PT: the mean width of a character of the
-#: tables' 7.5 pt DejaVu Sans (digits and capitals are wider); INSET_PT: a cell's side padding.
-SHORT_TEXT, LONG_TEXT, CHAR_PT, INSET_PT = 14, 48, 4.75, 3.0
+#: Tables with more body rows than this may break across pages (repeating their header), so
+#: that a long table starts below what precedes it instead of leaving that page's foot empty.
+LONG_TABLE = 6
+#: The body of a report (the pages before its first appendix) fits in this many pages.
+BODY_PAGES = 10
+#: Table entries up to SHORT_TEXT characters stay on one line; longer ones may wrap. CHAR_PT:
+#: the mean width of a character of the tables' 7.5 pt DejaVu Sans (digits and capitals are
+#: wider), SLACK the margin added to lengths in characters; INSET_PT: a cell's side padding.
+SHORT_TEXT, CHAR_PT, SLACK, INSET_PT = 14, 4.75, 1.06, 3.0
 #: The text width of an A4 page with 1.8 cm margins, the widest and the tallest figure (cm):
 #: sizes that keep the body of the demo's largest reports within 10 pages.
 TEXT_WIDTH_CM, FIGURE_WIDTH_CM, MAX_FIGURE_CM = 17.4, 15.0, 16.0
 #: figures print at this share of their drawn size (their 8-point text prints at about 7 pt)
 FIGURE_SCALE = 0.85
+#: a figure that does not fit in the rest of a page prints that much smaller (down to this
+#: share of its size) rather than leave the page's foot empty
+FIT_SHRINK = 0.8
+#: the page's bottom margin (cm; the footer with the page number sits in it)
+BOTTOM_CM = 2.0
 
 _SPECIAL = re.compile(r"([\\#*_`$<>@\[\]=\-+/~\"'.:])")
 
@@ -272,34 +285,92 @@ def _cell(c, styles, row_cls, col) -> str:
     return f"[{body}]"
 
 
-def _column_widths(rows, ncol: int, numeric: set[int]) -> list[str]:
-    """Column widths (as shares of the text width) from the entries' lengths in characters.
+def _words(entry: str, bold: bool) -> list[float]:
+    """The widths in characters of an entry's words (split at spaces only: a non-breaking
+    space or hyphen does not break); a header's bold letters are an eighth wider."""
+    scale = SLACK * (9 / 8 if bold else 1)
+    return [len(w) * scale for w in re.split(r"[ \t\r\n]+", entry.strip()) if w]
 
-    Each column gets at least its widest unbreakable entry (a number, a short entry of up to
-    ``SHORT_TEXT`` characters, the longest word of a longer one or of a header) and, where the
-    page allows, its longest entry (up to ``LONG_TEXT`` characters: longer texts wrap); the
-    room left over after every column's minimum goes to the columns that would wrap."""
-    least, want = [1] * ncol, [1] * ncol
+
+def _lines(words: list[float], width: float) -> int:
+    """Lines of an entry wrapped greedily at ``width`` characters (a longer word breaks)."""
+    lines, used = 1, 0.0
+    for w in words:
+        if used and used + 1 + w <= width:
+            used += 1 + w
+            continue
+        if used:
+            lines += 1
+        lines += max(0, math.ceil(w / width) - 1)
+        used = w - width * max(0, math.ceil(w / width) - 1)
+    return lines
+
+
+def _column_widths(rows, ncol: int, numeric: set[int]) -> list[str]:
+    """Column widths (as shares of the text width) that make the table as short as it can be.
+
+    Each column gets at least its widest unbreakable entry: a number or an interval (never
+    wrapped; words in a numeric column, "fewer than 5 responses", may wrap), an entry
+    of up to ``SHORT_TEXT`` characters, the longest word of a longer entry or of a header.
+    The room left over on the line goes, a few characters at a time, where it saves the most
+    lines of the table (a row is as tall as its tallest cell; headers count, bold), so long
+    entries wrap only where the page has no room for them. Lengths are in characters of
+    ``CHAR_PT`` points, widened by ``SLACK``."""
+    import numpy as np
+
+    least, want = [1.0] * ncol, [1.0] * ncol
+    cells = []  # per row: (column, words) of its single-column cells
     for r in rows:
-        col = 0
+        col, row = 0, []
         for c in r["cells"]:
             entry = " ".join(c["plain"].split())
-            word = max((len(w) for w in entry.split()), default=0)
-            if c["tag"] == "th":  # bold: an eighth wider
-                lo, hi = word * 9 // 8 + 1, min(len(entry), SHORT_TEXT)
-            elif col in numeric or len(entry) <= SHORT_TEXT:
-                lo = hi = len(entry)
+            words = _words(entry, c["tag"] == "th")
+            full = sum(words) + max(0, len(words) - 1)
+            number = col in numeric and not re.search(r"[^\W\d_]{3,}", entry)
+            if c["tag"] != "th" and (number or len(entry) <= SHORT_TEXT):
+                lo = full  # a number (an interval) or a short entry: one line
             else:
-                lo, hi = word, min(len(entry), LONG_TEXT)
+                lo = max(words, default=1.0)
             if c["colspan"] == 1 and col < ncol:
-                least[col], want[col] = max(least[col], lo), max(want[col], hi, lo)
+                least[col], want[col] = max(least[col], lo), max(want[col], full, lo)
+                row.append((col, words))
             col += c["colspan"]
+        cells.append(row)
     room = (TEXT_WIDTH_CM / 2.54 * 72 - 2 * INSET_PT * ncol) / CHAR_PT  # characters per line
     if sum(want) <= room or sum(least) >= room:
         widths = want if sum(want) <= room else least
-    else:
-        spare, extra = room - sum(least), sum(w - lo for w, lo in zip(want, least, strict=True))
-        widths = [lo + (w - lo) * spare / extra for w, lo in zip(want, least, strict=True)]
+        return [f"{max(w, 1):.1f}fr" for w in widths]
+    spare = room - sum(least)
+    # lines[c][i, r]: the lines of row r when column c is least[c] + i characters wide
+    steps = int(spare) + 1
+    lines = []
+    for c in range(ncol):
+        m = np.ones((steps, len(cells)), dtype=np.int32)
+        for r, row in enumerate(cells):
+            for col, words in row:
+                if col == c and sum(words) + len(words) - 1 > least[c]:  # may wrap
+                    m[:, r] = [_lines(words, least[c] + i) for i in range(steps)]
+        lines.append(m)
+    at = [0] * ncol
+    while True:
+        now = np.stack([lines[c][at[c]] for c in range(ncol)])
+        height = now.max(axis=0).sum()
+        best = None  # (lines saved per character, -characters, column)
+        for c in range(ncol):
+            left = steps - 1 - sum(at)  # characters still to give
+            if left < 1:
+                break
+            others = np.delete(now, c, axis=0).max(axis=0) if ncol > 1 else 0
+            wider = lines[c][at[c] + 1 : at[c] + 1 + left]
+            saved = height - np.maximum(others, wider).sum(axis=1)
+            for d in np.flatnonzero(saved > 0) + 1:
+                key = (saved[d - 1] / d, -int(d))
+                if best is None or key > best[:2]:
+                    best = (*key, c)
+        if best is None:
+            break
+        at[best[2]] -= best[1]
+    widths = [least[c] + at[c] for c in range(ncol)]
     return [f"{max(w, 1):.1f}fr" for w in widths]
 
 
@@ -340,7 +411,7 @@ def table_typst(html: str, styles) -> str:
     columns = ", ".join(_column_widths(p.head + p.body, ncol, numeric))
     head_rows = len(p.head)
     table = (
-        f"#table(columns: ({columns},), align: left + top, inset: (x: 3pt, y: 1.7pt),\n"
+        f"#table(columns: ({columns},), align: left + top, inset: (x: 3pt, y: 1.4pt),\n"
         f'  fill: (x, y) => if y < {head_rows} {{ rgb("#f4f4f4") }},\n'
         f'  stroke: (x, y) => if y < {head_rows} {{ (bottom: 1pt + rgb("#888888")) }}'
         ' else { (bottom: 0.4pt + rgb("#dddddd")) },\n'
@@ -361,8 +432,17 @@ def table_typst(html: str, styles) -> str:
 _VIEWBOX = re.compile(r'viewBox="\s*[-\d.]+\s+[-\d.]+\s+([\d.]+)\s+([\d.]+)\s*"')
 
 
-def figure_typst(svg: str, name: str, alt: str = "") -> tuple[str, bytes]:
-    """(Typst, file bytes) of one SVG figure: at the text width, or as tall as a page allows."""
+def figure_typst(
+    svg: str, name: str, alt: str = "", caption: str = "", lead: str = ""
+) -> tuple[str, bytes]:
+    """(Typst, file bytes) of one SVG figure with its caption (Typst markup) below it, kept on
+    one page: at the text width, or as tall as a page allows; and, where the page's foot has
+    room for the figure at ``FIT_SHRINK`` of that size or more, that much smaller, so that it
+    does not leave the foot of the page empty. The room is measured from a marker placed just
+    before the figure (it stays where the text before it ends), so the choice does not move
+    what it is measured from. ``lead``, the heading right before the figure, is written in the
+    same block, so that it moves with the figure to the next page (a heading sticks to what
+    follows it, and the marker would be that)."""
     m = _VIEWBOX.search(svg)
     w, h = (float(m.group(1)), float(m.group(2))) if m else (4.0, 3.0)
     svg = re.sub(r'(<svg\b[^>]*?)\swidth="100%"', rf'\1 width="{w}pt" height="{h}pt"', svg, count=1)
@@ -371,13 +451,21 @@ def figure_typst(svg: str, name: str, alt: str = "") -> tuple[str, bytes]:
     # matplotlib's viewBox is in points: the figure as drawn, narrowed to the text width and
     # to the page's height if need be
     width_cm = min(FIGURE_SCALE * w / 72 * 2.54, FIGURE_WIDTH_CM)
-    size = f"width: {width_cm:.2f}cm"
-    if width_cm * h / w > MAX_FIGURE_CM:
-        size = f"height: {MAX_FIGURE_CM}cm"
+    height_cm = min(width_cm * h / w, MAX_FIGURE_CM)
     alt_arg = f", alt: {string(alt)}" if alt else ""
+    mark = "flaqum-" + re.sub(r"\W", "-", name)
     body = (
-        f"#block(sticky: true, breakable: false, width: 100%, above: 0.9em, below: 0.4em)"
-        f"[#align(center)[#image({string(name)}, {size}{alt_arg})]]"
+        f"#block(height: 0pt, above: 0pt, below: 0pt, width: 100%)[#metadata(none) <{mark}>]\n"
+        "#block(breakable: false, width: 100%, above: 0.9em, below: 0.6em)[#context {\n"
+        f"  let fig(img) = [\n{lead}\n#align(center, img)\n{caption}]\n"
+        f"  let full = {height_cm:.2f}cm\n"
+        f"  let room = page.height - {BOTTOM_CM}cm - locate(<{mark}>).position().y"
+        " - 0.9em.to-absolute() - 2pt\n"
+        f"  let rest = measure(block(width: {TEXT_WIDTH_CM}cm, fig(block(height: 0pt)))).height\n"
+        "  let height = if full + rest > room and room - rest >= "
+        f"{FIT_SHRINK} * full {{ room - rest }} else {{ full }}\n"
+        f"  fig(image({string(name)}, height: height{alt_arg}))\n"
+        "}]"
     )
     return body, svg.encode("utf-8")
 
@@ -413,15 +501,31 @@ def notebook_to_typst(nb, title: str, css: str = "", subtitle: str = "FlaQuM Tri
             continue
         if cell.cell_type != "code":
             continue
-        for out in cell.get("outputs", []):
+        outputs = cell.get("outputs", [])
+        skip = False
+        for i, out in enumerate(outputs):
             data = out.get("data", {})
+            if skip:  # a figure's caption, written with the figure
+                skip = False
+                continue
             if "image/svg+xml" in data:
                 svg = data["image/svg+xml"]
                 svg = svg if isinstance(svg, str) else "".join(svg)
                 name = f"figure-{len(files) + 1}.svg"
                 m = _SVG_TITLE.search(svg)
                 alt = html_lib.unescape(m.group(1)) if m else data.get("text/plain", "")
-                block, files[name] = figure_typst(svg, name, alt)
+                # the caption is the figure's next output (layout.Report.show), in italics
+                nxt = outputs[i + 1].get("data", {}) if i + 1 < len(outputs) else {}
+                caption = nxt.get("text/markdown", "")
+                skip = caption.strip().startswith("*") and "\n#" not in caption
+                # a heading right before the figure goes in its block (see figure_typst)
+                # (not an appendix's own heading, its first block: see below)
+                head, blocks = sections[-1]
+                first = head in APPENDIX and len(blocks) == 1
+                lead = blocks.pop() if blocks and blocks[-1].startswith("=") and not first else ""
+                block, files[name] = figure_typst(
+                    svg, name, alt, markdown(caption) if skip else "", lead
+                )
                 add(block)
             elif "text/markdown" in data:
                 add_markdown(data["text/markdown"])
@@ -460,7 +564,7 @@ def _split_h2(md: str):
 
 
 _PREAMBLE = """#set document(title: @@TITLE_STRING@@, date: none)
-#set page(paper: "a4", margin: (x: 1.8cm, top: 1.6cm, bottom: 2cm), footer: context [
+#set page(paper: "a4", margin: (x: 1.8cm, top: 1.6cm, bottom: @@BOTTOM@@cm), footer: context [
   #set text(size: 7.5pt, fill: rgb("#555555"))
   @@TITLE@@ #h(1fr) page #counter(page).display() of #counter(page).final().first()
 ])
@@ -489,8 +593,27 @@ _PREAMBLE = """#set document(title: @@TITLE_STRING@@, date: none)
 def _preamble(title: str, subtitle: str) -> str:
     """Page, fonts, headings and the title block (the report's header); the placeholders
     are filled in one pass, so a title cannot fill another one."""
-    values = {"TITLE_STRING": string(title), "TITLE": text(title), "SUBTITLE": text(subtitle)}
+    values = {
+        "TITLE_STRING": string(title),
+        "TITLE": text(title),
+        "SUBTITLE": text(subtitle),
+        "BOTTOM": str(BOTTOM_CM),
+    }
     return re.sub(r"@@(\w+)@@", lambda m: values[m.group(1)], _PREAMBLE)
+
+
+def body_pages(pdf) -> tuple[int, int]:
+    """(pages before the first appendix, all pages) of a report's PDF (a path or its bytes):
+    the body ends where a page starts with "Appendix A:" (each appendix starts a page)."""
+    import io
+
+    from pypdf import PdfReader
+
+    pages = PdfReader(io.BytesIO(pdf) if isinstance(pdf, bytes) else pdf).pages
+    for i, page in enumerate(pages):
+        if re.match(r"\s*Appendix A:", page.extract_text() or ""):
+            return i, len(pages)
+    return len(pages), len(pages)
 
 
 def fonts_dir() -> str:

@@ -43,6 +43,7 @@ class Shape:
     maturity: str | None = None  # why there is no Maturity Matrix; None where there is one
     stakeholders: str | None = None  # why there is no patients-professionals comparison
     hypotheses: str | None = None  # why there are no hypotheses (consortium report)
+    not_fielded: str | None = None  # the instruments the wave did not field, as a sentence
 
     @property
     def compare(self) -> bool:
@@ -120,6 +121,18 @@ def stakeholders_note(study: Study, res: WaveResults) -> str | None:
     return None
 
 
+def not_fielded_note(study: Study, res: WaveResults) -> str | None:
+    """One sentence naming the study's instruments that this wave did not field (codebook key
+    ``waves:``; ``Study.not_fielded``), or None when every instrument was fielded: a reader
+    who misses an instrument's scales learns why."""
+    names = [tx(study.instruments[i].label or i) for i in sorted(study.not_fielded(str(res.wave)))]
+    if not names:
+        return None
+    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    verb = "was" if len(names) == 1 else "were"
+    return f"Not in this wave: {listed} {verb} not fielded in wave {tx(res.wave)}."
+
+
 def declared_hypotheses(study: Study) -> list[Path]:
     folder = Path(study.root) / "config" / "hypotheses"
     return sorted(folder.glob("*.yaml")) if folder.is_dir() else []
@@ -142,4 +155,5 @@ def study_shape(res: WaveResults, study: Study) -> Shape:
         maturity=maturity_note(study, res),
         stakeholders=stakeholders_note(study, res),
         hypotheses=hypotheses_note(study, res),
+        not_fielded=not_fielded_note(study, res),
     )

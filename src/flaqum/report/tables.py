@@ -367,29 +367,85 @@ def _with_interval(value: str, lo, hi) -> str:
     return f"{value} ({iv})" if value and iv else value
 
 
+def _nb(wave) -> str:
+    """A wave name that does not break at its hyphen ("2024-1"): a non-breaking hyphen."""
+    return str(wave).replace("-", "\u2011")
+
+
+def _trend_own(r, k: int) -> list[str]:
+    """A trend row's respondents and score (95% interval), or why there is none."""
+    if r.status == "shown":
+        return [count(r.n), _with_interval(num(r.mean), r.ci_low, r.ci_high)]
+    if r.status == "absent":
+        return ["did not take part", ""]
+    return [f"fewer than {k} responses", ""]
+
+
+def _trend_change(r, k: int) -> str:
+    if _missing(r.previous_wave) or r.status == "absent":
+        return ""
+    if r.change_status == "shown" and not _missing(r.change):
+        return f"{signed(r.change)} ({interval(r.change_ci_low, r.change_ci_high)})"
+    return f"fewer than {k} responses"
+
+
+def trend_table_compact(trend: pd.DataFrame, k: int, consortium: bool = True) -> str:
+    """The trend table of a hospital with two waves, one row per scale (half the rows of the
+    long table, so that it prints on less than half a page): the score with its 95% interval
+    in each wave (the respondents are in the glance table), this wave's consortium average
+    with its interval (``consortium=False``: without it), and the change since the earlier
+    wave with its interval (as in the glance table)."""
+    first, last = sorted(trend["wave"].astype(str).unique())
+    rows, classes = [], []
+    for _, d in trend.groupby("scale", sort=False):
+        by = {str(r.wave): r for r in d.itertuples(index=False)}
+        row, shown = [d["label"].iloc[0]], True
+        for w in (first, last):
+            r = by.get(w)
+            if r is None:
+                row.append("did not take part")
+                shown = False
+                continue
+            n, score = _trend_own(r, k)
+            row.append(score or n)  # the score, or why there is none
+            shown &= r.status == "shown"
+        r = by.get(last)
+        if consortium:
+            row.append(
+                ""
+                if r is None
+                else _with_interval(
+                    num(r.consortium_mean), r.consortium_ci_low, r.consortium_ci_high
+                )
+            )
+        row.append("" if r is None else _trend_change(r, k))
+        rows.append(row)
+        classes.append("" if shown else "suppressed")
+    header = [
+        "Scale",
+        f"{_nb(first)}: your score (95% interval)",
+        f"{_nb(last)}: your score (95% interval)",
+        *([f"{_nb(last)}: consortium average (95% interval)"] if consortium else []),
+        f"Change since {_nb(first)} (95% interval)",
+    ]
+    numeric = {1, 2, 3} if consortium else {1, 2}
+    return html_table(rows, header, cls="trend", row_classes=classes, numeric=numeric)
+
+
 def trend_table(trend: pd.DataFrame, k: int, consortium: bool = True) -> str:
     """The numbers of the trend figure: per scale and wave, the hospital's respondents, score
     with its 95% interval, the consortium's average with its interval (``consortium=False``:
     without it), and the change since the wave before with its interval (this wave's as in the
-    glance table). A scale's name is written on its first row."""
+    glance table). A scale's name is written on its first row. With two waves, one row per
+    scale (``trend_table_compact``)."""
+    if trend["wave"].astype(str).nunique() == 2:
+        return trend_table_compact(trend, k, consortium)
     rows, classes = [], []
     previous_scale = None
     for r in trend.itertuples(index=False):
-        if r.status == "shown":
-            own = [count(r.n), _with_interval(num(r.mean), r.ci_low, r.ci_high)]
-        elif r.status == "absent":
-            own = ["did not take part", ""]
-        else:
-            own = [f"fewer than {k} responses", ""]
-        if _missing(r.previous_wave) or r.status == "absent":
-            change = ""
-        elif r.change_status == "shown" and not _missing(r.change):
-            change = f"{signed(r.change)} ({interval(r.change_ci_low, r.change_ci_high)})"
-        else:
-            change = f"fewer than {k} responses"
+        own, change = _trend_own(r, k), _trend_change(r, k)
         rows.append(
-            # a wave name is not broken at its hyphen ("2024-1"): a non-breaking hyphen
-            [r.label if r.scale != previous_scale else "", str(r.wave).replace("-", "\u2011"), *own]
+            [r.label if r.scale != previous_scale else "", _nb(r.wave), *own]
             + [_with_interval(num(r.consortium_mean), r.consortium_ci_low, r.consortium_ci_high)]
             + [change]
         )
