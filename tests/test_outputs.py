@@ -7,7 +7,7 @@ import os
 import re
 
 import pytest
-from conftest import DEMO
+from conftest import DEMO, ROOT
 
 from flaqum.config import load_study, read_yaml
 from flaqum.errors import ConfigError

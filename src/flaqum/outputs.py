@@ -162,8 +162,9 @@ def run_summary(
 ) -> tuple[dict, str]:
     """The end of a run: (record, text). Removes reports of hospitals no longer in a valid
     wave's register, and the ``stale`` outputs (paths relative to ``root``, each a wave's
-    change since a wave that no longer passes validation); lists each failed wave's first findings and where all of them are;
-    names wave folders that are not waves and hypotheses that could not be fitted.
+    change since a wave that no longer passes validation); lists each failed wave's first
+    findings and where all of them are; names wave folders that are not waves and hypotheses
+    that could not be fitted.
     ``shown``: findings listed per rule broken (validation.json has them all)."""
     import json
 
