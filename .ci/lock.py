@@ -35,7 +35,9 @@ HEADER = """\
 def main() -> int:
     freeze = subprocess.run(
         [sys.executable, "-m", "pip", "freeze", "--exclude-editable"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.splitlines()
     pins = [p for p in freeze if "==" in p and not p.lower().startswith("flaqum==")]
     with tempfile.TemporaryDirectory() as tmp:
@@ -43,9 +45,21 @@ def main() -> int:
         for _ in range(20):
             constraints.write_text("\n".join(pins) + "\n")
             res = subprocess.run(
-                [sys.executable, "-m", "uv", *COMMAND.split()[1:-2], "-o", str(LOCK),
-                 "-c", str(constraints), "--custom-compile-command", COMMAND],
-                cwd=ROOT, capture_output=True, text=True,
+                [
+                    sys.executable,
+                    "-m",
+                    "uv",
+                    *COMMAND.split()[1:-2],
+                    "-o",
+                    str(LOCK),
+                    "-c",
+                    str(constraints),
+                    "--custom-compile-command",
+                    COMMAND,
+                ],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
             )
             if res.returncode == 0:
                 break

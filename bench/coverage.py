@@ -81,27 +81,53 @@ WAVE = "w1"
 WAVE2 = "w2"
 NOMINAL = 0.95
 # scored scale -> (source, generator block of its true means)
-SCALES = {"psych_safety": ("staff", "psych_safety"), "team_collab": ("staff", "team_collab"),
-          "qs_prof_total": ("staff", "qs_prof"), "qs_pat_total": ("patients", "qs_pat")}
+SCALES = {
+    "psych_safety": ("staff", "psych_safety"),
+    "team_collab": ("staff", "team_collab"),
+    "qs_prof_total": ("staff", "qs_prof"),
+    "qs_pat_total": ("patients", "qs_pat"),
+}
 # hypothesis id, focal term, TRUTH key, score predictor, score outcome (for the metric): the
 # pairing of tests/test_recovery.py
 HYPOTHESES = [
-    ("psych_safety_incident_reporting", "psych_safety",
-     ("outcomes", "beta_psych_safety_incidents"), "psych_safety", None),
-    ("climate_mortality", "team_collab", ("outcomes", "beta_team_collab_mortality"),
-     "team_collab", None),
-    ("prof_quickscan_patient_quickscan", "qs_prof_total", ("qs_pat", "delta_prof"),
-     "qs_prof_total", "qs_pat_total"),
-    ("maturity_psych_safety", "mm_total", ("psych_safety", "gamma_maturity"), None,
-     "psych_safety"),
+    (
+        "psych_safety_incident_reporting",
+        "psych_safety",
+        ("outcomes", "beta_psych_safety_incidents"),
+        "psych_safety",
+        None,
+    ),
+    (
+        "climate_mortality",
+        "team_collab",
+        ("outcomes", "beta_team_collab_mortality"),
+        "team_collab",
+        None,
+    ),
+    (
+        "prof_quickscan_patient_quickscan",
+        "qs_prof_total",
+        ("qs_pat", "delta_prof"),
+        "qs_prof_total",
+        "qs_pat_total",
+    ),
+    ("maturity_psych_safety", "mm_total", ("psych_safety", "gamma_maturity"), None, "psych_safety"),
 ]
 SLOPE_ROW = "cross-level slope mm_total -> psych_safety (fit_nested)"
 MEAN_ROWS = {  # key: (label, level, interval suffix, shift convention)
-    "h_rep": ("hospital EB means psych_safety (shift per rep, as test_recovery)",
-              "hospital", "", "per_rep"),
+    "h_rep": (
+        "hospital EB means psych_safety (shift per rep, as test_recovery)",
+        "hospital",
+        "",
+        "per_rep",
+    ),
     "h_common": ("hospital EB means psych_safety (common shift)", "hospital", "", "common"),
-    "h_total": ("hospital EB means psych_safety (common shift, eb_se=total)",
-                "hospital", "_total", "common"),
+    "h_total": (
+        "hospital EB means psych_safety (common shift, eb_se=total)",
+        "hospital",
+        "_total",
+        "common",
+    ),
     "h_none": ("hospital EB means psych_safety (no shift removed)", "hospital", "", "none"),
     "t_rep": ("team EB means psych_safety (shift per rep)", "team", "", "per_rep"),
 }
@@ -137,8 +163,15 @@ def _run_hypotheses(hypotheses: dict, inputs: dict, inference: str) -> dict:
         outcomes.INFERENCE = saved
 
 
-def replicate(study, seed: int, n_hospitals: int, scale: float, hypotheses: dict,
-              change: bool = False, compare: bool = False) -> dict:
+def replicate(
+    study,
+    seed: int,
+    n_hospitals: int,
+    scale: float,
+    hypotheses: dict,
+    change: bool = False,
+    compare: bool = False,
+) -> dict:
     """One synthetic wave (``change``: two) through the pipeline.
 
     Returns ``means`` (per level, one row per unit: true mean, EB mean, conditional and, for
@@ -150,8 +183,16 @@ def replicate(study, seed: int, n_hospitals: int, scale: float, hypotheses: dict
     with tempfile.TemporaryDirectory(prefix="flaqum-coverage-") as tmp:
         out = Path(tmp)
         waves = (WAVE, WAVE2) if change else (WAVE,)
-        truth = generate_consortium(out, study, n_hospitals=n_hospitals, waves=waves,
-                                    seed=seed, fmt="csv", scale=scale, join_late=0)
+        truth = generate_consortium(
+            out,
+            study,
+            n_hospitals=n_hospitals,
+            waves=waves,
+            seed=seed,
+            fmt="csv",
+            scale=scale,
+            join_late=0,
+        )
         wt = truth["waves"][WAVE]
         scores = score_wave(study, out / WAVE, out)
         inputs = hypothesis_inputs(scores, out / WAVE)
@@ -162,38 +203,54 @@ def replicate(study, seed: int, n_hospitals: int, scale: float, hypotheses: dict
             staff2 = score_wave(study, out / WAVE2, out / "w2work", sources=("staff",))["staff"]
 
     c = {sid: attenuation(scores[src], wt, block, sid) for sid, (src, block) in SCALES.items()}
-    metric = [{"scale": sid, "c (team means)": c[sid],
-               "c (hospital means)": hospital_slope(inputs["hospitals"], wt, block, sid)}
-              for sid, (_, block) in SCALES.items()]
+    metric = [
+        {
+            "scale": sid,
+            "c (team means)": c[sid],
+            "c (hospital means)": hospital_slope(inputs["hospitals"], wt, block, sid),
+        }
+        for sid, (_, block) in SCALES.items()
+    ]
 
     # 1-2. hospital and team EB means (conditional and, for hospitals, total SEs)
     staff = scores["staff"]
     fit = fit_nested(staff, "psych_safety")
     tot = fit_nested(staff, "psych_safety", eb_se="total").hospitals.set_index("hospital_id")
     hosp = fit.hospitals.set_index("hospital_id")
-    hosp = pd.DataFrame({
-        "true": pd.Series(wt["hospitals"]["psych_safety"]).reindex(hosp.index),
-        "eb_mean": hosp["eb_mean"], "ci_low": hosp["ci_low"], "ci_high": hosp["ci_high"],
-        "ci_low_total": tot["ci_low"].reindex(hosp.index),
-        "ci_high_total": tot["ci_high"].reindex(hosp.index),
-    })
+    hosp = pd.DataFrame(
+        {
+            "true": pd.Series(wt["hospitals"]["psych_safety"]).reindex(hosp.index),
+            "eb_mean": hosp["eb_mean"],
+            "ci_low": hosp["ci_low"],
+            "ci_high": hosp["ci_high"],
+            "ci_low_total": tot["ci_low"].reindex(hosp.index),
+            "ci_high_total": tot["ci_high"].reindex(hosp.index),
+        }
+    )
     teams = fit.teams.copy()
     keys = teams["hospital_id"].astype(str) + ":" + teams["team_id"].astype(str)
-    teams = pd.DataFrame({
-        "true": keys.map(wt["teams"]["psych_safety"]).to_numpy(float),
-        "eb_mean": teams["eb_mean"].to_numpy(float), "ci_low": teams["ci_low"].to_numpy(float),
-        "ci_high": teams["ci_high"].to_numpy(float),
-    })
+    teams = pd.DataFrame(
+        {
+            "true": keys.map(wt["teams"]["psych_safety"]).to_numpy(float),
+            "eb_mean": teams["eb_mean"].to_numpy(float),
+            "ci_low": teams["ci_low"].to_numpy(float),
+            "ci_high": teams["ci_high"].to_numpy(float),
+        }
+    )
     means = {"hospital": hosp, "team": teams, "c": c["psych_safety"]}
     if change:
-        both = pd.concat([staff.assign(wave=WAVE), staff2.assign(wave=WAVE2)],
-                         ignore_index=True)
+        both = pd.concat([staff.assign(wave=WAVE), staff2.assign(wave=WAVE2)], ignore_index=True)
         ch = fit_change(both, "psych_safety").changes.set_index("hospital_id")
         t1 = pd.Series(wt["hospitals"]["psych_safety"])
         t2 = pd.Series(truth["waves"][WAVE2]["hospitals"]["psych_safety"])
-        means["change"] = pd.DataFrame({
-            "true": (t2 - t1).reindex(ch.index), "eb_mean": ch["change"],
-            "ci_low": ch["ci_low"], "ci_high": ch["ci_high"]})
+        means["change"] = pd.DataFrame(
+            {
+                "true": (t2 - t1).reindex(ch.index),
+                "eb_mean": ch["change"],
+                "ci_low": ch["ci_low"],
+                "ci_high": ch["ci_high"],
+            }
+        )
 
     # 3. hypotheses: plain and plausible-values fits
     rows = []
@@ -216,8 +273,9 @@ def replicate(study, seed: int, n_hospitals: int, scale: float, hypotheses: dict
     data = staff.merge(mat, on="hospital_id", how="left")
     fe = fit_nested(data, "psych_safety", covariates=["mm_total"]).fixed_effects
     gamma = TRUTH["psych_safety"]["gamma_maturity"]
-    rows.append(_row(SLOPE_ROW, gamma, gamma * c["psych_safety"],
-                     fe.set_index("term").loc["mm_total"]))
+    rows.append(
+        _row(SLOPE_ROW, gamma, gamma * c["psych_safety"], fe.set_index("term").loc["mm_total"])
+    )
     return {"means": means, "rows": rows, "metric": metric}
 
 
@@ -227,8 +285,17 @@ def replicate(study, seed: int, n_hospitals: int, scale: float, hypotheses: dict
 
 
 def _entry(quantity, truth, estimate, bias, p, mcse, width, sd_se, reps) -> dict:
-    return {"quantity": quantity, "truth": truth, "mean estimate": estimate, "bias": bias,
-            "coverage": p, "MC SE": mcse, "mean CI width": width, "SD/SE": sd_se, "reps": reps}
+    return {
+        "quantity": quantity,
+        "truth": truth,
+        "mean estimate": estimate,
+        "bias": bias,
+        "coverage": p,
+        "MC SE": mcse,
+        "mean CI width": width,
+        "SD/SE": sd_se,
+        "reps": reps,
+    }
 
 
 def _units_entry(label: str, reps: list[dict], level: str, suffix: str, ref_and_shift) -> dict:
@@ -247,37 +314,64 @@ def _units_entry(label: str, reps: list[dict], level: str, suffix: str, ref_and_
         ests.append(u["eb_mean"].mean())
     props = np.array(props)
     n = len(props)
-    return _entry(label, np.mean(trues), np.mean(ests), np.mean(errs), props.mean(),
-                  props.std(ddof=1) / np.sqrt(n) if n > 1 else np.nan, np.mean(widths),
-                  float(np.sqrt(pd.concat(z2).mean())), n)
+    return _entry(
+        label,
+        np.mean(trues),
+        np.mean(ests),
+        np.mean(errs),
+        props.mean(),
+        props.std(ddof=1) / np.sqrt(n) if n > 1 else np.nan,
+        np.mean(widths),
+        float(np.sqrt(pd.concat(z2).mean())),
+        n,
+    )
 
 
 def summarise_means(reps: list[dict]) -> tuple[list[dict], list[dict], float]:
     """Rows for hospital and team means against the stated truth (shift conventions) and on the
     observed metric (c * true + shift, c per replication); also the common hospital shift."""
-    common = float(np.mean([(r["means"]["hospital"]["eb_mean"]
-                             - r["means"]["hospital"]["true"]).mean() for r in reps]))
+    common = float(
+        np.mean(
+            [
+                (r["means"]["hospital"]["eb_mean"] - r["means"]["hospital"]["true"]).mean()
+                for r in reps
+            ]
+        )
+    )
 
     def shift_rule(kind):
         def rule(u, rep):
             if kind == "per_rep":
                 return u["true"], (u["eb_mean"] - u["true"]).mean()
             return u["true"], {"common": common, "none": 0.0}[kind]
+
         return rule
 
     def observed(u, rep):
         ref = rep["means"]["c"] * u["true"]
         return ref, (u["eb_mean"] - ref).mean()
 
-    stated = [_units_entry(label, reps, level, suffix, shift_rule(kind))
-              for label, level, suffix, kind in MEAN_ROWS.values()]
-    obs = [_units_entry(f"{level} EB means psych_safety (c * true, shift per rep)", reps, level,
-                        "", observed) for level in ("hospital", "team")]
+    stated = [
+        _units_entry(label, reps, level, suffix, shift_rule(kind))
+        for label, level, suffix, kind in MEAN_ROWS.values()
+    ]
+    obs = [
+        _units_entry(
+            f"{level} EB means psych_safety (c * true, shift per rep)", reps, level, "", observed
+        )
+        for level in ("hospital", "team")
+    ]
     if all("change" in r["means"] for r in reps):
         stated.append(_units_entry(CHANGE_ROW, reps, "change", "", shift_rule("none")))
-        obs.append(_units_entry(CHANGE_ROW.replace("no shift", "c * true, no shift"), reps,
-                                "change", "",
-                                lambda u, rep: (rep["means"]["c"] * u["true"], 0.0)))
+        obs.append(
+            _units_entry(
+                CHANGE_ROW.replace("no shift", "c * true, no shift"),
+                reps,
+                "change",
+                "",
+                lambda u, rep: (rep["means"]["c"] * u["true"], 0.0),
+            )
+        )
     return stated, obs, common
 
 
@@ -292,10 +386,19 @@ def summarise_rows(rows: list[dict], truth_col: str) -> list[dict]:
         p = covered.mean() if reps else np.nan
         width = g["ci_high"] - g["ci_low"]
         sd_se = g["estimate"].std(ddof=1) / (width / (2 * Z95)).mean() if reps > 1 else np.nan
-        out.append(_entry(
-            quantity, g[truth_col].mean(), g["estimate"].mean(),
-            (g["estimate"] - g[truth_col]).mean(), p,
-            np.sqrt(p * (1 - p) / reps) if reps else np.nan, width.mean(), sd_se, reps))
+        out.append(
+            _entry(
+                quantity,
+                g[truth_col].mean(),
+                g["estimate"].mean(),
+                (g["estimate"] - g[truth_col]).mean(),
+                p,
+                np.sqrt(p * (1 - p) / reps) if reps else np.nan,
+                width.mean(),
+                sd_se,
+                reps,
+            )
+        )
     return out
 
 
@@ -322,8 +425,9 @@ def format_table(table: pd.DataFrame) -> pd.DataFrame:
     for col in ("truth", "mean estimate", "bias", "mean CI width"):
         shown[col] = shown[col].map(lambda v: f"{v:.4f}")
     shown["SD/SE"] = shown["SD/SE"].map(lambda v: f"{v:.2f}")
-    shown["coverage"] = [f"{p:.3f} ({s:.3f})" for p, s in zip(table["coverage"],
-                                                              table["MC SE"], strict=True)]
+    shown["coverage"] = [
+        f"{p:.3f} ({s:.3f})" for p, s in zip(table["coverage"], table["MC SE"], strict=True)
+    ]
     shown["verdict"] = [verdict(r) for r in table.to_dict("records")]
     return shown.drop(columns=["MC SE"]).rename(columns={"coverage": "coverage (MC SE)"})
 
@@ -333,8 +437,13 @@ def format_table(table: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------
 
 
-def interpretation(stated: pd.DataFrame, obs: pd.DataFrame, metric: pd.DataFrame,
-                   common_shift: float, n_hospitals: int) -> str:
+def interpretation(
+    stated: pd.DataFrame,
+    obs: pd.DataFrame,
+    metric: pd.DataFrame,
+    common_shift: float,
+    n_hospitals: int,
+) -> str:
     """A short reading of the tables, generated from the numbers."""
     s = {r["quantity"]: r for r in stated.to_dict("records")}
     o = {r["quantity"]: r for r in obs.to_dict("records")}
@@ -343,8 +452,10 @@ def interpretation(stated: pd.DataFrame, obs: pd.DataFrame, metric: pd.DataFrame
     for name, rows in (("stated truth", s), ("truth on the observed metric", o)):
         below = [q for q, r in rows.items() if verdict(r) == "below"]
         above = [q for q, r in rows.items() if verdict(r) == "above"]
-        text = f"Against the {name}: {len(rows) - len(below) - len(above)} of {len(rows)} rows " \
-               f"within 2 MC SE of 95%"
+        text = (
+            f"Against the {name}: {len(rows) - len(below) - len(above)} of {len(rows)} rows "
+            f"within 2 MC SE of 95%"
+        )
         if below:
             text += "; below: " + "; ".join(f"{q} ({rows[q]['coverage']:.3f})" for q in below)
         if above:
@@ -352,9 +463,11 @@ def interpretation(stated: pd.DataFrame, obs: pd.DataFrame, metric: pd.DataFrame
         lines.append(text + ".")
     lines.append(
         "Metric: the scores measure the latent truth with slope c < 1 (rounded items clipped at "
-        "the scale ends, 1% straight-liners): " + ", ".join(f"{k} {v:.3f}" for k, v in c.items())
+        "the scale ends, 1% straight-liners): "
+        + ", ".join(f"{k} {v:.3f}" for k, v in c.items())
         + " (team means, as test_recovery). A per-point effect of a score predictor is "
-        "inflated by 1/c, an effect on a score outcome attenuated by c.")
+        "inflated by 1/c, an effect on a score outcome attenuated by c."
+    )
     h = {k: s[MEAN_ROWS[k][0]] for k in MEAN_ROWS}
     h_obs = o["hospital EB means psych_safety (c * true, shift per rep)"]
     t_obs = o["team EB means psych_safety (c * true, shift per rep)"]
@@ -369,22 +482,28 @@ def interpretation(stated: pd.DataFrame, obs: pd.DataFrame, metric: pd.DataFrame
         f"shrinkage; against c * true coverage is {h_obs['coverage']:.3f} "
         f"(RMS z {h_obs['SD/SE']:.2f} vs {h['h_rep']['SD/SE']:.2f}). Team means: "
         f"{h['t_rep']['coverage']:.3f} against the stated truth, {t_obs['coverage']:.3f} "
-        f"against c * true (RMS z {t_obs['SD/SE']:.2f}).")
+        f"against c * true (RMS z {t_obs['SD/SE']:.2f})."
+    )
     if verdict(h_obs) == "below" or verdict(t_obs) == "below":
         lines.append(
             "On the observed metric the EB intervals still fall short: eb_se plugs in the REML "
-            f"variance components (var_hospital from {n_hospitals} hospitals) as if known.")
+            f"variance components (var_hospital from {n_hospitals} hospitals) as if known."
+        )
     for hid, term, *_ in HYPOTHESES:
         p, q = s[f"{hid}: {term} (plain)"], o[f"{hid}: {term} (plain)"]
         pv = s.get(f"{hid}: {term} (plausible values)")
-        pv_txt = (f", plausible values {pv['coverage']:.3f}/"
-                  f"{o[f'{hid}: {term} (plausible values)']['coverage']:.3f}" if pv else
-                  " (no plausible values: mm_total has no eb_se)")
+        pv_txt = (
+            f", plausible values {pv['coverage']:.3f}/"
+            f"{o[f'{hid}: {term} (plausible values)']['coverage']:.3f}"
+            if pv
+            else " (no plausible values: mm_total has no eb_se)"
+        )
         lines.append(
             f"{hid}: mean {p['mean estimate']:.3f} vs stated {p['truth']:.3f} "
             f"({p['bias'] / p['truth']:+.1%}) and observed-metric {q['truth']:.3f} "
             f"({q['bias'] / q['truth']:+.1%}); coverage stated/observed plain "
-            f"{p['coverage']:.3f}/{q['coverage']:.3f}{pv_txt}; SD/SE {p['SD/SE']:.2f}.")
+            f"{p['coverage']:.3f}/{q['coverage']:.3f}{pv_txt}; SD/SE {p['SD/SE']:.2f}."
+        )
     sl, slo = s[SLOPE_ROW], o[SLOPE_ROW]
     lines.append(
         f"Cross-level slope: gamma acts on the observed mm_total (the scored mm_total is the "
@@ -393,14 +512,17 @@ def interpretation(stated: pd.DataFrame, obs: pd.DataFrame, metric: pd.DataFrame
         f"({sl['bias'] / sl['truth']:+.1%} of the stated, {slo['bias'] / slo['truth']:+.1%} of "
         f"the observed-metric truth), coverage {sl['coverage']:.3f}/{slo['coverage']:.3f}, "
         f"SD/SE {sl['SD/SE']:.2f} (Wald z on the REML plug-in SE, {n_hospitals} hospitals "
-        f"carrying mm_total).")
+        f"carrying mm_total)."
+    )
     return "\n".join(f"- {line}" for line in lines)
 
 
 def machine() -> str:
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (f"{os.cpu_count()} cores, {ram:.0f} GiB RAM, "
-            f"{platform.processor() or platform.machine()}, Python {platform.python_version()}")
+    return (
+        f"{os.cpu_count()} cores, {ram:.0f} GiB RAM, "
+        f"{platform.processor() or platform.machine()}, Python {platform.python_version()}"
+    )
 
 
 NOTES = (
@@ -421,8 +543,9 @@ def write_record(stated, obs, metric, common, args, argv, runtime, per_rep) -> P
     today = dt.date.today().isoformat()
     path = res / (args.record_name or f"{today}-coverage.md")
     seeds = f"{args.seed}..{args.seed + args.reps_done - 1}"
-    stopped = (f"; stopped by --max-minutes, of {args.reps} asked"
-               if args.reps_done < args.reps else "")
+    stopped = (
+        f"; stopped by --max-minutes, of {args.reps} asked" if args.reps_done < args.reps else ""
+    )
     body = [
         f"# Coverage of the 95% intervals on synthetic consortia, {today}",
         "",
@@ -473,8 +596,15 @@ def _one(seed: int) -> tuple[dict, float]:
     """One replication in a worker (the study and hypotheses inherited by fork)."""
     w = _WORKER
     t0 = time.perf_counter()
-    rep = replicate(w["study"], seed, w["args"].hospitals, w["args"].scale, w["hypotheses"],
-                    change=w["args"].change, compare=w["args"].compare)
+    rep = replicate(
+        w["study"],
+        seed,
+        w["args"].hospitals,
+        w["args"].scale,
+        w["hypotheses"],
+        change=w["args"].change,
+        compare=w["args"].compare,
+    )
     return rep, time.perf_counter() - t0
 
 
@@ -485,29 +615,52 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--hospitals", type=int, default=30)
     ap.add_argument("--scale", type=float, default=1.0, help="respondents, fraction of the demo")
     ap.add_argument("--seed", type=int, default=1000, help="seed of the first replication")
-    ap.add_argument("--record", action="store_true",
-                    help="write bench/results/<date>-coverage.md")
-    ap.add_argument("--record-name", default=None,
-                    help="file name under bench/results/ (default <date>-coverage.md)")
+    ap.add_argument("--record", action="store_true", help="write bench/results/<date>-coverage.md")
+    ap.add_argument(
+        "--record-name",
+        default=None,
+        help="file name under bench/results/ (default <date>-coverage.md)",
+    )
     ap.add_argument("--jobs", type=int, default=1, help="parallel processes")
-    ap.add_argument("--max-minutes", type=float, default=None,
-                    help="stop after this many minutes and summarise the replications done "
-                         "(the first k seeds, so still a fixed design; the record says k)")
-    ap.add_argument("--inference", choices=("small_sample", "asymptotic"),
-                    default=outcomes.INFERENCE, help="outcomes.INFERENCE of the hypotheses")
-    ap.add_argument("--hc", choices=("HC2", "HC3"), default=outcomes.HOSPITAL_HC,
-                    help="outcomes.HOSPITAL_HC: the hospital-level sandwich")
-    ap.add_argument("--compare", action="store_true",
-                    help="also the asymptotic inference (HC1/CR1, normal) on the same data")
-    ap.add_argument("--no-change", dest="change", action="store_false",
-                    help="one wave only: no change-since-the-previous-wave row")
+    ap.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="stop after this many minutes and summarise the replications done "
+        "(the first k seeds, so still a fixed design; the record says k)",
+    )
+    ap.add_argument(
+        "--inference",
+        choices=("small_sample", "asymptotic"),
+        default=outcomes.INFERENCE,
+        help="outcomes.INFERENCE of the hypotheses",
+    )
+    ap.add_argument(
+        "--hc",
+        choices=("HC2", "HC3"),
+        default=outcomes.HOSPITAL_HC,
+        help="outcomes.HOSPITAL_HC: the hospital-level sandwich",
+    )
+    ap.add_argument(
+        "--compare",
+        action="store_true",
+        help="also the asymptotic inference (HC1/CR1, normal) on the same data",
+    )
+    ap.add_argument(
+        "--no-change",
+        dest="change",
+        action="store_false",
+        help="one wave only: no change-since-the-previous-wave row",
+    )
     args = ap.parse_args(argv)
     outcomes.INFERENCE = args.inference
     outcomes.HOSPITAL_HC = args.hc
 
     study = load_study(ROOT / "config" / "config.yaml", root=ROOT)
-    hypotheses = {hid: load_hypothesis(ROOT / "config" / "hypotheses" / f"{hid}.yaml")
-                  for hid, *_ in HYPOTHESES}
+    hypotheses = {
+        hid: load_hypothesis(ROOT / "config" / "hypotheses" / f"{hid}.yaml")
+        for hid, *_ in HYPOTHESES
+    }
     reps, per_rep = [], []
     start = time.perf_counter()
     _WORKER.update(study=study, hypotheses=hypotheses, args=args)
@@ -528,8 +681,11 @@ def main(argv: list[str] | None = None) -> None:
             inside = (u["ci_low"] - shift <= u["true"]) & (u["true"] <= u["ci_high"] - shift)
             cover.append(f"{level}s {inside.sum()}/{len(u)}")
         hits = sum(x["ci_low"] <= x["truth"] <= x["ci_high"] for x in rep["rows"])
-        print(f"rep {r + 1:3d}/{args.reps} seed {seed}: {per_rep[-1]:5.1f} s, covered: "
-              f"{', '.join(cover)}, parameters {hits}/{len(rep['rows'])}", flush=True)
+        print(
+            f"rep {r + 1:3d}/{args.reps} seed {seed}: {per_rep[-1]:5.1f} s, covered: "
+            f"{', '.join(cover)}, parameters {hits}/{len(rep['rows'])}",
+            flush=True,
+        )
         if args.max_minutes and time.perf_counter() - start > 60 * args.max_minutes:
             stopped = r + 1 < args.reps
             break
@@ -541,8 +697,10 @@ def main(argv: list[str] | None = None) -> None:
             pool.close()
         pool.join()
     if stopped:
-        print(f"\nStopped after {len(reps)} of {args.reps} replications (--max-minutes "
-              f"{args.max_minutes:g}): seeds {args.seed}..{args.seed + len(reps) - 1}.")
+        print(
+            f"\nStopped after {len(reps)} of {args.reps} replications (--max-minutes "
+            f"{args.max_minutes:g}): seeds {args.seed}..{args.seed + len(reps) - 1}."
+        )
     args.reps_done = len(reps)
 
     mean_stated, mean_obs, common = summarise_means(reps)

@@ -49,31 +49,41 @@ def run(sizes: list[int], with_r: bool, repeats: int = 3) -> list[dict]:
                 fit = fit_nested(d, "score")
                 times.append(time.perf_counter() - t0)
             row = {
-                "hospitals": h, "teams": fit.n_teams, "respondents": fit.n_respondents,
-                "python_s": min(times), "converged": fit.converged,
+                "hospitals": h,
+                "teams": fit.n_teams,
+                "respondents": fit.n_respondents,
+                "python_s": min(times),
+                "converged": fit.converged,
             }
             if with_r:
                 csv = Path(tmp) / f"d{h}.csv"
                 d.to_csv(csv, index=False)
-                out = subprocess.run(["Rscript", str(rfile), str(csv)], capture_output=True,
-                                     text=True, check=True)
+                out = subprocess.run(
+                    ["Rscript", str(rfile), str(csv)], capture_output=True, text=True, check=True
+                )
                 r = json.loads(out.stdout.strip().splitlines()[-1])
-                rel = max(abs(getattr(fit, k) / r[k] - 1)
-                          for k in ("var_hospital", "var_team", "var_residual"))
-                row.update(lme4_s=r["elapsed"], ratio=r["elapsed"] / row["python_s"],
-                           max_rel_diff_var=rel,
-                           remlcrit_diff=fit.reml_criterion - r["remlcrit"])
+                rel = max(
+                    abs(getattr(fit, k) / r[k] - 1)
+                    for k in ("var_hospital", "var_team", "var_residual")
+                )
+                row.update(
+                    lme4_s=r["elapsed"],
+                    ratio=r["elapsed"] / row["python_s"],
+                    max_rel_diff_var=rel,
+                    remlcrit_diff=fit.reml_criterion - r["remlcrit"],
+                )
             rows.append(row)
             print(_fmt(row), flush=True)
     return rows
 
 
 def _fmt(r: dict) -> str:
-    s = (f"| {r['hospitals']:>6} | {r['teams']:>7} | {r['respondents']:>9} | "
-         f"{r['python_s']:>9.3f} |")
+    s = f"| {r['hospitals']:>6} | {r['teams']:>7} | {r['respondents']:>9} | {r['python_s']:>9.3f} |"
     if "lme4_s" in r:
-        s += (f" {r['lme4_s']:>8.2f} | {r['ratio']:>7.1f}x | {r['max_rel_diff_var']:.1e} | "
-              f"{r['remlcrit_diff']:+.1e} |")
+        s += (
+            f" {r['lme4_s']:>8.2f} | {r['ratio']:>7.1f}x | {r['max_rel_diff_var']:.1e} | "
+            f"{r['remlcrit_diff']:+.1e} |"
+        )
     return s
 
 
@@ -82,8 +92,10 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[30, 300, 3000])
     ap.add_argument("--no-r", action="store_true", help="time the Python fit only")
     a = ap.parse_args()
-    print("| hospitals | teams | respondents | fit_nested s | lmer s | lme4/python | "
-          "max rel diff (variances) | REMLcrit python - lme4 |")
+    print(
+        "| hospitals | teams | respondents | fit_nested s | lmer s | lme4/python | "
+        "max rel diff (variances) | REMLcrit python - lme4 |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     run(a.sizes, not a.no_r)
 

@@ -185,16 +185,20 @@ def lme4_ratio(proj: Path, n: int, wave: str = "2024-1") -> dict:
         d.to_csv(csv, index=False)
         out = subprocess.run(
             ["Rscript", str(Path(tmp) / "fit.R"), str(csv)],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         )
     r = json.loads(out.stdout.strip().splitlines()[-1])
-    rel = max(
-        abs(getattr(fit, k) / r[k] - 1) for k in ("var_hospital", "var_team", "var_residual")
-    )
+    rel = max(abs(getattr(fit, k) / r[k] - 1) for k in ("var_hospital", "var_team", "var_residual"))
     row = {
-        "hospitals": n, "respondents": len(d), "teams": fit.n_teams,
-        "fit_nested_s": min(times), "lmer_s": r["elapsed"],
-        "lmer_over_fit_nested": r["elapsed"] / min(times), "max_rel_diff_variances": rel,
+        "hospitals": n,
+        "respondents": len(d),
+        "teams": fit.n_teams,
+        "fit_nested_s": min(times),
+        "lmer_s": r["elapsed"],
+        "lmer_over_fit_nested": r["elapsed"] / min(times),
+        "max_rel_diff_variances": rel,
     }
     print(pd.DataFrame([row]).to_string(index=False), flush=True)
     return row

@@ -83,8 +83,9 @@ def test_icc_matches_multilevel_lq2002_and_small_teams(lq, small):
 
 @pytest.mark.parametrize("name,cols", [("lead", LEAD), ("tsig", TSIG), ("hostil", HOST)])
 def test_rwg_j_matches_multilevel(lq, name, cols):
-    assert_matches(ag.rwg_j(lq[cols], lq["COMPID"], n_options=5), REF["rwg_j"][f"lq2002_{name}"],
-                   "rwg_j")
+    assert_matches(
+        ag.rwg_j(lq[cols], lq["COMPID"], n_options=5), REF["rwg_j"][f"lq2002_{name}"], "rwg_j"
+    )
 
 
 def test_rwg_j_matches_multilevel_small_teams(small):
@@ -96,8 +97,12 @@ def test_rwg_j_matches_multilevel_small_teams(small):
 
 @pytest.mark.parametrize(
     "name,cols,rng",
-    [("lead", LEAD, (1, 5)), ("tsig", TSIG, (1, 5)), ("hostil", HOST, (0, 4)),
-     ("hostil01", ["HOSTIL01"], (0, 4))],
+    [
+        ("lead", LEAD, (1, 5)),
+        ("tsig", TSIG, (1, 5)),
+        ("hostil", HOST, (0, 4)),
+        ("hostil01", ["HOSTIL01"], (0, 4)),
+    ],
 )
 def test_awg_matches_multilevel(lq, name, cols, rng):
     assert_matches(ag.awg(lq[cols], lq["COMPID"], *rng), REF["awg"][f"lq2002_{name}"], "awg")
@@ -211,14 +216,17 @@ def test_edge_cases_single_team_single_rater_missing_item():
     assert r.loc["t", "rwg_j"] == pytest.approx(one.loc["t", "rwg_j"]) == pytest.approx(0.75)
     assert np.isnan(ag.awg(items, pd.Series(["t", "t", "u"]), 1, 5).loc["u", "awg"])
     # rows without a group are left out; groups with no answers do not appear
-    r = ag.rwg_j(pd.DataFrame({"a": [1.0, 2.0, np.nan, 5.0]}),
-                 pd.Series(["t", "t", "v", None]), 5)
+    r = ag.rwg_j(pd.DataFrame({"a": [1.0, 2.0, np.nan, 5.0]}), pd.Series(["t", "t", "v", None]), 5)
     assert r.index.tolist() == ["t"]
 
 
 def test_nested_keys_make_a_team_per_hospital():
-    keys = pd.DataFrame({"hospital_id": ["H1", "H1", "H2", "H2", "H2"],
-                         "team_id": ["ICU", "ICU", "ICU", "ICU", None]})
+    keys = pd.DataFrame(
+        {
+            "hospital_id": ["H1", "H1", "H2", "H2", "H2"],
+            "team_id": ["ICU", "ICU", "ICU", "ICU", None],
+        }
+    )
     items = pd.DataFrame({"a": [1.0, 1.0, 5.0, 5.0, 3.0]})
     r = ag.rwg_j(items, keys, 5)
     assert list(r.index) == [("H1", "ICU"), ("H2", "ICU")]

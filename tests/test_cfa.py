@@ -24,8 +24,16 @@ X9 = [f"x{i}" for i in range(1, 10)]
 THREE = {"visual": X9[:3], "textual": X9[3:6], "speed": X9[6:]}
 FIT_TOL = 1e-6
 LOAD_TOL = 1e-4
-FIT_KEYS = [("chisq", "chi2"), ("df", "df"), ("cfi", "cfi"), ("tli", "tli"), ("rmsea", "rmsea"),
-            ("srmr", "srmr"), ("baseline.chisq", "baseline_chi2"), ("baseline.df", "baseline_df")]
+FIT_KEYS = [
+    ("chisq", "chi2"),
+    ("df", "df"),
+    ("cfi", "cfi"),
+    ("tli", "tli"),
+    ("rmsea", "rmsea"),
+    ("srmr", "srmr"),
+    ("baseline.chisq", "baseline_chi2"),
+    ("baseline.df", "baseline_df"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +54,9 @@ def assert_fit(r: cfa.CFAResult, ref: dict, loadings: bool = True):
     if loadings:
         L = ref["loadings"]
         np.testing.assert_allclose(r.loadings.loc[L["item"]].to_numpy(), L["std"], atol=LOAD_TOL)
-        np.testing.assert_allclose(r.raw_loadings.loc[L["item"]].to_numpy(), L["raw"],
-                                   atol=LOAD_TOL)
+        np.testing.assert_allclose(
+            r.raw_loadings.loc[L["item"]].to_numpy(), L["raw"], atol=LOAD_TOL
+        )
 
 
 def test_one_factor_cfa_matches_lavaan(hs, bfi):

@@ -41,12 +41,20 @@ BEDS = {"general": 350, "teaching": 650, "university": 1100, "specialised": 180}
 N_HOSPITALS = 30
 REPS = 200
 SEED = 11_000
-HYP = {"id": "climate_mortality", "description": "coverage test", "level": "hospital",
-       "family": "poisson",
-       "outcome": {"source": "outcomes", "column": "deaths", "exposure": "expected_deaths"},
-       "predictors": ["team_collab"], "covariates": [], "predictor_scores": "eb",
-       "standardize": False, "robust": True, "waves": "all",
-       "plausible_values": {"draws": 0, "seed": 1, "condition_on_outcome": True}}
+HYP = {
+    "id": "climate_mortality",
+    "description": "coverage test",
+    "level": "hospital",
+    "family": "poisson",
+    "outcome": {"source": "outcomes", "column": "deaths", "exposure": "expected_deaths"},
+    "predictors": ["team_collab"],
+    "covariates": [],
+    "predictor_scores": "eb",
+    "standardize": False,
+    "robust": True,
+    "waves": "all",
+    "plausible_values": {"draws": 0, "seed": 1, "condition_on_outcome": True},
+}
 
 
 def consortium(seed: int, n: int = N_HOSPITALS) -> pd.DataFrame:
@@ -59,9 +67,15 @@ def consortium(seed: int, n: int = N_HOSPITALS) -> pd.DataFrame:
     lam = TAU**2 / (TAU**2 + se**2)
     eb = MU + lam * (true + rng.normal(0, se) - MU)
     deaths = rng.poisson(expected * np.exp(BETA * (true - MU)))
-    return pd.DataFrame({"hospital_id": [f"H{i:02d}" for i in range(1, n + 1)],
-                         "deaths": deaths, "expected_deaths": expected, "team_collab": eb,
-                         "team_collab__se": np.sqrt(lam) * se})
+    return pd.DataFrame(
+        {
+            "hospital_id": [f"H{i:02d}" for i in range(1, n + 1)],
+            "deaths": deaths,
+            "expected_deaths": expected,
+            "team_collab": eb,
+            "team_collab__se": np.sqrt(lam) * se,
+        }
+    )
 
 
 def intervals(inference: str) -> pd.DataFrame:

@@ -26,16 +26,45 @@ from flaqum.report.escape import clean, html, md
 from flaqum.validate import Validation, _check_ids
 
 SYNTAX = [
-    "$(touch PWNED)", "`id`", "; rm -rf /", "../", "..", "/", "\\", "~", "|", "&&", ">", "<",
-    "<b onmouseover=\"alert(2)\">", "</p>", "<script>", "{wave}", "{{", "%s", "\x00", "\n",
-    "\r", "\t", "\u202e", "*", "_", "#", "[x](javascript:alert(1))", "&amp;", "'", '"', " ",
-    "consortium", "research", ".", "-",
+    "$(touch PWNED)",
+    "`id`",
+    "; rm -rf /",
+    "../",
+    "..",
+    "/",
+    "\\",
+    "~",
+    "|",
+    "&&",
+    ">",
+    "<",
+    '<b onmouseover="alert(2)">',
+    "</p>",
+    "<script>",
+    "{wave}",
+    "{{",
+    "%s",
+    "\x00",
+    "\n",
+    "\r",
+    "\t",
+    "\u202e",
+    "*",
+    "_",
+    "#",
+    "[x](javascript:alert(1))",
+    "&amp;",
+    "'",
+    '"',
+    " ",
+    "consortium",
+    "research",
+    ".",
+    "-",
 ]
 hostile = st.one_of(
     st.text(max_size=70),
-    st.lists(st.one_of(st.sampled_from(SYNTAX), st.text(max_size=5)), max_size=8).map(
-        "".join
-    ),
+    st.lists(st.one_of(st.sampled_from(SYNTAX), st.text(max_size=5)), max_size=8).map("".join),
 )
 SPEC = {"id": "hospital_id", "hospital": "hospital_id"}
 FILE = Path("data/raw/2025-2/organisations.csv")
@@ -56,8 +85,12 @@ def test_an_id_is_accepted_safely_or_rejected_with_its_location(value):
         assert findings == []
         assert re.fullmatch(ID_REGEX, read)
         root = Path("/study").resolve()
-        for pattern in ("reports/{w}/{h}.html", "results/{w}/reports/batch0/{h}.html",
-                        "logs/{w}/report_{h}.log", "benchmarks/{w}/report_{h}.tsv"):
+        for pattern in (
+            "reports/{w}/{h}.html",
+            "results/{w}/reports/batch0/{h}.html",
+            "logs/{w}/report_{h}.log",
+            "benchmarks/{w}/report_{h}.tsv",
+        ):
             path = (root / pattern.format(w="2025-2", h=read)).resolve()
             assert root in path.parents, path
             assert path.name.startswith(("report_", read))

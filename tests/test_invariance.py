@@ -25,8 +25,14 @@ CFA = json.loads((FIX / "psych_cfa.json").read_text())
 X9 = [f"x{i}" for i in range(1, 10)]
 THREE = {"visual": X9[:3], "textual": X9[3:6], "speed": X9[6:]}
 FIT_TOL = 1e-6
-FIT_KEYS = [("chisq", "chi2"), ("df", "df"), ("cfi", "cfi"), ("tli", "tli"), ("rmsea", "rmsea"),
-            ("srmr", "srmr")]
+FIT_KEYS = [
+    ("chisq", "chi2"),
+    ("df", "df"),
+    ("cfi", "cfi"),
+    ("tli", "tli"),
+    ("rmsea", "rmsea"),
+    ("srmr", "srmr"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +49,9 @@ def staff(small_consortium, study):
     return proc, score_source(study, "staff", proc)
 
 
-@pytest.mark.parametrize("factors,key", [(THREE, "hs_invariance"),
-                                         (None, "hs_one_factor_invariance")])
+@pytest.mark.parametrize(
+    "factors,key", [(THREE, "hs_invariance"), (None, "hs_one_factor_invariance")]
+)
 def test_measurement_invariance_matches_lavaan(hs, factors, key):
     mi = inv.measurement_invariance(hs[X9], hs["school"], factors).set_index("model")
     assert list(mi.index) == ["configural", "metric", "scalar"]

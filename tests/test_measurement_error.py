@@ -27,20 +27,40 @@ def wave(seed: int, n: int) -> dict[str, pd.DataFrame]:
     lam = TAU**2 / (TAU**2 + s**2)
     eb = raw.mean() + lam * (raw - raw.mean())
     ids = [f"H{i:04d}" for i in range(1, n + 1)]
-    hospitals = pd.DataFrame({"scale": "qs_prof_total", "hospital_id": ids, "n": 200,
-                              "raw_mean": raw, "eb_mean": eb, "eb_se": np.sqrt(lam) * s})
-    outcomes = pd.DataFrame({"hospital_id": ids,
-                             "y": 1 + BETA * true + rng.normal(0, 0.2, n)})
-    return {"hospitals": hospitals, "outcomes": outcomes, "true_lambda": float(
-        TAU**2 / (TAU**2 + np.mean(s**2)))}
+    hospitals = pd.DataFrame(
+        {
+            "scale": "qs_prof_total",
+            "hospital_id": ids,
+            "n": 200,
+            "raw_mean": raw,
+            "eb_mean": eb,
+            "eb_se": np.sqrt(lam) * s,
+        }
+    )
+    outcomes = pd.DataFrame({"hospital_id": ids, "y": 1 + BETA * true + rng.normal(0, 0.2, n)})
+    return {
+        "hospitals": hospitals,
+        "outcomes": outcomes,
+        "true_lambda": float(TAU**2 / (TAU**2 + np.mean(s**2))),
+    }
 
 
 def hyp(correction="reliability"):
-    return {"id": "me", "description": "", "level": "hospital", "family": "gaussian",
-            "outcome": {"source": "outcomes", "column": "y"}, "predictors": ["qs_prof_total"],
-            "covariates": [], "predictor_scores": "eb", "standardize": False, "robust": True,
-            "waves": "all", "measurement_error": correction,
-            "plausible_values": {"draws": 0, "seed": 1, "condition_on_outcome": True}}
+    return {
+        "id": "me",
+        "description": "",
+        "level": "hospital",
+        "family": "gaussian",
+        "outcome": {"source": "outcomes", "column": "y"},
+        "predictors": ["qs_prof_total"],
+        "covariates": [],
+        "predictor_scores": "eb",
+        "standardize": False,
+        "robust": True,
+        "waves": "all",
+        "measurement_error": correction,
+        "plausible_values": {"draws": 0, "seed": 1, "condition_on_outcome": True},
+    }
 
 
 def fit(w, correction="reliability"):
@@ -87,10 +107,13 @@ def test_default_says_the_predictor_is_estimated_without_correcting():
 
 def test_yaml_key_is_validated(tmp_path):
     from flaqum.errors import ConfigError
+
     p = tmp_path / "me.yaml"
-    p.write_text("id: me\ndescription: x\nlevel: hospital\nfamily: gaussian\n"
-                 "outcome: {source: outcomes, column: y}\npredictors: [qs_prof_total]\n"
-                 "measurement_error: reliability\n")
+    p.write_text(
+        "id: me\ndescription: x\nlevel: hospital\nfamily: gaussian\n"
+        "outcome: {source: outcomes, column: y}\npredictors: [qs_prof_total]\n"
+        "measurement_error: reliability\n"
+    )
     assert load_hypothesis(p).measurement_error == "reliability"
     p.write_text(p.read_text().replace("reliability", "simex"))
     with pytest.raises(ConfigError, match="measurement_error"):

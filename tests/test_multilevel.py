@@ -73,8 +73,9 @@ def test_exact_solver_matches_lme4(name, which, rtol):
     assert_rel(fit.var_hospital, r["variances"][hname], rtol, what="var_hospital")
     if tname is not None:
         assert_rel(fit.var_team, r["variances"][tname], rtol, what="var_team")
-    assert_rel(fit.reml_criterion, r["REMLcrit"], 1e-8 if which == "tight" else 1e-6,
-               what="REMLcrit")
+    assert_rel(
+        fit.reml_criterion, r["REMLcrit"], 1e-8 if which == "tight" else 1e-6, what="REMLcrit"
+    )
     sd = np.sqrt(fit.var_residual)
     H = pd.DataFrame(r["hospitals"])
     h = by_key(fit.hospitals, H, ["hospital_id"])
@@ -154,8 +155,7 @@ def test_repeated_team_labels_are_nested_within_hospitals():
     assert sm.n_teams == 30
     assert_rel(sm.var_team, ref("pastes")["variances"]["cask:batch"], 1e-3)
     # treating the labels as crossed (3 "teams") would be a different, wrong model
-    crossed = ml.fit_nested(d.assign(all="x"), "strength", hospital="batch",
-                            team="cask").var_team
+    crossed = ml.fit_nested(d.assign(all="x"), "strength", hospital="batch", team="cask").var_team
     assert crossed == pytest.approx(fit.var_team)
     wrong = ml.fit_nested(d, "strength", hospital=None, team="cask")
     assert wrong.n_teams == 3 and abs(wrong.var_team - fit.var_team) > 1.0
@@ -178,10 +178,11 @@ COVS = ["C(profession)", "tenure", "maturity"]
 def test_covariates_exact_and_statsmodels_match_lme4():
     d = data("covariates")
     r = ref("covariates")
-    names = ["Intercept", "C(profession)[T.nurse]", "C(profession)[T.other]", "tenure",
-             "maturity"]
-    for fit, rtol in ((ml.fit_nested(d, "score", covariates=COVS), 1e-5),
-                      (fit_nested_statsmodels(d, "score", covariates=COVS), 1e-3)):
+    names = ["Intercept", "C(profession)[T.nurse]", "C(profession)[T.other]", "tenure", "maturity"]
+    for fit, rtol in (
+        (ml.fit_nested(d, "score", covariates=COVS), 1e-5),
+        (fit_nested_statsmodels(d, "score", covariates=COVS), 1e-3),
+    ):
         fe = fit.fixed_effects
         assert list(fe["term"]) == names, fit.method
         assert_rel(fe["estimate"], list(r["fixef"].values()), rtol, what=f"{fit.method} fixef")
@@ -233,16 +234,18 @@ def test_fit_change_matches_lme4_wave_model():
     assert_rel(fit.var_team, r["variances"]["hwt"], 1e-5)
     assert_rel(fit.reml_criterion, r["REMLcrit"], 1e-8)
     C = pd.DataFrame(r["changes"])
-    both = set(d.loc[d.wave == "2024-1", "hospital_id"]) & set(d.loc[d.wave == "2025-1",
-                                                                    "hospital_id"])
+    both = set(d.loc[d.wave == "2024-1", "hospital_id"]) & set(
+        d.loc[d.wave == "2025-1", "hospital_id"]
+    )
     assert set(fit.changes["hospital_id"]) == both == set(C["hospital_id"])
     assert not {"H001", "H023", "H024"} & both
     ch = fit.changes.set_index("hospital_id").loc[C["hospital_id"]]
     assert_rel(ch["change"], C["change"], 1e-5, 1e-7)
     assert_rel(ch["change_se"], C["total_sd"], 1e-5)
     cond = ml.fit_change(d, "score", wave_col="wave", include_fixed=False)
-    assert_rel(cond.changes.set_index("hospital_id").loc[C["hospital_id"], "change_se"],
-               C["cond_sd"], 1e-5)
+    assert_rel(
+        cond.changes.set_index("hospital_id").loc[C["hospital_id"], "change_se"], C["cond_sd"], 1e-5
+    )
     assert_rel(ch["ci_high"] - ch["ci_low"], 2 * 1.96 * ch["change_se"], 1e-12)
     with pytest.raises(ValueError, match="exactly two waves"):
         ml.fit_change(d.assign(wave="one"), "score", wave_col="wave")
@@ -256,8 +259,10 @@ def test_gradient_is_the_derivative_of_the_criterion():
     for lt, lh in [(0.2, 0.07), (1.5, 0.4), (0.01, 2.0)]:
         _, grad = ml._reml(lt, lh, s)
         e = 1e-6
-        fd = [(ml._reml(lt + e, lh, s, False) - ml._reml(lt - e, lh, s, False)) / (2 * e),
-              (ml._reml(lt, lh + e, s, False) - ml._reml(lt, lh - e, s, False)) / (2 * e)]
+        fd = [
+            (ml._reml(lt + e, lh, s, False) - ml._reml(lt - e, lh, s, False)) / (2 * e),
+            (ml._reml(lt, lh + e, s, False) - ml._reml(lt, lh - e, s, False)) / (2 * e),
+        ]
         assert_rel(grad, fd, 1e-5, 1e-4)
 
 
@@ -270,11 +275,13 @@ def test_recovery_and_interval_coverage_from_known_truth():
     size = rng.integers(2, 31, len(hot))
     b, u = rng.normal(0, np.sqrt(vh), H), rng.normal(0, np.sqrt(vt), len(hot))
     trow = np.repeat(np.arange(len(hot)), size)
-    d = pd.DataFrame({
-        "hospital_id": [f"H{h:03d}" for h in hot[trow]],
-        "team_id": [f"T{t:02d}" for t in np.concatenate([np.arange(m) for m in k])[trow]],
-        "score": mu + b[hot[trow]] + u[trow] + rng.normal(0, np.sqrt(ve), len(trow)),
-    })
+    d = pd.DataFrame(
+        {
+            "hospital_id": [f"H{h:03d}" for h in hot[trow]],
+            "team_id": [f"T{t:02d}" for t in np.concatenate([np.arange(m) for m in k])[trow]],
+            "score": mu + b[hot[trow]] + u[trow] + rng.normal(0, np.sqrt(ve), len(trow)),
+        }
+    )
     fit = ml.fit_nested(d, "score", eb_se="total")
     assert fit.converged and not fit.singular
     assert abs(fit.intercept - mu) < 3 * fit.intercept_se
@@ -286,8 +293,10 @@ def test_recovery_and_interval_coverage_from_known_truth():
     key = pd.DataFrame({"h": hot, "t": np.concatenate([np.arange(m) for m in k])})
     truth_t = mu + b[key["h"]] + u
     order = np.lexsort((key["t"], key["h"]))
-    cov_t = np.mean((teams["ci_low"].to_numpy() <= truth_t[order])
-                    & (truth_t[order] <= teams["ci_high"].to_numpy()))
+    cov_t = np.mean(
+        (teams["ci_low"].to_numpy() <= truth_t[order])
+        & (truth_t[order] <= teams["ci_high"].to_numpy())
+    )
     hosp = fit.hospitals.sort_values("hospital_id")
     truth_h = mu + b
     lo, hi = hosp["ci_low"].to_numpy(), hosp["ci_high"].to_numpy()
@@ -296,7 +305,8 @@ def test_recovery_and_interval_coverage_from_known_truth():
     assert 0.90 <= cov_h <= 0.99, cov_h
     # shrinkage: EB means are closer to the truth than raw means
     assert np.mean((teams["eb_mean"].to_numpy() - truth_t[order]) ** 2) < np.mean(
-        (teams["raw_mean"].to_numpy() - truth_t[order]) ** 2)
+        (teams["raw_mean"].to_numpy() - truth_t[order]) ** 2
+    )
 
 
 def test_missing_scores_are_dropped():
@@ -328,7 +338,8 @@ def test_contract_rows_and_suppression():
     assert list(row) == ml.VARIANCE_COLUMNS
     assert row["vpc_hospital"] + row["vpc_team"] < 1
     assert row["vpc_hospital"] == pytest.approx(
-        fit.var_hospital / (fit.var_hospital + fit.var_team + fit.var_residual))
+        fit.var_hospital / (fit.var_hospital + fit.var_team + fit.var_residual)
+    )
     teams = ml.teams_table(fit, "psych_safety", min_group_size=5)
     hosp = ml.hospitals_table(fit, "psych_safety", min_group_size=5)
     assert list(teams.columns) == ml.TEAM_COLUMNS
@@ -355,12 +366,15 @@ def test_the_fast_design_equals_patsys():
     from flaqum.multilevel import _simple_design
 
     rng = np.random.default_rng(3)
-    d = pd.DataFrame({
-        "profession": pd.Series(rng.choice(["nurse", "physician", "allied health"], 200),
-                                dtype="string"),
-        "tenure": rng.normal(10, 3, 200),
-        "maturity": rng.normal(3, 1, 200),
-    })
+    d = pd.DataFrame(
+        {
+            "profession": pd.Series(
+                rng.choice(["nurse", "physician", "allied health"], 200), dtype="string"
+            ),
+            "tenure": rng.normal(10, 3, 200),
+            "maturity": rng.normal(3, 1, 200),
+        }
+    )
     rhs = "C(profession) + tenure + maturity"
     X, names = _simple_design(d, rhs)
     ref = patsy.dmatrix(rhs, d.astype({"profession": object}), return_type="dataframe")

@@ -41,7 +41,8 @@ def waves():
     # hospital levels persist across waves; the improving hospitals move by TRUE_SHIFT
     level = first.groupby("hospital_id")["psych_safety"].mean()
     second["psych_safety"] += (
-        level.reindex(second["hospital_id"]).to_numpy() - 4.5
+        level.reindex(second["hospital_id"]).to_numpy()
+        - 4.5
         + np.where(second["hospital_id"].isin(IMPROVING), TRUE_SHIFT, 0.0)
     )
     return first, second
@@ -49,9 +50,11 @@ def waves():
 
 def test_multilevel_tables_follow_the_contract_and_suppress(study, waves):
     first, _ = waves
-    maturity = pd.DataFrame({
-        "hospital_id": pd.Series(sorted(first["hospital_id"].unique()), dtype="string"),
-    })
+    maturity = pd.DataFrame(
+        {
+            "hospital_id": pd.Series(sorted(first["hospital_id"].unique()), dtype="string"),
+        }
+    )
     maturity["mm_total"] = np.linspace(2, 4, len(maturity))
     t = multilevel_tables(study, "staff", first, maturity)
     v = t["variance"].set_index("scale").loc["psych_safety"]

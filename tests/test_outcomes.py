@@ -55,8 +55,19 @@ def _rows(scale, ids, raw, eb, se, team_ids=None):
     return df
 
 
-def simulate_wave(seed=1, n_hosp=30, teams_per=10, *, b_incidents=0.4, b_mm=0.25,
-                  b_pat=0.6, b_mort=-0.3, team_noise=0.45, hosp_noise=0.08, alpha=0.2):
+def simulate_wave(
+    seed=1,
+    n_hosp=30,
+    teams_per=10,
+    *,
+    b_incidents=0.4,
+    b_mm=0.25,
+    b_pat=0.6,
+    b_mort=-0.3,
+    team_noise=0.45,
+    hosp_noise=0.08,
+    alpha=0.2,
+):
     """A wave's inputs with known effects.
 
     - team psych_safety P = 5 + 0.3 z_h + 0.45 z_t + b_mm (mm_total - 3), mm_total ~ N(3, 0.8^2)
@@ -87,32 +98,75 @@ def simulate_wave(seed=1, n_hosp=30, teams_per=10, *, b_incidents=0.4, b_mm=0.25
     ps_h_raw = pd.Series(ps_raw).groupby(team_h).mean().to_numpy()
     expected = rng.uniform(40, 120, n_hosp)
     deaths = rng.poisson(expected * np.exp(b_mort * (collab_true - 4)))
-    hospitals = pd.concat([
-        _rows("qs_prof_total", hosp, prof_raw, prof_eb, prof_se),
-        _rows("qs_pat_total", hosp, pat, pat, np.full(n_hosp, 0.02)),
-        _rows("team_collab", hosp, collab_raw, collab_eb, collab_se),
-        _rows("psych_safety", hosp, ps_h_raw, ps_h_raw, np.full(n_hosp, 0.05)),
-    ], ignore_index=True)
-    maturity = pd.DataFrame({"respondent_id": hosp, "hospital_id": hosp, "team_id": "",
-                             "mm_total": mm, "mm_culture": rng.normal(3, 1, n_hosp)})
-    outcomes = pd.DataFrame({"hospital_id": hosp, "admissions": rng.integers(5000, 20000, n_hosp),
-                             "deaths": deaths, "expected_deaths": expected})
-    team_outcomes = pd.DataFrame({"hospital_id": np.array(hosp)[team_h], "team_id": team_id,
-                                  "patient_days": days, "incidents_reported": incidents})
-    organisations = pd.DataFrame({
-        "hospital_id": hosp, "hospital_name": [f"Hospital {h}" for h in hosp],
-        "hospital_type": rng.choice(["general", "university"], n_hosp),
-        "beds": rng.integers(150, 1200, n_hosp), "region": "Flanders", "network": "N1"})
-    return {"hospitals": hospitals, "teams": teams, "maturity": maturity, "outcomes": outcomes,
-            "team_outcomes": team_outcomes, "organisations": organisations}
+    hospitals = pd.concat(
+        [
+            _rows("qs_prof_total", hosp, prof_raw, prof_eb, prof_se),
+            _rows("qs_pat_total", hosp, pat, pat, np.full(n_hosp, 0.02)),
+            _rows("team_collab", hosp, collab_raw, collab_eb, collab_se),
+            _rows("psych_safety", hosp, ps_h_raw, ps_h_raw, np.full(n_hosp, 0.05)),
+        ],
+        ignore_index=True,
+    )
+    maturity = pd.DataFrame(
+        {
+            "respondent_id": hosp,
+            "hospital_id": hosp,
+            "team_id": "",
+            "mm_total": mm,
+            "mm_culture": rng.normal(3, 1, n_hosp),
+        }
+    )
+    outcomes = pd.DataFrame(
+        {
+            "hospital_id": hosp,
+            "admissions": rng.integers(5000, 20000, n_hosp),
+            "deaths": deaths,
+            "expected_deaths": expected,
+        }
+    )
+    team_outcomes = pd.DataFrame(
+        {
+            "hospital_id": np.array(hosp)[team_h],
+            "team_id": team_id,
+            "patient_days": days,
+            "incidents_reported": incidents,
+        }
+    )
+    organisations = pd.DataFrame(
+        {
+            "hospital_id": hosp,
+            "hospital_name": [f"Hospital {h}" for h in hosp],
+            "hospital_type": rng.choice(["general", "university"], n_hosp),
+            "beds": rng.integers(150, 1200, n_hosp),
+            "region": "Flanders",
+            "network": "N1",
+        }
+    )
+    return {
+        "hospitals": hospitals,
+        "teams": teams,
+        "maturity": maturity,
+        "outcomes": outcomes,
+        "team_outcomes": team_outcomes,
+        "organisations": organisations,
+    }
 
 
 def hyp(id="h", **kw):
-    base = {"id": id, "description": "test", "level": "hospital", "family": "gaussian",
-            "outcome": {"source": "scale", "column": "qs_pat_total", "scores": "eb"},
-            "predictors": ["qs_prof_total"], "covariates": [], "predictor_scores": "eb",
-            "standardize": False, "robust": True, "waves": "all",
-            "plausible_values": {"draws": 20, "seed": 7, "condition_on_outcome": True}}
+    base = {
+        "id": id,
+        "description": "test",
+        "level": "hospital",
+        "family": "gaussian",
+        "outcome": {"source": "scale", "column": "qs_pat_total", "scores": "eb"},
+        "predictors": ["qs_prof_total"],
+        "covariates": [],
+        "predictor_scores": "eb",
+        "standardize": False,
+        "robust": True,
+        "waves": "all",
+        "plausible_values": {"draws": 20, "seed": 7, "condition_on_outcome": True},
+    }
     base.update(kw)
     return base
 
@@ -134,8 +188,7 @@ def _check_pv_se(pv):
     (the mean within-imputation SE), by a positive fraction of missing information."""
     assert pv["fraction_missing_info"] > 0
     assert pv["se"] > pv["se_within"]
-    assert pv["se"] ** 2 == pytest.approx(
-        pv["se_within"] ** 2 / (1 - pv["fraction_missing_info"]))
+    assert pv["se"] ** 2 == pytest.approx(pv["se_within"] ** 2 / (1 - pv["fraction_missing_info"]))
 
 
 # ------------------------------------------------------------------------------------------
@@ -150,9 +203,12 @@ def test_shipped_hypotheses_load():
 
 
 def test_demo_hypotheses_as_the_tests_know_them():
-    assert {p.stem for p in SHIPPED} >= {"maturity_psych_safety",
-                                        "psych_safety_incident_reporting",
-                                        "prof_quickscan_patient_quickscan", "climate_mortality"}
+    assert {p.stem for p in SHIPPED} >= {
+        "maturity_psych_safety",
+        "psych_safety_incident_reporting",
+        "prof_quickscan_patient_quickscan",
+        "climate_mortality",
+    }
     for p in SHIPPED:
         h = load_hypothesis(p)
         assert h.id == p.stem
@@ -187,8 +243,9 @@ def test_unknown_key_and_missing_required(tmp_path):
     p = _write(tmp_path, "typo", GOOD.format(id="typo") + "standardise: true\n")
     with pytest.raises(ConfigError, match=r"typo\.yaml.*\n.*standardise"):
         load_hypothesis(p)
-    p = _write(tmp_path, "nopred", GOOD.format(id="nopred").replace(
-        "predictors: [team_collab]\n", ""))
+    p = _write(
+        tmp_path, "nopred", GOOD.format(id="nopred").replace("predictors: [team_collab]\n", "")
+    )
     with pytest.raises(ConfigError, match=r"nopred\.yaml(.|\n)*predictors"):
         load_hypothesis(p)
 
@@ -197,8 +254,13 @@ def test_rules_beyond_the_schema(tmp_path):
     p = _write(tmp_path, "other", GOOD.format(id="not_other"))
     with pytest.raises(ConfigError, match=r"other\.yaml: at id: 'not_other'"):
         load_hypothesis(p)
-    p = _write(tmp_path, "binom", GOOD.format(id="binom").replace("poisson", "binomial")
-               .replace(", exposure: expected_deaths", ""))
+    p = _write(
+        tmp_path,
+        "binom",
+        GOOD.format(id="binom")
+        .replace("poisson", "binomial")
+        .replace(", exposure: expected_deaths", ""),
+    )
     with pytest.raises(ConfigError, match=r"binom\.yaml: at outcome/exposure: .*trials"):
         load_hypothesis(p)
     p = _write(tmp_path, "lvl", GOOD.format(id="lvl").replace("level: hospital", "level: team"))
@@ -211,8 +273,7 @@ def test_defaults_filled(tmp_path):
     assert h.standardize is False and h.robust is True and h.covariates == []
     assert h.predictor_scores == "eb" and h.waves == "all" and h.measurement_error == "none"
     assert h.outcome.scores == "eb" and h.outcome.source == "outcomes"
-    assert h.plausible_values == PlausibleValues(draws=20, seed=20261122,
-                                                 condition_on_outcome=True)
+    assert h.plausible_values == PlausibleValues(draws=20, seed=20261122, condition_on_outcome=True)
 
 
 def test_unknown_predictor_names_the_hypothesis():
@@ -345,8 +406,9 @@ def test_standardize_gives_per_sd_effects():
     w = simulate_wave(seed=3, n_hosp=200, teams_per=2)
     h = shipped("prof_quickscan_patient_quickscan")
     per_point = term(run_hypothesis(h, w)["estimates"], "qs_prof_total")["estimate"]
-    per_sd = term(run_hypothesis(replace(h, standardize=True), w)["estimates"],
-                  "qs_prof_total")["estimate"]
+    per_sd = term(run_hypothesis(replace(h, standardize=True), w)["estimates"], "qs_prof_total")[
+        "estimate"
+    ]
     sd = w["hospitals"].query("scale == 'qs_prof_total'")["eb_mean"].std(ddof=1)
     assert per_sd == pytest.approx(per_point * sd)
 
@@ -358,10 +420,12 @@ def test_binomial_recovers_slope():
     trials = rng.integers(50, 300, 200)
     w["outcomes"]["readmissions"] = rng.binomial(trials, 1 / (1 + np.exp(-(-2 + 0.5 * (x - 4)))))
     w["outcomes"]["admissions"] = trials
-    h = hyp(family="binomial", outcome={"source": "outcomes", "column": "readmissions",
-                                        "exposure": "admissions"},
-            predictors=["team_collab"], plausible_values={"draws": 0, "seed": 1,
-                                                          "condition_on_outcome": True})
+    h = hyp(
+        family="binomial",
+        outcome={"source": "outcomes", "column": "readmissions", "exposure": "admissions"},
+        predictors=["team_collab"],
+        plausible_values={"draws": 0, "seed": 1, "condition_on_outcome": True},
+    )
     r = run_hypothesis(h, w)
     e = term(r["estimates"], "team_collab")
     assert within(e, 0.5) and r["effect_scale"] == "odds_ratio"
@@ -374,14 +438,36 @@ def test_binomial_recovers_slope():
 
 
 def _fake(id, p, wave="w1"):
-    return {"id": id, "wave": wave, "n": 30, "family": "gaussian", "level": "hospital",
-            "predictors": ["x"], "scores_used": {"x": {"score": "eb_mean"}},
-            "estimates": [
-                {"term": "Intercept", "focal": False, "estimate": 1.0, "se": 1.0,
-                 "ci_low": -1.0, "ci_high": 3.0, "p": 0.001},
-                {"term": "x", "focal": True, "estimate": 0.5, "se": 0.2, "ci_low": 0.1,
-                 "ci_high": 0.9, "p": p}],
-            "plausible_values": None}
+    return {
+        "id": id,
+        "wave": wave,
+        "n": 30,
+        "family": "gaussian",
+        "level": "hospital",
+        "predictors": ["x"],
+        "scores_used": {"x": {"score": "eb_mean"}},
+        "estimates": [
+            {
+                "term": "Intercept",
+                "focal": False,
+                "estimate": 1.0,
+                "se": 1.0,
+                "ci_low": -1.0,
+                "ci_high": 3.0,
+                "p": 0.001,
+            },
+            {
+                "term": "x",
+                "focal": True,
+                "estimate": 0.5,
+                "se": 0.2,
+                "ci_low": 0.1,
+                "ci_high": 0.9,
+                "p": p,
+            },
+        ],
+        "plausible_values": None,
+    }
 
 
 def test_bh_q_values_match_hand_computation():
@@ -413,9 +499,15 @@ def test_summarise_real_results_and_json():
         assert back["id"] == r["id"]
         for e in back["estimates"]:
             assert ("q" in e) and (e["q"] is None or 0 <= e["q"] <= 1)
-        assert set(back["diagnostics"]) >= {"converged", "aic", "deviance",
-                                            "pearson_chi2_over_df", "alpha",
-                                            "n_dropped_missing", "warnings"}
+        assert set(back["diagnostics"]) >= {
+            "converged",
+            "aic",
+            "deviance",
+            "pearson_chi2_over_df",
+            "alpha",
+            "n_dropped_missing",
+            "warnings",
+        }
 
 
 # ------------------------------------------------------------------------------------------
@@ -428,8 +520,15 @@ def _small(n):
     return w
 
 
-@pytest.mark.parametrize("name", ["prof_quickscan_patient_quickscan", "climate_mortality",
-                                  "psych_safety_incident_reporting", "maturity_psych_safety"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "prof_quickscan_patient_quickscan",
+        "climate_mortality",
+        "psych_safety_incident_reporting",
+        "maturity_psych_safety",
+    ],
+)
 def test_too_few_rows_does_not_crash(name):
     w = _small(1)
     r = run_hypothesis(shipped(name), w, "w1")
@@ -452,8 +551,11 @@ def test_perfect_separation_does_not_crash():
     x = w["hospitals"].query("scale == 'team_collab'")["eb_mean"].to_numpy()
     w["outcomes"]["admissions"] = 50
     w["outcomes"]["readmissions"] = np.where(x > np.median(x), 50, 0)
-    h = hyp(family="binomial", outcome={"source": "outcomes", "column": "readmissions",
-                                        "exposure": "admissions"}, predictors=["team_collab"])
+    h = hyp(
+        family="binomial",
+        outcome={"source": "outcomes", "column": "readmissions", "exposure": "admissions"},
+        predictors=["team_collab"],
+    )
     r = run_hypothesis(h, w)
     assert r["diagnostics"]["converged"] is False
     assert r["diagnostics"]["warnings"]

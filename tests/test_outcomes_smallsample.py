@@ -31,12 +31,20 @@ RTOL = 1e-6
 
 def _hyp(level, family, column, exposure, predictors):
     source = "outcomes" if level == "hospital" else "team_outcomes"
-    return {"id": f"fixture_{level}_{family}", "description": "R fixture", "level": level,
-            "family": family,
-            "outcome": {"source": source, "column": column, "exposure": exposure},
-            "predictors": predictors, "covariates": [], "predictor_scores": "eb",
-            "standardize": False, "robust": True, "waves": "all",
-            "plausible_values": {"draws": 20, "seed": 1, "condition_on_outcome": True}}
+    return {
+        "id": f"fixture_{level}_{family}",
+        "description": "R fixture",
+        "level": level,
+        "family": family,
+        "outcome": {"source": source, "column": column, "exposure": exposure},
+        "predictors": predictors,
+        "covariates": [],
+        "predictor_scores": "eb",
+        "standardize": False,
+        "robust": True,
+        "waves": "all",
+        "plausible_values": {"draws": 20, "seed": 1, "condition_on_outcome": True},
+    }
 
 
 def _data(level):
@@ -46,15 +54,32 @@ def _data(level):
 
 CASES = {  # name: level, family, outcome, exposure, predictors, R reference
     "hospital_ols": ("hospital", "gaussian", "y", None, ["x1", "x2"], REF["hospital_ols"]),
-    "hospital_poisson": ("hospital", "poisson", "deaths", "exposure", ["x1", "x2"],
-                         REF["hospital_poisson"]),
-    "hospital_negbin": ("hospital", "negative_binomial", "deaths", "exposure", ["x1", "x2"],
-                        NB["hospital_negbin"]),
+    "hospital_poisson": (
+        "hospital",
+        "poisson",
+        "deaths",
+        "exposure",
+        ["x1", "x2"],
+        REF["hospital_poisson"],
+    ),
+    "hospital_negbin": (
+        "hospital",
+        "negative_binomial",
+        "deaths",
+        "exposure",
+        ["x1", "x2"],
+        NB["hospital_negbin"],
+    ),
     "team_ols": ("team", "gaussian", "y", None, ["xh", "xt"], REF["team_ols"]),
-    "team_poisson": ("team", "poisson", "incidents", "exposure", ["xh", "xt"],
-                     REF["team_poisson"]),
-    "team_negbin": ("team", "negative_binomial", "incidents", "exposure", ["xh", "xt"],
-                    NB["team_negbin"]),
+    "team_poisson": ("team", "poisson", "incidents", "exposure", ["xh", "xt"], REF["team_poisson"]),
+    "team_negbin": (
+        "team",
+        "negative_binomial",
+        "incidents",
+        "exposure",
+        ["xh", "xt"],
+        NB["team_negbin"],
+    ),
 }
 
 
@@ -78,8 +103,9 @@ def test_hospital_level_hc3_and_residual_df_equal_r(name):
     for e in est:  # the interval and p-value use t(n - p)
         crit = stats.t.ppf(0.975, n - p)
         assert e["ci_high"] == pytest.approx(e["estimate"] + crit * e["se"], rel=1e-12)
-        assert e["p"] == pytest.approx(2 * stats.t.sf(abs(e["estimate"] / e["se"]), n - p),
-                                       rel=1e-9)
+        assert e["p"] == pytest.approx(
+            2 * stats.t.sf(abs(e["estimate"] / e["se"]), n - p), rel=1e-9
+        )
 
 
 @pytest.mark.parametrize("name", [n for n in CASES if n.startswith("team")])
@@ -95,8 +121,7 @@ def test_team_level_cr2_and_satterthwaite_df_equal_clubsandwich(name):
     corr = r["correction"]
     assert corr["se_type"] == "CR2" and corr["clustered_by"] == "hospital_id"
     assert corr["df_method"].startswith("Satterthwaite")
-    np.testing.assert_allclose([corr["df"]["xh"], corr["df"]["xt"]], ct["df_Satt"][1:],
-                               rtol=RTOL)
+    np.testing.assert_allclose([corr["df"]["xh"], corr["df"]["xt"]], ct["df_Satt"][1:], rtol=RTOL)
 
 
 def test_negbin_alpha_equals_one_over_theta():
@@ -113,9 +138,12 @@ def test_overdispersed_poisson_is_detected_and_noted():
     od = r["diagnostics"]["overdispersion"]
     assert od["detected"] is True and od["pearson_chi2_over_df"] > 2 and od["p"] < 0.05
     assert "sandwich" in od["handling"]
-    assert any(w.startswith("overdispersion: Pearson chi2/df") for w in
-               r["diagnostics"]["warnings"])
-    model = fit_hypothesis({**_hyp("hospital", "poisson", "deaths", "exposure", ["x1", "x2"]),
-                            "robust": False}, _data("hospital"))
+    assert any(
+        w.startswith("overdispersion: Pearson chi2/df") for w in r["diagnostics"]["warnings"]
+    )
+    model = fit_hypothesis(
+        {**_hyp("hospital", "poisson", "deaths", "exposure", ["x1", "x2"]), "robust": False},
+        _data("hospital"),
+    )
     assert "quasi-Poisson" in model["diagnostics"]["overdispersion"]["handling"]
     assert model["correction"]["se_type"] == "model"

@@ -42,9 +42,18 @@ def _rule_outputs() -> list[re.Pattern]:
         for block in re.findall(r"^    output:\n((?:        .*\n|\n)+)", smk.read_text(), re.M):
             for path in re.findall(r'"([^"]*\{wave\}[^"]*)"', block):
                 parts = re.split(r"(\{[a-z_]+\})", path)
-                out.append(re.compile("".join(
-                    "{wave}" if p == "{wave}" else "[^/]+" if p.startswith("{") else re.escape(p)
-                    for p in parts)))
+                out.append(
+                    re.compile(
+                        "".join(
+                            "{wave}"
+                            if p == "{wave}"
+                            else "[^/]+"
+                            if p.startswith("{")
+                            else re.escape(p)
+                            for p in parts
+                        )
+                    )
+                )
     return out
 
 
@@ -61,14 +70,23 @@ def test_every_path_of_the_one_list_is_written_by_a_rule():
 
 
 def test_a_failed_wave_keeps_only_its_findings(tmp_path):
-    for rel in ("data/processed/w1/staff.parquet", "results/w1/validation.json",
-                "results/w1/multilevel/teams.csv", "reports/w1/H1.html",
-                "reports/w1/research/consortium.html", "results/w2/validation.json"):
+    for rel in (
+        "data/processed/w1/staff.parquet",
+        "results/w1/validation.json",
+        "results/w1/multilevel/teams.csv",
+        "reports/w1/H1.html",
+        "reports/w1/research/consortium.html",
+        "results/w2/validation.json",
+    ):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text("x")
     removed = {str(p) for p in clear_failed_wave(tmp_path, "w1")}
-    assert removed == {"data/processed/w1/staff.parquet", "results/w1/multilevel",
-                       "reports/w1/H1.html", "reports/w1/research"}
+    assert removed == {
+        "data/processed/w1/staff.parquet",
+        "results/w1/multilevel",
+        "reports/w1/H1.html",
+        "reports/w1/research",
+    }
     assert not (tmp_path / "reports/w1").exists()
     assert not (tmp_path / "data/processed/w1").exists()
     assert [p.name for p in (tmp_path / "results/w1").iterdir()] == ["validation.json"]

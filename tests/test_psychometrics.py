@@ -109,20 +109,57 @@ def ingested(small_consortium, study):
 def test_scale_psychometrics_contract_columns(study, ingested):
     proc, scores = ingested["staff"]
     scales, items, agreement = ps.scale_psychometrics(study, "staff", proc, scores)
-    assert list(scales.columns) == ps.SCALE_COLUMNS == [
-        "scale", "instrument", "n_respondents", "n_items", "alpha", "alpha_ci_low",
-        "alpha_ci_high", "omega", "cfi", "tli", "rmsea", "srmr", "icc1", "icc2", "rwg_j_mean",
-        "rwg_j_median", "awg_mean", "n_teams"]
-    assert list(items.columns) == ["scale", "item", "n", "mean", "sd", "pct_missing",
-                                   "item_total_r", "alpha_if_deleted", "loading"]
-    assert list(agreement.columns) == ["scale", "hospital_id", "team_id", "n", "rwg_j", "awg",
-                                       "suppressed"]
+    assert (
+        list(scales.columns)
+        == ps.SCALE_COLUMNS
+        == [
+            "scale",
+            "instrument",
+            "n_respondents",
+            "n_items",
+            "alpha",
+            "alpha_ci_low",
+            "alpha_ci_high",
+            "omega",
+            "cfi",
+            "tli",
+            "rmsea",
+            "srmr",
+            "icc1",
+            "icc2",
+            "rwg_j_mean",
+            "rwg_j_median",
+            "awg_mean",
+            "n_teams",
+        ]
+    )
+    assert list(items.columns) == [
+        "scale",
+        "item",
+        "n",
+        "mean",
+        "sd",
+        "pct_missing",
+        "item_total_r",
+        "alpha_if_deleted",
+        "loading",
+    ]
+    assert list(agreement.columns) == [
+        "scale",
+        "hospital_id",
+        "team_id",
+        "n",
+        "rwg_j",
+        "awg",
+        "suppressed",
+    ]
     want = study.scales_for("staff")
     assert list(scales["scale"]) == list(want)
     assert len(items) == sum(len(s.items) for s in want.values())
     assert scales[["alpha", "omega", "cfi", "icc1", "rwg_j_mean", "awg_mean"]].notna().all().all()
-    assert ((scales["alpha_ci_low"] < scales["alpha"]) & (scales["alpha"] < scales["alpha_ci_high"])
-            ).all()
+    assert (
+        (scales["alpha_ci_low"] < scales["alpha"]) & (scales["alpha"] < scales["alpha_ci_high"])
+    ).all()
     ps_row = scales.set_index("scale").loc["psych_safety"]
     x = proc[list(want["psych_safety"].items)]
     assert ps_row["alpha"] == pytest.approx(ps.cronbach_alpha(x).alpha)
@@ -140,8 +177,9 @@ def test_teams_are_nested_in_hospitals(study, ingested):
     assert pairs["team_id"].nunique() < len(pairs)  # the same team id in several hospitals
     row = scales.set_index("scale").loc["psych_safety"]
     assert row["n_teams"] == len(pairs)
-    assert row["icc1"] == pytest.approx(ag.icc1(scores["psych_safety"],
-                                                scores[["hospital_id", "team_id"]]))
+    assert row["icc1"] == pytest.approx(
+        ag.icc1(scores["psych_safety"], scores[["hospital_id", "team_id"]])
+    )
     assert row["icc1"] != pytest.approx(ag.icc1(scores["psych_safety"], scores["team_id"]))
     a = agreement[agreement["scale"] == "psych_safety"]
     assert not a.duplicated(["hospital_id", "team_id"]).any()
@@ -152,8 +190,9 @@ def test_teams_are_nested_in_hospitals(study, ingested):
     assert len(small) > 0
     _, _, a3 = ps.scale_psychometrics(study, "staff", proc, scores, min_group_size=3)
     assert a3["suppressed"].sum() < agreement["suppressed"].sum()
-    full = ag.rwg_j(proc[list(study.scale("psych_safety").items)],
-                    scores[["hospital_id", "team_id"]], 7)
+    full = ag.rwg_j(
+        proc[list(study.scale("psych_safety").items)], scores[["hospital_id", "team_id"]], 7
+    )
     assert row["rwg_j_mean"] == pytest.approx(full["rwg_j"].mean())
     assert row["rwg_j_median"] == pytest.approx(full["rwg_j"].median())
 

@@ -26,8 +26,9 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def big_wave(tmp_path_factory, study):
     out = tmp_path_factory.mktemp("recovery")
-    truth = generate_consortium(out, study, n_hospitals=200, waves=("w1",), seed=11, fmt="csv",
-                                scale=0.5)
+    truth = generate_consortium(
+        out, study, n_hospitals=200, waves=("w1",), seed=11, fmt="csv", scale=0.5
+    )
     wave = out / "w1"
     return truth, score_wave(study, wave, out), wave
 
@@ -41,8 +42,9 @@ def attenuation(scores, truth, block, scale):
     return recovery_attenuation(scores, truth["waves"]["w1"], block, scale)
 
 
-@pytest.mark.parametrize("scale, block", [("psych_safety", "psych_safety"),
-                                          ("team_collab", "team_collab")])
+@pytest.mark.parametrize(
+    "scale, block", [("psych_safety", "psych_safety"), ("team_collab", "team_collab")]
+)
 def test_variance_components_cover_the_truth(big_wave, scale, block):
     truth, scores, _ = big_wave
     t = truth["waves"]["w1"]["scales"][block]
@@ -83,21 +85,42 @@ def wave_inputs(big_wave):
 # (hypothesis, focal term, stated effect, the effect's metric: (predictor's block and scale,
 # and for a score outcome the outcome's source, block and scale))
 EFFECTS = [
-    ("psych_safety_incident_reporting", "psych_safety",
-     ("outcomes", "beta_psych_safety_incidents"), ("staff", "psych_safety", "psych_safety"), None),
-    ("climate_mortality", "team_collab", ("outcomes", "beta_team_collab_mortality"),
-     ("staff", "team_collab", "team_collab"), None),
-    ("prof_quickscan_patient_quickscan", "qs_prof_total", ("qs_pat", "delta_prof"),
-     ("staff", "qs_prof", "qs_prof_total"), ("patients", "qs_pat", "qs_pat_total")),
+    (
+        "psych_safety_incident_reporting",
+        "psych_safety",
+        ("outcomes", "beta_psych_safety_incidents"),
+        ("staff", "psych_safety", "psych_safety"),
+        None,
+    ),
+    (
+        "climate_mortality",
+        "team_collab",
+        ("outcomes", "beta_team_collab_mortality"),
+        ("staff", "team_collab", "team_collab"),
+        None,
+    ),
+    (
+        "prof_quickscan_patient_quickscan",
+        "qs_prof_total",
+        ("qs_pat", "delta_prof"),
+        ("staff", "qs_prof", "qs_prof_total"),
+        ("patients", "qs_pat", "qs_pat_total"),
+    ),
     # the generator puts gamma on the observed mm_total itself: no attenuation of the predictor
-    ("maturity_psych_safety", "mm_total", ("psych_safety", "gamma_maturity"), None,
-     ("staff", "psych_safety", "psych_safety")),
+    (
+        "maturity_psych_safety",
+        "mm_total",
+        ("psych_safety", "gamma_maturity"),
+        None,
+        ("staff", "psych_safety", "psych_safety"),
+    ),
 ]
 
 
 @pytest.mark.parametrize("hypothesis, term, truth_key, predictor, outcome", EFFECTS)
-def test_outcome_effects_cover_the_truth(big_wave, wave_inputs, hypothesis, term, truth_key,
-                                         predictor, outcome):
+def test_outcome_effects_cover_the_truth(
+    big_wave, wave_inputs, hypothesis, term, truth_key, predictor, outcome
+):
     """The 99% interval of each focal effect covers the stated effect on the observed metric
     (a per-point effect of a score scales with 1 / its slope on the latent score; an effect on
     a score outcome with the outcome's slope)."""

@@ -16,6 +16,7 @@ from conftest import ROOT, make_project, run_snakemake
 
 PROFILES = ROOT / "workflow" / "profiles"
 
+
 def measured_peaks_mb(rules) -> dict[str, float]:
     """Per rule, the largest peak memory (MB) of its jobs at 3,000 hospitals in the newest
     committed benchmark table (bench/results/<date>-all.md)."""
@@ -26,8 +27,7 @@ def measured_peaks_mb(rules) -> dict[str, float]:
         if len(cells) < 4 or cells[0] != "3000" or "/" not in cells[1]:
             continue
         job = cells[1].split("/", 1)[1]
-        rule = max((r for r in rules if job == r or job.startswith(r + "_")), key=len,
-                   default=None)
+        rule = max((r for r in rules if job == r or job.startswith(r + "_")), key=len, default=None)
         if rule:
             peaks[rule] = max(peaks.get(rule, 0.0), float(cells[3]))
     return peaks

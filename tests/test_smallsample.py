@@ -44,19 +44,22 @@ def _fit(name):
         X = sm.add_constant(d[["x1", "x2"]])
         if name == "hospital_ols":
             return sm.OLS(d["y"], X).fit(), d
-        return sm.GLM(d["deaths"], X, family=sm.families.Poisson(),
-                      offset=np.log(d["exposure"])).fit(tol=1e-12), d
+        return sm.GLM(
+            d["deaths"], X, family=sm.families.Poisson(), offset=np.log(d["exposure"])
+        ).fit(tol=1e-12), d
     d = _teams()
     X = sm.add_constant(d[["xh", "xt"]])
     if name == "team_ols":
         return sm.OLS(d["y"], X).fit(), d
-    return sm.GLM(d["incidents"], X, family=sm.families.Poisson(),
-                  offset=np.log(d["exposure"])).fit(tol=1e-12), d
+    return sm.GLM(
+        d["incidents"], X, family=sm.families.Poisson(), offset=np.log(d["exposure"])
+    ).fit(tol=1e-12), d
 
 
 def _close(actual, expected, rtol=RTOL):
-    np.testing.assert_allclose(np.asarray(actual, float), np.asarray(expected, float),
-                               rtol=rtol, atol=0)
+    np.testing.assert_allclose(
+        np.asarray(actual, float), np.asarray(expected, float), rtol=rtol, atol=0
+    )
 
 
 def test_fixture_terms_and_coefficients():
@@ -109,8 +112,11 @@ def test_cr2_does_not_depend_on_cluster_order_or_label_type():
     V0 = cr2_vcov(p["X"], p["resid"], d["hospital_id"])
     V1 = cr2_vcov(p["X"][perm], p["resid"][perm], codes[perm])
     _close(V1, V0, 1e-12)
-    _close(satterthwaite_df(p["X"][perm], p["resid"][perm], codes[perm]),
-           satterthwaite_df(p["X"], p["resid"], d["hospital_id"]), 1e-12)
+    _close(
+        satterthwaite_df(p["X"][perm], p["resid"][perm], codes[perm]),
+        satterthwaite_df(p["X"], p["resid"], d["hospital_id"]),
+        1e-12,
+    )
 
 
 def test_ols_cr2_is_textbook_bell_mccaffrey():

@@ -37,9 +37,20 @@ def run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("study")
     site = tmp / "site"
     pip = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(site), str(ROOT)],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(site),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert pip.returncode == 0, pip.stderr[-3000:]
     study = tmp / "study"
@@ -49,17 +60,32 @@ def run(tmp_path_factory):
     elsewhere.mkdir()
     env = {**os.environ, "PYTHONPATH": str(site), "MPLBACKEND": "Agg"}
     res = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(study),
-         "--cores", "2", "--nocolor"],
-        cwd=elsewhere, capture_output=True, text=True, env=env, timeout=1200,
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(ROOT / "Snakefile"),
+            "-d",
+            str(study),
+            "--cores",
+            "2",
+            "--nocolor",
+        ],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1200,
     )
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-5000:]
     return {"study": study, "site": site, "before": before, "elsewhere": elsewhere, "res": res}
 
 
 def table(run, name):
-    return pd.read_csv(run["study"] / "results" / WAVE / name,
-                       dtype={"hospital_id": str, "team_id": str})
+    return pd.read_csv(
+        run["study"] / "results" / WAVE / name, dtype={"hospital_id": str, "team_id": str}
+    )
 
 
 def test_runs_from_its_own_folder_with_the_installed_package(run):
@@ -97,8 +123,7 @@ def test_two_level_fit_equals_lmer(run):
         assert row["var_team"] == pytest.approx(fit["variances"]["unit_id"], rel=1e-3)
         assert row["var_residual"] == pytest.approx(fit["variances"]["Residual"], rel=1e-3)
         # the one organisation's mean is the model's intercept, with its standard error
-        assert hospitals.loc[sid, "eb_mean"] == pytest.approx(fit["fixef"]["(Intercept)"],
-                                                             rel=1e-3)
+        assert hospitals.loc[sid, "eb_mean"] == pytest.approx(fit["fixef"]["(Intercept)"], rel=1e-3)
         assert hospitals.loc[sid, "eb_se"] == pytest.approx(fit["se"]["(Intercept)"], rel=1e-3)
         ours = teams[teams["scale"] == sid].set_index("team_id")
         assert set(ours["hospital_id"]) == {"1"}
@@ -124,7 +149,8 @@ def test_without_an_organisation_column_the_numbers_are_the_same(run, tmp_path):
     for name in ("staff", "teams"):
         p = study / f"data/raw/{WAVE}/{name}.csv"
         pd.read_csv(p, dtype=str, keep_default_na=False).drop(columns=["org_id"]).to_csv(
-            p, index=False)
+            p, index=False
+        )
     cfg_path = study / "config/config.yaml"
     cfg = yaml.safe_load(cfg_path.read_text())
     for s in ("staff", "teams"):
@@ -132,9 +158,24 @@ def test_without_an_organisation_column_the_numbers_are_the_same(run, tmp_path):
     cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     target = f"results/{WAVE}/multilevel/teams.csv"
     res = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(study),
-         "--cores", "2", "--nocolor", target, f"results/{WAVE}/multilevel/variance.csv"],
-        capture_output=True, text=True, cwd=tmp_path, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(ROOT / "Snakefile"),
+            "-d",
+            str(study),
+            "--cores",
+            "2",
+            "--nocolor",
+            target,
+            f"results/{WAVE}/multilevel/variance.csv",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
         env={**os.environ, "PYTHONPATH": str(run["site"])},
     )
     assert res.returncode == 0, res.stderr[-4000:]
@@ -172,26 +213,50 @@ def _study_with_a_second_wave(tmp_path, drop_new_items=False):
 def _snakemake(study, cwd, *targets, site=None):
     env = {**os.environ, **({"PYTHONPATH": str(site)} if site else {})}
     return subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(study),
-         "--cores", "2", "--nocolor", *targets],
-        capture_output=True, text=True, cwd=cwd, timeout=900, env=env,
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(ROOT / "Snakefile"),
+            "-d",
+            str(study),
+            "--cores",
+            "2",
+            "--nocolor",
+            *targets,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=900,
+        env=env,
     )
 
 
 def test_an_instrument_fielded_in_one_wave_only(run, tmp_path):
     study = _study_with_a_second_wave(tmp_path)
-    res = _snakemake(study, tmp_path, "results/2026-1/multilevel/change.csv",
-                     "results/2026-1/psychometrics/scales.csv",
-                     "results/2025-1/psychometrics/scales.csv", site=run["site"])
+    res = _snakemake(
+        study,
+        tmp_path,
+        "results/2026-1/multilevel/change.csv",
+        "results/2026-1/psychometrics/scales.csv",
+        "results/2025-1/psychometrics/scales.csv",
+        site=run["site"],
+    )
     assert res.returncode == 0, res.stderr[-4000:]
     first = json.loads((study / f"results/{WAVE}/validation.json").read_text())
     assert first["status"] == "pass"
     assert first["summary"]["instruments_not_fielded"] == {"workload": ["2026-1"]}
-    scored = {w: set(pd.read_parquet(study / f"results/{w}/scores/staff.parquet").columns)
-              for w in (WAVE, "2026-1")}
+    scored = {
+        w: set(pd.read_parquet(study / f"results/{w}/scores/staff.parquet").columns)
+        for w in (WAVE, "2026-1")
+    }
     assert "workload" in scored["2026-1"] and "workload" not in scored[WAVE]
-    scales = {w: set(pd.read_csv(study / f"results/{w}/psychometrics/scales.csv")["scale"])
-              for w in (WAVE, "2026-1")}
+    scales = {
+        w: set(pd.read_csv(study / f"results/{w}/psychometrics/scales.csv")["scale"])
+        for w in (WAVE, "2026-1")
+    }
     assert scales[WAVE] == set(REFERENCE["scales"])
     assert scales["2026-1"] == set(REFERENCE["scales"]) | {"workload"}
     change = pd.read_csv(study / "results/2026-1/multilevel/change.csv")

@@ -133,24 +133,71 @@ def test_lint_and_format_are_clean(tmp_path, small_consortium):
 
 OUTPUT_COLUMNS = {
     "psychometrics/scales.csv": [
-        "scale", "instrument", "n_respondents", "n_items", "alpha", "alpha_ci_low",
-        "alpha_ci_high", "omega", "cfi", "tli", "rmsea", "srmr", "icc1", "icc2", "rwg_j_mean",
-        "rwg_j_median", "awg_mean", "n_teams",
+        "scale",
+        "instrument",
+        "n_respondents",
+        "n_items",
+        "alpha",
+        "alpha_ci_low",
+        "alpha_ci_high",
+        "omega",
+        "cfi",
+        "tli",
+        "rmsea",
+        "srmr",
+        "icc1",
+        "icc2",
+        "rwg_j_mean",
+        "rwg_j_median",
+        "awg_mean",
+        "n_teams",
     ],
     "psychometrics/items.csv": [
-        "scale", "item", "n", "mean", "sd", "pct_missing", "item_total_r", "alpha_if_deleted",
+        "scale",
+        "item",
+        "n",
+        "mean",
+        "sd",
+        "pct_missing",
+        "item_total_r",
+        "alpha_if_deleted",
         "loading",
     ],
     "multilevel/variance.csv": [
-        "scale", "n_respondents", "n_teams", "n_hospitals", "intercept", "var_hospital",
-        "var_team", "var_residual", "vpc_hospital", "vpc_team", "converged", "singular",
+        "scale",
+        "n_respondents",
+        "n_teams",
+        "n_hospitals",
+        "intercept",
+        "var_hospital",
+        "var_team",
+        "var_residual",
+        "vpc_hospital",
+        "vpc_team",
+        "converged",
+        "singular",
     ],
     "multilevel/teams.csv": [
-        "scale", "hospital_id", "team_id", "n", "raw_mean", "eb_mean", "eb_se", "ci_low",
-        "ci_high", "suppressed",
+        "scale",
+        "hospital_id",
+        "team_id",
+        "n",
+        "raw_mean",
+        "eb_mean",
+        "eb_se",
+        "ci_low",
+        "ci_high",
+        "suppressed",
     ],
     "multilevel/hospitals.csv": [
-        "scale", "hospital_id", "n", "raw_mean", "eb_mean", "eb_se", "ci_low", "ci_high",
+        "scale",
+        "hospital_id",
+        "n",
+        "raw_mean",
+        "eb_mean",
+        "eb_se",
+        "ci_low",
+        "ci_high",
         "suppressed",
     ],
     # the report statistics (flaqum.benchmark; every column in docs/outputs.md)
@@ -251,8 +298,12 @@ def test_a_new_hypothesis_file_adds_a_target(first_wave_project, tmp_path):
 def test_results_are_deterministic(tmp_path, small_consortium):
     """Two runs from scratch write the same numbers (to 1e-9)."""
     raw_src, _ = small_consortium
-    tables = ["multilevel/variance.csv", "multilevel/hospitals.csv", "psychometrics/scales.csv",
-              "hypotheses/summary.csv"]
+    tables = [
+        "multilevel/variance.csv",
+        "multilevel/hospitals.csv",
+        "psychometrics/scales.csv",
+        "hypotheses/summary.csv",
+    ]
     runs = []
     for name in ("a", "b"):
         proj = make_project(tmp_path / name, raw_src, waves=["2024-1"])

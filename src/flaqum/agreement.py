@@ -166,8 +166,15 @@ def icc_oneway(y: ArrayLike, groups: Groups) -> OnewayAnova:
     gc = _as_codes(groups, len(yv))
     keep = (gc.codes >= 0) & np.isfinite(yv)
     yv, codes = yv[keep], gc.codes[keep]
-    out: OnewayAnova = {"msb": np.nan, "msw": np.nan, "k": np.nan, "n": int(len(yv)),
-                        "n_groups": 0, "icc1": np.nan, "icc2": np.nan}
+    out: OnewayAnova = {
+        "msb": np.nan,
+        "msw": np.nan,
+        "k": np.nan,
+        "n": int(len(yv)),
+        "n_groups": 0,
+        "icc1": np.nan,
+        "icc2": np.nan,
+    }
     if len(yv) == 0:
         return out
     codes = np.unique(codes, return_inverse=True)[1]  # only groups with data

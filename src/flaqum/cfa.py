@@ -219,8 +219,13 @@ def _derivatives(spec: _Spec, th: np.ndarray, N: int):
         W = (W + W.T) / 2
         d = gr.m - mu
         w = gr.n / N
-        f += w * (2 * np.sum(np.log(np.diag(c))) + np.sum(gr.S * W)
-                  - np.linalg.slogdet(gr.S)[1] - p + d @ W @ d)
+        f += w * (
+            2 * np.sum(np.log(np.diag(c)))
+            + np.sum(gr.S * W)
+            - np.linalg.slogdet(gr.S)[1]
+            - p
+            + d @ W @ d
+        )
         # dSigma / dtheta_k and dmu / dtheta_k for the parameters of this group
         D = np.zeros((p, p, q))
         Dm = np.zeros((p, q))
@@ -248,8 +253,9 @@ def _derivatives(spec: _Spec, th: np.ndarray, N: int):
         grad += w * (G.reshape(-1) @ D.reshape(p * p, q) - 2 * Dm.T @ (W @ d))
         # tr(W D_k W D_l) = vec(W D_k)' vec((W D_l)')
         WD = np.tensordot(W, D, axes=(1, 0))  # (p, p, q)
-        info += w * (WD.reshape(p * p, q).T @ WD.transpose(1, 0, 2).reshape(p * p, q)
-                     + 2 * Dm.T @ W @ Dm)
+        info += w * (
+            WD.reshape(p * p, q).T @ WD.transpose(1, 0, 2).reshape(p * p, q) + 2 * Dm.T @ W @ Dm
+        )
     return float(f), grad, info
 
 
@@ -372,13 +378,24 @@ def _fit_measures(chi2, df, chi2_b, df_b, N, G) -> dict:
     return {"cfi": float(cfi), "tli": float(tli), "rmsea": rmsea}
 
 
-def nan_result(
-    items: Iterable[str], msg: str, n: int = 0, df: float = np.nan
-) -> CFAResult:
+def nan_result(items: Iterable[str], msg: str, n: int = 0, df: float = np.nan) -> CFAResult:
     """A CFA that was not fitted: NaN fit and loadings for ``items``, the reason in ``message``."""
     nan = pd.Series(np.nan, index=list(items), dtype=float)
-    return CFAResult(nan, np.nan, np.nan, np.nan, np.nan, np.nan, np.nan, df, False, n,
-                     raw_loadings=nan.copy(), residual_variances=nan.copy(), message=msg)
+    return CFAResult(
+        nan,
+        np.nan,
+        np.nan,
+        np.nan,
+        np.nan,
+        np.nan,
+        np.nan,
+        df,
+        False,
+        n,
+        raw_loadings=nan.copy(),
+        residual_variances=nan.copy(),
+        message=msg,
+    )
 
 
 def _check_moments(S: np.ndarray, n: int, p: int) -> str:
@@ -467,8 +484,9 @@ def fit_cfa(
         return res
     fit = _optimise(spec, N)
     if not fit.converged:
-        res = nan_result(names, "; ".join(x for x in (f"did not converge: {fit.message}", note)
-                                           if x), N, df)
+        res = nan_result(
+            names, "; ".join(x for x in (f"did not converge: {fit.message}", note) if x), N, df
+        )
         res.iterations = fit.iterations
         res.groups, res.groups_left_out = kept, dropped_groups
         return res
@@ -499,9 +517,16 @@ def fit_cfa(
     return CFAResult(
         loadings=pd.Series(Ls[np.arange(p), factor_of], index=idx),
         omega=float(omega),
-        cfi=fm["cfi"], tli=fm["tli"], rmsea=fm["rmsea"], srmr=float(srmr),
-        chi2=float(chi2), df=float(df), converged=True, n=N,
-        baseline_chi2=float(chi2_b), baseline_df=float(df_b),
+        cfi=fm["cfi"],
+        tli=fm["tli"],
+        rmsea=fm["rmsea"],
+        srmr=float(srmr),
+        chi2=float(chi2),
+        df=float(df),
+        converged=True,
+        n=N,
+        baseline_chi2=float(chi2_b),
+        baseline_df=float(df_b),
         raw_loadings=pd.Series(L_raw[np.arange(p), factor_of], index=idx),
         residual_variances=pd.Series(Theta_raw, index=idx),
         factor_cov=pd.DataFrame(Phi_raw, index=fnames, columns=fnames),
@@ -512,9 +537,7 @@ def fit_cfa(
     )
 
 
-def cfa_one_factor(
-    items: pd.DataFrame, factors: dict[str, list[str]] | None = None
-) -> CFAResult:
+def cfa_one_factor(items: pd.DataFrame, factors: dict[str, list[str]] | None = None) -> CFAResult:
     """ML CFA of the items (one factor, or ``factors``) as ``lavaan::cfa`` with its defaults.
 
     Never raises on data: degenerate input returns NaNs with ``converged=False`` and the reason
@@ -526,4 +549,3 @@ def cfa_one_factor(
             return fit_cfa(items, factors)
     except (np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
         return nan_result([str(c) for c in pd.DataFrame(items).columns], f"failed: {exc}")
-

@@ -253,20 +253,18 @@ class Study:
             out[spec["team"]] = "team_id"
         if spec["id"] not in out:
             out[spec["id"]] = {
-                "survey": "respondent_id", "hospital": "hospital_id", "team": "team_id",
+                "survey": "respondent_id",
+                "hospital": "hospital_id",
+                "team": "team_id",
             }.get(spec["kind"], spec["id"])
         return out
 
     def instruments_for(self, source: str, wave: str | None = None) -> list[Instrument]:
         """The source's instruments; with ``wave``, those that field it (``waves:``)."""
-        return [
-            i for i in self.instruments.values() if i.source == source and i.fielded_in(wave)
-        ]
+        return [i for i in self.instruments.values() if i.source == source and i.fielded_in(wave)]
 
     def scales_for(self, source: str, wave: str | None = None) -> dict[str, Scale]:
-        return {
-            sid: s for i in self.instruments_for(source, wave) for sid, s in i.scales.items()
-        }
+        return {sid: s for i in self.instruments_for(source, wave) for sid, s in i.scales.items()}
 
     def not_fielded(self, wave: str) -> dict[str, list[str]]:
         """Instruments that do not field ``wave``: id -> the waves they field."""

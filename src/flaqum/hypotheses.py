@@ -120,10 +120,15 @@ class Hypothesis:
         full = schema_defaults(dict(data), "hypothesis")
         out = {"exposure": None, **full["outcome"]}
         out.setdefault("source", "outcomes" if full["level"] == "hospital" else "team_outcomes")
-        return cls(**{**full, "outcome": Outcome(**out),
-                      "predictors": list(full["predictors"]),
-                      "covariates": list(full["covariates"]),
-                      "plausible_values": PlausibleValues(**full["plausible_values"])})
+        return cls(
+            **{
+                **full,
+                "outcome": Outcome(**out),
+                "predictors": list(full["predictors"]),
+                "covariates": list(full["covariates"]),
+                "plausible_values": PlausibleValues(**full["plausible_values"]),
+            }
+        )
 
     def applies(self, wave: str | None) -> bool:
         """Whether the hypothesis is to be fitted in ``wave`` (its ``waves``: "all" or a list;
@@ -191,7 +196,7 @@ def _read(path: Path) -> dict:
         return read_yaml(path)
     except UnicodeDecodeError as exc:
         raise ConfigError(
-            f"{path}: not UTF-8 text (byte {exc.object[exc.start:exc.start + 1]!r} at "
+            f"{path}: not UTF-8 text (byte {exc.object[exc.start : exc.start + 1]!r} at "
             f"position {exc.start}); save the file as UTF-8"
         ) from None
 
@@ -246,10 +251,14 @@ def study_names(study: Study) -> dict[str, set[str]]:
     survey = [s for s, spec in study.sources.items() if spec["kind"] == "survey"]
     return {
         "survey_scales": {sid for s in survey for sid in study.scales_for(s)},
-        "team_scales": {sid for s in survey if study.sources[s].get("team")
-                        for sid in study.scales_for(s)},
-        "maturity": (set(study.scales_for("maturity")) | _declared(study, "maturity")
-                     if "maturity" in study.sources else set()),
+        "team_scales": {
+            sid for s in survey if study.sources[s].get("team") for sid in study.scales_for(s)
+        },
+        "maturity": (
+            set(study.scales_for("maturity")) | _declared(study, "maturity")
+            if "maturity" in study.sources
+            else set()
+        ),
         "organisations": _declared(study, "organisations"),
         "outcomes": _declared(study, "outcomes"),
         "team_outcomes": _declared(study, "team_outcomes"),
@@ -257,18 +266,17 @@ def study_names(study: Study) -> dict[str, set[str]]:
 
 
 def _hospital_pool(names: dict[str, set[str]]) -> set[str]:
-    return (names["survey_scales"] | names["maturity"] | names["organisations"]
-            | names["outcomes"])
+    return names["survey_scales"] | names["maturity"] | names["organisations"] | names["outcomes"]
 
 
 PREDICTOR_RULE = {
     "hospital": "at hospital level a predictor or covariate is a survey scale id, a maturity "
-                "score, or a column declared under sources.organisations, sources.outcomes or "
-                "sources.maturity in the config",
+    "score, or a column declared under sources.organisations, sources.outcomes or "
+    "sources.maturity in the config",
     "team": "at team level a predictor or covariate is a survey scale id ('hospital:<scale>' "
-            "for the hospital's mean), a maturity score, or a column declared under "
-            "sources.team_outcomes, sources.organisations, sources.outcomes or "
-            "sources.maturity in the config",
+    "for the hospital's mean), a maturity score, or a column declared under "
+    "sources.team_outcomes, sources.organisations, sources.outcomes or "
+    "sources.maturity in the config",
 }
 
 
@@ -284,8 +292,10 @@ def _elsewhere(study: Study, name: str) -> str:
             continue
         if name in (spec.get("columns") or {}):
             unit = "respondent" if spec["kind"] == "survey" else spec["kind"]
-            return (f" ({name!r} is a {unit} column of source {source!r}, which the "
-                    f"hypotheses do not read)")
+            return (
+                f" ({name!r} is a {unit} column of source {source!r}, which the "
+                f"hypotheses do not read)"
+            )
     return ""
 
 
@@ -312,15 +322,21 @@ def _study_problems(study: Study, hyp: Hypothesis, path: Path) -> list[str]:
     out = hyp.outcome
     source, col = out.source, out.column
     if source == "scale":
-        pool = (names["team_scales"] if level == "team"
-                else names["survey_scales"] | names["maturity"])
+        pool = (
+            names["team_scales"] if level == "team" else names["survey_scales"] | names["maturity"]
+        )
         if col not in pool:
-            rule = ("a team-level scale outcome is a scale id of a survey codebook whose "
-                    "source has a team column" if level == "team" else
-                    "a hospital-level scale outcome is a scale id of a survey codebook or a "
-                    "maturity score")
-            problems.append(f"{path}: at outcome/column: {col!r} is not such a scale (rule: "
-                            f"{rule}){_suggest(col, pool)}")
+            rule = (
+                "a team-level scale outcome is a scale id of a survey codebook whose "
+                "source has a team column"
+                if level == "team"
+                else "a hospital-level scale outcome is a scale id of a survey codebook or a "
+                "maturity score"
+            )
+            problems.append(
+                f"{path}: at outcome/column: {col!r} is not such a scale (rule: "
+                f"{rule}){_suggest(col, pool)}"
+            )
         return problems
     if source not in study.sources:
         problems.append(
@@ -337,8 +353,9 @@ def _study_problems(study: Study, hyp: Hypothesis, path: Path) -> list[str]:
         )
     exposure = out.exposure
     if exposure:
-        tables = [source] + ([t for t in ("outcomes", "organisations") if t != source]
-                             if level == "hospital" else [])
+        tables = [source] + (
+            [t for t in ("outcomes", "organisations") if t != source] if level == "hospital" else []
+        )
         pool = set().union(*(names[t] for t in tables))
         if exposure not in pool:
             where = " or ".join(f"sources.{t}" for t in tables)
@@ -392,8 +409,11 @@ def canonical_ids(study: Study, wave_inputs: dict[str, pd.DataFrame]) -> dict[st
             continue
         hosp = spec.get("hospital") or (spec["id"] if key != "team_outcomes" else None)
         team = spec.get("team") or (spec["id"] if key == "team_outcomes" else None)
-        ren = {col: canon for col, canon in ((hosp, HOSPITAL), (team, TEAM))
-               if col and col != canon and col in df.columns and canon not in df.columns}
+        ren = {
+            col: canon
+            for col, canon in ((hosp, HOSPITAL), (team, TEAM))
+            if col and col != canon and col in df.columns and canon not in df.columns
+        }
         if ren:
             out[key] = df.rename(columns=ren)
     return out
@@ -406,8 +426,11 @@ def read_inputs(paths: Mapping[str, str | Path]) -> dict[str, pd.DataFrame]:
     ``{key: flaqum.outputs.wave_file(key, wave)}`` for the keys whose files exist (the
     outcomes are optional sources)."""
     return {
-        key: (pd.read_csv(path, dtype={HOSPITAL: str, TEAM: str}) if str(path).endswith(".csv")
-              else pd.read_parquet(path))
+        key: (
+            pd.read_csv(path, dtype={HOSPITAL: str, TEAM: str})
+            if str(path).endswith(".csv")
+            else pd.read_parquet(path)
+        )
         for key, path in paths.items()
         if key in INPUTS
     }
@@ -446,8 +469,11 @@ def _scale_table(wave_inputs: dict, table: str, scale: str, score: str) -> pd.Da
         out["se"] = np.nan
     if out.duplicated(keys).any():
         dup = out.loc[out.duplicated(keys), keys].iloc[0].tolist()
-        raise InputError(table + ".csv", f"scale {scale!r} has more than one row for {dup}",
-                         rule="one row per scale x unit")
+        raise InputError(
+            table + ".csv",
+            f"scale {scale!r} has more than one row for {dup}",
+            rule="one row per scale x unit",
+        )
     return out
 
 
@@ -458,14 +484,19 @@ def _column_table(wave_inputs: dict, table: str, column: str) -> pd.DataFrame | 
     keys = TEAM_KEYS if table == "team_outcomes" else [HOSPITAL]
     absent = [k for k in keys if k not in df.columns]
     if absent:
-        raise InputError(table, f"no {' or '.join(map(repr, absent))} column to join "
-                         f"{column!r} on (columns: {list(df.columns)[:8]})", column=absent[0],
-                         rule="the hypotheses join tables on hospital_id and team_id; "
-                         "canonical_ids names a source's id columns so")
+        raise InputError(
+            table,
+            f"no {' or '.join(map(repr, absent))} column to join "
+            f"{column!r} on (columns: {list(df.columns)[:8]})",
+            column=absent[0],
+            rule="the hypotheses join tables on hospital_id and team_id; "
+            "canonical_ids names a source's id columns so",
+        )
     out = _ids(df[keys + [column]], keys).rename(columns={column: "value"})
     if out.duplicated(keys).any():
-        raise InputError(table, f"more than one row per {'/'.join(keys)}", column=column,
-                         rule="one row per unit")
+        raise InputError(
+            table, f"more than one row per {'/'.join(keys)}", column=column, rule="one row per unit"
+        )
     out["se"] = np.nan
     return out
 
@@ -522,8 +553,9 @@ def _outcome_table(hyp: Hypothesis, wave_inputs: dict) -> tuple[pd.DataFrame, di
     return tab, {"table": source, "level": level, "score": "observed"}
 
 
-def assemble_data(hyp: Hypothesis | Mapping, wave_inputs: dict[str, pd.DataFrame],
-                  wave: str | None = None) -> pd.DataFrame:
+def assemble_data(
+    hyp: Hypothesis | Mapping, wave_inputs: dict[str, pd.DataFrame], wave: str | None = None
+) -> pd.DataFrame:
     """The analysis table of one hypothesis: one row per hospital or per team (hospital_id,
     team_id), sorted by id.
 
@@ -561,8 +593,9 @@ def assemble_data(hyp: Hypothesis | Mapping, wave_inputs: dict[str, pd.DataFrame
                 f"hypothesis {hyp.id}: at outcome/exposure: column {exposure!r} not found "
                 f"beside the outcome in {hyp.outcome.source}"
             )
-        data = data.merge(etab[keys + ["value"]].rename(columns={"value": exposure}),
-                          on=keys, how="outer")
+        data = data.merge(
+            etab[keys + ["value"]].rename(columns={"value": exposure}), on=keys, how="outer"
+        )
     roles = [(p, "predictor") for p in hyp.predictors]
     roles += [(c, "covariate") for c in hyp.covariates]
     for name, role in roles:
@@ -573,7 +606,8 @@ def assemble_data(hyp: Hypothesis | Mapping, wave_inputs: dict[str, pd.DataFrame
         on = TEAM_KEYS if src["level"] == "team" else [HOSPITAL]
         extra = ["raw"] if "raw" in tab.columns else []
         cols = tab[on + ["value", "se", *extra]].rename(
-            columns={"value": name, "se": f"{name}__se", "raw": f"{name}__raw"})
+            columns={"value": name, "se": f"{name}__se", "raw": f"{name}__raw"}
+        )
         if cols[f"{name}__se"].isna().all():
             cols = cols.drop(columns=[f"{name}__se", *(f"{name}__raw" for _ in extra)])
         # cross-level: a hospital's value joins every team of that hospital
@@ -585,9 +619,6 @@ def assemble_data(hyp: Hypothesis | Mapping, wave_inputs: dict[str, pd.DataFrame
     if wave is not None:
         data.attrs["wave"] = wave
     return data
-
-
-
 
 
 # --------------------------------------------------------------------------------------------
@@ -613,8 +644,12 @@ class Design:
         missing = [c for c in [ycol, exposure, *preds, *covs] if c and c not in data.columns]
         if missing:
             raise ConfigError(f"hypothesis {hyp.id}: columns {missing} not in the data")
-        roles = {ycol: "outcome", **({exposure: "exposure"} if exposure else {}),
-                 **{c: "predictor" for c in preds}, **{c: "covariate" for c in covs}}
+        roles = {
+            ycol: "outcome",
+            **({exposure: "exposure"} if exposure else {}),
+            **{c: "predictor" for c in preds},
+            **{c: "covariate" for c in covs},
+        }
         # values that are there but cannot enter a model: data errors, never dropped quietly
         self.problems = _value_problems(data, roles, self.family, self.level)
         complete = self._complete_rows(data, ycol, exposure, list(roles))
@@ -623,18 +658,22 @@ class Design:
         self.df = df
         self.n = len(df)
         self.y = pd.to_numeric(df[ycol], errors="coerce").to_numpy(float)
-        self.exposure = (pd.to_numeric(df[exposure], errors="coerce").to_numpy(float)
-                         if exposure else None)
+        self.exposure = (
+            pd.to_numeric(df[exposure], errors="coerce").to_numpy(float) if exposure else None
+        )
         with np.errstate(all="ignore"):
-            self.offset = (np.log(self.exposure) if exposure and self.family in COUNT_FAMILIES
-                           else None)
+            self.offset = (
+                np.log(self.exposure) if exposure and self.family in COUNT_FAMILIES else None
+            )
         self._terms(data, preds, covs, hyp.standardize)
-        self.groups = (pd.factorize(df[HOSPITAL].astype(str), sort=True)[0]
-                       if self.level == "team" else None)
+        self.groups = (
+            pd.factorize(df[HOSPITAL].astype(str), sort=True)[0] if self.level == "team" else None
+        )
         self.n_clusters = int(len(np.unique(self.groups))) if self.groups is not None else None
 
-    def _complete_rows(self, data: pd.DataFrame, ycol: str, exposure: str | None,
-                       need: list[str]) -> pd.Series:
+    def _complete_rows(
+        self, data: pd.DataFrame, ycol: str, exposure: str | None, need: list[str]
+    ) -> pd.Series:
         """The rows with every value present (the others counted in ``missing``) and, in
         count and binomial models, a positive exposure and no more successes than trials
         (the rows dropped for these, each rule with a warning)."""
@@ -659,8 +698,9 @@ class Design:
             complete &= ~bad
         return complete
 
-    def _terms(self, data: pd.DataFrame, preds: list[str], covs: list[str],
-               standardize: bool) -> None:
+    def _terms(
+        self, data: pd.DataFrame, preds: list[str], covs: list[str], standardize: bool
+    ) -> None:
         """The model matrix ``X`` of the complete rows: an intercept, each numeric predictor
         or covariate as it is (focal predictors per SD with ``standardize``), each text one as
         dummies against its first level in sorted order; ``names``, ``focal`` and the
@@ -700,8 +740,9 @@ class Design:
         self.X = np.column_stack(cols) if cols else np.empty((self.n, 0))
         self.names = names
 
-    def _noisy(self, data: pd.DataFrame, name: str, x: np.ndarray, col: int, centre: float,
-               scale: float) -> None:
+    def _noisy(
+        self, data: pd.DataFrame, name: str, x: np.ndarray, col: int, centre: float, scale: float
+    ) -> None:
         """A focal predictor that is an estimated score (an EB mean with a positive
         ``eb_se``): its values, standard errors, units (a team's or a hospital's), column of
         ``X`` and raw means, for the plausible values and the reliability correction."""
@@ -718,18 +759,32 @@ class Design:
             se = np.nan_to_num(se, nan=0.0)
         if not (se > 0).any():
             return
-        unit_level = ("team" if self.level == "team" and not self._is_hospital_level(data, name)
-                      else "hospital")
+        unit_level = (
+            "team"
+            if self.level == "team" and not self._is_hospital_level(data, name)
+            else "hospital"
+        )
         ukeys = TEAM_KEYS if unit_level == "team" else [HOSPITAL]
         labels = df[ukeys[0]].astype(str)
         for key in ukeys[1:]:  # the same labels as "\x1f".join, row-wise
             labels = labels + "\x1f" + df[key].astype(str)
         units = pd.factorize(labels, sort=True)[0]
         raw_col = f"{name}__raw"
-        raw = (pd.to_numeric(df[raw_col], errors="coerce").to_numpy(float)
-               if raw_col in df.columns else None)
-        self.noisy[name] = {"eb": x, "se": se, "units": units, "col": col, "centre": centre,
-                            "scale": scale, "raw": raw, "level": unit_level}
+        raw = (
+            pd.to_numeric(df[raw_col], errors="coerce").to_numpy(float)
+            if raw_col in df.columns
+            else None
+        )
+        self.noisy[name] = {
+            "eb": x,
+            "se": se,
+            "units": units,
+            "col": col,
+            "centre": centre,
+            "scale": scale,
+            "raw": raw,
+            "level": unit_level,
+        }
 
     @staticmethod
     def _is_hospital_level(data: pd.DataFrame, name: str) -> bool:
@@ -758,17 +813,21 @@ def _unit(data: pd.DataFrame, index: Any, level: str) -> str:
     return ", ".join(f"{k} {str(data.at[index, k])!r}" for k in keys)
 
 
-def _flagged(data: pd.DataFrame, mask: pd.Series, col: str, what: str, role: str,
-             level: str, rule: str) -> str:
+def _flagged(
+    data: pd.DataFrame, mask: pd.Series, col: str, what: str, role: str, level: str, rule: str
+) -> str:
     idx = mask[mask].index
     first = idx[0]
     count = f"{len(idx)} {what}s" if len(idx) > 1 else f"a {what}"
-    return (f"{role} {col!r} has {count}, e.g. {_show(data.at[first, col])} for "
-            f"{_unit(data, first, level)} (rule: {rule})")
+    return (
+        f"{role} {col!r} has {count}, e.g. {_show(data.at[first, col])} for "
+        f"{_unit(data, first, level)} (rule: {rule})"
+    )
 
 
-def _value_problems(data: pd.DataFrame, roles: dict[str, str], family: str,
-                    level: str) -> list[str]:
+def _value_problems(
+    data: pd.DataFrame, roles: dict[str, str], family: str, level: str
+) -> list[str]:
     """Values present in the analysis table that no model can take: text where a number is
     needed (outcome, exposure), infinite or too large numbers (``LARGE``), and negative
     counts. Each message names the column, the first unit, how many rows and the rule."""
@@ -779,8 +838,11 @@ def _value_problems(data: pd.DataFrame, roles: dict[str, str], family: str,
             v = pd.to_numeric(s, errors="coerce")
             text = s.notna() & v.isna()
             if text.any():
-                problems.append(_flagged(data, text, col, "non-numeric value", role, level,
-                                         f"the {role} is a number"))
+                problems.append(
+                    _flagged(
+                        data, text, col, "non-numeric value", role, level, f"the {role} is a number"
+                    )
+                )
         elif pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
             v = s
         else:
@@ -788,27 +850,52 @@ def _value_problems(data: pd.DataFrame, roles: dict[str, str], family: str,
         x = pd.Series(v.to_numpy(dtype=float, na_value=np.nan), index=data.index)
         inf = pd.Series(np.isinf(x), index=data.index)
         if inf.any():
-            problems.append(_flagged(data, inf, col, "non-finite value", role, level,
-                                     "a model takes finite numbers only"))
+            problems.append(
+                _flagged(
+                    data,
+                    inf,
+                    col,
+                    "non-finite value",
+                    role,
+                    level,
+                    "a model takes finite numbers only",
+                )
+            )
         huge = np.isfinite(x) & (x.abs() > LARGE)
         if huge.any():
-            problems.append(_flagged(data, huge, col, "value too large to model", role, level,
-                                     f"at most {LARGE:g} in size, so that sums of squares "
-                                     f"stay finite"))
+            problems.append(
+                _flagged(
+                    data,
+                    huge,
+                    col,
+                    "value too large to model",
+                    role,
+                    level,
+                    f"at most {LARGE:g} in size, so that sums of squares stay finite",
+                )
+            )
         negative = np.isfinite(x) & (x < 0)
         if role == "outcome" and family != "gaussian" and negative.any():
-            problems.append(_flagged(data, negative, col, "negative value", role, level,
-                                     "a count is 0 or more"))
+            problems.append(
+                _flagged(data, negative, col, "negative value", role, level, "a count is 0 or more")
+            )
         se_col = f"{col}__se"
         if role == "predictor" and se_col in data.columns:
-            se = pd.Series(pd.to_numeric(data[se_col], errors="coerce")
-                           .to_numpy(dtype=float, na_value=np.nan), index=data.index)
+            se = pd.Series(
+                pd.to_numeric(data[se_col], errors="coerce").to_numpy(dtype=float, na_value=np.nan),
+                index=data.index,
+            )
             bad = np.isinf(se) | (se.abs() > LARGE)
             if bad.any():
-                problems.append(_flagged(data, bad, se_col, "non-finite or too large value",
-                                         "standard error", level,
-                                         f"a model takes finite numbers at most {LARGE:g} "
-                                         f"in size"))
+                problems.append(
+                    _flagged(
+                        data,
+                        bad,
+                        se_col,
+                        "non-finite or too large value",
+                        "standard error",
+                        level,
+                        f"a model takes finite numbers at most {LARGE:g} in size",
+                    )
+                )
     return problems
-
-

@@ -123,7 +123,11 @@ def process_source(
 
 
 def ingest_source(
-    study: Study, wave_dir: Path | str, source: str, out_path: Path | str, hospitals=None,
+    study: Study,
+    wave_dir: Path | str,
+    source: str,
+    out_path: Path | str,
+    hospitals=None,
     wave: str | None = None,
 ) -> int:
     """``hospitals``: the wave's hospital ids (validation's summary), for a source without a

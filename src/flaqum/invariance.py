@@ -54,8 +54,19 @@ __all__ = [
 #: The columns of one invariance sequence (one row per model), as ``measurement_invariance``
 #: returns them.
 MODEL_COLUMNS = [
-    "model", "chi2", "df", "cfi", "tli", "rmsea", "srmr", "delta_cfi", "holds", "n", "n_groups",
-    "converged", "note",
+    "model",
+    "chi2",
+    "df",
+    "cfi",
+    "tli",
+    "rmsea",
+    "srmr",
+    "delta_cfi",
+    "holds",
+    "n",
+    "n_groups",
+    "converged",
+    "note",
 ]
 #: The columns of ``invariance.csv``: every comparison of a wave.
 INVARIANCE_COLUMNS = ["comparison", "source", "scale", "factors", "groups", *MODEL_COLUMNS]
@@ -84,30 +95,52 @@ def measurement_invariance(
     min_n = min_group_n if min_group_n is not None else max(20, 2 * p)
     rows = []
     prev_cfi = np.nan
-    for model, equal in (("configural", ()), ("metric", ("loadings",)),
-                         ("scalar", ("loadings", "intercepts"))):
+    for model, equal in (
+        ("configural", ()),
+        ("metric", ("loadings",)),
+        ("scalar", ("loadings", "intercepts")),
+    ):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
-                r = fit_cfa(items, factors, group=pd.Series(np.asarray(group)), equal=equal,
-                            min_group_n=min_n)
+                r = fit_cfa(
+                    items,
+                    factors,
+                    group=pd.Series(np.asarray(group)),
+                    equal=equal,
+                    min_group_n=min_n,
+                )
         except (np.linalg.LinAlgError, ValueError) as exc:
             r = nan_result(list(items.columns), f"failed: {exc}")
         delta = r.cfi - prev_cfi if model != "configural" else np.nan
-        holds = pd.NA if model == "configural" or not np.isfinite(delta) else bool(
-            delta > CHEN_DELTA_CFI)
+        holds = (
+            pd.NA
+            if model == "configural" or not np.isfinite(delta)
+            else bool(delta > CHEN_DELTA_CFI)
+        )
         note = r.message.replace("converged; ", "").replace("converged", "").strip("; ")
-        rows.append({
-            "model": model, "chi2": r.chi2, "df": r.df, "cfi": r.cfi, "tli": r.tli,
-            "rmsea": r.rmsea, "srmr": r.srmr, "delta_cfi": delta, "holds": holds, "n": r.n,
-            "n_groups": len(r.groups), "converged": r.converged, "note": note,
-            "groups": "; ".join(map(str, r.groups)),
-        })
+        rows.append(
+            {
+                "model": model,
+                "chi2": r.chi2,
+                "df": r.df,
+                "cfi": r.cfi,
+                "tli": r.tli,
+                "rmsea": r.rmsea,
+                "srmr": r.srmr,
+                "delta_cfi": delta,
+                "holds": holds,
+                "n": r.n,
+                "n_groups": len(r.groups),
+                "converged": r.converged,
+                "note": note,
+                "groups": "; ".join(map(str, r.groups)),
+            }
+        )
         prev_cfi = r.cfi
     out = pd.DataFrame(rows, columns=[*MODEL_COLUMNS, "groups"])
     out["holds"] = out["holds"].astype("boolean")
     return out
-
 
 
 # --------------------------------------------------------------------------------------------
@@ -138,7 +171,11 @@ def _factor_models(
 
 
 def invariance_table(
-    study: Study, source: str, processed: pd.DataFrame, scores: pd.DataFrame, group_col: str,
+    study: Study,
+    source: str,
+    processed: pd.DataFrame,
+    scores: pd.DataFrame,
+    group_col: str,
     min_group_n: int | None = None,
 ) -> pd.DataFrame:
     """Measurement invariance of each factor model of a source across the levels of group_col.
@@ -187,16 +224,26 @@ def invariance_table(
 # --------------------------------------------------------------------------------------------
 
 
-def _compare(study: Study, comparison: str, label: str, source: str, data: pd.DataFrame,
-             group_col: str, min_group: int) -> pd.DataFrame:
+def _compare(
+    study: Study,
+    comparison: str,
+    label: str,
+    source: str,
+    data: pd.DataFrame,
+    group_col: str,
+    min_group: int,
+) -> pd.DataFrame:
     table = invariance_table(study, source, data, data, group_col, min_group)
     log.info(f"invariance {comparison} {label}: {table['scale'].nunique()} models")
     return table.drop(columns="group_col").assign(comparison=comparison, source=label)
 
 
 def invariance_report(
-    study: Study, wave: str, current: dict[str, pd.DataFrame],
-    previous: dict[str, pd.DataFrame], previous_wave: str | None,
+    study: Study,
+    wave: str,
+    current: dict[str, pd.DataFrame],
+    previous: dict[str, pd.DataFrame],
+    previous_wave: str | None,
 ) -> pd.DataFrame:
     """Every comparison of the wave; ``current``/``previous``: processed data by source."""
     conf = study.config["psychometrics"]  # defaults: the config schema
@@ -211,8 +258,10 @@ def invariance_report(
             # only what both waves have: an instrument fielded in one of them is left out
             common = previous[source].columns.intersection(df.columns)
             both = pd.concat(
-                [previous[source][common].assign(**{GROUP: previous_wave}),
-                 df[common].assign(**{GROUP: wave})],
+                [
+                    previous[source][common].assign(**{GROUP: previous_wave}),
+                    df[common].assign(**{GROUP: wave}),
+                ],
                 ignore_index=True,
             )
             frames.append(_compare(study, "wave", source, source, both, GROUP, min_group))
@@ -227,8 +276,9 @@ def invariance_report(
             [current[s].assign(**{GROUP: s}) for s in (inst.source, mate.source)],
             ignore_index=True,
         )
-        table = _compare(study, "mirror", f"{inst.source}+{mate.source}", inst.source, both,
-                         GROUP, min_group)
+        table = _compare(
+            study, "mirror", f"{inst.source}+{mate.source}", inst.source, both, GROUP, min_group
+        )
         frames.append(table[table["scale"].isin([*inst.scales, inst.id])])
     if not frames:
         return pd.DataFrame(columns=INVARIANCE_COLUMNS)

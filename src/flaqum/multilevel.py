@@ -59,11 +59,29 @@ __all__ = [
 SINGULAR_TOL = 1e-4
 
 VARIANCE_COLUMNS = [
-    "scale", "n_respondents", "n_teams", "n_hospitals", "intercept", "var_hospital", "var_team",
-    "var_residual", "vpc_hospital", "vpc_team", "converged", "singular",
+    "scale",
+    "n_respondents",
+    "n_teams",
+    "n_hospitals",
+    "intercept",
+    "var_hospital",
+    "var_team",
+    "var_residual",
+    "vpc_hospital",
+    "vpc_team",
+    "converged",
+    "singular",
 ]
 TEAM_COLUMNS = [
-    "scale", "hospital_id", "team_id", "n", "raw_mean", "eb_mean", "eb_se", "ci_low", "ci_high",
+    "scale",
+    "hospital_id",
+    "team_id",
+    "n",
+    "raw_mean",
+    "eb_mean",
+    "eb_se",
+    "ci_low",
+    "ci_high",
     "suppressed",
 ]
 HOSPITAL_COLUMNS = [c for c in TEAM_COLUMNS if c != "team_id"]
@@ -258,7 +276,11 @@ def _optimise(s: _Stats, free: tuple[bool, bool]) -> tuple[np.ndarray, float, bo
     starts = np.array(np.meshgrid(*[grid] * len(idx))).reshape(len(idx), -1).T
     best = min(starts, key=lambda x: fun(x)[0])
     res = optimize.minimize(
-        fun, best, jac=True, method="L-BFGS-B", bounds=[(0.0, None)] * len(idx),
+        fun,
+        best,
+        jac=True,
+        method="L-BFGS-B",
+        bounds=[(0.0, None)] * len(idx),
         options={"ftol": 1e-15, "gtol": 1e-11, "maxiter": 1000, "maxls": 50},
     )
     x = np.maximum(res.x, 0.0)
@@ -300,8 +322,20 @@ def _at(s: _Stats, lt: float, lh: float) -> dict:
     xbar = zb[:, :p] + s.zmean[:p]  # unit means of the uncentred X
     mX = _by_top(s, w, xbar)  # (H, p)
     return {
-        "beta": beta, "cov_beta": cov_beta, "s2": s2, "lt": lt, "lh": lh, "a": a, "c": c,
-        "k": k, "xbar": xbar, "mX": mX, "top_re": b, "top_v": vb, "unit_re": u, "unit_vre": vu,
+        "beta": beta,
+        "cov_beta": cov_beta,
+        "s2": s2,
+        "lt": lt,
+        "lh": lh,
+        "a": a,
+        "c": c,
+        "k": k,
+        "xbar": xbar,
+        "mX": mX,
+        "top_re": b,
+        "top_v": vb,
+        "unit_re": u,
+        "unit_vre": vu,
         "unit_v": v_sum,
     }
 
@@ -319,7 +353,8 @@ def _eb(sol: dict, top_of_unit: np.ndarray, xref_top: np.ndarray, xref_unit: np.
     if xref_unit is not None:
         k = sol["k"]
         g_u = (
-            xref_unit - k[:, None] * sol["xbar"]
+            xref_unit
+            - k[:, None] * sol["xbar"]
             - ((1.0 - k) * lh / a[top_of_unit])[:, None] * sol["mX"][top_of_unit]
         )
         out["unit_eb"] = xref_unit @ beta + sol["top_re"][top_of_unit] + sol["unit_re"]
@@ -424,39 +459,73 @@ def _frames(yv, g: _Groups, sol, eb, eb_se, both_levels):
     n_top = np.bincount(g.top, minlength=H)
     total = eb_se == "total"
     top_se = np.sqrt(sol["top_v"] + (eb["top_vfix"] if total else 0.0))
-    tops = pd.DataFrame({
-        "hospital_id": g.top_labels, "n": n_top,
-        "raw_mean": np.bincount(g.top, yv, minlength=H) / n_top, "eb_mean": eb["top_eb"],
-        "eb_se": top_se, "ci_low": eb["top_eb"] - Z95 * top_se,
-        "ci_high": eb["top_eb"] + Z95 * top_se, "ranef": sol["top_re"],
-        "ranef_sd": np.sqrt(sol["top_v"]),
-    })
+    tops = pd.DataFrame(
+        {
+            "hospital_id": g.top_labels,
+            "n": n_top,
+            "raw_mean": np.bincount(g.top, yv, minlength=H) / n_top,
+            "eb_mean": eb["top_eb"],
+            "eb_se": top_se,
+            "ci_low": eb["top_eb"] - Z95 * top_se,
+            "ci_high": eb["top_eb"] + Z95 * top_se,
+            "ranef": sol["top_re"],
+            "ranef_sd": np.sqrt(sol["top_v"]),
+        }
+    )
     if not both_levels:
         return tops, None
     n_u = np.bincount(g.unit, minlength=J)
     u_se = np.sqrt(sol["unit_v"] + (eb["unit_vfix"] if total else 0.0))
-    units = pd.DataFrame({
-        "hospital_id": g.top_labels[g.top_of_unit], "team_id": g.unit_labels, "n": n_u,
-        "raw_mean": np.bincount(g.unit, yv, minlength=J) / n_u, "eb_mean": eb["unit_eb"],
-        "eb_se": u_se, "ci_low": eb["unit_eb"] - Z95 * u_se,
-        "ci_high": eb["unit_eb"] + Z95 * u_se, "ranef": sol["unit_re"],
-        "ranef_sd": np.sqrt(sol["unit_vre"]), "ranef_hospital": sol["top_re"][g.top_of_unit],
-    })
+    units = pd.DataFrame(
+        {
+            "hospital_id": g.top_labels[g.top_of_unit],
+            "team_id": g.unit_labels,
+            "n": n_u,
+            "raw_mean": np.bincount(g.unit, yv, minlength=J) / n_u,
+            "eb_mean": eb["unit_eb"],
+            "eb_se": u_se,
+            "ci_low": eb["unit_eb"] - Z95 * u_se,
+            "ci_high": eb["unit_eb"] + Z95 * u_se,
+            "ranef": sol["unit_re"],
+            "ranef_sd": np.sqrt(sol["unit_vre"]),
+            "ranef_hospital": sol["top_re"][g.top_of_unit],
+        }
+    )
     return tops, units
 
 
 def _empty_teams() -> pd.DataFrame:
-    return pd.DataFrame(columns=[
-        "hospital_id", "team_id", "n", "raw_mean", "eb_mean", "eb_se", "ci_low", "ci_high",
-        "ranef", "ranef_sd", "ranef_hospital",
-    ])
+    return pd.DataFrame(
+        columns=[
+            "hospital_id",
+            "team_id",
+            "n",
+            "raw_mean",
+            "eb_mean",
+            "eb_se",
+            "ci_low",
+            "ci_high",
+            "ranef",
+            "ranef_sd",
+            "ranef_hospital",
+        ]
+    )
 
 
 def _empty_hospitals() -> pd.DataFrame:
-    return pd.DataFrame(columns=[
-        "hospital_id", "n", "raw_mean", "eb_mean", "eb_se", "ci_low", "ci_high", "ranef",
-        "ranef_sd",
-    ])
+    return pd.DataFrame(
+        columns=[
+            "hospital_id",
+            "n",
+            "raw_mean",
+            "eb_mean",
+            "eb_se",
+            "ci_low",
+            "ci_high",
+            "ranef",
+            "ranef_sd",
+        ]
+    )
 
 
 def _check_levels(n_levels: int, n_obs: int, name: str) -> None:
@@ -475,8 +544,23 @@ def _vpc(vh: float, vt: float, ve: float) -> tuple[float, float]:
     return (vh / tot, vt / tot) if tot > 0 else (np.nan, np.nan)
 
 
-def _assemble(d, y, g, sol, eb, hospital, team, eb_se, crit, converged, message, names, dropped,
-              method, theta_key=None):
+def _assemble(
+    d,
+    y,
+    g,
+    sol,
+    eb,
+    hospital,
+    team,
+    eb_se,
+    crit,
+    converged,
+    message,
+    names,
+    dropped,
+    method,
+    theta_key=None,
+):
     """A NestedFit from a solution on groups ``g`` (top = hospital, unit = team, or the one
     level of a 2-level model as the top)."""
     yv = d[y].to_numpy(float)
@@ -501,14 +585,27 @@ def _assemble(d, y, g, sol, eb, hospital, team, eb_se, crit, converged, message,
     vpc_h, vpc_t = _vpc(vh, vt, s2)
     se = np.sqrt(np.diag(sol["cov_beta"]))
     return NestedFit(
-        intercept=float(sol["beta"][0]), intercept_se=float(se[0]), var_hospital=float(vh),
-        var_team=float(vt), var_residual=float(s2), vpc_hospital=float(vpc_h),
-        vpc_team=float(vpc_t), n_respondents=len(yv), n_teams=n_t, n_hospitals=n_h,
-        converged=bool(converged), singular=bool(min(th.values()) < SINGULAR_TOL),
-        reml_criterion=float(crit), hospitals=tops, teams=units,
+        intercept=float(sol["beta"][0]),
+        intercept_se=float(se[0]),
+        var_hospital=float(vh),
+        var_team=float(vt),
+        var_residual=float(s2),
+        vpc_hospital=float(vpc_h),
+        vpc_team=float(vpc_t),
+        n_respondents=len(yv),
+        n_teams=n_t,
+        n_hospitals=n_h,
+        converged=bool(converged),
+        singular=bool(min(th.values()) < SINGULAR_TOL),
+        reml_criterion=float(crit),
+        hospitals=tops,
+        teams=units,
         theta={k: float(v) for k, v in th.items()},
-        fixed_effects=_fe_table(names, sol["beta"], se), n_dropped=dropped, method=method,
-        eb_se_kind=eb_se, message=message,
+        fixed_effects=_fe_table(names, sol["beta"], se),
+        n_dropped=dropped,
+        method=method,
+        eb_se_kind=eb_se,
+        message=message,
     )
 
 
@@ -578,19 +675,26 @@ def fit_nested(
     xref_top = _reference_rows(X, g.top, H)
     xref_unit = _reference_rows(X, g.unit, J) if both else None
     eb = _eb(sol, g.top_of_unit, xref_top, xref_unit)
-    return _assemble(d, y, g, sol, eb, hospital, team, eb_se, crit, ok, msg, names, dropped,
-                     "exact")
+    return _assemble(
+        d, y, g, sol, eb, hospital, team, eb_se, crit, ok, msg, names, dropped, "exact"
+    )
 
 
 def _fe_table(terms, est, se) -> pd.DataFrame:
     est, se = np.asarray(est, float), np.asarray(se, float)
     with np.errstate(divide="ignore", invalid="ignore"):
         z = est / se
-    return pd.DataFrame({
-        "term": list(terms), "estimate": est, "se": se, "z": z,
-        "p": 2.0 * stats.norm.sf(np.abs(z)), "ci_low": est - Z95 * se,
-        "ci_high": est + Z95 * se,
-    })
+    return pd.DataFrame(
+        {
+            "term": list(terms),
+            "estimate": est,
+            "se": se,
+            "z": z,
+            "p": 2.0 * stats.norm.sf(np.abs(z)),
+            "ci_low": est - Z95 * se,
+            "ci_high": est + Z95 * se,
+        }
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -662,12 +766,16 @@ def fit_change(
     xcell = np.column_stack([np.ones(H), [float(lab[1]) for lab in g.top_labels]])
     eb = _eb(sol, g.top_of_unit, xcell, None)["top_eb"]
     n_top = np.bincount(g.top, minlength=H)
-    cells = pd.DataFrame({
-        "hospital_id": [lab[0] for lab in g.top_labels],
-        "wave": [waves[int(lab[1])] for lab in g.top_labels], "n": n_top,
-        "raw_mean": np.bincount(g.top, yv, minlength=H) / n_top, "eb_mean": eb,
-        "eb_se": np.sqrt(sol["top_v"]),
-    })
+    cells = pd.DataFrame(
+        {
+            "hospital_id": [lab[0] for lab in g.top_labels],
+            "wave": [waves[int(lab[1])] for lab in g.top_labels],
+            "n": n_top,
+            "raw_mean": np.bincount(g.top, yv, minlength=H) / n_top,
+            "eb_mean": eb,
+            "eb_se": np.sqrt(sol["top_v"]),
+        }
+    )
     idx = pd.DataFrame({"h": cells["hospital_id"], "w": xcell[:, 1].astype(int), "i": range(H)})
     wide = idx.pivot(index="h", columns="w", values="i").dropna().astype(int)
     i1, i2 = wide[0].to_numpy(), wide[1].to_numpy()
@@ -678,19 +786,33 @@ def fit_change(
         var = var + np.einsum("hi,ij,hj->h", gvec, sol["cov_beta"], gvec)
     se = np.sqrt(var)
     change = eb[i2] - eb[i1]
-    changes = pd.DataFrame({
-        "hospital_id": wide.index.to_numpy(), "n_1": n_top[i1], "n_2": n_top[i2],
-        "eb_mean_1": eb[i1], "eb_mean_2": eb[i2], "change": change, "change_se": se,
-        "ci_low": change - Z95 * se, "ci_high": change + Z95 * se,
-    })
+    changes = pd.DataFrame(
+        {
+            "hospital_id": wide.index.to_numpy(),
+            "n_1": n_top[i1],
+            "n_2": n_top[i2],
+            "eb_mean_1": eb[i1],
+            "eb_mean_2": eb[i2],
+            "change": change,
+            "change_se": se,
+            "ci_low": change - Z95 * se,
+            "ci_high": change + Z95 * se,
+        }
+    )
     th = theta if team is not None else theta[1:]
     return ChangeFit(
-        waves=tuple(waves), wave_effect=float(sol["beta"][1]),
-        wave_effect_se=float(np.sqrt(sol["cov_beta"][1, 1])), intercept=float(sol["beta"][0]),
-        var_hospital=float(sol["lh"] * sol["s2"]), var_team=float(sol["lt"] * sol["s2"]),
-        var_residual=float(sol["s2"]), converged=ok,
-        singular=bool(np.min(th) < SINGULAR_TOL), reml_criterion=float(crit),
-        changes=changes, cells=cells,
+        waves=tuple(waves),
+        wave_effect=float(sol["beta"][1]),
+        wave_effect_se=float(np.sqrt(sol["cov_beta"][1, 1])),
+        intercept=float(sol["beta"][0]),
+        var_hospital=float(sol["lh"] * sol["s2"]),
+        var_team=float(sol["lt"] * sol["s2"]),
+        var_residual=float(sol["s2"]),
+        converged=ok,
+        singular=bool(np.min(th) < SINGULAR_TOL),
+        reml_criterion=float(crit),
+        changes=changes,
+        cells=cells,
     )
 
 
@@ -702,11 +824,18 @@ def fit_change(
 def variance_row(fit: NestedFit, scale: str) -> dict[str, object]:
     """One row of ``variance.csv`` for ``scale``."""
     return {
-        "scale": scale, "n_respondents": fit.n_respondents, "n_teams": fit.n_teams,
-        "n_hospitals": fit.n_hospitals, "intercept": fit.intercept,
-        "var_hospital": fit.var_hospital, "var_team": fit.var_team,
-        "var_residual": fit.var_residual, "vpc_hospital": fit.vpc_hospital,
-        "vpc_team": fit.vpc_team, "converged": bool(fit.converged), "singular": bool(fit.singular),
+        "scale": scale,
+        "n_respondents": fit.n_respondents,
+        "n_teams": fit.n_teams,
+        "n_hospitals": fit.n_hospitals,
+        "intercept": fit.intercept,
+        "var_hospital": fit.var_hospital,
+        "var_team": fit.var_team,
+        "var_residual": fit.var_residual,
+        "vpc_hospital": fit.vpc_hospital,
+        "vpc_team": fit.vpc_team,
+        "converged": bool(fit.converged),
+        "singular": bool(fit.singular),
     }
 
 

@@ -41,13 +41,37 @@ from flaqum.multilevel import (
 from flaqum.utils import get_logger
 
 ADJUSTED_COLUMNS = [
-    "scale", "model", "term", "estimate", "se", "z", "p", "ci_low", "ci_high", "n_respondents",
-    "n_hospitals", "var_hospital", "var_team", "var_residual", "r2_hospital", "r2_team",
+    "scale",
+    "model",
+    "term",
+    "estimate",
+    "se",
+    "z",
+    "p",
+    "ci_low",
+    "ci_high",
+    "n_respondents",
+    "n_hospitals",
+    "var_hospital",
+    "var_team",
+    "var_residual",
+    "r2_hospital",
+    "r2_team",
     "converged",
 ]
 CHANGE_COLUMNS = [
-    "scale", "hospital_id", "previous_wave", "n_previous", "n", "previous_eb_mean", "eb_mean",
-    "change", "se", "ci_low", "ci_high", "suppressed",
+    "scale",
+    "hospital_id",
+    "previous_wave",
+    "n_previous",
+    "n",
+    "previous_eb_mean",
+    "eb_mean",
+    "change",
+    "se",
+    "ci_low",
+    "ci_high",
+    "suppressed",
 ]
 
 log = get_logger()
@@ -80,11 +104,19 @@ def _fit(scores: pd.DataFrame, scale: str, covariates=()):
     n = int(fit.teams["n"].sum())
     raw = float((fit.teams["raw_mean"] * fit.teams["n"]).sum() / n)
     se = fit.intercept_se
-    fit.hospitals = pd.DataFrame({
-        "hospital_id": [only], "n": [n], "raw_mean": [raw], "eb_mean": [fit.intercept],
-        "eb_se": [se], "ci_low": [fit.intercept - Z95 * se], "ci_high": [fit.intercept + Z95 * se],
-        "ranef": [np.nan], "ranef_sd": [np.nan],
-    })
+    fit.hospitals = pd.DataFrame(
+        {
+            "hospital_id": [only],
+            "n": [n],
+            "raw_mean": [raw],
+            "eb_mean": [fit.intercept],
+            "eb_se": [se],
+            "ci_low": [fit.intercept - Z95 * se],
+            "ci_high": [fit.intercept + Z95 * se],
+            "ranef": [np.nan],
+            "ranef_sd": [np.nan],
+        }
+    )
     fit.n_hospitals, fit.var_hospital, fit.vpc_hospital = 1, np.nan, np.nan
     return fit
 
@@ -160,9 +192,16 @@ def _adjusted_rows(scale: str, model: str, adj, null) -> pd.DataFrame:
         r2h = 1 - adj.var_hospital / null.var_hospital if null.var_hospital > 0 else np.nan
         r2t = 1 - adj.var_team / null.var_team if null.var_team > 0 else np.nan
     fe = fe.assign(
-        scale=scale, model=model, n_respondents=adj.n_respondents, n_hospitals=adj.n_hospitals,
-        var_hospital=adj.var_hospital, var_team=adj.var_team, var_residual=adj.var_residual,
-        r2_hospital=r2h, r2_team=r2t, converged=bool(adj.converged),
+        scale=scale,
+        model=model,
+        n_respondents=adj.n_respondents,
+        n_hospitals=adj.n_hospitals,
+        var_hospital=adj.var_hospital,
+        var_team=adj.var_team,
+        var_residual=adj.var_residual,
+        r2_hospital=r2h,
+        r2_team=r2t,
+        converged=bool(adj.converged),
     )
     return fe[ADJUSTED_COLUMNS]
 
@@ -172,8 +211,12 @@ def _concat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
 
 
 def change_table(
-    study: Study, source: str, current: pd.DataFrame, previous: pd.DataFrame,
-    wave: str, previous_wave: str,
+    study: Study,
+    source: str,
+    current: pd.DataFrame,
+    previous: pd.DataFrame,
+    wave: str,
+    previous_wave: str,
 ) -> pd.DataFrame:
     """Each hospital's change in every scale of a source since the previous wave.
 
@@ -192,13 +235,23 @@ def change_table(
             continue
         ch = fit_change(both, scale, wave_col="wave", hospital="hospital_id", team=team)
         c = ch.changes
-        rows.append(pd.DataFrame({
-            "scale": scale, "hospital_id": c["hospital_id"].astype(str),
-            "previous_wave": previous_wave, "n_previous": c["n_1"], "n": c["n_2"],
-            "previous_eb_mean": c["eb_mean_1"], "eb_mean": c["eb_mean_2"],
-            "change": c["change"], "se": c["change_se"],
-            "ci_low": c["ci_low"], "ci_high": c["ci_high"],
-        }))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "scale": scale,
+                    "hospital_id": c["hospital_id"].astype(str),
+                    "previous_wave": previous_wave,
+                    "n_previous": c["n_1"],
+                    "n": c["n_2"],
+                    "previous_eb_mean": c["eb_mean_1"],
+                    "eb_mean": c["eb_mean_2"],
+                    "change": c["change"],
+                    "se": c["change_se"],
+                    "ci_low": c["ci_low"],
+                    "ci_high": c["ci_high"],
+                }
+            )
+        )
         log.info(
             f"{source}/{scale}: mean change {ch.wave_effect:+.3f} (se {ch.wave_effect_se:.3f})"
         )

@@ -117,8 +117,11 @@ from flaqum.hypotheses import (
     load_hypothesis,
 )
 
-EXP_FAMILIES = {"poisson": "rate_ratio", "negative_binomial": "rate_ratio",
-                "binomial": "odds_ratio"}
+EXP_FAMILIES = {
+    "poisson": "rate_ratio",
+    "negative_binomial": "rate_ratio",
+    "binomial": "odds_ratio",
+}
 SIR_CANDIDATES = 400  # candidate draws per unit when conditioning plausible values on the outcome
 SIR_SWEEPS = 2
 STATUS_FITTED, STATUS_NOT_FITTED, STATUS_NOT_APPLICABLE = "fitted", "not_fitted", "not_applicable"
@@ -127,8 +130,14 @@ STATUS_FITTED, STATUS_NOT_FITTED, STATUS_NOT_APPLICABLE = "fitted", "not_fitted"
 #: optimisers raise ValueError for NaN or inf in the data, weights or start values), floating
 #: point overflow. Not ArithmeticError as a whole: a ZeroDivisionError is Python arithmetic
 #: on Python numbers (numpy warns instead), so ours, a programming error, and it propagates.
-NUMERICAL_ERRORS = (np.linalg.LinAlgError, PerfectSeparationError, MissingDataError, ValueError,
-                    FloatingPointError, OverflowError)
+NUMERICAL_ERRORS = (
+    np.linalg.LinAlgError,
+    PerfectSeparationError,
+    MissingDataError,
+    ValueError,
+    FloatingPointError,
+    OverflowError,
+)
 #: "small_sample" (issue 11): HOSPITAL_HC at hospital level, CR2 with Satterthwaite df at team
 #: level, t references for every family. "asymptotic": HC1 / CR1 with normal references for
 #: count and binomial models (the inference before issue 11), kept so that bench/coverage.py
@@ -162,16 +171,23 @@ def _unfittable(design: Design) -> str | None:
     if n <= n_par:
         msg = f"too few rows to fit: {n} complete rows for {n_par} parameters"
         if design.missing:
-            msg += (f" (of {design.n_rows} {unit}, missing: "
-                    + ", ".join(f"{c} in {m}" for c, m in design.missing.items()) + ")")
+            msg += (
+                f" (of {design.n_rows} {unit}, missing: "
+                + ", ".join(f"{c} in {m}" for c, m in design.missing.items())
+                + ")"
+            )
         return msg
     y, ycol = design.y, design.ycol
     if design.family == "gaussian" and np.ptp(y) == 0:
-        return (f"the outcome {ycol} has the same value ({y[0]:g}) in all {n} {unit}: there "
-                f"is no variation to relate to the predictors")
+        return (
+            f"the outcome {ycol} has the same value ({y[0]:g}) in all {n} {unit}: there "
+            f"is no variation to relate to the predictors"
+        )
     if design.family in COUNT_FAMILIES and not (y > 0).any():
-        return (f"the outcome {ycol} is 0 in all {n} {unit}: a count model has no events to "
-                f"fit (its intercept would be minus infinity)")
+        return (
+            f"the outcome {ycol} is 0 in all {n} {unit}: a count model has no events to "
+            f"fit (its intercept would be minus infinity)"
+        )
     if design.family == "binomial":
         if not (y > 0).any():
             return f"the outcome {ycol} is 0 in all {n} {unit}: no successes to fit"
@@ -183,9 +199,12 @@ def _unfittable(design: Design) -> str | None:
         return f"the design matrix cannot be decomposed ({exc})"
     if rank < k:
         const = [design.names[j] for j in range(1, k) if np.ptp(design.X[:, j]) == 0]
-        what = (f"{', '.join(const)} {'is' if len(const) == 1 else 'are'} constant in the "
-                f"{n} complete rows" if const else
-                "a predictor or covariate is collinear with others")
+        what = (
+            f"{', '.join(const)} {'is' if len(const) == 1 else 'are'} constant in the "
+            f"{n} complete rows"
+            if const
+            else "a predictor or covariate is collinear with others"
+        )
         return f"the design is rank deficient ({rank} of {k} columns independent): {what}"
     return None
 
@@ -200,56 +219,80 @@ def _cov_spec(hyp: Hypothesis, design: Design) -> dict:
     notes: list[str] = []
     small = INFERENCE == "small_sample"
     glm = design.family != "gaussian"
-    clustered = (design.level == "team" and design.n_clusters is not None
-                 and design.n_clusters >= 2)
+    clustered = design.level == "team" and design.n_clusters is not None and design.n_clusters >= 2
     unit = "hospital" if design.level == "hospital" else "team"
     if not hyp.robust:
-        return {"kind": "model", "label": "model-based", "clustered": False,
-                "df_method": "residual (n - p)",
-                "reference": "t" if not glm or small else "normal",
-                "why": "robust: false asks for the model's own standard errors, which assume "
-                       "the model's variance is right (and, at team level, independent teams)",
-                "notes": notes}
+        return {
+            "kind": "model",
+            "label": "model-based",
+            "clustered": False,
+            "df_method": "residual (n - p)",
+            "reference": "t" if not glm or small else "normal",
+            "why": "robust: false asks for the model's own standard errors, which assume "
+            "the model's variance is right (and, at team level, independent teams)",
+            "notes": notes,
+        }
     if clustered:
         if small:
             if design.n_clusters < 10:
                 notes.append(
                     f"only {design.n_clusters} hospitals as clusters: even CR2 with "
-                    f"Satterthwaite df is approximate with fewer than ~10 clusters")
-            return {"kind": "CR2", "clustered": True,
-                    "label": "cluster-robust by hospital_id (CR2, Bell-McCaffrey)",
-                    "df_method": "Satterthwaite (Bell-McCaffrey), per term",
-                    "reference": "t",
-                    "why": f"teams of one hospital share its context, so the {design.n} teams "
-                           f"are {design.n_clusters} independent clusters; with so few "
-                           f"clusters the CR1 sandwich is too small and a normal reference "
-                           f"too narrow, so CR2 with Satterthwaite df (as clubSandwich; Bell & "
-                           f"McCaffrey 2002, Pustejovsky & Tipton 2018)",
-                    "notes": notes}
+                    f"Satterthwaite df is approximate with fewer than ~10 clusters"
+                )
+            return {
+                "kind": "CR2",
+                "clustered": True,
+                "label": "cluster-robust by hospital_id (CR2, Bell-McCaffrey)",
+                "df_method": "Satterthwaite (Bell-McCaffrey), per term",
+                "reference": "t",
+                "why": f"teams of one hospital share its context, so the {design.n} teams "
+                f"are {design.n_clusters} independent clusters; with so few "
+                f"clusters the CR1 sandwich is too small and a normal reference "
+                f"too narrow, so CR2 with Satterthwaite df (as clubSandwich; Bell & "
+                f"McCaffrey 2002, Pustejovsky & Tipton 2018)",
+                "notes": notes,
+            }
         if design.n_clusters < 20:
             notes.append(
                 f"only {design.n_clusters} hospitals as clusters: cluster-robust SEs are "
-                f"unreliable with fewer than ~20 clusters")
-        return {"kind": "CR1", "clustered": True,
-                "label": "cluster-robust by hospital_id (CR1)",
-                "df_method": "clusters - 1" if not glm else "none (normal)",
-                "reference": "normal" if glm else "t",
-                "why": "asymptotic inference (CR1, the pre-issue-11 default)", "notes": notes}
-    if design.level == "team":
-        notes.append(f"fewer than 2 hospitals: {HOSPITAL_HC if small else 'HC1'} instead of "
-                     f"cluster-robust SEs")
-    if small:
-        return {"kind": HOSPITAL_HC, "clustered": False, "label": f"{HOSPITAL_HC} sandwich",
-                "df_method": "residual (n - p)", "reference": "t",
-                "why": f"one row per {unit}: with {design.n} {unit}s the HC1 sandwich is "
-                       f"biased downward, so {HOSPITAL_HC} (Long & Ervin 2000; MacKinnon & "
-                       f"White 1985) with a t reference on n - p df, for count and binomial "
-                       f"models as for gaussian ones",
-                "notes": notes}
-    return {"kind": "HC1", "clustered": False, "label": "HC1 sandwich",
-            "df_method": "residual (n - p)" if not glm else "none (normal)",
+                f"unreliable with fewer than ~20 clusters"
+            )
+        return {
+            "kind": "CR1",
+            "clustered": True,
+            "label": "cluster-robust by hospital_id (CR1)",
+            "df_method": "clusters - 1" if not glm else "none (normal)",
             "reference": "normal" if glm else "t",
-            "why": "asymptotic inference (HC1, the pre-issue-11 default)", "notes": notes}
+            "why": "asymptotic inference (CR1, the pre-issue-11 default)",
+            "notes": notes,
+        }
+    if design.level == "team":
+        notes.append(
+            f"fewer than 2 hospitals: {HOSPITAL_HC if small else 'HC1'} instead of "
+            f"cluster-robust SEs"
+        )
+    if small:
+        return {
+            "kind": HOSPITAL_HC,
+            "clustered": False,
+            "label": f"{HOSPITAL_HC} sandwich",
+            "df_method": "residual (n - p)",
+            "reference": "t",
+            "why": f"one row per {unit}: with {design.n} {unit}s the HC1 sandwich is "
+            f"biased downward, so {HOSPITAL_HC} (Long & Ervin 2000; MacKinnon & "
+            f"White 1985) with a t reference on n - p df, for count and binomial "
+            f"models as for gaussian ones",
+            "notes": notes,
+        }
+    return {
+        "kind": "HC1",
+        "clustered": False,
+        "label": "HC1 sandwich",
+        "df_method": "residual (n - p)" if not glm else "none (normal)",
+        "reference": "normal" if glm else "t",
+        "why": "asymptotic inference (HC1, the pre-issue-11 default)",
+        "notes": notes,
+    }
 
 
 def _correction(spec: dict, names: list[str], focal: list[str], df) -> dict:
@@ -260,18 +303,30 @@ def _correction(spec: dict, names: list[str], focal: list[str], df) -> dict:
         "label": spec["label"],
         "clustered_by": HOSPITAL if spec["clustered"] else None,
         "df_method": spec["df_method"],
-        "df": {t: (float(d) if np.isfinite(d) else None)
-               for t, d in zip(names, dfs, strict=True) if t in focal},
+        "df": {
+            t: (float(d) if np.isfinite(d) else None)
+            for t, d in zip(names, dfs, strict=True)
+            if t in focal
+        },
         "reference": spec["reference"],
         "why": spec["why"],
     }
 
 
 def _empty_fit(k: int) -> dict[str, Any]:
-    return {"params": np.full(k, np.nan), "cov": np.full((k, k), np.nan),
-            "df": np.full(k, np.inf),
-            "converged": False, "aic": np.nan, "deviance": np.nan, "dispersion": np.nan,
-            "alpha": np.nan, "warnings": [], "scale": np.nan, "reason": None}
+    return {
+        "params": np.full(k, np.nan),
+        "cov": np.full((k, k), np.nan),
+        "df": np.full(k, np.inf),
+        "converged": False,
+        "aic": np.nan,
+        "deviance": np.nan,
+        "dispersion": np.nan,
+        "alpha": np.nan,
+        "warnings": [],
+        "scale": np.nan,
+        "reason": None,
+    }
 
 
 def _fit_once(hyp: Hypothesis, design: Design, X: np.ndarray, y: np.ndarray, spec: dict) -> dict:
@@ -389,9 +444,17 @@ def _fit_family(family: str, design: Design, X, y, spec: dict) -> dict:
         res = sm.OLS(y, X).fit()
         pieces = {"resid": np.asarray(res.resid, float), "weights": None, "variance": None}
         cov, df, notes = _robust(spec, design, X, pieces, res.cov_params())
-        return {"params": res.params, "cov": cov, "df": df, "converged": True,
-                "aic": res.aic, "deviance": res.ssr, "dispersion": res.scale,
-                "scale": res.scale, "cov_notes": notes}
+        return {
+            "params": res.params,
+            "cov": cov,
+            "df": df,
+            "converged": True,
+            "aic": res.aic,
+            "deviance": res.ssr,
+            "dispersion": res.scale,
+            "scale": res.scale,
+            "cov_notes": notes,
+        }
     if family == "poisson" or family == "binomial":
         if family == "poisson":
             model = sm.GLM(y, X, family=sm.families.Poisson(), offset=design.offset)
@@ -402,13 +465,22 @@ def _fit_family(family: str, design: Design, X, y, spec: dict) -> dict:
         converged = bool(getattr(res, "converged", True))
         over = _overdispersion(res) if family == "poisson" else None
         scale = max(over["phi"], 1.0) if over and over["detected"] else 1.0
-        cov, df, notes = _robust(spec, design, X, smallsample.working_pieces(res),
-                                 res.cov_params(), scale)
-        return {"params": res.params, "cov": cov, "df": df,
-                "converged": converged, "aic": res.aic, "deviance": res.deviance,
-                "dispersion": res.pearson_chi2 / res.df_resid if res.df_resid > 0 else np.nan,
-                "scale": 1.0, "overdispersion": over, "quasi_scale": scale,
-                "cov_notes": notes}
+        cov, df, notes = _robust(
+            spec, design, X, smallsample.working_pieces(res), res.cov_params(), scale
+        )
+        return {
+            "params": res.params,
+            "cov": cov,
+            "df": df,
+            "converged": converged,
+            "aic": res.aic,
+            "deviance": res.deviance,
+            "dispersion": res.pearson_chi2 / res.df_resid if res.df_resid > 0 else np.nan,
+            "scale": 1.0,
+            "overdispersion": over,
+            "quasi_scale": scale,
+            "cov_notes": notes,
+        }
     if family == "negative_binomial":
         start = None
         try:
@@ -420,31 +492,41 @@ def _fit_family(family: str, design: Design, X, y, spec: dict) -> dict:
         model = NegativeBinomial(y, X, loglike_method="nb2", offset=design.offset)
         res = None
         for method in ("newton", "bfgs", "nm"):
-            res = model.fit(start_params=start, method=method, maxiter=500 if method != "nm"
-                            else 5000, disp=0)
+            res = model.fit(
+                start_params=start, method=method, maxiter=500 if method != "nm" else 5000, disp=0
+            )
             # newton can "converge" to NaN from a poor start (log of a negative 1 / alpha)
             if res.mle_retvals.get("converged", False) and np.all(np.isfinite(res.params)):
                 break
-        converged = (bool(res.mle_retvals.get("converged", False))
-                     and bool(np.all(np.isfinite(res.params))))
+        converged = bool(res.mle_retvals.get("converged", False)) and bool(
+            np.all(np.isfinite(res.params))
+        )
         params = np.asarray(res.params, float)
         covm = np.asarray(res.cov_params(), float)
         alpha = float(params[-1])
         beta = params[:-1]
         if alpha <= 0 or not np.isfinite(alpha):
             converged = False
-            return {"params": beta, "cov": covm[:-1, :-1], "df": np.full(k, np.inf),
-                    "converged": False, "aic": res.aic, "deviance": np.nan,
-                    "dispersion": np.nan, "alpha": alpha, "scale": 1.0}
+            return {
+                "params": beta,
+                "cov": covm[:-1, :-1],
+                "df": np.full(k, np.inf),
+                "converged": False,
+                "aic": res.aic,
+                "deviance": np.nan,
+                "dispersion": np.nan,
+                "alpha": alpha,
+                "scale": 1.0,
+            }
         # as MASS::glm.nb: the coefficients are a GLM's with theta = 1 / alpha fixed at its
         # maximum-likelihood value, and the sandwiches are that GLM's (sandwich and
         # clubSandwich treat a negbin fit as a glm)
-        glm = sm.GLM(y, X, family=sm.families.NegativeBinomial(alpha=alpha),
-                     offset=design.offset).fit(start_params=beta, maxiter=100, tol=GLM_TOL)
+        glm = sm.GLM(
+            y, X, family=sm.families.NegativeBinomial(alpha=alpha), offset=design.offset
+        ).fit(start_params=beta, maxiter=100, tol=GLM_TOL)
         converged = converged and bool(getattr(glm, "converged", True))
         beta = np.asarray(glm.params, float)
-        cov, df, notes = _robust(spec, design, X, smallsample.working_pieces(glm),
-                                 covm[:-1, :-1])
+        cov, df, notes = _robust(spec, design, X, smallsample.working_pieces(glm), covm[:-1, :-1])
         eta = X @ beta + (design.offset if design.offset is not None else 0.0)
         mu = np.exp(eta)
         with np.errstate(all="ignore"):
@@ -452,9 +534,18 @@ def _fit_family(family: str, design: Design, X, y, spec: dict) -> dict:
             term = np.where(y > 0, y * np.log(y / mu), 0.0)
             dev = 2 * np.sum(term - (y + inv) * np.log((1 + alpha * y) / (1 + alpha * mu)))
             pearson = np.sum((y - mu) ** 2 / (mu + alpha * mu**2)) / max(n - k - 1, 1)
-        return {"params": beta, "cov": cov, "df": df, "converged": converged,
-                "aic": res.aic, "deviance": dev, "dispersion": pearson, "alpha": alpha,
-                "scale": 1.0, "cov_notes": notes}
+        return {
+            "params": beta,
+            "cov": cov,
+            "df": df,
+            "converged": converged,
+            "aic": res.aic,
+            "deviance": dev,
+            "dispersion": pearson,
+            "alpha": alpha,
+            "scale": 1.0,
+            "cov_notes": notes,
+        }
     raise ConfigError(f"unknown family {family!r}")
 
 
@@ -474,8 +565,16 @@ def _estimates(names, params, se, df, family, focal) -> list[dict]:
         else:
             lo = hi = p = np.nan
         d = df[i] if np.ndim(df) else df
-        row = {"term": term, "focal": term in focal, "estimate": b, "se": s, "ci_low": lo,
-               "ci_high": hi, "p": p, "df": d}
+        row = {
+            "term": term,
+            "focal": term in focal,
+            "estimate": b,
+            "se": s,
+            "ci_low": lo,
+            "ci_high": hi,
+            "p": p,
+            "df": d,
+        }
         if family in EXP_FAMILIES:
             for key, v in (("exp_estimate", b), ("exp_ci_low", lo), ("exp_ci_high", hi)):
                 row[key] = math.exp(v) if np.isfinite(v) and v < EXP_MAX else np.nan
@@ -483,8 +582,9 @@ def _estimates(names, params, se, df, family, focal) -> list[dict]:
     return rows
 
 
-def _loglik(family: str, eta: np.ndarray, y: np.ndarray, design: Design, fit: dict,
-            sigma2: float) -> np.ndarray:
+def _loglik(
+    family: str, eta: np.ndarray, y: np.ndarray, design: Design, fit: dict, sigma2: float
+) -> np.ndarray:
     """Per-observation log-likelihood up to terms free of eta (eta includes any offset)."""
     yy = y[:, None] if eta.ndim == 2 else y
     if family == "gaussian":
@@ -501,8 +601,9 @@ def _loglik(family: str, eta: np.ndarray, y: np.ndarray, design: Design, fit: di
     raise ConfigError(f"unknown family {family!r}")
 
 
-def _draw_plausible(design: Design, plain: dict, rng: np.random.Generator,
-                    condition: bool) -> np.ndarray:
+def _draw_plausible(
+    design: Design, plain: dict, rng: np.random.Generator, condition: bool
+) -> np.ndarray:
     """One imputed design matrix: every noisy predictor replaced by a plausible value."""
     X = design.X.copy()
     if not condition:
@@ -523,8 +624,10 @@ def _draw_plausible(design: Design, plain: dict, rng: np.random.Generator,
     if design.family == "gaussian":
         # the residual variance of the EB fit contains b^2 var(score | data); remove it
         s2 = float(plain["scale"])
-        extra = sum(beta[i["col"]] ** 2 * np.mean((i["se"] / i["scale"]) ** 2)
-                    for i in design.noisy.values())
+        extra = sum(
+            beta[i["col"]] ** 2 * np.mean((i["se"] / i["scale"]) ** 2)
+            for i in design.noisy.values()
+        )
         sigma2 = max(s2 - extra, 0.25 * s2)
     offset = design.offset if design.offset is not None else 0.0
     eta = X @ beta + offset
@@ -538,8 +641,9 @@ def _draw_plausible(design: Design, plain: dict, rng: np.random.Generator,
             eta_minus = eta - beta[j] * X[:, j]
             eta_k = eta_minus[:, None] + beta[j] * cand_std[units]
             # quasi-likelihood: an overdispersed Poisson outcome says less about the score
-            ll = _loglik(design.family, eta_k, design.y, design, plain, sigma2) \
-                / float(plain.get("quasi_scale") or 1.0)
+            ll = _loglik(design.family, eta_k, design.y, design, plain, sigma2) / float(
+                plain.get("quasi_scale") or 1.0
+            )
             ll_u = np.zeros((n_units, SIR_CANDIDATES))
             np.add.at(ll_u, units, ll)
             ll_u -= ll_u.max(axis=1, keepdims=True)
@@ -630,36 +734,48 @@ def _measurement_error(hyp: Hypothesis, design: Design, spec: dict) -> dict | No
     if not names:
         return None
     wanted = hyp.measurement_error
-    block: dict[str, Any] = {"correction": wanted, "estimated_predictors": {}, "estimates": None,
-                             "warnings": []}
+    block: dict[str, Any] = {
+        "correction": wanted,
+        "estimated_predictors": {},
+        "estimates": None,
+        "warnings": [],
+    }
     raw_X = design.X.copy()
     usable = []
     for name in names:
         info = design.noisy[name]
-        entry = {"score": "eb_mean", "level": info["level"],
-                 "note": (f"{name} is an estimated score (an EB mean with standard error "
-                          f"eb_se), not the true {info['level']} mean: estimates use the EB "
-                          f"means (regression calibration) and plausible_values propagates "
-                          f"their uncertainty; measurement_error: reliability adds the "
-                          f"reliability-corrected slope on the raw means")}
+        entry = {
+            "score": "eb_mean",
+            "level": info["level"],
+            "note": (
+                f"{name} is an estimated score (an EB mean with standard error "
+                f"eb_se), not the true {info['level']} mean: estimates use the EB "
+                f"means (regression calibration) and plausible_values propagates "
+                f"their uncertainty; measurement_error: reliability adds the "
+                f"reliability-corrected slope on the raw means"
+            ),
+        }
         raw = info["raw"]
         if info["level"] != "hospital":
             entry["reliability_raw"] = None
             if wanted == "reliability":
-                block["warnings"].append(f"{name}: the reliability correction is for hospital "
-                                         f"means; a team score's EB mean shrinks towards its "
-                                         f"hospital, not the consortium: not corrected")
+                block["warnings"].append(
+                    f"{name}: the reliability correction is for hospital "
+                    f"means; a team score's EB mean shrinks towards its "
+                    f"hospital, not the consortium: not corrected"
+                )
         elif raw is None or not np.all(np.isfinite(raw)):
             entry["reliability_raw"] = None
             if wanted == "reliability":
-                block["warnings"].append(f"{name}: no raw means beside the EB means: not "
-                                         f"corrected")
+                block["warnings"].append(f"{name}: no raw means beside the EB means: not corrected")
         else:
             parts = _error_variance_of_raw_means(info)
             if parts is None:
                 entry["reliability_raw"] = None
-                block["warnings"].append(f"{name}: the raw means, EB means and eb_se do not "
-                                         f"determine an error variance: not corrected")
+                block["warnings"].append(
+                    f"{name}: the raw means, EB means and eb_se do not "
+                    f"determine an error variance: not corrected"
+                )
                 block["estimated_predictors"][name] = entry
                 continue
             s2_u, tau2 = parts
@@ -683,8 +799,9 @@ def _measurement_error(hyp: Hypothesis, design: Design, spec: dict) -> dict | No
         b = float(fit["params"][col])
         se_b = float(np.sqrt(fit["cov"][col, col]))
         if not 0 < lam <= 1:
-            block["warnings"].append(f"{name}: reliability of the raw means {lam:.3g} is not "
-                                     f"in (0, 1]: not corrected")
+            block["warnings"].append(
+                f"{name}: reliability of the raw means {lam:.3g} is not in (0, 1]: not corrected"
+            )
             continue
         var_lam = 2 * (1 - lam) ** 2 / (n_units - 1)
         se_c = math.sqrt(se_b**2 / lam**2 + b**2 * var_lam / lam**4)
@@ -692,29 +809,41 @@ def _measurement_error(hyp: Hypothesis, design: Design, spec: dict) -> dict | No
         row.update(estimate_raw=b, se_raw=se_b, reliability=lam)
         rows.append(row)
     block["estimates"] = rows
-    block["method"] = ("slope on raw means / reliability of the raw means (Spearman; Fuller "
-                       "1987), delta-method SE, " + spec["label"])
+    block["method"] = (
+        "slope on raw means / reliability of the raw means (Spearman; Fuller "
+        "1987), delta-method SE, " + spec["label"]
+    )
     return block
 
 
 def _overdispersion_note(over: dict, spec: dict) -> str:
-    se = ("the sandwich standard errors do not assume Var(y) = mu, so they stay valid"
-          if spec["kind"] != "model" else
-          "the model-based standard errors are scaled by it (quasi-Poisson)")
-    return (f"overdispersion: Pearson chi2/df = {over['phi']:.2f} (p = {over['p']:.2g} under "
-            f"Poisson variance); {se}, and plausible values are conditioned on the outcome "
-            f"with the quasi-likelihood (log-likelihood / {over['phi']:.2f}); family "
-            f"negative_binomial models the extra variance instead")
+    se = (
+        "the sandwich standard errors do not assume Var(y) = mu, so they stay valid"
+        if spec["kind"] != "model"
+        else "the model-based standard errors are scaled by it (quasi-Poisson)"
+    )
+    return (
+        f"overdispersion: Pearson chi2/df = {over['phi']:.2f} (p = {over['p']:.2g} under "
+        f"Poisson variance); {se}, and plausible values are conditioned on the outcome "
+        f"with the quasi-likelihood (log-likelihood / {over['phi']:.2f}); family "
+        f"negative_binomial models the extra variance instead"
+    )
 
 
 def _overdispersion_json(over: dict, spec: dict) -> dict:
-    return {"pearson_chi2_over_df": over["phi"], "p": over["p"], "detected": over["detected"],
-            "handling": (_overdispersion_note(over, spec).split("; ", 1)[1]
-                         if over["detected"] else "none needed")}
+    return {
+        "pearson_chi2_over_df": over["phi"],
+        "p": over["p"],
+        "detected": over["detected"],
+        "handling": (
+            _overdispersion_note(over, spec).split("; ", 1)[1]
+            if over["detected"]
+            else "none needed"
+        ),
+    }
 
 
-def fit_hypothesis(hyp: Hypothesis | Mapping, data: pd.DataFrame,
-                   wave: str | None = None) -> dict:
+def fit_hypothesis(hyp: Hypothesis | Mapping, data: pd.DataFrame, wave: str | None = None) -> dict:
     """Fit one hypothesis on its analysis table (from :func:`assemble_data`).
 
     Returns a JSON-serialisable dict (NaN as None); see the module docstring and
@@ -736,21 +865,28 @@ def fit_hypothesis(hyp: Hypothesis | Mapping, data: pd.DataFrame,
         plain["warnings"].append(reason)
     with np.errstate(invalid="ignore"):
         se = np.sqrt(np.diag(plain["cov"]))
-    estimates = _estimates(design.names, plain["params"], se, plain["df"], design.family,
-                           design.focal)
+    estimates = _estimates(
+        design.names, plain["params"], se, plain["df"], design.family, design.focal
+    )
     if reason is None:
         no_p = [e["term"] for e in estimates if e["focal"] and not np.isfinite(e["p"])]
         if no_p:
-            reason = (f"no standard error for {', '.join(no_p)}: the model reproduces the "
-                      f"outcome exactly (or a standard error is 0), so there is no test")
+            reason = (
+                f"no standard error for {', '.join(no_p)}: the model reproduces the "
+                f"outcome exactly (or a standard error is 0), so there is no test"
+            )
     fitted = reason is None
     if not fitted:
         for e in estimates:  # numbers of a failed fit are not estimates anyone should read
             for key in e:
                 if key not in ("term", "focal"):
                     e[key] = np.nan
-    diag_warnings = (list(design.warnings) + cov_notes + list(plain.get("cov_notes") or [])
-                     + list(plain["warnings"]))
+    diag_warnings = (
+        list(design.warnings)
+        + cov_notes
+        + list(plain.get("cov_notes") or [])
+        + list(plain["warnings"])
+    )
     over = plain.get("overdispersion") if fitted else None
     if over and over["detected"]:
         diag_warnings.append(_overdispersion_note(over, spec))
@@ -788,8 +924,7 @@ def fit_hypothesis(hyp: Hypothesis | Mapping, data: pd.DataFrame,
             "deviance": plain["deviance"] if fitted else np.nan,
             "pearson_chi2_over_df": plain["dispersion"] if fitted else np.nan,
             "overdispersion": _overdispersion_json(over, spec) if over else None,
-            "alpha": (plain["alpha"] if design.family == "negative_binomial" and fitted
-                      else None),
+            "alpha": (plain["alpha"] if design.family == "negative_binomial" and fitted else None),
             "n_rows": design.n_rows,
             "n_complete": design.n,
             "n_dropped_missing": design.n_dropped,
@@ -799,16 +934,19 @@ def fit_hypothesis(hyp: Hypothesis | Mapping, data: pd.DataFrame,
     return _clean(result)
 
 
-def _plausible_values(hyp: Hypothesis, design: Design, plain: dict, spec: dict,
-                      fitted: bool) -> tuple[dict | None, str | None]:
+def _plausible_values(
+    hyp: Hypothesis, design: Design, plain: dict, spec: dict, fitted: bool
+) -> tuple[dict | None, str | None]:
     """The second fit: M plausible values of the scores with an ``eb_se``, each model refitted
     and the fits combined by Rubin's rules (:func:`_draw_plausible`, :func:`_rubin`). Returns
     the result's ``plausible_values`` block, or None and the reason none were drawn."""
     pv_cfg = hyp.plausible_values
     if not (design.noisy and int(pv_cfg.draws) > 0 and fitted):
         if not design.noisy:
-            return None, ("no predictor has an eb_se (raw or observed scores, or maturity "
-                          "scores): no plausible values drawn")
+            return None, (
+                "no predictor has an eb_se (raw or observed scores, or maturity "
+                "scores): no plausible values drawn"
+            )
         if int(pv_cfg.draws) <= 0:
             return None, "plausible_values.draws is 0: no plausible values drawn"
         return None, "the model was not fitted: no plausible values drawn"
@@ -822,8 +960,9 @@ def _plausible_values(hyp: Hypothesis, design: Design, plain: dict, spec: dict,
     ok = [f for f in fits if f["converged"]]
     pv_warn = []
     if len(ok) < m:
-        pv_warn.append(f"{m - len(ok)} of {m} plausible-value fits did not converge and "
-                       f"were left out")
+        pv_warn.append(
+            f"{m - len(ok)} of {m} plausible-value fits did not converge and were left out"
+        )
     if len(ok) >= 2:
         qbar, tse, df, lam, wse = _rubin(ok, design.X.shape[1])
         pv_est = _estimates(design.names, qbar, tse, df, design.family, design.focal)
@@ -835,19 +974,27 @@ def _plausible_values(hyp: Hypothesis, design: Design, plain: dict, spec: dict,
         pv_est = []
         pv_warn.append("fewer than 2 plausible-value fits converged: no pooled estimates")
     return {
-        "method": ("posterior draws conditioned on the outcome (SIR)" if condition
-                   else "unconditional draws from N(eb_mean, eb_se^2)"),
+        "method": (
+            "posterior draws conditioned on the outcome (SIR)"
+            if condition
+            else "unconditional draws from N(eb_mean, eb_se^2)"
+        ),
         "draws": m,
         "draws_converged": len(ok),
         "seed": int(pv_cfg.seed),
         "condition_on_outcome": condition,
         "scores_drawn": sorted(design.noisy),
         "combined_by": "Rubin's rules, Barnard-Rubin df",
-        "correction": ({**_correction(spec, design.names, design.focal,
-                                      [r["df"] for r in pv_est]),
-                        "df_method": "Barnard-Rubin (1999) small-sample df, complete-data "
-                                     f"df: {spec['df_method']}",
-                        "reference": "t"} if pv_est else None),
+        "correction": (
+            {
+                **_correction(spec, design.names, design.focal, [r["df"] for r in pv_est]),
+                "df_method": "Barnard-Rubin (1999) small-sample df, complete-data "
+                f"df: {spec['df_method']}",
+                "reference": "t",
+            }
+            if pv_est
+            else None
+        ),
         "estimates": pv_est,
         "warnings": pv_warn,
     }, None
@@ -863,8 +1010,7 @@ def _identity(hyp: Hypothesis, wave: str | None, status: str, reason) -> dict:
         "reason": reason,
         "level": hyp.level,
         "family": hyp.family,
-        "outcome": {k: getattr(hyp.outcome, k) for k in ("source", "column", "exposure",
-                                                          "scores")},
+        "outcome": {k: getattr(hyp.outcome, k) for k in ("source", "column", "exposure", "scores")},
         "predictors": list(hyp.predictors),
         "covariates": list(hyp.covariates),
     }
@@ -874,13 +1020,15 @@ def not_applicable_result(hyp: Hypothesis | Mapping, wave: str | None, reason: s
     """The placeholder result of a hypothesis that has nothing to fit in ``wave`` (declared
     for other waves only, or its outcome's optional source not delivered): no estimates,
     ``status: not_applicable`` and the ``reason`` in words."""
-    return _clean({
-        **_identity(as_hypothesis(hyp), wave, STATUS_NOT_APPLICABLE, reason),
-        "n": 0,
-        "estimates": [],
-        "plausible_values": None,
-        "diagnostics": {"converged": None, "warnings": []},
-    })
+    return _clean(
+        {
+            **_identity(as_hypothesis(hyp), wave, STATUS_NOT_APPLICABLE, reason),
+            "n": 0,
+            "estimates": [],
+            "plausible_values": None,
+            "diagnostics": {"converged": None, "warnings": []},
+        }
+    )
 
 
 def _scores_used(hyp: Hypothesis, data: pd.DataFrame, design: Design) -> dict:
@@ -898,8 +1046,9 @@ def _scores_used(hyp: Hypothesis, data: pd.DataFrame, design: Design) -> dict:
             mse = float(np.mean(se**2)) if len(se) else np.nan
             entry["mean_se"] = float(np.sqrt(mse)) if np.isfinite(mse) else None
             # share of a score's variance that is signal: var(eb) / (var(eb) + mean eb_se^2)
-            entry["reliability"] = (var_x / (var_x + mse) if np.isfinite(var_x) and
-                                    var_x + mse > 0 else None)
+            entry["reliability"] = (
+                var_x / (var_x + mse) if np.isfinite(var_x) and var_x + mse > 0 else None
+            )
         entry["plausible_values"] = name in design.noisy
         out[name] = entry
     return out
@@ -928,8 +1077,11 @@ def result_to_json(result: dict) -> str:
     return json.dumps(_clean(result), indent=2, allow_nan=False)
 
 
-def run_hypothesis(path_or_hyp: Path | str | Hypothesis | Mapping,
-                   wave_inputs: dict[str, pd.DataFrame], wave: str | None = None) -> dict:
+def run_hypothesis(
+    path_or_hyp: Path | str | Hypothesis | Mapping,
+    wave_inputs: dict[str, pd.DataFrame],
+    wave: str | None = None,
+) -> dict:
     """Load (if a path), assemble and fit one hypothesis on a wave's inputs
     (:func:`flaqum.hypotheses.read_inputs`, :func:`flaqum.hypotheses.canonical_ids`).
 
@@ -938,16 +1090,23 @@ def run_hypothesis(path_or_hyp: Path | str | Hypothesis | Mapping,
     ``team_outcomes``, both optional) is not among the wave's inputs, or when the wave lacks
     a name the study declares.
     """
-    hyp = (load_hypothesis(path_or_hyp) if isinstance(path_or_hyp, str | Path)
-           else as_hypothesis(path_or_hyp))
+    hyp = (
+        load_hypothesis(path_or_hyp)
+        if isinstance(path_or_hyp, str | Path)
+        else as_hypothesis(path_or_hyp)
+    )
     if not hyp.applies(wave):
-        return not_applicable_result(hyp, wave,
-                                     f"not declared for wave {wave} (waves: {hyp.waves})")
+        return not_applicable_result(
+            hyp, wave, f"not declared for wave {wave} (waves: {hyp.waves})"
+        )
     source = hyp.outcome.source
     if source != "scale" and source not in wave_inputs:
         return not_applicable_result(
-            hyp, wave, f"no {source} file in this wave: the outcome "
-            f"{hyp.outcome.column!r} was not delivered (an optional source)")
+            hyp,
+            wave,
+            f"no {source} file in this wave: the outcome "
+            f"{hyp.outcome.column!r} was not delivered (an optional source)",
+        )
     try:
         data = assemble_data(hyp, wave_inputs, wave)
     except NotInWave as exc:
@@ -961,8 +1120,25 @@ def run_hypothesis(path_or_hyp: Path | str | Hypothesis | Mapping,
 # Multiple testing across hypotheses
 # --------------------------------------------------------------------------------------------
 
-SUMMARY_COLUMNS = ["wave", "hypothesis", "fit", "term", "estimate", "se", "ci_low", "ci_high",
-                   "p", "q", "n", "family", "level", "scores", "status", "reason", "n_tested"]
+SUMMARY_COLUMNS = [
+    "wave",
+    "hypothesis",
+    "fit",
+    "term",
+    "estimate",
+    "se",
+    "ci_low",
+    "ci_high",
+    "p",
+    "q",
+    "n",
+    "family",
+    "level",
+    "scores",
+    "status",
+    "reason",
+    "n_tested",
+]
 FITS = ("plain", "plausible_values")
 
 
@@ -1009,26 +1185,44 @@ def summarise(results: list[dict]) -> tuple[pd.DataFrame, list[dict]]:
             "method": "Benjamini-Hochberg, per wave, over the focal terms with a p-value",
             "n_tested": {fit: tested.get((wave, fit), 0) for fit in FITS},
         }
-        common = {"wave": wave, "hypothesis": r["id"], "n": r.get("n", 0),
-                  "family": r.get("family"), "level": r.get("level"), "status": status,
-                  "reason": r.get("reason")}
+        common = {
+            "wave": wave,
+            "hypothesis": r["id"],
+            "n": r.get("n", 0),
+            "family": r.get("family"),
+            "level": r.get("level"),
+            "status": status,
+            "reason": r.get("reason"),
+        }
         for fit in FITS:
             focal = [e for e in _fit_estimates(r, fit) if e.get("focal")]
             for est in focal:
-                rows.append({
-                    **common, "fit": fit, "term": est["term"], "estimate": est["estimate"],
-                    "se": est["se"], "ci_low": est["ci_low"], "ci_high": est["ci_high"],
-                    "p": est["p"], "q": est["q"], "scores": _scores_label(r, fit),
-                    "n_tested": tested.get((wave, fit), 0),
-                })
+                rows.append(
+                    {
+                        **common,
+                        "fit": fit,
+                        "term": est["term"],
+                        "estimate": est["estimate"],
+                        "se": est["se"],
+                        "ci_low": est["ci_low"],
+                        "ci_high": est["ci_high"],
+                        "p": est["p"],
+                        "q": est["q"],
+                        "scores": _scores_label(r, fit),
+                        "n_tested": tested.get((wave, fit), 0),
+                    }
+                )
             pv = r.get("plausible_values")
             if focal or (fit == "plausible_values" and not pv):
                 continue
             # no estimates: still one row per predictor, with the reason
             row = {**common, "fit": fit, "scores": "", "n_tested": tested.get((wave, fit), 0)}
             if fit == "plausible_values":  # drawn, but too few of the refits converged
-                row.update(status=STATUS_NOT_FITTED, n=0,
-                           reason="; ".join(pv.get("warnings") or []) or None)
+                row.update(
+                    status=STATUS_NOT_FITTED,
+                    n=0,
+                    reason="; ".join(pv.get("warnings") or []) or None,
+                )
             for name in r.get("predictors") or [None]:
                 rows.append({**row, "term": name})
     table = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)

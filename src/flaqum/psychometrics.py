@@ -54,12 +54,34 @@ __all__ = [
 ]
 
 SCALE_COLUMNS = [
-    "scale", "instrument", "n_respondents", "n_items", "alpha", "alpha_ci_low", "alpha_ci_high",
-    "omega", "cfi", "tli", "rmsea", "srmr", "icc1", "icc2", "rwg_j_mean", "rwg_j_median",
-    "awg_mean", "n_teams",
+    "scale",
+    "instrument",
+    "n_respondents",
+    "n_items",
+    "alpha",
+    "alpha_ci_low",
+    "alpha_ci_high",
+    "omega",
+    "cfi",
+    "tli",
+    "rmsea",
+    "srmr",
+    "icc1",
+    "icc2",
+    "rwg_j_mean",
+    "rwg_j_median",
+    "awg_mean",
+    "n_teams",
 ]
 ITEM_COLUMNS = [
-    "scale", "item", "n", "mean", "sd", "pct_missing", "item_total_r", "alpha_if_deleted",
+    "scale",
+    "item",
+    "n",
+    "mean",
+    "sd",
+    "pct_missing",
+    "item_total_r",
+    "alpha_if_deleted",
     "loading",
 ]
 AGREEMENT_COLUMNS = ["scale", "hospital_id", "team_id", "n", "rwg_j", "awg", "suppressed"]
@@ -170,7 +192,6 @@ def cronbach_alpha(items: pd.DataFrame) -> AlphaResult:
     return AlphaResult(alpha, lo, hi, n, r_drop, a_drop, p, dropped)
 
 
-
 # --------------------------------------------------------------------------------------------
 # The tables of docs/outputs.md
 # --------------------------------------------------------------------------------------------
@@ -228,11 +249,18 @@ def scale_psychometrics(
         X = None
         if present:
             X = pd.DataFrame(ag.numeric_matrix(processed[present]), columns=present)
-        y = pd.to_numeric(scores[sid], errors="coerce") if sid in scores else pd.Series(
-            np.nan, index=scores.index)
+        y = (
+            pd.to_numeric(scores[sid], errors="coerce")
+            if sid in scores
+            else pd.Series(np.nan, index=scores.index)
+        )
         row: dict[str, object] = dict.fromkeys(SCALE_COLUMNS, np.nan)
-        row.update(scale=sid, instrument=inst.id, n_items=len(scale.items),
-                   n_respondents=int(y.notna().sum()))
+        row.update(
+            scale=sid,
+            instrument=inst.id,
+            n_items=len(scale.items),
+            n_respondents=int(y.notna().sum()),
+        )
         alpha = cfa = None
         if present:
             alpha = cronbach_alpha(X)
@@ -241,17 +269,21 @@ def scale_psychometrics(
             if n_complete >= 2 * len(present):
                 cfa = cfa_one_factor(X)
             else:
-                cfa = nan_result(present, f"CFA skipped: {n_complete} complete rows for "
-                                  f"{len(present)} items (needs twice as many)", n_complete)
-            row.update(omega=cfa.omega, cfi=cfa.cfi, tli=cfa.tli, rmsea=cfa.rmsea,
-                       srmr=cfa.srmr)
+                cfa = nan_result(
+                    present,
+                    f"CFA skipped: {n_complete} complete rows for "
+                    f"{len(present)} items (needs twice as many)",
+                    n_complete,
+                )
+            row.update(omega=cfa.omega, cfi=cfa.cfi, tli=cfa.tli, rmsea=cfa.rmsea, srmr=cfa.srmr)
         # between-group reliability of the score
         grp = codes if has_team else ag.group_codes(keys["hospital_id"])
         icc = ag.icc_oneway(y.to_numpy(float), grp)
         row.update(icc1=icc["icc1"], icc2=icc["icc2"])
         if has_team:
-            scored = np.bincount(codes.codes[(codes.codes >= 0) & y.notna().to_numpy()],
-                                 minlength=codes.n_groups)
+            scored = np.bincount(
+                codes.codes[(codes.codes >= 0) & y.notna().to_numpy()], minlength=codes.n_groups
+            )
             row["n_teams"] = int((scored > 0).sum())
         else:
             row["n_teams"] = 0
@@ -261,8 +293,7 @@ def scale_psychometrics(
             agr = ag.agreement_by_group(X, codes, A, lo, hi)
             row.update(
                 rwg_j_mean=float(agr["rwg_j"].mean()) if agr["rwg_j"].notna().any() else np.nan,
-                rwg_j_median=float(agr["rwg_j"].median()) if agr["rwg_j"].notna().any()
-                else np.nan,
+                rwg_j_median=float(agr["rwg_j"].median()) if agr["rwg_j"].notna().any() else np.nan,
                 awg_mean=float(agr["awg"].mean()) if agr["awg"].notna().any() else np.nan,
             )
             fr = agr.reset_index()
@@ -277,8 +308,12 @@ def scale_psychometrics(
             irow.update(scale=sid, item=it)
             if it in present:
                 x = X[it]
-                irow.update(n=int(x.notna().sum()), mean=x.mean(), sd=x.std(ddof=1),
-                            pct_missing=100.0 * x.isna().sum() / n_rows if n_rows else np.nan)
+                irow.update(
+                    n=int(x.notna().sum()),
+                    mean=x.mean(),
+                    sd=x.std(ddof=1),
+                    pct_missing=100.0 * x.isna().sum() / n_rows if n_rows else np.nan,
+                )
                 irow["item_total_r"] = alpha.item_total_r.get(it, np.nan)
                 irow["alpha_if_deleted"] = alpha.alpha_if_deleted.get(it, np.nan)
                 irow["loading"] = cfa.loadings.get(it, np.nan)
@@ -287,7 +322,8 @@ def scale_psychometrics(
             item_rows.append(irow)
     scales = pd.DataFrame(scale_rows, columns=SCALE_COLUMNS)
     scales[["n_respondents", "n_items", "n_teams"]] = scales[
-        ["n_respondents", "n_items", "n_teams"]].astype("int64")
+        ["n_respondents", "n_items", "n_teams"]
+    ].astype("int64")
     items = pd.DataFrame(item_rows, columns=ITEM_COLUMNS)
     items["n"] = items["n"].astype("int64")
     if agree_frames:

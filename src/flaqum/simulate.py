@@ -279,8 +279,19 @@ def item_parameters(instrument: str, k: int) -> tuple[np.ndarray, np.ndarray]:
     return loadings, offsets
 
 
-def _draw_items(T, items, reverse, rmin, rmax, item_sd, rng, factor_of=None, factor_dev=None,
-                mu=None, instrument=""):
+def _draw_items(
+    T,
+    items,
+    reverse,
+    rmin,
+    rmax,
+    item_sd,
+    rng,
+    factor_of=None,
+    factor_dev=None,
+    mu=None,
+    instrument="",
+):
     """Item answers around each respondent's true score T (score metric): item i is
     mu + loading_i (T - mu) + offset_i + e, with mu the scale's stated grand mean."""
     n, k = len(T), len(items)
@@ -367,8 +378,17 @@ def _block(
                     factor_of[items.index(it)] = f
             factor_dev = rng.normal(0, pars.get("factor_sd", 0.0), (n_resp, len(fscales)))
         df, _ = _draw_items(
-            T, items, reverse, rmin, rmax, pars["item_sd"], rng, factor_of, factor_dev,
-            mu=pars["mu"], instrument=inst_id,
+            T,
+            items,
+            reverse,
+            rmin,
+            rmax,
+            pars["item_sd"],
+            rng,
+            factor_of,
+            factor_dev,
+            mu=pars["mu"],
+            instrument=inst_id,
         )
         frames.append((inst_id, df))
     return T
@@ -653,11 +673,13 @@ def simulate_nested(
     h_row = h_of_t[t_row]
     yv = intercept + b[h_row] + u[t_row] + rng.normal(0.0, np.sqrt(var_residual), len(t_row))
     width = max(2, len(str(int(k.max()))))
-    return pd.DataFrame({
-        "hospital_id": np.char.add("H", np.char.zfill((h_row + 1).astype(str), 3)),
-        "team_id": np.char.add("T", np.char.zfill(t_in_h[t_row].astype(str), width)),
-        "score": yv,
-    })
+    return pd.DataFrame(
+        {
+            "hospital_id": np.char.add("H", np.char.zfill((h_row + 1).astype(str), 3)),
+            "team_id": np.char.add("T", np.char.zfill(t_in_h[t_row].astype(str), width)),
+            "score": yv,
+        }
+    )
 
 
 def _spss_meta(study: Study, source: str, df: pd.DataFrame):

@@ -136,8 +136,10 @@ def hc_vcov(X: Any, resid: Any, kind: str = "HC3", weights: Any = None) -> np.nd
     else:
         h = hat_values(X, w)
         if np.any(h > 1 - np.sqrt(np.finfo(float).eps)):
-            raise ValueError(f"{kind}: a leverage is 1 (an observation fits its own "
-                             f"coefficient), so {kind} is undefined")
+            raise ValueError(
+                f"{kind}: a leverage is 1 (an observation fits its own "
+                f"coefficient), so {kind} is undefined"
+            )
         omega = u**2 / (1 - h) if kind == "HC2" else u**2 / (1 - h) ** 2
     meat = (X * omega[:, None]).T @ X
     V = B @ meat @ B
@@ -158,8 +160,10 @@ def _cr2_parts(X: Any, resid: Any, cluster: Any, weights: Any, variance: Any) ->
     e = _vector(resid, n, "resid")
     w = _vector(weights, n, "weights", 1.0)
     if weights is not None and variance is None:
-        raise ValueError("a GLM's CR2 needs `variance` (V(mu) / prior weight) beside the "
-                         "working weights; weighted least squares is not supported")
+        raise ValueError(
+            "a GLM's CR2 needs `variance` (V(mu) / prior weight) beside the "
+            "working weights; weighted least squares is not supported"
+        )
     theta = _vector(variance, n, "variance", 1.0)
     if np.any(w <= 0) or np.any(theta <= 0):
         raise ValueError("working weights and variances must be positive")
@@ -190,12 +194,20 @@ def _cr2_parts(X: Any, resid: Any, cluster: Any, weights: Any, variance: Any) ->
         E_list.append(E)
         comps[j] = E @ r[idx]
     V = B @ (comps.T @ comps) @ B
-    return {"vcov": (V + V.T) / 2, "B": B, "E": E_list, "idx": idx_list, "Xc": Xc,
-            "theta": theta, "J": J}
+    return {
+        "vcov": (V + V.T) / 2,
+        "B": B,
+        "E": E_list,
+        "idx": idx_list,
+        "Xc": Xc,
+        "theta": theta,
+        "J": J,
+    }
 
 
-def cr2_vcov(X: Any, resid: Any, cluster: Any, weights: Any = None,
-             variance: Any = None) -> np.ndarray:
+def cr2_vcov(
+    X: Any, resid: Any, cluster: Any, weights: Any = None, variance: Any = None
+) -> np.ndarray:
     """Bell-McCaffrey CR2 covariance, ``clubSandwich::vcovCR(fit, cluster, type = "CR2")``.
 
     X, resid, weights as :func:`hc_vcov`; cluster: one label per row. For a GLM also
@@ -204,15 +216,17 @@ def cr2_vcov(X: Any, resid: Any, cluster: Any, weights: Any = None,
     return _cr2_parts(X, resid, cluster, weights, variance)["vcov"]
 
 
-def satterthwaite_df(X: Any, resid: Any, cluster: Any, weights: Any = None,
-                     variance: Any = None) -> np.ndarray:
+def satterthwaite_df(
+    X: Any, resid: Any, cluster: Any, weights: Any = None, variance: Any = None
+) -> np.ndarray:
     """Per-coefficient Satterthwaite df of CR2, ``clubSandwich::coef_test(test =
     "Satterthwaite")``. Arguments as :func:`cr2_vcov`."""
     return _satterthwaite(_cr2_parts(X, resid, cluster, weights, variance))
 
 
-def cr2(X: Any, resid: Any, cluster: Any, weights: Any = None,
-        variance: Any = None) -> tuple[np.ndarray, np.ndarray]:
+def cr2(
+    X: Any, resid: Any, cluster: Any, weights: Any = None, variance: Any = None
+) -> tuple[np.ndarray, np.ndarray]:
     """:func:`cr2_vcov` and :func:`satterthwaite_df` from one pass over the clusters."""
     parts = _cr2_parts(X, resid, cluster, weights, variance)
     return parts["vcov"], _satterthwaite(parts)
@@ -222,8 +236,12 @@ def _satterthwaite(parts: dict) -> np.ndarray:
     B = parts["B"]
     ME = [B @ E for E in parts["E"]]
     # g: sum over a cluster's rows of (B E_j Theta_j^1/2)[i, .]^2, shape J x p
-    g = np.array([np.sum((me * np.sqrt(parts["theta"][idx])[None, :]) ** 2, axis=1)
-                  for me, idx in zip(ME, parts["idx"], strict=True)])
+    g = np.array(
+        [
+            np.sum((me * np.sqrt(parts["theta"][idx])[None, :]) ** 2, axis=1)
+            for me, idx in zip(ME, parts["idx"], strict=True)
+        ]
+    )
     # q[j, i, :] = (B E_j Xc_j)[i, :]
     q = np.stack([me @ parts["Xc"][idx] for me, idx in zip(ME, parts["idx"], strict=True)])
     P = -np.einsum("jik,kl,mil->ijm", q, B, q)  # P[i] is J x J
@@ -249,19 +267,23 @@ def working_pieces(results: Any) -> dict[str, np.ndarray | None]:
             raise ValueError("weighted least squares is not supported")
         if type(model).__name__ not in ("OLS",):
             raise TypeError(f"expected an OLS or GLM fit, got {type(model).__name__}")
-        return {"X": X, "resid": np.asarray(results.resid, dtype=float), "weights": None,
-                "variance": None}
+        return {
+            "X": X,
+            "resid": np.asarray(results.resid, dtype=float),
+            "weights": None,
+            "variance": None,
+        }
     y = np.asarray(model.endog, dtype=float)
     mu = np.asarray(results.fittedvalues, dtype=float)
     prior = np.asarray(model.iweights, dtype=float) * np.asarray(model.n_trials, dtype=float)
     d = 1.0 / family.link.deriv(mu)
     V = family.variance(mu)
-    return {"X": X, "resid": (y - mu) / d, "weights": prior * d**2 / V,
-            "variance": V / prior}
+    return {"X": X, "resid": (y - mu) / d, "weights": prior * d**2 / V, "variance": V / prior}
 
 
-def robust_table(results: Any, kind: str = "HC3", cluster: Any = None,
-                 level: float = 0.95) -> pd.DataFrame:
+def robust_table(
+    results: Any, kind: str = "HC3", cluster: Any = None, level: float = 0.95
+) -> pd.DataFrame:
     """Estimate, se, df, t, p and confidence interval per term with a t reference.
 
     results: a fitted statsmodels OLS or GLM. kind: HC0-HC3 (one row per unit, df = n - p) or
@@ -277,8 +299,9 @@ def robust_table(results: Any, kind: str = "HC3", cluster: Any = None,
         V, df = cr2(X, pieces["resid"], cluster, pieces["weights"], pieces["variance"])
     elif kind in HC_KINDS:
         if cluster is not None:
-            raise ValueError(f"kind {kind!r} is for one row per unit; clustered data take "
-                             f"kind 'CR2'")
+            raise ValueError(
+                f"kind {kind!r} is for one row per unit; clustered data take kind 'CR2'"
+            )
         V = hc_vcov(X, pieces["resid"], kind, pieces["weights"])
         df = np.full(p, float(n - p))
     else:
@@ -287,6 +310,16 @@ def robust_table(results: Any, kind: str = "HC3", cluster: Any = None,
     t = params / se
     crit = stats.t.ppf(0.5 + level / 2, df)
     names = list(getattr(results.model, "exog_names", None) or [f"x{i}" for i in range(p)])
-    return pd.DataFrame({"term": names, "estimate": params, "se": se, "df": df, "t": t,
-                         "p": 2 * stats.t.sf(np.abs(t), df), "ci_low": params - crit * se,
-                         "ci_high": params + crit * se, "kind": kind})
+    return pd.DataFrame(
+        {
+            "term": names,
+            "estimate": params,
+            "se": se,
+            "df": df,
+            "t": t,
+            "p": 2 * stats.t.sf(np.abs(t), df),
+            "ci_low": params - crit * se,
+            "ci_high": params + crit * se,
+            "kind": kind,
+        }
+    )

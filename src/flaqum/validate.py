@@ -762,8 +762,9 @@ def _check_numeric_columns(val, study, source, df, file):
                 ("positive exposure", present & (x <= 0), "is an exposure and must be above 0", x)
             )
         for rule, mask, text, values in checks:
-            val.flag("error", rule, lambda v, r, c=c, text=text: f"{c} {text}", file, mask, c,
-                     values)
+            val.flag(
+                "error", rule, lambda v, r, c=c, text=text: f"{c} {text}", file, mask, c, values
+            )
 
 
 def _check_case_collisions(val, df, key, file) -> None:
@@ -807,7 +808,8 @@ def _one_organisation(val: Validation, study: Study, frames: dict, files: dict) 
     specs = {s: dict(study.sources[s]) for s in frames}
     in_teams = {"survey", "team"}
     lacking = [
-        s for s, spec in specs.items()
+        s
+        for s, spec in specs.items()
         if not spec.get("hospital")
         and (spec["kind"] in in_teams or (spec["kind"] == "register" and spec.get("team")))
     ]

@@ -136,6 +136,20 @@ def fit_nested_statsmodels(
     xref_top = _reference_rows(X, g.top, H)
     xref_unit = _reference_rows(X, g.unit, J) if both else None
     eb = _eb(sol, g.top_of_unit, xref_top, xref_unit)
-    fit = _assemble(d, y, g, sol, eb, hospital, team, "conditional", -2.0 * float(res.llf),
-                    bool(res.converged), "; ".join(msgs), names, dropped, f"statsmodels-{used}")
+    fit = _assemble(
+        d,
+        y,
+        g,
+        sol,
+        eb,
+        hospital,
+        team,
+        "conditional",
+        -2.0 * float(res.llf),
+        bool(res.converged),
+        "; ".join(msgs),
+        names,
+        dropped,
+        f"statsmodels-{used}",
+    )
     return fit

@@ -18,8 +18,9 @@ from flaqum.outputs import WAVE_FILES, wave_file
 
 ID_COLS = {"hospital_id": "string", "team_id": "string", "respondent_id": "string"}
 #: WaveResults field -> file name under results/<wave>/benchmark/ (flaqum.outputs.WAVE_FILES)
-BENCHMARK_FILES = {key: Path(path).name for key, path in WAVE_FILES.items()
-                   if key.startswith("bench_")}
+BENCHMARK_FILES = {
+    key: Path(path).name for key, path in WAVE_FILES.items() if key.startswith("bench_")
+}
 
 
 @dataclass

@@ -28,6 +28,7 @@ characters). Team names on the team charts are marked ``<tspan class="ident">`` 
 confidentiality scan (``svg.Figure.text(ident=...)``; ``mark_names`` on matplotlib's). The SVG
 is the same for the same figure: no random id (matplotlib's ``svg.hashsalt`` is fixed), no date.
 """
+
 from __future__ import annotations
 
 import html as html_lib

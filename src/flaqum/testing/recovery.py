@@ -27,8 +27,9 @@ HYPOTHESIS_SCALES = {
 MIN_TEAM = 15
 
 
-def score_wave(study: Study, wave_dir: Path, work: Path,
-               sources=("staff", "patients", "maturity")) -> dict[str, pd.DataFrame]:
+def score_wave(
+    study: Study, wave_dir: Path, work: Path, sources=("staff", "patients", "maturity")
+) -> dict[str, pd.DataFrame]:
     """Ingest (into ``work``) and score the sources of one generated wave."""
     scores = {}
     for source in sources:
@@ -37,8 +38,11 @@ def score_wave(study: Study, wave_dir: Path, work: Path,
     return scores
 
 
-def hypothesis_inputs(scores: dict[str, pd.DataFrame], wave_dir: Path,
-                      scales: dict[str, list[str]] = HYPOTHESIS_SCALES) -> dict[str, pd.DataFrame]:
+def hypothesis_inputs(
+    scores: dict[str, pd.DataFrame],
+    wave_dir: Path,
+    scales: dict[str, list[str]] = HYPOTHESIS_SCALES,
+) -> dict[str, pd.DataFrame]:
     """What the hypotheses read: the multilevel team and hospital tables of ``scales``, the
     maturity scores, and the wave's registers and outcomes."""
     teams, hospitals = [], []
