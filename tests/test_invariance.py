@@ -7,37 +7,21 @@ against ``lavaan::cfa(group = , group.equal = )`` (observed ~1e-8).
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 from support.factor_data import simulate_one_factor
+from support.lavaan_fixture import CFA, FIT_KEYS, FIT_TOL, THREE, X9, holzinger_swineford
 
 from flaqum import invariance as inv
 from flaqum.ingest import process_source
 from flaqum.io import find_source, read_source
 from flaqum.scoring import score_source
 
-FIX = Path(__file__).resolve().parent / "fixtures" / "r"
-CFA = json.loads((FIX / "psych_cfa.json").read_text())
-X9 = [f"x{i}" for i in range(1, 10)]
-THREE = {"visual": X9[:3], "textual": X9[3:6], "speed": X9[6:]}
-FIT_TOL = 1e-6
-FIT_KEYS = [
-    ("chisq", "chi2"),
-    ("df", "df"),
-    ("cfi", "cfi"),
-    ("tli", "tli"),
-    ("rmsea", "rmsea"),
-    ("srmr", "srmr"),
-]
-
 
 @pytest.fixture(scope="module")
 def hs():
-    return pd.read_csv(FIX / "psych_hs1939.csv")
+    return holzinger_swineford()
 
 
 @pytest.fixture(scope="module")
