@@ -161,21 +161,10 @@ def items_standin(study: Study, responses: dict[str, pd.DataFrame]) -> pd.DataFr
 
 
 def hypotheses_standin() -> pd.DataFrame:
-    """An empty hypotheses summary with the contract's columns."""
-    cols = [
-        "hypothesis",
-        "term",
-        "estimate",
-        "se",
-        "ci_low",
-        "ci_high",
-        "p",
-        "q",
-        "n",
-        "family",
-        "level",
-    ]
-    return pd.DataFrame(columns=cols)
+    """An empty hypotheses summary with the columns ``flaqum.outcomes.summarise`` writes."""
+    from flaqum.outcomes import SUMMARY_COLUMNS
+
+    return pd.DataFrame(columns=SUMMARY_COLUMNS)
 
 
 def write_standins(study: Study, root, waves: list[str]) -> None:
