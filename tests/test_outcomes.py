@@ -199,7 +199,7 @@ def _check_pv_se(pv):
 def test_shipped_hypotheses_load():
     """Each hypothesis the user finds in config/hypotheses/ loads, whatever it declares."""
     for p in sorted((ROOT / "config" / "hypotheses").glob("*.yaml")):
-        assert load_hypothesis(p)["id"] == p.stem
+        assert load_hypothesis(p).id == p.stem
 
 
 def test_demo_hypotheses_as_the_tests_know_them():

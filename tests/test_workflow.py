@@ -89,6 +89,23 @@ def test_new_wave_is_processed_without_rebuilding_the_first(first_wave_project):
     # and a third run has nothing to do
     again = run_snakemake(proj, "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
+    # one report of the second wave, named on the command line, is planned with its inputs,
+    # its change since the first wave among them (not left "<TBD>" behind a checkpoint, which
+    # made the job run without them)
+    hid = sorted(p.stem for p in (proj / "reports/2025-2").glob("*.pdf"))[0]
+    aside = proj / "aside"
+    aside.mkdir()
+    for ext in ("html", "pdf"):
+        shutil.move(proj / f"reports/2025-2/{hid}.{ext}", aside / f"{hid}.{ext}")
+    try:
+        one = run_snakemake(proj, "-n", f"reports/2025-2/{hid}.pdf")
+    finally:
+        for ext in ("html", "pdf"):
+            shutil.move(aside / f"{hid}.{ext}", proj / f"reports/2025-2/{hid}.{ext}")
+        aside.rmdir()
+    planned = one.stdout + one.stderr
+    assert "rule render_reports" in planned and "<TBD>" not in planned, planned[-3000:]
+    assert "results/2025-2/multilevel/change.csv" in planned
 
 
 def test_failed_validation_stops_the_wave_and_leaves_nothing(tmp_path, small_consortium):

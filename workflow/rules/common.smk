@@ -5,6 +5,7 @@ import sys
 from functools import cache
 from pathlib import Path
 
+from snakemake.exceptions import IncompleteCheckpointException
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -252,12 +253,32 @@ def survey_sources(wave):
     return [s for s in scored_sources(wave) if s in SURVEY_SOURCES]
 
 
+def _passed_earlier(wave):
+    """Whether an earlier wave passes validation, to choose the previous wave.
+
+    A run of the whole DAG asks this only once every wave's validation has run (rule all and
+    run_summary ask for each wave's verdict first), so a wave that fails on a rerun is seen and
+    skipped. A run that names one file (a report, say) builds that file's jobs before Snakemake
+    has resolved the other waves' checkpoints: then the earlier wave's validation.json, where
+    there is one, answers (as it stands; run the whole DAG after changing an earlier wave).
+    """
+    try:
+        return wave_passed(wave)
+    except IncompleteCheckpointException:
+        path = Path(wave_file("validation", wave))
+        if not path.exists():
+            raise
+        return (
+            _read_validation(str(path), os.stat(path).st_mtime_ns)["status"] == "pass"
+        )
+
+
 def previous_wave(wave):
     """The latest earlier wave that passed validation (wave names sort in time order), or
     None. A wave that fails validation (also on a rerun, after its outputs were cleared) is
     never compared against: the later waves' changes, invariance and trends are rebuilt
     without it."""
-    earlier = [w for w in WAVES if w < wave and wave_passed(w)]
+    earlier = [w for w in WAVES if w < wave and _passed_earlier(w)]
     return earlier[-1] if earlier else None
 
 
@@ -343,7 +364,7 @@ BENCHMARK_NAMES = ("items", "scales", "stakeholders", "maturity", "peers", "tren
 
 def waves_up_to(wave):
     """This wave and every earlier one that passed validation (wave names sort in time)."""
-    return [w for w in WAVES if w < wave and wave_passed(w)] + [wave]
+    return [w for w in WAVES if w < wave and _passed_earlier(w)] + [wave]
 
 
 def benchmark_inputs(wildcards):

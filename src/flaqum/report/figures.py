@@ -460,7 +460,7 @@ def maturity(
     n = len(rows)
     labels = [r[0] for r in rows]
     bold = [i for i, r in enumerate(rows) if r[3]]
-    fig, left = _canvas(8.5, 0.24 * n + 1.5, labels, bottom=0.95, top=0.55, bold=bold)
+    fig, left = _canvas(8.5, 0.2 * n + 1.5, labels, bottom=0.95, top=0.55, bold=bold)
     ax = fig.axes(left, 0.95, 0.25, 0.55, (0.8, 5.2), (-0.7, n + 0.4))
     y = n - 1 - np.arange(n)
     val = np.array([r[1] for r in rows], float)
