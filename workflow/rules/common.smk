@@ -20,7 +20,7 @@ from flaqum.errors import FlaqumError
 from flaqum.hypotheses import check_hypotheses
 from flaqum.ids import ID_REGEX
 from flaqum.io import find_source
-from flaqum.outputs import SOURCE_FILES, raw_manifest, wave_file
+from flaqum.outputs import SOURCE_FILES, WAVE_FILES, raw_manifest, wave_file
 from flaqum.report.render import choose_engine
 
 # The study: config and codebooks validated against their schemas before anything runs.
@@ -140,8 +140,12 @@ EXTRA_OUTPUTS = []  # rule files append callables wave -> list of targets
 def wave_validation(wave):
     """The wave's validation.json, once validation has run (validate is a checkpoint: nothing
     else of a wave is planned before its raw files have passed)."""
-    path = checkpoints.validate.get(wave=wave).output[0]
-    return _read_validation(path, os.stat(path).st_mtime_ns)
+    return _validation_at(checkpoints.validate.get(wave=wave).output[0])
+
+
+def _validation_at(path):
+    """A validation.json, read once per version of the file."""
+    return _read_validation(str(path), os.stat(path).st_mtime_ns)
 
 
 @cache
@@ -268,9 +272,7 @@ def _passed_earlier(wave):
         path = Path(wave_file("validation", wave))
         if not path.exists():
             raise
-        return (
-            _read_validation(str(path), os.stat(path).st_mtime_ns)["status"] == "pass"
-        )
+        return _validation_at(path)["status"] == "pass"
 
 
 def previous_wave(wave):
@@ -359,7 +361,10 @@ SETTINGS["benchmark"] = {
 }
 
 
-BENCHMARK_NAMES = ("items", "scales", "stakeholders", "maturity", "peers", "trends")
+# the report statistics' files, as flaqum.outputs.WAVE_FILES names them (bench_<name>)
+BENCHMARK_NAMES = tuple(
+    k.removeprefix("bench_") for k in WAVE_FILES if k.startswith("bench_")
+)
 
 
 def waves_up_to(wave):
