@@ -463,3 +463,76 @@ def test_html_reads_as_nbconvert_wrote_it(study, rendered, tmp_path):
     svg = r"<svg\b.*?</svg>"
     assert re.findall(svg, ours, flags=re.S) == re.findall(svg, theirs, flags=re.S)
     assert "<script" not in ours and "report.show" not in ours
+
+
+def _notebook(*sources):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    for i, src in enumerate(sources):
+        if src.startswith("# md:"):
+            cell = nbformat.v4.new_markdown_cell(src[5:])
+        else:
+            cell = nbformat.v4.new_code_cell(src)
+        cell.id = f"cell-{i}"
+        nb.cells.append(cell)
+    return nb
+
+
+def _texts(cell):
+    out = []
+    for o in cell.outputs:
+        if o.get("output_type") == "stream":
+            out.append(("stream", o["text"]))
+        else:
+            out.append((o["output_type"], o["data"].get("text/plain")))
+    return out
+
+
+def test_cells_run_as_one_and_keep_their_own_outputs(tmp_path):
+    """The Jupyter engine runs the template's code cells in one execute request
+    (``render.one_cell``): each cell still gets its own outputs, in order; a cell's last bare
+    expression is shown as Jupyter shows it (not after a trailing ';', not a None); magics
+    work; a name set in one cell is seen by the next, as in a notebook."""
+    nb = _notebook(
+        "x = 40\nprint('one')",
+        "# md:## A heading",
+        "x + 2",
+        "x + 3;",
+        "%time y = x\nNone",
+        "from IPython.display import Markdown, display\ndisplay(Markdown('**m**'))\n"
+        "print('two')\n(y,\n 1)",
+        "",
+    )
+    render.execute_notebook(nb, tmp_path)
+    cells = nb.cells
+    assert _texts(cells[0]) == [("stream", "one\n")]
+    assert cells[1].cell_type == "markdown"
+    assert _texts(cells[2]) == [("execute_result", "42")]
+    assert _texts(cells[3]) == []
+    assert [kind for kind, _ in _texts(cells[4])] == ["stream"]  # %time's report only
+    assert _texts(cells[5]) == [
+        ("display_data", "<IPython.core.display.Markdown object>"),
+        ("stream", "two\n"),
+        ("execute_result", "(40, 1)"),
+    ]
+    assert cells[5].outputs[0]["data"]["text/markdown"] == "**m**"
+    assert _texts(cells[6]) == []
+
+
+def test_a_shared_kernel_forgets_the_previous_render(tmp_path):
+    """Renders on one kernel (``render_batch``) start from an empty namespace: a name the
+    previous render set is gone (``reset=True``), and an error names the cell's code."""
+    import nbclient
+
+    km = render.start_kernel(tmp_path)
+    try:
+        render.execute_notebook(_notebook("secret = 'H01'"), tmp_path, km=km, reset=True)
+        nb = _notebook("'secret' in globals()")
+        render.execute_notebook(nb, tmp_path, km=km, reset=True)
+        assert _texts(nb.cells[0]) == [("execute_result", "False")]
+        nb = _notebook("ok = 1", "raise ValueError('bad template')")
+        with pytest.raises(nbclient.exceptions.CellExecutionError, match="bad template"):
+            render.execute_notebook(nb, tmp_path, km=km, reset=True)
+    finally:
+        render.stop_kernel(km)

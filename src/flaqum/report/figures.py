@@ -561,7 +561,7 @@ def trend(trend: pd.DataFrame, k: int, consortium: bool = True, ncols: int = 4) 
     nw = len(waves)
     ncols = max(1, min(ncols, len(scales)))
     nrow = int(np.ceil(len(scales) / ncols))
-    fig = svg.Figure(10, 2.1 * nrow + 1.1)
+    fig = svg.Figure(10, 1.6 * nrow + 1.1)
     gx, gy = 0.42, 0.75  # gaps between panels (room for tick labels, titles and waves)
     ax = fig.axes(0.1, 0.75, 0.1, 0.6, (0, ncols * (1 + gx)), (0, nrow * (1 + gy)))
     # one vertical range per response range

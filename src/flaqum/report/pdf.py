@@ -261,7 +261,13 @@ def css_row_styles(css: str) -> list[tuple[str, int | None, dict]]:
     return rules
 
 
-def _cell(c, styles, row_cls, col) -> str:
+#: a header cell's background and the rule below the header (a body row has a thin rule below
+#: it: the table's own stroke); set on the header's cells rather than by a function of the
+#: cell's row, which Typst would call for every cell of every table
+_HEAD = 'fill: rgb("#f4f4f4"), stroke: (bottom: 1pt + rgb("#888888"), rest: none)'
+
+
+def _cell(c, styles, row_cls, col, head: bool = False) -> str:
     body = "".join(c["text"]).strip()
     fill = None
     for cls, at, style in styles:
@@ -280,6 +286,8 @@ def _cell(c, styles, row_cls, col) -> str:
         args.append("align: right")
     if fill:
         args.append(f'fill: rgb("{fill}")')
+    if head:
+        args.append(_HEAD)
     if args:
         return f"table.cell({', '.join(args)})[{body}]"
     return f"[{body}]"
@@ -396,9 +404,9 @@ def table_typst(html: str, styles) -> str:
         for r in p.head:
             col = 0
             for c in r["cells"]:
-                cells.append(_cell(c, (), "", col))
+                cells.append(_cell(c, (), "", col, head=True))
                 col += c["colspan"]
-            cells += ["[]"] * (ncol - col)
+            cells += [f"table.cell({_HEAD})[]"] * (ncol - col)
         header = f"table.header(repeat: true, {', '.join(cells)})"
     lines = []
     for r in p.body:
@@ -409,12 +417,9 @@ def table_typst(html: str, styles) -> str:
         cells += ["[]"] * (ncol - col)
         lines.append(", ".join(cells))
     columns = ", ".join(_column_widths(p.head + p.body, ncol, numeric))
-    head_rows = len(p.head)
     table = (
         f"#table(columns: ({columns},), align: left + top, inset: (x: 3pt, y: 1.4pt),\n"
-        f'  fill: (x, y) => if y < {head_rows} {{ rgb("#f4f4f4") }},\n'
-        f'  stroke: (x, y) => if y < {head_rows} {{ (bottom: 1pt + rgb("#888888")) }}'
-        ' else { (bottom: 0.4pt + rgb("#dddddd")) },\n'
+        '  stroke: (bottom: 0.4pt + rgb("#dddddd"), rest: none),\n'
         + (f"  {header},\n" if header else "")
         + ",\n".join(f"  {x}" for x in lines)
         + ")"
@@ -459,8 +464,13 @@ def figure_typst(
         "#block(breakable: false, width: 100%, above: 0.9em, below: 0.6em)[#context {\n"
         f"  let fig(img) = [\n{lead}\n#align(center, img)\n{caption}]\n"
         f"  let full = {height_cm:.2f}cm\n"
-        f"  let room = page.height - {BOTTOM_CM}cm - locate(<{mark}>).position().y"
-        " - 0.9em.to-absolute() - 2pt\n"
+        # the marker's position from the previous layout pass; none in the first pass, where
+        # every figure takes its full size (locate() would fail there and leave the figures
+        # out of the first pass, which costs Typst a further pass over the whole report)
+        f"  let at = query(<{mark}>)\n"
+        "  let y = if at.len() > 0 { at.first().location().position().y }"
+        " else { page.height }\n"
+        f"  let room = page.height - {BOTTOM_CM}cm - y - 0.9em.to-absolute() - 2pt\n"
         f"  let rest = measure(block(width: {TEXT_WIDTH_CM}cm, fig(block(height: 0pt)))).height\n"
         "  let height = if full + rest > room and room - rest >= "
         f"{FIT_SHRINK} * full {{ room - rest }} else {{ full }}\n"
