@@ -50,10 +50,14 @@ APPENDIX = (
 LONG_TABLE = 6
 #: The body of a report (the pages before its first appendix) fits in this many pages.
 BODY_PAGES = 10
+#: The tables' text size and a row's padding above and below it (pt): with these the body of
+#: every report of the demo fits in BODY_PAGES (at 7.5 pt and 1.4 pt, 2 of 59 took 11 pages).
+TABLE_PT, ROW_INSET_PT = 7.0, 1.2
 #: Table entries up to SHORT_TEXT characters stay on one line; longer ones may wrap. CHAR_PT:
-#: the mean width of a character of the tables' 7.5 pt DejaVu Sans (digits and capitals are
-#: wider), SLACK the margin added to lengths in characters; INSET_PT: a cell's side padding.
-SHORT_TEXT, CHAR_PT, SLACK, INSET_PT = 14, 4.75, 1.06, 3.0
+#: the mean width of a character of the tables' DejaVu Sans (4.75 pt at 7.5 pt; digits and
+#: capitals are wider), SLACK the margin added to lengths in characters; INSET_PT: a cell's
+#: side padding.
+SHORT_TEXT, CHAR_PT, SLACK, INSET_PT = 14, 4.75 * TABLE_PT / 7.5, 1.06, 3.0
 #: The text width of an A4 page with 1.8 cm margins, the widest and the tallest figure (cm):
 #: sizes that keep the body of the demo's largest reports within 10 pages.
 TEXT_WIDTH_CM, FIGURE_WIDTH_CM, MAX_FIGURE_CM = 17.4, 15.0, 16.0
@@ -418,7 +422,8 @@ def table_typst(html: str, styles) -> str:
         lines.append(", ".join(cells))
     columns = ", ".join(_column_widths(p.head + p.body, ncol, numeric))
     table = (
-        f"#table(columns: ({columns},), align: left + top, inset: (x: 3pt, y: 1.4pt),\n"
+        f"#table(columns: ({columns},), align: left + top,"
+        f" inset: (x: {INSET_PT:g}pt, y: {ROW_INSET_PT:g}pt),\n"
         '  stroke: (bottom: 0.4pt + rgb("#dddddd"), rest: none),\n'
         + (f"  {header},\n" if header else "")
         + ",\n".join(f"  {x}" for x in lines)
@@ -580,7 +585,7 @@ _PREAMBLE = """#set document(title: @@TITLE_STRING@@, date: none)
 ])
 #set text(font: "DejaVu Sans", size: 9pt, lang: "en", fill: rgb("#222222"))
 #set par(justify: false, leading: 0.55em, spacing: 0.8em)
-#show table: set text(size: 7.5pt)
+#show table: set text(size: @@TABLE_PT@@pt)
 #show table.cell.where(y: 0): set text(weight: "bold")
 #set list(spacing: 0.6em)
 #set enum(spacing: 0.6em)
@@ -608,6 +613,7 @@ def _preamble(title: str, subtitle: str) -> str:
         "TITLE": text(title),
         "SUBTITLE": text(subtitle),
         "BOTTOM": str(BOTTOM_CM),
+        "TABLE_PT": f"{TABLE_PT:g}",
     }
     return re.sub(r"@@(\w+)@@", lambda m: values[m.group(1)], _PREAMBLE)
 
