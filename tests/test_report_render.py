@@ -522,17 +522,20 @@ def test_cells_run_as_one_and_keep_their_own_outputs(tmp_path):
 
 def test_a_shared_kernel_forgets_the_previous_render(tmp_path):
     """Renders on one kernel (``render_batch``) start from an empty namespace: a name the
-    previous render set is gone (``reset=True``), and an error names the cell's code."""
-    import nbclient
-
+    previous render set is gone (``reset=True``); an error names the template's cell, its
+    first line of code and the exception."""
     km = render.start_kernel(tmp_path)
     try:
         render.execute_notebook(_notebook("secret = 'H01'"), tmp_path, km=km, reset=True)
         nb = _notebook("'secret' in globals()")
         render.execute_notebook(nb, tmp_path, km=km, reset=True)
         assert _texts(nb.cells[0]) == [("execute_result", "False")]
-        nb = _notebook("ok = 1", "raise ValueError('bad template')")
-        with pytest.raises(nbclient.exceptions.CellExecutionError, match="bad template"):
+        nb = _notebook("ok = 1", "#| echo: false\n\nraise ValueError('bad template')")
+        with pytest.raises(render.ReportError) as err:
             render.execute_notebook(nb, tmp_path, km=km, reset=True)
+        assert str(err.value) == (
+            "the template's cell cell-1 (raise ValueError('bad template')) raised "
+            "ValueError: bad template"
+        )
     finally:
         render.stop_kernel(km)

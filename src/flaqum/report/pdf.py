@@ -355,14 +355,20 @@ def _column_widths(rows, ncol: int, numeric: set[int]) -> list[str]:
     spare = room - sum(least)
     # lines[c][i, r]: the lines of row r when column c is least[c] + i characters wide
     steps = int(spare) + 1
-    lines = []
-    for c in range(ncol):
-        m = np.ones((steps, len(cells)), dtype=np.int32)
-        for r, row in enumerate(cells):
-            for col, words in row:
-                if col == c and sum(words) + len(words) - 1 > least[c]:  # may wrap
-                    m[:, r] = [_lines(words, least[c] + i) for i in range(steps)]
-        lines.append(m)
+    lines = [np.ones((steps, len(cells)), dtype=np.int32) for _ in range(ncol)]
+    known = {}  # an entry's lines at each width, once per entry and column (entries repeat)
+    for r, row in enumerate(cells):
+        for col, words in row:
+            full = sum(words) + len(words) - 1
+            if full <= least[col]:
+                continue  # one line at any width
+            key = (tuple(words), col)
+            if key not in known:
+                # one line from the width of the whole entry on
+                wraps = range(min(steps, math.ceil(full - least[col])))
+                known[key] = np.ones(steps, dtype=np.int32)
+                known[key][: len(wraps)] = [_lines(words, least[col] + i) for i in wraps]
+            lines[col][:, r] = known[key]
     at = [0] * ncol
     while True:
         now = np.stack([lines[c][at[c]] for c in range(ncol)])

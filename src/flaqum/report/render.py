@@ -27,6 +27,7 @@ no reason to warn that its traffic is unencrypted.
 
 from __future__ import annotations
 
+import functools
 import html as html_lib
 import json
 import os
@@ -306,6 +307,7 @@ def execute_notebook(nb, workdir: Path, km=None, timeout: int = 600, reset: bool
     the kernel keeps running for the next render). The code cells run as one (``one_cell``);
     each gets its own outputs back. ``reset``: clear the kernel's namespace first."""
     from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
 
     own = km is None
     km = km or start_kernel(workdir)
@@ -315,6 +317,18 @@ def execute_notebook(nb, workdir: Path, km=None, timeout: int = 600, reset: bool
     )
     try:
         client.execute()
+    except CellExecutionError as e:
+        split_outputs(nb, merged)
+        for cell in nb.cells:
+            err = next((o for o in cell.get("outputs", []) if o.output_type == "error"), None)
+            if err is not None:
+                code = [x.strip() for x in cell.source.splitlines() if not x.startswith("#|")]
+                first = next((x for x in code if x), "")
+                raise ReportError(
+                    f"the template's cell {cell.get('id', '?')} ({first[:60]}) raised "
+                    f"{err.ename}: {err.evalue}"
+                ) from e
+        raise
     finally:
         # nbclient leaves the channels of a kernel it does not own open (and warns "Could not
         # destroy zmq context" when they are collected): close them after each render
@@ -322,18 +336,23 @@ def execute_notebook(nb, workdir: Path, km=None, timeout: int = 600, reset: bool
             client.kc.stop_channels()
         if own:
             stop_kernel(km)
-        split_outputs(nb, merged)
+    split_outputs(nb, merged)
     return nb
+
+
+@functools.cache
+def _markdown_parser():
+    """nbconvert's Markdown parser and renderer, made once: both keep no state between
+    documents, and making them costs more than rendering a report's paragraphs."""
+    from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
+
+    return MarkdownWithMath(renderer=IPythonRenderer(escape=False, anchor_link_text=""))
 
 
 def _markdown_html(source: str) -> str:
     """Markdown as nbconvert writes it (its mistune renderer: headings get an id and an empty
     anchor link), without the rest of nbconvert's exporter."""
-    from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
-
-    html = MarkdownWithMath(renderer=IPythonRenderer(escape=False, anchor_link_text="")).render(
-        source
-    )
+    html = _markdown_parser().render(source)
     # a heading's empty anchor comes out of ElementTree as <a ... />, which HTML reads as an
     # opening tag (the rest of the page would be a link): close it as nbconvert's export does
     return _EMPTY_A.sub(r"<a\1></a>", html)
