@@ -101,10 +101,19 @@ def read_qmd(path: Path | str):
     """The template as a notebook: markdown between chunks as markdown cells, each
     ```` ```{python} ```` chunk as a code cell with its ``#| tags`` as cell tags, and the front
     matter in the notebook's metadata. (jupytext's .qmd reader calls Quarto itself, and its
-    R Markdown reader costs a second per render in imports; the chunk syntax is this simple.)"""
+    R Markdown reader costs a second per render in imports; the chunk syntax is this simple.)
+    A batch reads the same template for every report: it is parsed once per text, and each
+    call gets its own copy."""
+    import copy
+
+    return copy.deepcopy(_parse_qmd(Path(path).read_text(), str(path)))
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_qmd(source: str, path: str):
     import nbformat
 
-    front, body = split_front_matter(Path(path).read_text())
+    front, body = split_front_matter(source)
     cells, buf, lang = [], [], None
 
     def flush_markdown():
