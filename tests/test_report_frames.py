@@ -1,0 +1,79 @@
+"""``flaqum.report.frames.rows`` gives what ``DataFrame.itertuples(index=False)`` gives.
+
+Compared value by value, with the value's type (a Python float is not a numpy float64 to a
+formatter, and ``NaN`` is not ``pd.NA`` to ``pd.isna``-free code), on every kind of column a
+report's frames hold, with and without missing values, and on the frame shapes pandas treats
+specially (no rows, no columns, repeated and non-identifier column names).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from flaqum.report.frames import rows
+
+
+def _same(a, b) -> bool:
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float) and math.isnan(a):
+        return math.isnan(b)
+    if a is pd.NA or b is pd.NA or a is pd.NaT or b is pd.NaT:
+        return a is b
+    return bool(a == b)
+
+
+COLUMNS = {
+    "float": pd.Series([1.5, np.nan, -0.25], dtype="float64"),
+    "int": pd.Series([1, 2, 3], dtype="int64"),
+    "bool": pd.Series([True, False, True]),
+    "object": pd.Series(["a", None, np.float64(2.5)], dtype=object),
+    "str": pd.Series(["a", None, "c"], dtype="str"),
+    "str_full": pd.Series(["a", "b", "c"], dtype="str"),
+    "string": pd.Series(["a", None, "c"], dtype="string"),
+    "category": pd.Series(["x", None, "y"], dtype="category"),
+    "Int64": pd.Series([1, None, 3], dtype="Int64"),
+    "Int64_full": pd.Series([1, 2, 3], dtype="Int64"),
+    "Float64": pd.Series([0.5, None, 1.0], dtype="Float64"),
+    "boolean": pd.Series([True, None, False], dtype="boolean"),
+    "datetime": pd.Series(pd.to_datetime(["2024-01-01", None, "2025-06-30"])),
+    "arrow_int": pd.Series([1, None, 3], dtype="int64[pyarrow]"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(COLUMNS))
+def test_rows_match_itertuples_per_column_kind(kind):
+    df = pd.DataFrame({"x": COLUMNS[kind], "label": ["p", "q", "r"]}).set_index(
+        pd.Index([10, 11, 12])
+    )
+    assert df["x"].notna().any()
+    got, want = list(rows(df)), list(df.itertuples(index=False))
+    assert len(got) == len(want) == 3
+    for g, w in zip(got, want):
+        assert g._fields == w._fields
+        assert all(_same(a, b) for a, b in zip(g, w)), (kind, g, w)
+
+
+def test_rows_of_a_whole_frame_and_of_a_filtered_view():
+    df = pd.DataFrame(COLUMNS)
+    for frame in (df, df[df["int"] > 1], df.iloc[::-1]):
+        got, want = list(rows(frame)), list(frame.itertuples(index=False))
+        assert [g._fields for g in got] == [w._fields for w in want]
+        assert all(_same(a, b) for g, w in zip(got, want) for a, b in zip(g, w))
+
+
+def test_rows_rename_fields_as_pandas_does():
+    df = pd.DataFrame([[1, 2, 3, 4]], columns=["a", "a", "not an id", "_x"])
+    (got,), (want,) = list(rows(df)), list(df.itertuples(index=False))
+    assert got._fields == want._fields
+    assert tuple(got) == tuple(want) == (1, 2, 3, 4)
+
+
+def test_rows_of_empty_frames():
+    assert list(rows(pd.DataFrame({"a": pd.Series([], dtype="str")}))) == []
+    no_columns = pd.DataFrame(index=range(2))
+    assert list(rows(no_columns)) == list(no_columns.itertuples(index=False))
