@@ -88,6 +88,7 @@ import pandas as pd
 from flaqum import benchmark
 from flaqum.config import Study
 from flaqum.constants import Z95, Z998
+from flaqum.report import frames
 from flaqum.report.data import WaveResults
 from flaqum.report.escape import IDENT_CLASS, clean
 from flaqum.report.shape import Shape, mirrored_pairs, study_shape
@@ -572,7 +573,7 @@ def item_table(
         return pd.DataFrame()
     rows = []
     labels = {}
-    for r in own.itertuples(index=False):
+    for r in frames.rows(own):
         inst = study.instruments[r.instrument]
         if inst.id not in labels:
             labels[inst.id] = _positive_labels(inst, float(r.positive_from))
@@ -620,7 +621,7 @@ def stakeholder_table(
     if own is None:
         own = benchmark.stakeholder_stats(study, responses, [hid], k)
     rows = []
-    for r in own.itertuples(index=False):
+    for r in frames.rows(own):
         ia, ib = study.instruments[r.instrument_a], study.instruments[r.instrument_b]
         row = {
             "dimension": r.dimension,
@@ -665,7 +666,7 @@ def maturity_tables(study: Study, res: WaveResults, hid: str, stats: pd.DataFram
             "value": float(by.loc[m.scale, "value"]),
             "consortium_median": float(by.loc[m.scale, "consortium_median"]),
         }
-        for m in meta.itertuples(index=False)
+        for m in frames.rows(meta)
     ]
     inst = study.instrument_of(meta["scale"].iloc[0])
     baseline = inst.raw.get("baseline_level")
@@ -682,7 +683,7 @@ def maturity_tables(study: Study, res: WaveResults, hid: str, stats: pd.DataFram
             "value": float(r.value),
             "consortium_median": float(r.consortium_median),
         }
-        for r in own[own["kind"] == "process"].itertuples(index=False)
+        for r in frames.rows(own[own["kind"] == "process"])
     ]
     counts = own[own["kind"] == "count"].set_index("measure")
     at_baseline = None
@@ -747,7 +748,7 @@ def wave_tables(res: WaveResults, study: Study) -> WaveTables:
     hosp["hidden"] = _is_suppressed(hosp, k)
     meta = scale_meta(study, list(dict.fromkeys(hosp["scale"])))
     scales = []
-    for m in meta.itertuples(index=False):
+    for m in frames.rows(meta):
         d = hosp[hosp["scale"] == m.scale]
         ok = d[~d["hidden"]]
         cmean = ok["eb_mean"].mean() if len(ok) else np.nan
@@ -926,7 +927,7 @@ def _peer_view(
     stats = stats[(stats["column"] == column) & (stats["group"].astype(str) == group)]
     stats = stats.set_index("scale")
     rows = []
-    for r in scales.itertuples(index=False):
+    for r in frames.rows(scales):
         n_c, q = tables.shown_quartiles.get(r.scale, (0, pd.Series(np.nan, [0.25, 0.5, 0.75])))
         row = {
             "scale": r.scale,
@@ -1012,7 +1013,7 @@ def _trend_view(
     meta = tables.scale_meta(dict.fromkeys(t["scale"]))
     cur = {} if change is None else change.set_index("scale").to_dict("index")
     rows = []
-    for m in meta.itertuples(index=False):
+    for m in frames.rows(meta):
         for w in waves:
             if (w, m.scale) not in cons:
                 continue  # the scale was not fielded in that wave

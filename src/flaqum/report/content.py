@@ -37,7 +37,7 @@ import pandas as pd
 
 from flaqum.config import Study
 from flaqum.provenance import stamp_text
-from flaqum.report import figures, tables
+from flaqum.report import figures, frames, tables
 from flaqum.report.confidentiality import (
     SIDE_LABELS,
     Z95,
@@ -172,7 +172,7 @@ def _points(v: HospitalView) -> list[tuple[str, float, str, Quotes]]:
     """Every candidate conversation point: (kind, strength, text, its quotes)."""
     cands = []
     sc_compare = v.compare
-    for r in v.scales[v.scales["status"] == "shown"].itertuples(index=False):
+    for r in frames.rows(v.scales[v.scales["status"] == "shown"]):
         z = abs(r.mean - r.consortium_mean) / r.se if r.se else 0
         who = WHO.get(r.source, "respondents")
         if r.signal not in ("lower", "higher") or not sc_compare:
@@ -200,7 +200,7 @@ def _points(v: HospitalView) -> list[tuple[str, float, str, Quotes]]:
             cands.append(("higher", 0.6 * z / Z998, text, q))
     if v.change is not None:
         labels = v.scales.set_index("scale")["label"]
-        for r in v.change[v.change["status"] == "shown"].itertuples(index=False):
+        for r in frames.rows(v.change[v.change["status"] == "shown"]):
             if not (r.ci_high < 0 or r.ci_low > 0):
                 continue
             z = abs(r.change) / r.se if r.se else 0
@@ -527,7 +527,7 @@ def _teams(v: HospitalView) -> list[dict]:
                     "Not shown: "
                     + "; ".join(
                         f"{ident(t.team_name)} ({status_text(t.status, v.k)})"
-                        for t in hidden.sort_values("team_name").itertuples()
+                        for t in frames.rows(hidden.sort_values("team_name"))
                     )
                 )
             )
@@ -548,7 +548,7 @@ def maturity_alt(mat: pd.DataFrame, baseline) -> str:
         f"Of your {len(drv)} drivers, {len(below)} are below the baseline level {clean(baseline)}"
     )
     if len(below):
-        text += ": " + ", ".join(f"{clean(r.label)} ({num(r.value)})" for r in below.itertuples())
+        text += ": " + ", ".join(f"{clean(r.label)} ({num(r.value)})" for r in frames.rows(below))
     n_bb = int((bb["value"] < baseline).sum())
     return text + (
         f"; {n_bb} of {len(bb)} building blocks are below it. The table below gives each level."
@@ -631,10 +631,7 @@ def _processes(v: HospitalView) -> list[dict]:
     if b is not None and not proc.empty:
         below = proc[proc["value"] < b]
         if len(below):
-            rows = [
-                [r.item, r.block, r.text, tables.num(r.value, 0)]
-                for r in below.itertuples(index=False)
-            ]
+            rows = [[r.item, r.block, r.text, tables.num(r.value, 0)] for r in frames.rows(below)]
             out.append(
                 md(
                     f"The {len(below)} core processes of the Maturity Matrix that your "
@@ -728,7 +725,7 @@ def _peer_cells(v: HospitalView) -> dict[str, str]:
         return {}
     sc = v.scales.set_index("scale")
     out = {}
-    for r in pg.itertuples(index=False):
+    for r in frames.rows(pg):
         if r.status != "shown" or r.scale not in sc.index or sc.loc[r.scale, "status"] != "shown":
             continue
         m = sc.loc[r.scale, "mean"]

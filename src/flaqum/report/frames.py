@@ -41,4 +41,4 @@ def rows(df: pd.DataFrame):
     make = _row_type(tuple(map(str, df.columns)))._make
     if not len(df.columns):
         return map(make, repeat((), len(df)))
-    return map(make, zip(*[column(s) for _, s in df.items()]))
+    return map(make, zip(*[column(s) for _, s in df.items()], strict=True))
