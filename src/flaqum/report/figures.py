@@ -240,15 +240,17 @@ def glance(scales: pd.DataFrame, peers: dict[str, np.ndarray], k: int) -> svg.Fi
     n = len(scales)
     labels = [f"{clean(r.label)} ({span(r.rmin, r.rmax)})" for r in frames.rows(scales)]
     fig, left = _canvas(8.5, 0.36 * n + 1.9, labels, bottom=1.3)
+    cmean = {}  # each scale's consortium mean (its first row's)
+    means = scales["consortium_mean"].to_numpy()
+    for s, c in zip(frames.column(scales["scale"]), means, strict=True):
+        cmean.setdefault(s, c)
     lim = np.nanmax(
         np.abs(
             np.r_[
                 [
-                    np.nanmax(
-                        np.abs(p[:, 0] - scales.loc[scales.scale == s, "consortium_mean"].iloc[0])
-                    )
+                    np.nanmax(np.abs(p[:, 0] - cmean[s]))
                     for s, p in peers.items()
-                    if len(p) and s in set(scales.scale)
+                    if len(p) and s in cmean
                 ]
                 or [0.1],
                 (scales["lo998"] - scales["consortium_mean"]).abs().dropna(),

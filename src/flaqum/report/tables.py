@@ -398,9 +398,13 @@ def trend_table_compact(trend: pd.DataFrame, k: int, consortium: bool = True) ->
     wave with its interval (as in the glance table)."""
     first, last = sorted(trend["wave"].astype(str).unique())
     rows, classes = [], []
-    for _, d in trend.groupby("scale", sort=False):
-        by = {str(r.wave): r for r in frames.rows(d)}
-        row, shown = [d["label"].iloc[0]], True
+    groups = {}  # the rows of each scale, as groupby("scale", sort=False) gives them
+    for r in frames.rows(trend):
+        if not _missing(r.scale):
+            groups.setdefault(r.scale, []).append(r)
+    for d in groups.values():
+        by = {str(r.wave): r for r in d}
+        row, shown = [d[0].label], True
         for w in (first, last):
             r = by.get(w)
             if r is None:
