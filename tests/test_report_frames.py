@@ -53,9 +53,9 @@ def test_rows_match_itertuples_per_column_kind(kind):
     assert df["x"].notna().any()
     got, want = list(rows(df)), list(df.itertuples(index=False))
     assert len(got) == len(want) == 3
-    for g, w in zip(got, want):
+    for g, w in zip(got, want, strict=True):
         assert g._fields == w._fields
-        assert all(_same(a, b) for a, b in zip(g, w)), (kind, g, w)
+        assert all(_same(a, b) for a, b in zip(g, w, strict=True)), (kind, g, w)
 
 
 def test_rows_of_a_whole_frame_and_of_a_filtered_view():
@@ -63,7 +63,8 @@ def test_rows_of_a_whole_frame_and_of_a_filtered_view():
     for frame in (df, df[df["int"] > 1], df.iloc[::-1]):
         got, want = list(rows(frame)), list(frame.itertuples(index=False))
         assert [g._fields for g in got] == [w._fields for w in want]
-        assert all(_same(a, b) for g, w in zip(got, want) for a, b in zip(g, w))
+        for g, w in zip(got, want, strict=True):
+            assert all(_same(a, b) for a, b in zip(g, w, strict=True)), (g, w)
 
 
 def test_rows_rename_fields_as_pandas_does():
@@ -77,3 +78,48 @@ def test_rows_of_empty_frames():
     assert list(rows(pd.DataFrame({"a": pd.Series([], dtype="str")}))) == []
     no_columns = pd.DataFrame(index=range(2))
     assert list(rows(no_columns)) == list(no_columns.itertuples(index=False))
+
+
+# --- complementary suppression on arrays: the same decisions as the Series version ----------
+
+
+def _complementary_status_series(n, k, hidden=None):
+    """The Series implementation ``confidentiality.complementary_status`` replaced (the
+    oracle): one pandas operation per step."""
+    from flaqum.report.confidentiality import SHOWN, SMALL, WITHHELD
+
+    n = pd.Series(n, dtype=float).fillna(0)
+    status = pd.Series(np.where(n < k, SMALL, SHOWN), index=n.index, dtype=object)
+    if hidden is not None:
+        status[(status == SHOWN) & hidden.reindex(n.index, fill_value=False)] = WITHHELD
+    while True:
+        hid = (status != SHOWN) & (n > 0)
+        if not ((status == SMALL) & (n > 0)).any():
+            break
+        if hid.sum() >= 2 and n[hid].sum() >= k:
+            break
+        shown = n[status == SHOWN].sort_values(kind="stable")
+        if shown.empty:
+            break
+        status[shown.index[0]] = WITHHELD
+    return status
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_complementary_status_decides_as_the_series_version(seed):
+    from flaqum.report.confidentiality import complementary_status
+
+    rng = np.random.default_rng(seed)
+    size = int(rng.integers(0, 12))
+    # small counts with ties, zeros and missing counts, as team sizes are
+    n = rng.integers(0, 9, size).astype(float)
+    n[rng.random(size) < 0.15] = np.nan
+    index = pd.Index([f"T{i}" for i in rng.permutation(size)]) if seed % 2 else None
+    n = pd.Series(n, index=index)
+    hidden = None
+    if seed % 3:
+        hidden = pd.Series(rng.random(size) < 0.2, index=n.index).iloc[: max(size - 1, 0)]
+    k = int(rng.integers(3, 7))
+    got = complementary_status(n, k, hidden)
+    want = _complementary_status_series(n, k, hidden)
+    pd.testing.assert_series_equal(got, want)

@@ -152,20 +152,25 @@ def complementary_status(n: pd.Series, k: int, hidden: pd.Series | None = None) 
     unless they are small). Groups of n = 0 count as hidden but protect no one.
     """
     n = pd.Series(n, dtype=float).fillna(0)
-    status = pd.Series(np.where(n < k, SMALL, SHOWN), index=n.index, dtype=object)
+    # on the arrays (a Series operation per step was most of a team table's cost)
+    size = n.to_numpy()
+    status = np.where(size < k, SMALL, SHOWN).astype(object)
     if hidden is not None:
-        status[(status == SHOWN) & hidden.reindex(n.index, fill_value=False)] = WITHHELD
+        earlier = hidden.reindex(n.index, fill_value=False).fillna(False).to_numpy(bool)
+        status[(status == SHOWN) & earlier] = WITHHELD
     while True:
-        hid = (status != SHOWN) & (n > 0)
-        if not ((status == SMALL) & (n > 0)).any():
+        hid = (status != SHOWN) & (size > 0)
+        if not ((status == SMALL) & (size > 0)).any():
             break
-        if hid.sum() >= 2 and n[hid].sum() >= k:
+        if hid.sum() >= 2 and size[hid].sum() >= k:
             break
-        shown = n[status == SHOWN].sort_values(kind="stable")
-        if shown.empty:
+        shown = np.flatnonzero(status == SHOWN)
+        if not len(shown):
             break
-        status[shown.index[0]] = WITHHELD
-    return status
+        # the smallest shown group, the first of equals; by its label, as status[label] would
+        smallest = n.index[shown[np.argmin(size[shown])]]
+        status[n.index.get_loc(smallest)] = WITHHELD
+    return pd.Series(status, index=n.index, dtype=object)
 
 
 def _se(df: pd.DataFrame) -> pd.Series:
