@@ -651,25 +651,33 @@ def stakeholder_table(
     return pd.DataFrame(rows)
 
 
-def maturity_tables(study: Study, res: WaveResults, hid: str, stats: pd.DataFrame | None = None):
+def maturity_tables(
+    study: Study,
+    res: WaveResults,
+    hid: str,
+    stats: pd.DataFrame | None = None,
+    tables: WaveTables | None = None,
+):
     """The hospital's driver and building-block scores with the consortium median, its core
     processes (items) with their level and the consortium median, the baseline level, and the
     count of its core processes at baseline with the consortium's median and range of that
     count (a dict, or None); from ``stats`` (``benchmark/maturity.csv``) or, without it,
-    computed (``benchmark.maturity_stats``)."""
+    computed (``benchmark.maturity_stats``). ``tables``: the wave's ``wave_tables``, whose
+    ``scale_meta`` is computed once for all hospitals."""
     own = _own_rows(stats, hid)
     if own is None:
         own = benchmark.maturity_stats(study, res.maturity, res.maturity_items, [hid])
     sc = own[own["kind"] == "scale"]
-    meta = scale_meta(study, list(sc["measure"]))
+    measures = frames.column(sc["measure"])
+    meta = tables.scale_meta(measures) if tables is not None else scale_meta(study, measures)
     if meta.empty:
         return pd.DataFrame(), pd.DataFrame(), None, None
-    by = sc.set_index("measure")
+    by = {r.measure: r for r in frames.rows(sc[["measure", "value", "consortium_median"]])}
     rows = [
         {
             **m._asdict(),
-            "value": float(by.loc[m.scale, "value"]),
-            "consortium_median": float(by.loc[m.scale, "consortium_median"]),
+            "value": float(by[m.scale].value),
+            "consortium_median": float(by[m.scale].consortium_median),
         }
         for m in frames.rows(meta)
     ]
@@ -827,7 +835,7 @@ def hospital_view(
     at_baseline = None
     if shape.maturity is None:
         maturity, processes, baseline, at_baseline = maturity_tables(
-            study, res, hid, res.bench_maturity
+            study, res, hid, res.bench_maturity, tables
         )
     else:
         maturity, processes, baseline = pd.DataFrame(), pd.DataFrame(), None
