@@ -434,10 +434,15 @@ def _scale_positive(
     return out
 
 
-def _change(res: WaveResults, hid: str, k: int, meta: pd.DataFrame) -> pd.DataFrame | None:
+def _change(
+    res: WaveResults, hid: str, k: int, meta: pd.DataFrame, tables: WaveTables | None = None
+) -> pd.DataFrame | None:
     if res.change is None or res.change.empty:
         return None
-    c = res.change[res.change["hospital_id"] == hid]
+    if tables is not None:
+        c = tables.of_hospital("change", hid)
+    else:
+        c = res.change[res.change["hospital_id"] == hid]
     if c.empty:
         return None
     c = meta[["scale", "label", "source", "rmin", "rmax"]].merge(c, on="scale", how="inner")
@@ -746,6 +751,25 @@ class WaveTables:
         found = self.split[frame].get(hid)
         return found if found is not None else df.iloc[0:0]
 
+    def trend_of(self, hid: str) -> pd.DataFrame:
+        """``trend``'s rows of hospital ``hid`` (as ``trend[trend["hospital_id"] == hid]``)."""
+        if "_trend" not in self.split:
+            by = self.trend.groupby("hospital_id", sort=False)
+            self.split["_trend"] = {key: g for key, g in by}
+        found = self.split["_trend"].get(hid)
+        return found if found is not None else self.trend.iloc[0:0]
+
+    def trend_since(self, first: str) -> tuple[list, pd.DataFrame]:
+        """The waves of ``trend`` from wave ``first`` on, and the metadata of their scales."""
+        key = ("_since", first)
+        if key not in self.meta_cache:
+            t = self.trend[self.trend["wave"] >= first]
+            self.meta_cache[key] = (
+                sorted(t["wave"].unique()),
+                self.scale_meta(dict.fromkeys(t["scale"])),
+            )
+        return self.meta_cache[key]
+
     def scale_meta(self, scale_ids) -> pd.DataFrame:
         key = tuple(scale_ids)
         if key not in self.meta_cache:
@@ -839,7 +863,7 @@ def hospital_view(
         )
     else:
         maturity, processes, baseline = pd.DataFrame(), pd.DataFrame(), None
-    change = _change(res, hid, k, scales)
+    change = _change(res, hid, k, scales, tables)
     trend = _trend_view(res, hid, k, change, tables)
     if shape.compare:
         peer_group, peer_label, peer_note = _peer_view(res, study, hid, k, scales, tables)
@@ -938,7 +962,7 @@ def _peer_view(
     if stats is None:
         stats = benchmark.peer_stats(res.hospitals, orgs, column, minimum, k)
     stats = stats[(stats["column"] == column) & (stats["group"].astype(str) == group)]
-    stats = stats.set_index("scale")
+    stats = {s.scale: s for s in frames.rows(stats)}
     rows = []
     for r in frames.rows(scales):
         n_c, q = tables.shown_quartiles.get(r.scale, (0, pd.Series(np.nan, [0.25, 0.5, 0.75])))
@@ -953,10 +977,10 @@ def _peer_view(
             "consortium_q1": q[0.25],
             "consortium_q3": q[0.75],
         }
-        n = int(stats.loc[r.scale, "n_hospitals"]) if r.scale in stats.index else 0
+        n = int(stats[r.scale].n_hospitals) if r.scale in stats else 0
         if n >= minimum:
-            s = stats.loc[r.scale]
-            row.update(n_hospitals=n, median=s["median"], q1=s["q1"], q3=s["q3"], status=SHOWN)
+            s = stats[r.scale]
+            row.update(n_hospitals=n, median=s.median, q1=s.q1, q3=s.q3, status=SHOWN)
         else:
             row.update(n_hospitals=np.nan, median=np.nan, q1=np.nan, q3=np.nan, status="few")
         rows.append(row)
@@ -1011,19 +1035,15 @@ def _trend_view(
     table; earlier waves' from ``benchmark/trends.csv``, ``res.bench_trends``). This wave's
     means come from the wave's own ``hospitals`` (the glance table's numbers). A scale not
     fielded in a wave has no row for it. None when the hospital has no result in any wave."""
-    t = tables.trend
-    own = t[t["hospital_id"] == hid]
+    own = tables.trend_of(hid)
     if own.empty:
         return None
-    first = own["wave"].min()
-    t = t[t["wave"] >= first]
-    waves = sorted(t["wave"].unique())
+    waves, meta = tables.trend_since(own["wave"].min())
     cons = tables.trend_consortium
     own = {
         (r["wave"], r["scale"]): r
         for r in own.drop_duplicates(["wave", "scale"]).to_dict("records")
     }
-    meta = tables.scale_meta(dict.fromkeys(t["scale"]))
     cur = {} if change is None else change.set_index("scale").to_dict("index")
     rows = []
     for m in frames.rows(meta):

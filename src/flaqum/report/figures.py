@@ -453,10 +453,13 @@ def maturity(
     """Drivers (bold) and their building blocks: the hospital's level against the consortium
     median (``median=False``: without it), with the baseline level the consortium aims for."""
     rows = []
-    blocks = mat[mat["level"] == "building_block"]
+    blocks = {}  # each driver's building blocks, in order
+    for bb in frames.rows(mat[mat["level"] == "building_block"]):
+        if pd.notna(bb.parent):
+            blocks.setdefault(bb.parent, []).append(bb)
     for drv in frames.rows(mat[mat["level"] == "driver"]):
         rows.append((clean(drv.label), drv.value, drv.consortium_median, True))
-        for bb in frames.rows(blocks[blocks["parent"] == drv.scale]):
+        for bb in blocks.get(drv.scale, []):
             rows.append(("    " + clean(bb.label), bb.value, bb.consortium_median, False))
     n = len(rows)
     labels = [r[0] for r in rows]
