@@ -123,3 +123,55 @@ def test_complementary_status_decides_as_the_series_version(seed):
     got = complementary_status(n, k, hidden)
     want = _complementary_status_series(n, k, hidden)
     pd.testing.assert_series_equal(got, want)
+
+
+# --- team sizes without a pivot table: the same sizes, teams and order -----------------------
+
+
+def _team_sizes_pivot(ts, scales, names):
+    """The pivot-table version ``confidentiality.team_sizes`` replaced (the oracle)."""
+    wide = ts.pivot_table(index="team_id", columns="scale", values="n", aggfunc="first")
+    size = wide.reindex(columns=scales).fillna(0).min(axis=1)
+    return size.reindex(size.index.union(list(names)), fill_value=0)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_team_sizes_are_the_pivot_tables(seed):
+    from flaqum.report.confidentiality import team_sizes
+
+    rng = np.random.default_rng(seed)
+    size = int(rng.integers(1, 25))
+    n = rng.integers(0, 12, size).astype(float)
+    n[rng.random(size) < 0.2] = np.nan  # a team without a result on a scale
+    ts = pd.DataFrame(
+        {
+            "team_id": pd.Series(rng.choice(["T1", "T2", "T10", "T3", "A"], size), dtype="str"),
+            "scale": pd.Series(rng.choice(["s1", "s2", "s3"], size), dtype="str"),
+            "n": n,
+        }
+    )
+    scales = ["s1", "s2"] if seed % 2 else ["s2", "s1", "s3"]
+    ts = ts[ts["scale"].isin(scales)]
+    names = dict.fromkeys(rng.choice(["T9", "T2", "B", "T1"], int(rng.integers(0, 4))), "x")
+    if ts.empty or ts["n"].isna().all():
+        pytest.skip("the pivot table of no result is the empty case below")
+    pd.testing.assert_series_equal(
+        team_sizes(ts, scales, names), _team_sizes_pivot(ts, scales, names)
+    )
+
+
+@pytest.mark.parametrize("n", [[], [np.nan, np.nan]])
+def test_team_sizes_without_results_list_the_register_in_its_order(n):
+    from flaqum.report.confidentiality import team_sizes
+
+    ts = pd.DataFrame(
+        {
+            "team_id": pd.Series(["T3", "T1"][: len(n)], dtype="str"),
+            "scale": pd.Series(["a"] * len(n), dtype="str"),
+            "n": pd.Series(n, dtype=float),
+        }
+    )
+    names = {"T2": "x", "T1": "y"}
+    got, want = team_sizes(ts, ["a", "b"], names), _team_sizes_pivot(ts, ["a", "b"], names)
+    pd.testing.assert_series_equal(got, want)
+    assert list(got.index) == ["T2", "T1"]

@@ -341,6 +341,27 @@ def _empty_teams_view() -> pd.DataFrame:
     )
 
 
+def team_sizes(ts: pd.DataFrame, scales: list, names: dict) -> pd.Series:
+    """Per team (``team_id``), its size on a survey: its smallest n over the survey's team
+    ``scales`` (a team's first n on a scale; 0 where it has none), for the teams of ``ts`` with
+    an n on one of them at least, in order, and then every team of the register (``names``),
+    0 where it has no result. As ``ts.pivot_table(index="team_id", columns="scale",
+    values="n", aggfunc="first")`` reindexed to ``scales``, whose minimum per row it is (the
+    pivot table cost a team table as much as everything else in it)."""
+    first = {}
+    cols = (ts["team_id"], ts["scale"], ts["n"])
+    for tid, sid, n in zip(*map(frames.column, cols), strict=True):
+        if pd.notna(tid) and pd.notna(sid) and pd.notna(n):
+            first.setdefault((tid, sid), n)
+    teams = sorted({tid for tid, _ in first})
+    size = pd.Series(
+        [min(first.get((tid, sid), 0) for sid in scales) for tid in teams],
+        index=pd.Index(teams, dtype=ts["team_id"].dtype, name="team_id"),
+        dtype=float,
+    )
+    return size.reindex(size.index.union(list(names)), fill_value=0)
+
+
 def _hospital_teams(
     res: WaveResults,
     study: Study,
@@ -368,10 +389,7 @@ def _hospital_teams(
     for _source, sm in team_scales.groupby("source", sort=False):
         ts = t[t["scale"].isin(sm["scale"])]
         # a team's size is its smallest n over the survey's team scales (0 where it has none)
-        wide = ts.pivot_table(index="team_id", columns="scale", values="n", aggfunc="first")
-        wide = wide.reindex(columns=list(sm["scale"]))
-        size = wide.fillna(0).min(axis=1)
-        size = size.reindex(size.index.union(list(names)), fill_value=0)
+        size = team_sizes(ts, list(sm["scale"]), names)
         base = complementary_status(size, k)
         for sid in sm["scale"]:
             d = ts[ts["scale"] == sid].set_index("team_id").reindex(size.index)
