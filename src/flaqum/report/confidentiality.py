@@ -432,13 +432,14 @@ def _scale_positive(
     k: int,
     item_stats: pd.DataFrame,
     scale_stats: pd.DataFrame | None,
+    tables: WaveTables | None = None,
 ) -> pd.DataFrame:
     """The view's scales with each scale's % positive (the mean of its items' % positive,
     ``benchmark/scales.csv``) and the consortium's: blank where the scale is not shown or any
     of its items has fewer than k answers."""
-    own = _own_rows(scale_stats, hid)
+    own = _own_rows(scale_stats, hid, tables)
     if own is None:
-        own = benchmark.scale_positive(study, _own_rows(item_stats, hid))
+        own = benchmark.scale_positive(study, _own_rows(item_stats, hid, tables))
     own = own.drop_duplicates("scale").set_index("scale")
     out = scales.copy()
     pct = own["pct_positive"].reindex(out["scale"]).to_numpy(float)
@@ -577,9 +578,13 @@ def _positive_labels(inst, pos: float) -> str:
     return " or ".join(answers[float(v)] for v in wanted)
 
 
-def _own_rows(frame: pd.DataFrame | None, hid: str) -> pd.DataFrame | None:
+def _own_rows(
+    frame: pd.DataFrame | None, hid: str, tables: WaveTables | None = None
+) -> pd.DataFrame | None:
     if frame is None:
         return None
+    if tables is not None:
+        return tables.own_rows(frame, hid)
     return frame[frame["hospital_id"].astype(str) == hid]
 
 
@@ -589,12 +594,13 @@ def item_table(
     hid: str,
     k: int,
     stats: pd.DataFrame | None = None,
+    tables: WaveTables | None = None,
 ) -> pd.DataFrame:
     """Per item of every survey instrument: the hospital's n, mean, % positive and % missing
     (blank where fewer than k answered or the hospital has fewer than k respondents), and the
     consortium's mean and % positive; from ``stats`` (``benchmark/items.csv``) or, without it,
     computed from ``responses`` (``benchmark.item_stats``)."""
-    own = _own_rows(stats, hid)
+    own = _own_rows(stats, hid, tables)
     if own is None:
         own = benchmark.item_stats(study, responses, [hid])
     if own.empty:
@@ -640,12 +646,13 @@ def stakeholder_table(
     hid: str,
     k: int,
     stats: pd.DataFrame | None = None,
+    tables: WaveTables | None = None,
 ) -> pd.DataFrame:
     """Mirrored instruments (``mirror:`` in the codebooks) per dimension: the hospital's mean of
     each side (blank below k), the gap (second side minus first) with its 95% interval, and
     the consortium's gap with its interval; from ``stats`` (``benchmark/stakeholders.csv``)
     or, without it, computed from ``responses`` (``benchmark.stakeholder_stats``)."""
-    own = _own_rows(stats, hid)
+    own = _own_rows(stats, hid, tables)
     if own is None:
         own = benchmark.stakeholder_stats(study, responses, [hid], k)
     rows = []
@@ -687,7 +694,7 @@ def maturity_tables(
     count (a dict, or None); from ``stats`` (``benchmark/maturity.csv``) or, without it,
     computed (``benchmark.maturity_stats``). ``tables``: the wave's ``wave_tables``, whose
     ``scale_meta`` is computed once for all hospitals."""
-    own = _own_rows(stats, hid)
+    own = _own_rows(stats, hid, tables)
     if own is None:
         own = benchmark.maturity_stats(study, res.maturity, res.maturity_items, [hid])
     sc = own[own["kind"] == "scale"]
@@ -767,6 +774,18 @@ class WaveTables:
         if frame not in self.split:
             self.split[frame] = {key: g for key, g in df.groupby("hospital_id", sort=False)}
         found = self.split[frame].get(hid)
+        return found if found is not None else df.iloc[0:0]
+
+    def own_rows(self, df: pd.DataFrame, hid: str) -> pd.DataFrame:
+        """``df[df["hospital_id"].astype(str) == hid]``, for a frame of the wave (such as
+        ``res.bench_items``) split by hospital once."""
+        if not any(df is f for f in vars(self.res).values()):  # not the wave's: filter it
+            return df[df["hospital_id"].astype(str) == hid]
+        key = ("_own", id(df))
+        if key not in self.split or self.split[key][0] is not df:
+            by = df.groupby(df["hospital_id"].astype(str), sort=False)
+            self.split[key] = (df, {h: g for h, g in by})  # the frame kept: its id stays its
+        found = self.split[key][1].get(hid)
         return found if found is not None else df.iloc[0:0]
 
     def trend_of(self, hid: str) -> pd.DataFrame:
@@ -867,10 +886,10 @@ def hospital_view(
     item_stats = res.bench_items
     if item_stats is None:
         item_stats = benchmark.item_stats(study, res.responses, [hid], k)
-    items = item_table(study, res.responses, hid, k, item_stats)
-    scales = _scale_positive(scales, study, hid, k, item_stats, res.bench_scales)
+    items = item_table(study, res.responses, hid, k, item_stats, tables)
+    scales = _scale_positive(scales, study, hid, k, item_stats, res.bench_scales, tables)
     stake = (
-        stakeholder_table(study, res.responses, hid, k, res.bench_stakeholders)
+        stakeholder_table(study, res.responses, hid, k, res.bench_stakeholders, tables)
         if shape.stakeholders is None
         else pd.DataFrame()
     )
