@@ -796,6 +796,18 @@ class WaveTables:
         found = self.split["_trend"].get(hid)
         return found if found is not None else self.trend.iloc[0:0]
 
+    def trend_records(self, hid: str) -> dict:
+        """Hospital ``hid``'s rows of ``trend`` as records by (wave, scale), the first of each
+        (as ``trend_of(hid).drop_duplicates(["wave", "scale"]).to_dict("records")``); the
+        records of every hospital made at once."""
+        if "_records" not in self.split:
+            by: dict = {}
+            for r in self.trend.to_dict("records"):
+                if pd.notna(r["hospital_id"]):
+                    by.setdefault(r["hospital_id"], {}).setdefault((r["wave"], r["scale"]), r)
+            self.split["_records"] = by
+        return self.split["_records"].get(hid, {})
+
     def trend_since(self, first: str) -> tuple[list, pd.DataFrame]:
         """The waves of ``trend`` from wave ``first`` on, and the metadata of their scales."""
         key = ("_since", first)
@@ -1001,8 +1013,9 @@ def _peer_view(
     stats = stats[(stats["column"] == column) & (stats["group"].astype(str) == group)]
     stats = {s.scale: s for s in frames.rows(stats)}
     rows = []
+    none = (0, pd.Series(np.nan, [0.25, 0.5, 0.75]))  # a scale without consortium values
     for r in frames.rows(scales):
-        n_c, q = tables.shown_quartiles.get(r.scale, (0, pd.Series(np.nan, [0.25, 0.5, 0.75])))
+        n_c, q = tables.shown_quartiles.get(r.scale, none)
         row = {
             "scale": r.scale,
             "label": r.label,
@@ -1077,11 +1090,8 @@ def _trend_view(
         return None
     waves, meta = tables.trend_since(own["wave"].min())
     cons = tables.trend_consortium
-    own = {
-        (r["wave"], r["scale"]): r
-        for r in own.drop_duplicates(["wave", "scale"]).to_dict("records")
-    }
-    cur = {} if change is None else change.set_index("scale").to_dict("index")
+    own = tables.trend_records(hid)
+    cur = {} if change is None else {r.scale: r for r in frames.rows(change)}
     rows = []
     for m in frames.rows(meta):
         for w in waves:
@@ -1117,12 +1127,12 @@ def _trend_view(
                 ch = cur.get(m.scale)
                 if ch is not None:
                     row.update(
-                        previous_wave=ch["previous_wave"],
-                        change=ch["change"],
-                        change_se=ch["se"],
-                        change_ci_low=ch["ci_low"],
-                        change_ci_high=ch["ci_high"],
-                        change_status=ch["status"],
+                        previous_wave=ch.previous_wave,
+                        change=ch.change,
+                        change_se=ch.se,
+                        change_ci_low=ch.ci_low,
+                        change_ci_high=ch.ci_high,
+                        change_status=ch.status,
                     )
             elif o is not None and pd.notna(o.get("previous_wave")):
                 ok = (
