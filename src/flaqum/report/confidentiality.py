@@ -697,12 +697,14 @@ def maturity_tables(
     own = _own_rows(stats, hid, tables)
     if own is None:
         own = benchmark.maturity_stats(study, res.maturity, res.maturity_items, [hid])
-    sc = own[own["kind"] == "scale"]
-    measures = frames.column(sc["measure"])
+    kinds: dict = {}  # the hospital's rows of each kind (scale, process, count), in order
+    for r in frames.rows(own):
+        kinds.setdefault(r.kind, []).append(r)
+    measures = [r.measure for r in kinds.get("scale", [])]
     meta = tables.scale_meta(measures) if tables is not None else scale_meta(study, measures)
     if meta.empty:
         return pd.DataFrame(), pd.DataFrame(), None, None
-    by = {r.measure: r for r in frames.rows(sc[["measure", "value", "consortium_median"]])}
+    by = {r.measure: r for r in kinds["scale"]}
     rows = [
         {
             **m._asdict(),
@@ -726,21 +728,21 @@ def maturity_tables(
             "value": float(r.value),
             "consortium_median": float(r.consortium_median),
         }
-        for r in frames.rows(own[own["kind"] == "process"])
+        for r in kinds.get("process", [])
     ]
-    counts = own[own["kind"] == "count"].set_index("measure")
+    counts = {r.measure: r for r in kinds.get("count", [])}
     at_baseline = None
-    if "processes_at_baseline" in counts.index:
-        c, a = counts.loc["processes_at_baseline"], counts.loc["processes_assessed"]
+    if "processes_at_baseline" in counts:
+        c, a = counts["processes_at_baseline"], counts["processes_assessed"]
         at_baseline = {
             "baseline_level": baseline,
             "n_processes": len(proc),
-            "own": None if pd.isna(c["value"]) else int(c["value"]),
-            "own_assessed": None if pd.isna(a["value"]) else int(a["value"]),
-            "consortium_median": float(c["consortium_median"]),
-            "consortium_min": float(c["consortium_min"]),
-            "consortium_max": float(c["consortium_max"]),
-            "consortium_n_hospitals": int(c["consortium_n_hospitals"]),
+            "own": None if pd.isna(c.value) else int(c.value),
+            "own_assessed": None if pd.isna(a.value) else int(a.value),
+            "consortium_median": float(c.consortium_median),
+            "consortium_min": float(c.consortium_min),
+            "consortium_max": float(c.consortium_max),
+            "consortium_n_hospitals": int(c.consortium_n_hospitals),
         }
     return pd.DataFrame(rows), pd.DataFrame(proc), baseline, at_baseline
 
