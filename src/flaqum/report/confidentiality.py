@@ -381,25 +381,29 @@ def _hospital_teams(
     t = tables.of_hospital("teams", hid).copy()
     t["team_id"] = t["team_id"].astype(str)
     t["se"] = _se(t)
-    agr = None
+    rwg = None  # (scale, team) -> rwg(j)
     if res.agreement is not None and not res.agreement.empty:
-        agr = tables.of_hospital("agreement", hid)[["team_id", "scale", "rwg_j"]]
-        agr = agr.assign(team_id=agr["team_id"].astype(str))
+        agr = tables.of_hospital("agreement", hid)
+        cols = (agr["scale"], agr["team_id"].astype(str), agr["rwg_j"])
+        rwg = {(sid, tid): x for sid, tid, x in zip(*map(frames.column, cols), strict=True)}
     out = []
     for _source, sm in team_scales.groupby("source", sort=False):
         ts = t[t["scale"].isin(sm["scale"])]
+        at: dict = {}  # each scale's rows of ts, by position
+        for i, sid in enumerate(frames.column(ts["scale"])):
+            at.setdefault(sid, []).append(i)
         # a team's size is its smallest n over the survey's team scales (0 where it has none)
         size = team_sizes(ts, list(sm["scale"]), names)
+        teams = size.index.tolist()
         base = complementary_status(size, k)
         for sid in sm["scale"]:
-            d = ts[ts["scale"] == sid].set_index("team_id").reindex(size.index)
+            d = ts.iloc[at.get(sid, [])].set_index("team_id").reindex(size.index)
             d["n"] = d["n"].fillna(0)
             flagged = _is_suppressed(d, k)
             st = complementary_status(d["n"], k, hidden=(base != SHOWN) | flagged)
-            d = d.assign(status=st.values, scale=sid, team_name=[names.get(i, i) for i in d.index])
-            if agr is not None:
-                a = agr[agr["scale"] == sid].set_index("team_id")["rwg_j"]
-                d["rwg_j"] = a.reindex(d.index).to_numpy(float)
+            d = d.assign(status=st.values, scale=sid, team_name=[names.get(i, i) for i in teams])
+            if rwg is not None:
+                d["rwg_j"] = np.array([rwg.get((sid, i), np.nan) for i in teams], float)
             else:
                 d["rwg_j"] = np.nan
             out.append(d.reset_index(drop=True))
