@@ -470,9 +470,14 @@ def _change(
         return None
     c = meta[["scale", "label", "source", "rmin", "rmax"]].merge(c, on="scale", how="inner")
     ok = (c["n"].fillna(0) >= k) & (c["n_previous"].fillna(0) >= k)
-    out = c[["scale", "label", "source", "rmin", "rmax", "previous_wave"]].copy()
-    for col in ("n_previous", "n", "change", "se", "ci_low", "ci_high"):
-        out[col] = c[col].where(ok)
+    values = ["n_previous", "n", "change", "se", "ci_low", "ci_high"]
+    out = pd.concat(
+        [
+            c[["scale", "label", "source", "rmin", "rmax", "previous_wave"]],
+            c[values].where(ok, axis=0),
+        ],
+        axis=1,
+    )
     out["status"] = np.where(ok, SHOWN, SMALL)
     return out.reset_index(drop=True)
 
