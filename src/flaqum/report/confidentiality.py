@@ -262,6 +262,14 @@ class HospitalView:
     peer_note: str | None = None
     #: per scale and wave the hospital took part in up to this one (``_trend_view``)
     trend: pd.DataFrame | None = None
+    _scale_rows: tuple | None = field(default=None, init=False, repr=False, compare=False)
+
+    def scale_rows(self) -> list:
+        """The rows of ``scales`` (``frames.rows``), made once: the texts read them many
+        times (made again if ``scales`` is replaced by another frame)."""
+        if self._scale_rows is None or self._scale_rows[0] is not self.scales:
+            self._scale_rows = (self.scales, list(frames.rows(self.scales)))
+        return self._scale_rows[1]
 
     @property
     def compare(self) -> bool:

@@ -141,7 +141,7 @@ def scale_gaps(v: HospitalView) -> pd.DataFrame:
     cols = ["label", "a", "b", "mean_a", "mean_b", "gap", "se", "gap_low", "gap_high"]
     if not v.mirrored:
         return pd.DataFrame(columns=[*cols, "consortium_gap", "side_a", "side_b"])
-    sc = {r.scale: r for r in frames.rows(v.scales)}
+    sc = {r.scale: r for r in v.scale_rows()}
     rows = []
     for p in v.mirrored:
         a, b = sc[p["a"]], sc[p["b"]]
@@ -172,7 +172,7 @@ def _points(v: HospitalView) -> list[tuple[str, float, str, Quotes]]:
     """Every candidate conversation point: (kind, strength, text, its quotes)."""
     cands = []
     sc_compare = v.compare
-    scales = list(frames.rows(v.scales))
+    scales = v.scale_rows()
     labels = {r.scale: r.label for r in scales}
     for r in scales:
         if r.status != "shown":
@@ -352,7 +352,7 @@ def _names_list(labels) -> str:
 def standing_text(v: HospitalView) -> str:
     """Where the hospital stands against the consortium, as a sentence (the glance figure's and
     the between-hospitals figure's text alternative), from the same signals as the figures."""
-    shown = [r for r in frames.rows(v.scales) if r.status == "shown"]
+    shown = [r for r in v.scale_rows() if r.status == "shown"]
     n = len(shown)
     if not n:
         return "Your hospital has no score shown on any scale in this wave."
@@ -387,8 +387,7 @@ def _glance(v: HospitalView) -> list[dict]:
         f"fewer than {k} {who(s)}" if n is None else (f"no {who(s)}" if n == 0 else f"{n} {who(s)}")
         for s, n in v.respondents.items()
     )
-    status, signal = frames.column(v.scales["status"]), frames.column(v.scales["signal"])
-    signals = [sig for st, sig in zip(status, signal, strict=True) if st == "shown"]
+    signals = [r.signal for r in v.scale_rows() if r.status == "shown"]
     n_hi, n_lo = signals.count("higher"), signals.count("lower")
     if not v.compare:
         summary = (
@@ -727,7 +726,7 @@ def _peer_cells(v: HospitalView) -> dict[str, str]:
         return {}
     if not {"scale", "q1", "q3", "status"} <= set(pg.columns):
         return {}
-    sc = {s.scale: s for s in frames.rows(v.scales)}
+    sc = {s.scale: s for s in v.scale_rows()}
     out = {}
     for r in frames.rows(pg):
         if r.status != "shown" or r.scale not in sc or sc[r.scale].status != "shown":
