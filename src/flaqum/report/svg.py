@@ -314,7 +314,7 @@ def markers(
     edges = [edge] * n if isinstance(edge, str) or edge is None else list(edge)
     groups: dict[tuple, list[str]] = {}
     for x, y, fc, ec in zip(xs, ys, faces, edges, strict=True):
-        if np.isfinite(x) and np.isfinite(y):
+        if math.isfinite(x) and math.isfinite(y):
             groups.setdefault((fc, ec), []).append(_marker_path(marker, x, y, s))
     for (fc, ec), paths in groups.items():
         if marker == "|":
@@ -334,7 +334,7 @@ def segments(
     d = "".join(
         f"M{f(a[0])} {f(a[1])}L{f(b[0])} {f(b[1])}"
         for a, b in segs
-        if np.isfinite([a[0], a[1], b[0], b[1]]).all()
+        if all(map(math.isfinite, (a[0], a[1], b[0], b[1])))
     )
     if not d:
         return
