@@ -352,10 +352,10 @@ def _empty_teams_view() -> pd.DataFrame:
 def team_sizes(ts: pd.DataFrame, scales: list, names: dict) -> pd.Series:
     """Per team (``team_id``), its size on a survey: its smallest n over the survey's team
     ``scales`` (a team's first n on a scale; 0 where it has none), for the teams of ``ts`` with
-    an n on one of them at least, in order, and then every team of the register (``names``),
-    0 where it has no result. As ``ts.pivot_table(index="team_id", columns="scale",
-    values="n", aggfunc="first")`` reindexed to ``scales``, whose minimum per row it is (the
-    pivot table cost a team table as much as everything else in it)."""
+    an n on one of them at least and every team of the register (``names``), 0 where it has no
+    result; sorted by id (the register's order where no team has a result). As the minimum per
+    row of ``ts.pivot_table(index="team_id", columns="scale", values="n", aggfunc="first")``
+    reindexed to ``scales`` (the pivot table cost a team table as much as all else in it)."""
     first = {}
     cols = (ts["team_id"], ts["scale"], ts["n"])
     for tid, sid, n in zip(*map(frames.column, cols), strict=True):
