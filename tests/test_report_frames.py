@@ -67,6 +67,19 @@ def test_rows_of_a_whole_frame_and_of_a_filtered_view():
             assert all(_same(a, b) for a, b in zip(g, w, strict=True)), (g, w)
 
 
+def test_rows_of_a_frame_of_numbers_and_strings_only():
+    # read as one object array (frames._plain): the same values and types as itertuples
+    plain = ["float", "int", "bool", "object", "str", "str_full", "string"]
+    df = pd.DataFrame({k: COLUMNS[k] for k in plain}).set_index(pd.Index([5, 3, 9]))
+    assert df.isna().any().sum() >= 4  # missing values in the number and string columns
+    for frame in (df, df.iloc[::-1], df[df["int"] > 1], df.iloc[0:0]):
+        got, want = list(rows(frame)), list(frame.itertuples(index=False))
+        assert len(got) == len(want)
+        for g, w in zip(got, want, strict=True):
+            assert g._fields == w._fields
+            assert all(_same(a, b) for a, b in zip(g, w, strict=True)), (g, w)
+
+
 def test_rows_rename_fields_as_pandas_does():
     df = pd.DataFrame([[1, 2, 3, 4]], columns=["a", "a", "not an id", "_x"])
     (got,), (want,) = list(rows(df)), list(df.itertuples(index=False))
