@@ -498,18 +498,18 @@ def _teams(v: HospitalView) -> list[dict]:
     tv = v.teams
     if tv is None or tv.empty:
         return out + [md("No team-level scales were measured in this wave.")]
-    sc = v.scales.set_index("scale")
+    sc = {r.scale: r for r in v.scale_rows()}
     for sid, d in tv.groupby("scale", sort=False):
-        r = sc.loc[sid]
-        hm = r["mean"] if r["status"] == "shown" else None
+        r = sc[sid]
+        hm = r.mean if r.status == "shown" else None
         fig = figures.teams(
-            d, r["label"], (r["rmin"], r["rmax"]), hm, r["consortium_mean"], v.agreement_threshold
+            d, r.label, (r.rmin, r.rmax), hm, r.consortium_mean, v.agreement_threshold
         )
-        out.append(md(f"### {tx(r['label'])}"))
+        out.append(md(f"### {tx(r.label)}"))
         out.append(
             fig_block(
                 fig,
-                f"{clean(r['label'])}: your teams",
+                f"{clean(r.label)}: your teams",
                 "Each row is a team, ordered by score, with its 95% (thick) and 99.8% (thin) "
                 "interval. The solid line is "
                 + (
