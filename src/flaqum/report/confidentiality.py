@@ -769,7 +769,9 @@ class WaveTables:
     """What every hospital's view of a wave starts from, the same for each hospital: the
     wave's hospitals with their standard errors and suppression, each scale's consortium
     mean, quartiles and hospitals with results, the trend table of every wave so far, the
-    consortium's quartiles for the peer comparison, and the wave's frames split by hospital.
+    consortium's quartiles for the peer comparison, and the wave's frames split by hospital
+    (``of_hospital``, ``own_rows``, ``trend_of``, ``trend_records``: made at the first
+    hospital's view, for all of them, and then looked up).
 
     ``render.render_batch`` computes it once per wave (``wave_tables``) and hands it to each
     report's ``hospital_view``; computed per hospital it was a third of a report's content
