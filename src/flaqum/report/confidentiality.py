@@ -88,6 +88,7 @@ import pandas as pd
 from flaqum import benchmark
 from flaqum.config import Study
 from flaqum.constants import Z95, Z998
+from flaqum.report import frames
 from flaqum.report.data import WaveResults
 from flaqum.report.escape import IDENT_CLASS, clean
 from flaqum.report.shape import Shape, mirrored_pairs, study_shape
@@ -151,20 +152,25 @@ def complementary_status(n: pd.Series, k: int, hidden: pd.Series | None = None) 
     unless they are small). Groups of n = 0 count as hidden but protect no one.
     """
     n = pd.Series(n, dtype=float).fillna(0)
-    status = pd.Series(np.where(n < k, SMALL, SHOWN), index=n.index, dtype=object)
+    # on the arrays (a Series operation per step was most of a team table's cost)
+    size = n.to_numpy()
+    status = np.where(size < k, SMALL, SHOWN).astype(object)
     if hidden is not None:
-        status[(status == SHOWN) & hidden.reindex(n.index, fill_value=False)] = WITHHELD
+        earlier = hidden.reindex(n.index, fill_value=False).fillna(False).to_numpy(bool)
+        status[(status == SHOWN) & earlier] = WITHHELD
     while True:
-        hid = (status != SHOWN) & (n > 0)
-        if not ((status == SMALL) & (n > 0)).any():
+        hid = (status != SHOWN) & (size > 0)
+        if not ((status == SMALL) & (size > 0)).any():
             break
-        if hid.sum() >= 2 and n[hid].sum() >= k:
+        if hid.sum() >= 2 and size[hid].sum() >= k:
             break
-        shown = n[status == SHOWN].sort_values(kind="stable")
-        if shown.empty:
+        shown = np.flatnonzero(status == SHOWN)
+        if not len(shown):
             break
-        status[shown.index[0]] = WITHHELD
-    return status
+        # the smallest shown group, the first of equals; by its label, as status[label] would
+        smallest = n.index[shown[np.argmin(size[shown])]]
+        status[n.index.get_loc(smallest)] = WITHHELD
+    return pd.Series(status, index=n.index, dtype=object)
 
 
 def _se(df: pd.DataFrame) -> pd.Series:
@@ -256,6 +262,14 @@ class HospitalView:
     peer_note: str | None = None
     #: per scale and wave the hospital took part in up to this one (``_trend_view``)
     trend: pd.DataFrame | None = None
+    _scale_rows: tuple | None = field(default=None, init=False, repr=False, compare=False)
+
+    def scale_rows(self) -> list:
+        """The rows of ``scales`` (``frames.rows``), made once: the texts read them many
+        times (made again if ``scales`` is replaced by another frame)."""
+        if self._scale_rows is None or self._scale_rows[0] is not self.scales:
+            self._scale_rows = (self.scales, list(frames.rows(self.scales)))
+        return self._scale_rows[1]
 
     @property
     def compare(self) -> bool:
@@ -335,6 +349,27 @@ def _empty_teams_view() -> pd.DataFrame:
     )
 
 
+def team_sizes(ts: pd.DataFrame, scales: list, names: dict) -> pd.Series:
+    """Per team (``team_id``), its size on a survey: its smallest n over the survey's team
+    ``scales`` (a team's first n on a scale; 0 where it has none), for the teams of ``ts`` with
+    an n on one of them at least and every team of the register (``names``), 0 where it has no
+    result; sorted by id (the register's order where no team has a result). As the minimum per
+    row of ``ts.pivot_table(index="team_id", columns="scale", values="n", aggfunc="first")``
+    reindexed to ``scales`` (the pivot table cost a team table as much as all else in it)."""
+    first = {}
+    cols = (ts["team_id"], ts["scale"], ts["n"])
+    for tid, sid, n in zip(*map(frames.column, cols), strict=True):
+        if pd.notna(tid) and pd.notna(sid) and pd.notna(n):
+            first.setdefault((tid, sid), n)
+    teams = sorted({tid for tid, _ in first})
+    size = pd.Series(
+        [min(first.get((tid, sid), 0) for sid in scales) for tid in teams],
+        index=pd.Index(teams, dtype=ts["team_id"].dtype, name="team_id"),
+        dtype=float,
+    )
+    return size.reindex(size.index.union(list(names)), fill_value=0)
+
+
 def _hospital_teams(
     res: WaveResults,
     study: Study,
@@ -354,28 +389,29 @@ def _hospital_teams(
     t = tables.of_hospital("teams", hid).copy()
     t["team_id"] = t["team_id"].astype(str)
     t["se"] = _se(t)
-    agr = None
+    rwg = None  # (scale, team) -> rwg(j)
     if res.agreement is not None and not res.agreement.empty:
-        agr = tables.of_hospital("agreement", hid)[["team_id", "scale", "rwg_j"]]
-        agr = agr.assign(team_id=agr["team_id"].astype(str))
+        agr = tables.of_hospital("agreement", hid)
+        cols = (agr["scale"], agr["team_id"].astype(str), agr["rwg_j"])
+        rwg = {(sid, tid): x for sid, tid, x in zip(*map(frames.column, cols), strict=True)}
     out = []
     for _source, sm in team_scales.groupby("source", sort=False):
         ts = t[t["scale"].isin(sm["scale"])]
+        at: dict = {}  # each scale's rows of ts, by position
+        for i, sid in enumerate(frames.column(ts["scale"])):
+            at.setdefault(sid, []).append(i)
         # a team's size is its smallest n over the survey's team scales (0 where it has none)
-        wide = ts.pivot_table(index="team_id", columns="scale", values="n", aggfunc="first")
-        wide = wide.reindex(columns=list(sm["scale"]))
-        size = wide.fillna(0).min(axis=1)
-        size = size.reindex(size.index.union(list(names)), fill_value=0)
+        size = team_sizes(ts, list(sm["scale"]), names)
+        teams = size.index.tolist()
         base = complementary_status(size, k)
         for sid in sm["scale"]:
-            d = ts[ts["scale"] == sid].set_index("team_id").reindex(size.index)
+            d = ts.iloc[at.get(sid, [])].set_index("team_id").reindex(size.index)
             d["n"] = d["n"].fillna(0)
             flagged = _is_suppressed(d, k)
             st = complementary_status(d["n"], k, hidden=(base != SHOWN) | flagged)
-            d = d.assign(status=st.values, scale=sid, team_name=[names.get(i, i) for i in d.index])
-            if agr is not None:
-                a = agr[agr["scale"] == sid].set_index("team_id")["rwg_j"]
-                d["rwg_j"] = a.reindex(d.index).to_numpy(float)
+            d = d.assign(status=st.values, scale=sid, team_name=[names.get(i, i) for i in teams])
+            if rwg is not None:
+                d["rwg_j"] = np.array([rwg.get((sid, i), np.nan) for i in teams], float)
             else:
                 d["rwg_j"] = np.nan
             out.append(d.reset_index(drop=True))
@@ -408,13 +444,14 @@ def _scale_positive(
     k: int,
     item_stats: pd.DataFrame,
     scale_stats: pd.DataFrame | None,
+    tables: WaveTables | None = None,
 ) -> pd.DataFrame:
     """The view's scales with each scale's % positive (the mean of its items' % positive,
     ``benchmark/scales.csv``) and the consortium's: blank where the scale is not shown or any
     of its items has fewer than k answers."""
-    own = _own_rows(scale_stats, hid)
+    own = _own_rows(scale_stats, hid, tables)
     if own is None:
-        own = benchmark.scale_positive(study, _own_rows(item_stats, hid))
+        own = benchmark.scale_positive(study, _own_rows(item_stats, hid, tables))
     own = own.drop_duplicates("scale").set_index("scale")
     out = scales.copy()
     pct = own["pct_positive"].reindex(out["scale"]).to_numpy(float)
@@ -428,17 +465,27 @@ def _scale_positive(
     return out
 
 
-def _change(res: WaveResults, hid: str, k: int, meta: pd.DataFrame) -> pd.DataFrame | None:
+def _change(
+    res: WaveResults, hid: str, k: int, meta: pd.DataFrame, tables: WaveTables | None = None
+) -> pd.DataFrame | None:
     if res.change is None or res.change.empty:
         return None
-    c = res.change[res.change["hospital_id"] == hid]
+    if tables is not None:
+        c = tables.of_hospital("change", hid)
+    else:
+        c = res.change[res.change["hospital_id"] == hid]
     if c.empty:
         return None
     c = meta[["scale", "label", "source", "rmin", "rmax"]].merge(c, on="scale", how="inner")
     ok = (c["n"].fillna(0) >= k) & (c["n_previous"].fillna(0) >= k)
-    out = c[["scale", "label", "source", "rmin", "rmax", "previous_wave"]].copy()
-    for col in ("n_previous", "n", "change", "se", "ci_low", "ci_high"):
-        out[col] = c[col].where(ok)
+    values = ["n_previous", "n", "change", "se", "ci_low", "ci_high"]
+    out = pd.concat(
+        [
+            c[["scale", "label", "source", "rmin", "rmax", "previous_wave"]],
+            c[values].where(ok, axis=0),
+        ],
+        axis=1,
+    )
     out["status"] = np.where(ok, SHOWN, SMALL)
     return out.reset_index(drop=True)
 
@@ -548,9 +595,13 @@ def _positive_labels(inst, pos: float) -> str:
     return " or ".join(answers[float(v)] for v in wanted)
 
 
-def _own_rows(frame: pd.DataFrame | None, hid: str) -> pd.DataFrame | None:
+def _own_rows(
+    frame: pd.DataFrame | None, hid: str, tables: WaveTables | None = None
+) -> pd.DataFrame | None:
     if frame is None:
         return None
+    if tables is not None:
+        return tables.own_rows(frame, hid)
     return frame[frame["hospital_id"].astype(str) == hid]
 
 
@@ -560,19 +611,20 @@ def item_table(
     hid: str,
     k: int,
     stats: pd.DataFrame | None = None,
+    tables: WaveTables | None = None,
 ) -> pd.DataFrame:
     """Per item of every survey instrument: the hospital's n, mean, % positive and % missing
     (blank where fewer than k answered or the hospital has fewer than k respondents), and the
     consortium's mean and % positive; from ``stats`` (``benchmark/items.csv``) or, without it,
     computed from ``responses`` (``benchmark.item_stats``)."""
-    own = _own_rows(stats, hid)
+    own = _own_rows(stats, hid, tables)
     if own is None:
         own = benchmark.item_stats(study, responses, [hid])
     if own.empty:
         return pd.DataFrame()
     rows = []
     labels = {}
-    for r in own.itertuples(index=False):
+    for r in frames.rows(own):
         inst = study.instruments[r.instrument]
         if inst.id not in labels:
             labels[inst.id] = _positive_labels(inst, float(r.positive_from))
@@ -611,16 +663,17 @@ def stakeholder_table(
     hid: str,
     k: int,
     stats: pd.DataFrame | None = None,
+    tables: WaveTables | None = None,
 ) -> pd.DataFrame:
     """Mirrored instruments (``mirror:`` in the codebooks) per dimension: the hospital's mean of
     each side (blank below k), the gap (second side minus first) with its 95% interval, and
     the consortium's gap with its interval; from ``stats`` (``benchmark/stakeholders.csv``)
     or, without it, computed from ``responses`` (``benchmark.stakeholder_stats``)."""
-    own = _own_rows(stats, hid)
+    own = _own_rows(stats, hid, tables)
     if own is None:
         own = benchmark.stakeholder_stats(study, responses, [hid], k)
     rows = []
-    for r in own.itertuples(index=False):
+    for r in frames.rows(own):
         ia, ib = study.instruments[r.instrument_a], study.instruments[r.instrument_b]
         row = {
             "dimension": r.dimension,
@@ -645,27 +698,37 @@ def stakeholder_table(
     return pd.DataFrame(rows)
 
 
-def maturity_tables(study: Study, res: WaveResults, hid: str, stats: pd.DataFrame | None = None):
+def maturity_tables(
+    study: Study,
+    res: WaveResults,
+    hid: str,
+    stats: pd.DataFrame | None = None,
+    tables: WaveTables | None = None,
+):
     """The hospital's driver and building-block scores with the consortium median, its core
     processes (items) with their level and the consortium median, the baseline level, and the
     count of its core processes at baseline with the consortium's median and range of that
     count (a dict, or None); from ``stats`` (``benchmark/maturity.csv``) or, without it,
-    computed (``benchmark.maturity_stats``)."""
-    own = _own_rows(stats, hid)
+    computed (``benchmark.maturity_stats``). ``tables``: the wave's ``wave_tables``, whose
+    ``scale_meta`` is computed once for all hospitals."""
+    own = _own_rows(stats, hid, tables)
     if own is None:
         own = benchmark.maturity_stats(study, res.maturity, res.maturity_items, [hid])
-    sc = own[own["kind"] == "scale"]
-    meta = scale_meta(study, list(sc["measure"]))
+    kinds: dict = {}  # the hospital's rows of each kind (scale, process, count), in order
+    for r in frames.rows(own):
+        kinds.setdefault(r.kind, []).append(r)
+    measures = [r.measure for r in kinds.get("scale", [])]
+    meta = tables.scale_meta(measures) if tables is not None else scale_meta(study, measures)
     if meta.empty:
         return pd.DataFrame(), pd.DataFrame(), None, None
-    by = sc.set_index("measure")
+    by = {r.measure: r for r in kinds["scale"]}
     rows = [
         {
             **m._asdict(),
-            "value": float(by.loc[m.scale, "value"]),
-            "consortium_median": float(by.loc[m.scale, "consortium_median"]),
+            "value": float(by[m.scale].value),
+            "consortium_median": float(by[m.scale].consortium_median),
         }
-        for m in meta.itertuples(index=False)
+        for m in frames.rows(meta)
     ]
     inst = study.instrument_of(meta["scale"].iloc[0])
     baseline = inst.raw.get("baseline_level")
@@ -682,21 +745,21 @@ def maturity_tables(study: Study, res: WaveResults, hid: str, stats: pd.DataFram
             "value": float(r.value),
             "consortium_median": float(r.consortium_median),
         }
-        for r in own[own["kind"] == "process"].itertuples(index=False)
+        for r in kinds.get("process", [])
     ]
-    counts = own[own["kind"] == "count"].set_index("measure")
+    counts = {r.measure: r for r in kinds.get("count", [])}
     at_baseline = None
-    if "processes_at_baseline" in counts.index:
-        c, a = counts.loc["processes_at_baseline"], counts.loc["processes_assessed"]
+    if "processes_at_baseline" in counts:
+        c, a = counts["processes_at_baseline"], counts["processes_assessed"]
         at_baseline = {
             "baseline_level": baseline,
             "n_processes": len(proc),
-            "own": None if pd.isna(c["value"]) else int(c["value"]),
-            "own_assessed": None if pd.isna(a["value"]) else int(a["value"]),
-            "consortium_median": float(c["consortium_median"]),
-            "consortium_min": float(c["consortium_min"]),
-            "consortium_max": float(c["consortium_max"]),
-            "consortium_n_hospitals": int(c["consortium_n_hospitals"]),
+            "own": None if pd.isna(c.value) else int(c.value),
+            "own_assessed": None if pd.isna(a.value) else int(a.value),
+            "consortium_median": float(c.consortium_median),
+            "consortium_min": float(c.consortium_min),
+            "consortium_max": float(c.consortium_max),
+            "consortium_n_hospitals": int(c.consortium_n_hospitals),
         }
     return pd.DataFrame(rows), pd.DataFrame(proc), baseline, at_baseline
 
@@ -706,7 +769,9 @@ class WaveTables:
     """What every hospital's view of a wave starts from, the same for each hospital: the
     wave's hospitals with their standard errors and suppression, each scale's consortium
     mean, quartiles and hospitals with results, the trend table of every wave so far, the
-    consortium's quartiles for the peer comparison, and the wave's frames split by hospital.
+    consortium's quartiles for the peer comparison, and the wave's frames split by hospital
+    (``of_hospital``, ``own_rows``, ``trend_of``, ``trend_records``: made at the first
+    hospital's view, for all of them, and then looked up).
 
     ``render.render_batch`` computes it once per wave (``wave_tables``) and hands it to each
     report's ``hospital_view``; computed per hospital it was a third of a report's content
@@ -732,6 +797,49 @@ class WaveTables:
         found = self.split[frame].get(hid)
         return found if found is not None else df.iloc[0:0]
 
+    def own_rows(self, df: pd.DataFrame, hid: str) -> pd.DataFrame:
+        """``df[df["hospital_id"].astype(str) == hid]``, for a frame of the wave (such as
+        ``res.bench_items``) split by hospital once."""
+        if not any(df is f for f in vars(self.res).values()):  # not the wave's: filter it
+            return df[df["hospital_id"].astype(str) == hid]
+        key = ("_own", id(df))
+        if key not in self.split or self.split[key][0] is not df:
+            by = df.groupby(df["hospital_id"].astype(str), sort=False)
+            self.split[key] = (df, {h: g for h, g in by})  # the frame kept: its id stays its
+        found = self.split[key][1].get(hid)
+        return found if found is not None else df.iloc[0:0]
+
+    def trend_of(self, hid: str) -> pd.DataFrame:
+        """``trend``'s rows of hospital ``hid`` (as ``trend[trend["hospital_id"] == hid]``)."""
+        if "_trend" not in self.split:
+            by = self.trend.groupby("hospital_id", sort=False)
+            self.split["_trend"] = {key: g for key, g in by}
+        found = self.split["_trend"].get(hid)
+        return found if found is not None else self.trend.iloc[0:0]
+
+    def trend_records(self, hid: str) -> dict:
+        """Hospital ``hid``'s rows of ``trend`` as records by (wave, scale), the first of each
+        (as ``trend_of(hid).drop_duplicates(["wave", "scale"]).to_dict("records")``); the
+        records of every hospital made at once."""
+        if "_records" not in self.split:
+            by: dict = {}
+            for r in self.trend.to_dict("records"):
+                if pd.notna(r["hospital_id"]):
+                    by.setdefault(r["hospital_id"], {}).setdefault((r["wave"], r["scale"]), r)
+            self.split["_records"] = by
+        return self.split["_records"].get(hid, {})
+
+    def trend_since(self, first: str) -> tuple[list, pd.DataFrame]:
+        """The waves of ``trend`` from wave ``first`` on, and the metadata of their scales."""
+        key = ("_since", first)
+        if key not in self.meta_cache:
+            t = self.trend[self.trend["wave"] >= first]
+            self.meta_cache[key] = (
+                sorted(t["wave"].unique()),
+                self.scale_meta(dict.fromkeys(t["scale"])),
+            )
+        return self.meta_cache[key]
+
     def scale_meta(self, scale_ids) -> pd.DataFrame:
         key = tuple(scale_ids)
         if key not in self.meta_cache:
@@ -747,7 +855,7 @@ def wave_tables(res: WaveResults, study: Study) -> WaveTables:
     hosp["hidden"] = _is_suppressed(hosp, k)
     meta = scale_meta(study, list(dict.fromkeys(hosp["scale"])))
     scales = []
-    for m in meta.itertuples(index=False):
+    for m in frames.rows(meta):
         d = hosp[hosp["scale"] == m.scale]
         ok = d[~d["hidden"]]
         cmean = ok["eb_mean"].mean() if len(ok) else np.nan
@@ -811,21 +919,21 @@ def hospital_view(
     item_stats = res.bench_items
     if item_stats is None:
         item_stats = benchmark.item_stats(study, res.responses, [hid], k)
-    items = item_table(study, res.responses, hid, k, item_stats)
-    scales = _scale_positive(scales, study, hid, k, item_stats, res.bench_scales)
+    items = item_table(study, res.responses, hid, k, item_stats, tables)
+    scales = _scale_positive(scales, study, hid, k, item_stats, res.bench_scales, tables)
     stake = (
-        stakeholder_table(study, res.responses, hid, k, res.bench_stakeholders)
+        stakeholder_table(study, res.responses, hid, k, res.bench_stakeholders, tables)
         if shape.stakeholders is None
         else pd.DataFrame()
     )
     at_baseline = None
     if shape.maturity is None:
         maturity, processes, baseline, at_baseline = maturity_tables(
-            study, res, hid, res.bench_maturity
+            study, res, hid, res.bench_maturity, tables
         )
     else:
         maturity, processes, baseline = pd.DataFrame(), pd.DataFrame(), None
-    change = _change(res, hid, k, scales)
+    change = _change(res, hid, k, scales, tables)
     trend = _trend_view(res, hid, k, change, tables)
     if shape.compare:
         peer_group, peer_label, peer_note = _peer_view(res, study, hid, k, scales, tables)
@@ -924,10 +1032,11 @@ def _peer_view(
     if stats is None:
         stats = benchmark.peer_stats(res.hospitals, orgs, column, minimum, k)
     stats = stats[(stats["column"] == column) & (stats["group"].astype(str) == group)]
-    stats = stats.set_index("scale")
+    stats = {s.scale: s for s in frames.rows(stats)}
     rows = []
-    for r in scales.itertuples(index=False):
-        n_c, q = tables.shown_quartiles.get(r.scale, (0, pd.Series(np.nan, [0.25, 0.5, 0.75])))
+    none = (0, pd.Series(np.nan, [0.25, 0.5, 0.75]))  # a scale without consortium values
+    for r in frames.rows(scales):
+        n_c, q = tables.shown_quartiles.get(r.scale, none)
         row = {
             "scale": r.scale,
             "label": r.label,
@@ -939,10 +1048,10 @@ def _peer_view(
             "consortium_q1": q[0.25],
             "consortium_q3": q[0.75],
         }
-        n = int(stats.loc[r.scale, "n_hospitals"]) if r.scale in stats.index else 0
+        n = int(stats[r.scale].n_hospitals) if r.scale in stats else 0
         if n >= minimum:
-            s = stats.loc[r.scale]
-            row.update(n_hospitals=n, median=s["median"], q1=s["q1"], q3=s["q3"], status=SHOWN)
+            s = stats[r.scale]
+            row.update(n_hospitals=n, median=s.median, q1=s.q1, q3=s.q3, status=SHOWN)
         else:
             row.update(n_hospitals=np.nan, median=np.nan, q1=np.nan, q3=np.nan, status="few")
         rows.append(row)
@@ -997,22 +1106,15 @@ def _trend_view(
     table; earlier waves' from ``benchmark/trends.csv``, ``res.bench_trends``). This wave's
     means come from the wave's own ``hospitals`` (the glance table's numbers). A scale not
     fielded in a wave has no row for it. None when the hospital has no result in any wave."""
-    t = tables.trend
-    own = t[t["hospital_id"] == hid]
+    own = tables.trend_of(hid)
     if own.empty:
         return None
-    first = own["wave"].min()
-    t = t[t["wave"] >= first]
-    waves = sorted(t["wave"].unique())
+    waves, meta = tables.trend_since(own["wave"].min())
     cons = tables.trend_consortium
-    own = {
-        (r["wave"], r["scale"]): r
-        for r in own.drop_duplicates(["wave", "scale"]).to_dict("records")
-    }
-    meta = tables.scale_meta(dict.fromkeys(t["scale"]))
-    cur = {} if change is None else change.set_index("scale").to_dict("index")
+    own = tables.trend_records(hid)
+    cur = {} if change is None else {r.scale: r for r in frames.rows(change)}
     rows = []
-    for m in meta.itertuples(index=False):
+    for m in frames.rows(meta):
         for w in waves:
             if (w, m.scale) not in cons:
                 continue  # the scale was not fielded in that wave
@@ -1046,12 +1148,12 @@ def _trend_view(
                 ch = cur.get(m.scale)
                 if ch is not None:
                     row.update(
-                        previous_wave=ch["previous_wave"],
-                        change=ch["change"],
-                        change_se=ch["se"],
-                        change_ci_low=ch["ci_low"],
-                        change_ci_high=ch["ci_high"],
-                        change_status=ch["status"],
+                        previous_wave=ch.previous_wave,
+                        change=ch.change,
+                        change_se=ch.se,
+                        change_ci_low=ch.ci_low,
+                        change_ci_high=ch.ci_high,
+                        change_status=ch.status,
                     )
             elif o is not None and pd.notna(o.get("previous_wave")):
                 ok = (

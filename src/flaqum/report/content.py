@@ -37,7 +37,7 @@ import pandas as pd
 
 from flaqum.config import Study
 from flaqum.provenance import stamp_text
-from flaqum.report import figures, tables
+from flaqum.report import figures, frames, tables
 from flaqum.report.confidentiality import (
     SIDE_LABELS,
     Z95,
@@ -141,13 +141,13 @@ def scale_gaps(v: HospitalView) -> pd.DataFrame:
     cols = ["label", "a", "b", "mean_a", "mean_b", "gap", "se", "gap_low", "gap_high"]
     if not v.mirrored:
         return pd.DataFrame(columns=[*cols, "consortium_gap", "side_a", "side_b"])
-    sc = v.scales.set_index("scale")
+    sc = {r.scale: r for r in v.scale_rows()}
     rows = []
     for p in v.mirrored:
-        a, b = sc.loc[p["a"]], sc.loc[p["b"]]
-        ok_a, ok_b = a["status"] == "shown", b["status"] == "shown"
-        ma, mb = (a["mean"] if ok_a else np.nan), (b["mean"] if ok_b else np.nan)
-        se = float(np.hypot(a["se"], b["se"])) if ok_a and ok_b else np.nan
+        a, b = sc[p["a"]], sc[p["b"]]
+        ok_a, ok_b = a.status == "shown", b.status == "shown"
+        ma, mb = (a.mean if ok_a else np.nan), (b.mean if ok_b else np.nan)
+        se = float(np.hypot(a.se, b.se)) if ok_a and ok_b else np.nan
         gap = mb - ma
         rows.append(
             {
@@ -160,9 +160,9 @@ def scale_gaps(v: HospitalView) -> pd.DataFrame:
                 "se": se,
                 "gap_low": gap - Z95 * se,
                 "gap_high": gap + Z95 * se,
-                "consortium_gap": b["consortium_mean"] - a["consortium_mean"],
-                "side_a": clean(SIDE_LABELS.get(a["source"], a["source"])),
-                "side_b": clean(SIDE_LABELS.get(b["source"], b["source"])),
+                "consortium_gap": b.consortium_mean - a.consortium_mean,
+                "side_a": clean(SIDE_LABELS.get(a.source, a.source)),
+                "side_b": clean(SIDE_LABELS.get(b.source, b.source)),
             }
         )
     return pd.DataFrame(rows)
@@ -172,7 +172,11 @@ def _points(v: HospitalView) -> list[tuple[str, float, str, Quotes]]:
     """Every candidate conversation point: (kind, strength, text, its quotes)."""
     cands = []
     sc_compare = v.compare
-    for r in v.scales[v.scales["status"] == "shown"].itertuples(index=False):
+    scales = v.scale_rows()
+    labels = {r.scale: r.label for r in scales}
+    for r in scales:
+        if r.status != "shown":
+            continue
         z = abs(r.mean - r.consortium_mean) / r.se if r.se else 0
         who = WHO.get(r.source, "respondents")
         if r.signal not in ("lower", "higher") or not sc_compare:
@@ -199,9 +203,8 @@ def _points(v: HospitalView) -> list[tuple[str, float, str, Quotes]]:
             )
             cands.append(("higher", 0.6 * z / Z998, text, q))
     if v.change is not None:
-        labels = v.scales.set_index("scale")["label"]
-        for r in v.change[v.change["status"] == "shown"].itertuples(index=False):
-            if not (r.ci_high < 0 or r.ci_low > 0):
+        for r in frames.rows(v.change):
+            if r.status != "shown" or not (r.ci_high < 0 or r.ci_low > 0):
                 continue
             z = abs(r.change) / r.se if r.se else 0
             q = Quotes("conversation")
@@ -260,7 +263,7 @@ def _points(v: HospitalView) -> list[tuple[str, float, str, Quotes]]:
     if tv is not None and not tv.empty:
         low = tv[tv["low_agreement"].fillna(False).astype(bool)]
         for sid, g in low.groupby("scale", sort=False):
-            label = v.scales.set_index("scale").loc[sid, "label"]
+            label = labels[sid]
             q = Quotes("conversation")
             names = q.label(", ".join(ident(t) for t in sorted(g["team_name"])))
             n = q.count(
@@ -349,12 +352,12 @@ def _names_list(labels) -> str:
 def standing_text(v: HospitalView) -> str:
     """Where the hospital stands against the consortium, as a sentence (the glance figure's and
     the between-hospitals figure's text alternative), from the same signals as the figures."""
-    shown = v.scales[v.scales["status"] == "shown"]
+    shown = [r for r in v.scale_rows() if r.status == "shown"]
     n = len(shown)
     if not n:
         return "Your hospital has no score shown on any scale in this wave."
-    hi = shown[shown["signal"] == "higher"]["label"]
-    lo = shown[shown["signal"] == "lower"]["label"]
+    hi = [r.label for r in shown if r.signal == "higher"]
+    lo = [r.label for r in shown if r.signal == "lower"]
     parts = []
     if len(lo):
         parts.append(
@@ -384,8 +387,8 @@ def _glance(v: HospitalView) -> list[dict]:
         f"fewer than {k} {who(s)}" if n is None else (f"no {who(s)}" if n == 0 else f"{n} {who(s)}")
         for s, n in v.respondents.items()
     )
-    shown = v.scales[v.scales["status"] == "shown"]
-    n_hi, n_lo = int((shown["signal"] == "higher").sum()), int((shown["signal"] == "lower").sum())
+    signals = [r.signal for r in v.scale_rows() if r.status == "shown"]
+    n_hi, n_lo = signals.count("higher"), signals.count("lower")
     if not v.compare:
         summary = (
             f"In wave {tx(v.wave)}, {resp} of {ident(v.hospital_name)} answered the survey. "
@@ -495,18 +498,18 @@ def _teams(v: HospitalView) -> list[dict]:
     tv = v.teams
     if tv is None or tv.empty:
         return out + [md("No team-level scales were measured in this wave.")]
-    sc = v.scales.set_index("scale")
+    sc = {r.scale: r for r in v.scale_rows()}
     for sid, d in tv.groupby("scale", sort=False):
-        r = sc.loc[sid]
-        hm = r["mean"] if r["status"] == "shown" else None
+        r = sc[sid]
+        hm = r.mean if r.status == "shown" else None
         fig = figures.teams(
-            d, r["label"], (r["rmin"], r["rmax"]), hm, r["consortium_mean"], v.agreement_threshold
+            d, r.label, (r.rmin, r.rmax), hm, r.consortium_mean, v.agreement_threshold
         )
-        out.append(md(f"### {tx(r['label'])}"))
+        out.append(md(f"### {tx(r.label)}"))
         out.append(
             fig_block(
                 fig,
-                f"{clean(r['label'])}: your teams",
+                f"{clean(r.label)}: your teams",
                 "Each row is a team, ordered by score, with its 95% (thick) and 99.8% (thin) "
                 "interval. The solid line is "
                 + (
@@ -527,7 +530,7 @@ def _teams(v: HospitalView) -> list[dict]:
                     "Not shown: "
                     + "; ".join(
                         f"{ident(t.team_name)} ({status_text(t.status, v.k)})"
-                        for t in hidden.sort_values("team_name").itertuples()
+                        for t in frames.rows(hidden.sort_values("team_name"))
                     )
                 )
             )
@@ -548,7 +551,7 @@ def maturity_alt(mat: pd.DataFrame, baseline) -> str:
         f"Of your {len(drv)} drivers, {len(below)} are below the baseline level {clean(baseline)}"
     )
     if len(below):
-        text += ": " + ", ".join(f"{clean(r.label)} ({num(r.value)})" for r in below.itertuples())
+        text += ": " + ", ".join(f"{clean(r.label)} ({num(r.value)})" for r in frames.rows(below))
     n_bb = int((bb["value"] < baseline).sum())
     return text + (
         f"; {n_bb} of {len(bb)} building blocks are below it. The table below gives each level."
@@ -631,10 +634,7 @@ def _processes(v: HospitalView) -> list[dict]:
     if b is not None and not proc.empty:
         below = proc[proc["value"] < b]
         if len(below):
-            rows = [
-                [r.item, r.block, r.text, tables.num(r.value, 0)]
-                for r in below.itertuples(index=False)
-            ]
+            rows = [[r.item, r.block, r.text, tables.num(r.value, 0)] for r in frames.rows(below)]
             out.append(
                 md(
                     f"The {len(below)} core processes of the Maturity Matrix that your "
@@ -726,12 +726,12 @@ def _peer_cells(v: HospitalView) -> dict[str, str]:
         return {}
     if not {"scale", "q1", "q3", "status"} <= set(pg.columns):
         return {}
-    sc = v.scales.set_index("scale")
+    sc = {s.scale: s for s in v.scale_rows()}
     out = {}
-    for r in pg.itertuples(index=False):
-        if r.status != "shown" or r.scale not in sc.index or sc.loc[r.scale, "status"] != "shown":
+    for r in frames.rows(pg):
+        if r.status != "shown" or r.scale not in sc or sc[r.scale].status != "shown":
             continue
-        m = sc.loc[r.scale, "mean"]
+        m = sc[r.scale].mean
         out[r.scale] = (
             "above the middle half"
             if m > r.q3

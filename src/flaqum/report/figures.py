@@ -43,7 +43,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
 
 from flaqum.constants import Z95, Z998
-from flaqum.report import svg
+from flaqum.report import frames, svg
 from flaqum.report.escape import IDENT_CLASS, clean
 from flaqum.report.escape import html as esc
 from flaqum.report.tables import num, span
@@ -238,17 +238,19 @@ def glance(scales: pd.DataFrame, peers: dict[str, np.ndarray], k: int) -> svg.Fi
     """One row per scale: other hospitals' distance from the consortium average (grey ticks),
     the hospital's own score with its 95% (thick) and 99.8% (thin) interval."""
     n = len(scales)
-    labels = [f"{clean(r.label)} ({span(r.rmin, r.rmax)})" for r in scales.itertuples(index=False)]
+    labels = [f"{clean(r.label)} ({span(r.rmin, r.rmax)})" for r in frames.rows(scales)]
     fig, left = _canvas(8.5, 0.36 * n + 1.9, labels, bottom=1.3)
+    cmean = {}  # each scale's consortium mean (its first row's)
+    means = scales["consortium_mean"].to_numpy()
+    for s, c in zip(frames.column(scales["scale"]), means, strict=True):
+        cmean.setdefault(s, c)
     lim = np.nanmax(
         np.abs(
             np.r_[
                 [
-                    np.nanmax(
-                        np.abs(p[:, 0] - scales.loc[scales.scale == s, "consortium_mean"].iloc[0])
-                    )
+                    np.nanmax(np.abs(p[:, 0] - cmean[s]))
                     for s, p in peers.items()
-                    if len(p) and s in set(scales.scale)
+                    if len(p) and s in cmean
                 ]
                 or [0.1],
                 (scales["lo998"] - scales["consortium_mean"]).abs().dropna(),
@@ -262,7 +264,7 @@ def glance(scales: pd.DataFrame, peers: dict[str, np.ndarray], k: int) -> svg.Fi
     _xticks(ax)
     ax.yticks(list(range(n))[::-1], labels)
     px, py = [], []
-    for i, r in enumerate(scales.itertuples(index=False)):
+    for i, r in enumerate(frames.rows(scales)):
         p = peers.get(r.scale, np.empty((0, 2)))
         px += list(p[:, 0] - r.consortium_mean)
         py += [n - 1 - i] * len(p)
@@ -325,7 +327,7 @@ def between_hospitals(
     left, right, top, bottom, wspace, hspace = 0.75, 0.25, 0.8, 0.65, 0.3, 0.75
     aw = (fig.width - left - right) / (ncols + (ncols - 1) * wspace) * svg.PT
     ah = (fig.height - top - bottom) / (nrow + (nrow - 1) * hspace) * svg.PT
-    for i, r in enumerate(rows.itertuples(index=False)):
+    for i, r in enumerate(frames.rows(rows)):
         p = peers.get(r.scale, np.empty((0, 2)))
         pts = [(m, s, False) for m, s in p]
         if r.status == "shown":
@@ -451,11 +453,13 @@ def maturity(
     """Drivers (bold) and their building blocks: the hospital's level against the consortium
     median (``median=False``: without it), with the baseline level the consortium aims for."""
     rows = []
-    for drv in mat[mat["level"] == "driver"].itertuples(index=False):
+    blocks = {}  # each driver's building blocks, in order
+    for bb in frames.rows(mat[mat["level"] == "building_block"]):
+        if pd.notna(bb.parent):
+            blocks.setdefault(bb.parent, []).append(bb)
+    for drv in frames.rows(mat[mat["level"] == "driver"]):
         rows.append((clean(drv.label), drv.value, drv.consortium_median, True))
-        for bb in mat[(mat["level"] == "building_block") & (mat["parent"] == drv.scale)].itertuples(
-            index=False
-        ):
+        for bb in blocks.get(drv.scale, []):
             rows.append(("    " + clean(bb.label), bb.value, bb.consortium_median, False))
     n = len(rows)
     labels = [r[0] for r in rows]
@@ -684,7 +688,7 @@ def peers(peer_group: pd.DataFrame, scales: pd.DataFrame, label: str) -> svg.Fig
     d = peer_group[peer_group["status"] == "shown"].reset_index(drop=True)
     own = scales.set_index("scale")
     n = len(d)
-    labels = [f"{clean(r.label)} ({span(r.rmin, r.rmax)})" for r in d.itertuples(index=False)]
+    labels = [f"{clean(r.label)} ({span(r.rmin, r.rmax)})" for r in frames.rows(d)]
     fig, left = _canvas(8.5, 0.36 * n + 1.6, labels, bottom=1.0)
     y = n - 1 - np.arange(n)
     ref = d["consortium_median"].to_numpy(float)

@@ -314,7 +314,7 @@ def markers(
     edges = [edge] * n if isinstance(edge, str) or edge is None else list(edge)
     groups: dict[tuple, list[str]] = {}
     for x, y, fc, ec in zip(xs, ys, faces, edges, strict=True):
-        if np.isfinite(x) and np.isfinite(y):
+        if math.isfinite(x) and math.isfinite(y):
             groups.setdefault((fc, ec), []).append(_marker_path(marker, x, y, s))
     for (fc, ec), paths in groups.items():
         if marker == "|":
@@ -334,7 +334,7 @@ def segments(
     d = "".join(
         f"M{f(a[0])} {f(a[1])}L{f(b[0])} {f(b[1])}"
         for a, b in segs
-        if np.isfinite([a[0], a[1], b[0], b[1]]).all()
+        if all(map(math.isfinite, (a[0], a[1], b[0], b[1])))
     )
     if not d:
         return
@@ -461,16 +461,15 @@ class Axes:
     def _bars(self, pos, lo, hi, colors, lw, horizontal, alpha, cls):
         pos, lo, hi = (np.asarray(a, float) for a in (pos, lo, hi))
         cols = [colors] * len(pos) if isinstance(colors, str) else list(colors)
+        ok = (np.isfinite(pos) & np.isfinite(lo) & np.isfinite(hi)).tolist()
+        # every bar's coordinates at once (the same numbers as one bar at a time)
+        along, across = (self.Y, self.X) if horizontal else (self.X, self.Y)
+        at, a0, a1 = along(pos).tolist(), across(lo).tolist(), across(hi).tolist()
         groups: dict[str, list] = {}
-        for p, a, b, c in zip(pos, lo, hi, cols, strict=True):
-            if not (np.isfinite(p) and np.isfinite(a) and np.isfinite(b)):
+        for keep, p, a, b, c in zip(ok, at, a0, a1, cols, strict=True):
+            if not keep:
                 continue
-            if horizontal:
-                y = float(self.Y(p))
-                seg = ((float(self.X(a)), y), (float(self.X(b)), y))
-            else:
-                x = float(self.X(p))
-                seg = ((x, float(self.Y(a))), (x, float(self.Y(b))))
+            seg = ((a, p), (b, p)) if horizontal else ((p, a), (p, b))
             groups.setdefault(c, []).append(seg)
         for c, segs in groups.items():
             segments(self.fig, segs, c, lw, alpha=alpha, cls=cls)

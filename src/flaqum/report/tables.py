@@ -13,6 +13,7 @@ import math
 
 import pandas as pd
 
+from flaqum.report import frames
 from flaqum.report.escape import IDENT_CLASS
 from flaqum.report.escape import html as esc
 
@@ -130,7 +131,7 @@ def glance_table(
     compared with), and the change since the previous wave."""
     ch = {} if change is None else change.set_index("scale").to_dict("index")
     rows, classes = [], []
-    for r in scales.itertuples(index=False):
+    for r in frames.rows(scales):
         c = ch.get(r.scale)
         none_now = bool(getattr(r, "no_response", False))
         change_txt = change_text(c, k, none_now)
@@ -196,7 +197,7 @@ def teams_table(tv: pd.DataFrame, k: int, threshold: float, hospital_mean=None) 
     rows, classes = [], []
     shown = tv[tv["status"] == "shown"].sort_values("mean", ascending=False)
     hidden = tv[tv["status"] != "shown"].sort_values("team_name")
-    for r in shown.itertuples(index=False):
+    for r in frames.rows(shown):
         agree = num(r.rwg_j)
         if r.low_agreement:
             agree += " (members disagree)"
@@ -214,7 +215,7 @@ def teams_table(tv: pd.DataFrame, k: int, threshold: float, hospital_mean=None) 
         # no colour (orange means "clearly lower" in every report): the words say it
         classes.append("disagree" if r.low_agreement else "")
     width = 7 if compare else 6
-    for r in hidden.itertuples(index=False):
+    for r in frames.rows(hidden):
         rows.append([r.team_name, status_text(r.status, k)] + [""] * (width - 2))
         classes.append("suppressed")
     header = ["Team", "Respondents", "Team score", "95% interval", "99.8% interval"]
@@ -233,7 +234,7 @@ def teams_table(tv: pd.DataFrame, k: int, threshold: float, hospital_mean=None) 
 def items_table(items: pd.DataFrame, k: int, consortium: bool = True) -> str:
     """One row per question; ``consortium=False`` leaves out the consortium's % positive."""
     rows, classes = [], []
-    for r in items.itertuples(index=False):
+    for r in frames.rows(items):
         text = f"{r.item}{' (r)' if r.reverse else ''}: {r.text}"
         if r.status != "shown":
             rows.append(
@@ -269,7 +270,7 @@ def stakeholder_table(st: pd.DataFrame, k: int, consortium: bool = True) -> str:
     gap."""
     a, b = st["side_a"].iloc[0], st["side_b"].iloc[0]
     rows = []
-    for r in st.itertuples(index=False):
+    for r in frames.rows(st):
         rows.append(
             [
                 r.label,
@@ -293,7 +294,7 @@ def stakeholder_table(st: pd.DataFrame, k: int, consortium: bool = True) -> str:
 def maturity_table(mat: pd.DataFrame, baseline, median: bool = True) -> str:
     """Drivers and building blocks; ``median=False`` leaves out the consortium median."""
     rows, classes = [], []
-    for r in mat[mat["level"].isin(["total", "driver", "building_block"])].itertuples(index=False):
+    for r in frames.rows(mat[mat["level"].isin(["total", "driver", "building_block"])]):
         lab = r.label if r.level != "building_block" else "\u2003" + r.label
         below = baseline is not None and pd.notna(r.value) and r.value < baseline
         rows.append(
@@ -397,9 +398,13 @@ def trend_table_compact(trend: pd.DataFrame, k: int, consortium: bool = True) ->
     wave with its interval (as in the glance table)."""
     first, last = sorted(trend["wave"].astype(str).unique())
     rows, classes = [], []
-    for _, d in trend.groupby("scale", sort=False):
-        by = {str(r.wave): r for r in d.itertuples(index=False)}
-        row, shown = [d["label"].iloc[0]], True
+    groups = {}  # the rows of each scale, as groupby("scale", sort=False) gives them
+    for r in frames.rows(trend):
+        if not _missing(r.scale):
+            groups.setdefault(r.scale, []).append(r)
+    for d in groups.values():
+        by = {str(r.wave): r for r in d}
+        row, shown = [d[0].label], True
         for w in (first, last):
             r = by.get(w)
             if r is None:
@@ -442,7 +447,7 @@ def trend_table(trend: pd.DataFrame, k: int, consortium: bool = True) -> str:
         return trend_table_compact(trend, k, consortium)
     rows, classes = [], []
     previous_scale = None
-    for r in trend.itertuples(index=False):
+    for r in frames.rows(trend):
         own, change = _trend_own(r, k), _trend_change(r, k)
         rows.append(
             [r.label if r.scale != previous_scale else "", _nb(r.wave), *own]
@@ -477,7 +482,7 @@ def peers_table(peer_group: pd.DataFrame, scales: pd.DataFrame, k: int, label: s
     peer group is too small says so, without values."""
     own = scales.set_index("scale")
     rows, classes = [], []
-    for r in peer_group.itertuples(index=False):
+    for r in frames.rows(peer_group):
         o = own.loc[r.scale]
         score = num(o["mean"]) if o["status"] == "shown" else f"fewer than {k} responses"
         if r.status == "shown":
@@ -515,7 +520,7 @@ def summary_table(
     ch = {} if change is None else change.set_index("scale").to_dict("index")
     peers = peers or {}
     rows, classes = [], []
-    for r in scales.itertuples(index=False):
+    for r in frames.rows(scales):
         c = ch.get(r.scale)
         none_now = bool(getattr(r, "no_response", False))
         change_txt = change_text(c, k, none_now, with_interval=False)
@@ -585,7 +590,7 @@ def scale_gap_table(gaps: pd.DataFrame, a: str, b: str, k: int, consortium: bool
     """Per mirrored scale: both groups' scores (as in the glance table), the gap (b minus a)
     with its 95% interval, and the consortium's gap."""
     rows = []
-    for r in gaps.itertuples(index=False):
+    for r in frames.rows(gaps):
         rows.append(
             [
                 r.label,
@@ -613,7 +618,7 @@ def between_table(scales: pd.DataFrame, k: int) -> str:
     """The numbers behind the between-hospitals figure: per scale, how many hospitals are
     shown, the consortium average, the middle half of hospitals and your score."""
     rows = []
-    for r in scales.itertuples(index=False):
+    for r in frames.rows(scales):
         own = num(r.mean) if r.status == "shown" else f"fewer than {k} responses"
         rows.append(
             [
