@@ -524,9 +524,13 @@ def test_a_shared_kernel_forgets_the_previous_render(tmp_path):
     """Renders on one kernel (``render_batch``) start from an empty namespace: a name the
     previous render set is gone (``reset=True``); an error names the template's cell, its
     first line of code and the exception."""
+    import nbformat.v4.nbbase as nbbase
+
+    check = nbbase.validate  # set aside while a notebook runs (checked after), then restored
     km = render.start_kernel(tmp_path)
     try:
         render.execute_notebook(_notebook("secret = 'H01'"), tmp_path, km=km, reset=True)
+        assert nbbase.validate is check
         nb = _notebook("'secret' in globals()")
         render.execute_notebook(nb, tmp_path, km=km, reset=True)
         assert _texts(nb.cells[0]) == [("execute_result", "False")]
@@ -537,5 +541,6 @@ def test_a_shared_kernel_forgets_the_previous_render(tmp_path):
             "the template's cell cell-1 (raise ValueError('bad template')) raised "
             "ValueError: bad template"
         )
+        assert nbbase.validate is check
     finally:
         render.stop_kernel(km)

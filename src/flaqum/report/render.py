@@ -315,6 +315,8 @@ def execute_notebook(nb, workdir: Path, km=None, timeout: int = 600, reset: bool
     """Execute with nbclient in ``workdir``; on a kernel from ``start_kernel`` if given (then
     the kernel keeps running for the next render). The code cells run as one (``one_cell``);
     each gets its own outputs back. ``reset``: clear the kernel's namespace first."""
+    import nbformat
+    import nbformat.v4.nbbase as nbbase
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
@@ -324,6 +326,12 @@ def execute_notebook(nb, workdir: Path, km=None, timeout: int = 600, reset: bool
     client = NotebookClient(
         merged, km=km, timeout=timeout, resources={"metadata": {"path": str(workdir)}}
     )
+    # nbformat checks every output against its JSON schema as nbclient records it, with
+    # jsonschema (fastjsonschema cannot check a part of the schema): about 1 ms an output, a
+    # fifth of a report's HTML. The outputs are checked once instead, with the whole
+    # notebook and fastjsonschema, after the run (``nbformat.validate`` below).
+    check_each = nbbase.validate
+    nbbase.validate = _checked_later
     try:
         client.execute()
     except CellExecutionError as e:
@@ -339,14 +347,20 @@ def execute_notebook(nb, workdir: Path, km=None, timeout: int = 600, reset: bool
                 ) from e
         raise
     finally:
+        nbbase.validate = check_each
         # nbclient leaves the channels of a kernel it does not own open (and warns "Could not
         # destroy zmq context" when they are collected): close them after each render
         if client.kc is not None:
             client.kc.stop_channels()
         if own:
             stop_kernel(km)
+    nbformat.validate(merged)
     split_outputs(nb, merged)
     return nb
+
+
+def _checked_later(node, ref=None):
+    """nbformat's check of one output while nbclient runs: done for all of them at the end."""
 
 
 @functools.cache
