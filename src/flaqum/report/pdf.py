@@ -313,8 +313,12 @@ def _lines(words: list[float], width: float) -> int:
             continue
         if used:
             lines += 1
-        lines += max(0, math.ceil(w / width) - 1)
-        used = w - width * max(0, math.ceil(w / width) - 1)
+        if w > width:  # a word longer than the line breaks into pieces
+            extra = math.ceil(w / width) - 1
+            lines += extra
+            used = w - width * extra
+        else:
+            used = w
     return lines
 
 
@@ -373,18 +377,28 @@ def _column_widths(rows, ncol: int, numeric: set[int]) -> list[str]:
     while True:
         now = np.stack([lines[c][at[c]] for c in range(ncol)])
         height = now.max(axis=0).sum()
+        left = steps - 1 - sum(at)  # characters still to give
+        if left < 1:
+            break
+        # each row's height without column c: its tallest other cell (the second tallest
+        # where c is the tallest)
+        top = now.argmax(axis=0)
+        first = now.max(axis=0)
+        second = np.sort(now, axis=0)[-2] if ncol > 1 else np.zeros_like(first)
         best = None  # (lines saved per character, -characters, column)
         for c in range(ncol):
-            left = steps - 1 - sum(at)  # characters still to give
-            if left < 1:
-                break
-            others = np.delete(now, c, axis=0).max(axis=0) if ncol > 1 else 0
+            others = np.where(top == c, second, first)
             wider = lines[c][at[c] + 1 : at[c] + 1 + left]
             saved = height - np.maximum(others, wider).sum(axis=1)
-            for d in np.flatnonzero(saved > 0) + 1:
-                key = (saved[d - 1] / d, -int(d))
-                if best is None or key > best[:2]:
-                    best = (*key, c)
+            gain = np.flatnonzero(saved > 0)
+            if gain.size == 0:
+                continue
+            # the most lines saved per character; of equals, the fewest characters
+            per = saved[gain] / (gain + 1)
+            d = int(gain[np.argmax(per)]) + 1
+            key = (saved[d - 1] / d, -d)
+            if best is None or key > best[:2]:
+                best = (*key, c)
         if best is None:
             break
         at[best[2]] -= best[1]
