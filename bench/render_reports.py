@@ -13,7 +13,8 @@ files: imports, kernel start and reading the wave included) per report. On a mac
 with other work the wall times grow and the CPU seconds much less. ``--standins`` first writes
 stand-in statistics (``flaqum.testing.standin``) for any results file the statistics stages have
 not produced yet. Results: ``bench/out/render_reports.csv`` and, with ``--record``, a dated
-Markdown note in ``bench/results/``.
+Markdown note in ``bench/results/`` (``<date>-reports.md``, ``<date>-reports-2.md`` for the
+day's second record: an earlier one is never overwritten).
 
 Also recorded: the load average before and after the run (the machine may be shared), and a
 report's share of the wave-level tables of the views that each render batch computes once
@@ -172,6 +173,10 @@ def main(argv=None):
     per.to_csv(out / "render_reports.csv", index=False)
     if args.record:
         rec = ROOT / "bench" / "results" / f"{dt.date.today()}-reports.md"
+        n = 1
+        while rec.exists():  # an earlier record of the day is kept
+            n += 1
+            rec = rec.with_name(f"{dt.date.today()}-reports-{n}.md")
         rec.write_text(text)
         print(rec)
 
