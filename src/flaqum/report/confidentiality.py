@@ -791,31 +791,28 @@ class WaveTables:
 
     def of_hospital(self, frame: str, hid: str) -> pd.DataFrame:
         """``res.<frame>``'s rows of hospital ``hid`` (as ``df[df["hospital_id"] == hid]``)."""
-        df = getattr(self.res, frame)
-        if frame not in self.split:
-            self.split[frame] = {key: g for key, g in df.groupby("hospital_id", sort=False)}
-        found = self.split[frame].get(hid)
-        return found if found is not None else df.iloc[0:0]
+        return self._rows(frame, getattr(self.res, frame), hid)
 
     def own_rows(self, df: pd.DataFrame, hid: str) -> pd.DataFrame:
         """``df[df["hospital_id"].astype(str) == hid]``, for a frame of the wave (such as
         ``res.bench_items``) split by hospital once."""
-        if not any(df is f for f in vars(self.res).values()):  # not the wave's: filter it
+        name = next((key for key, value in vars(self.res).items() if value is df), None)
+        if name is None:  # not one of the wave's frames: filtered
             return df[df["hospital_id"].astype(str) == hid]
-        key = ("_own", id(df))
-        if key not in self.split or self.split[key][0] is not df:
-            by = df.groupby(df["hospital_id"].astype(str), sort=False)
-            self.split[key] = (df, {h: g for h, g in by})  # the frame kept: its id stays its
-        found = self.split[key][1].get(hid)
-        return found if found is not None else df.iloc[0:0]
+        return self._rows(("str", name), df, hid, as_str=True)
 
     def trend_of(self, hid: str) -> pd.DataFrame:
         """``trend``'s rows of hospital ``hid`` (as ``trend[trend["hospital_id"] == hid]``)."""
-        if "_trend" not in self.split:
-            by = self.trend.groupby("hospital_id", sort=False)
-            self.split["_trend"] = {key: g for key, g in by}
-        found = self.split["_trend"].get(hid)
-        return found if found is not None else self.trend.iloc[0:0]
+        return self._rows("_trend", self.trend, hid)
+
+    def _rows(self, key, df: pd.DataFrame, hid: str, as_str: bool = False) -> pd.DataFrame:
+        """Hospital ``hid``'s rows of ``df`` (its ``hospital_id`` read as text with
+        ``as_str``); ``df`` is split by hospital at the first call for ``key``, then looked up."""
+        if key not in self.split:
+            ids = df["hospital_id"].astype(str) if as_str else df["hospital_id"]
+            self.split[key] = {h: g for h, g in df.groupby(ids, sort=False)}
+        found = self.split[key].get(hid)
+        return found if found is not None else df.iloc[0:0]
 
     def trend_records(self, hid: str) -> dict:
         """Hospital ``hid``'s rows of ``trend`` as records by (wave, scale), the first of each
