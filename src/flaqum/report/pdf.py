@@ -335,7 +335,7 @@ def _column_widths(rows, ncol: int, numeric: set[int]) -> list[str]:
     import numpy as np
 
     least, want = [1.0] * ncol, [1.0] * ncol
-    cells = []  # per row: (column, words) of its single-column cells
+    cells = []  # per row: (column, words, length on one line) of its single-column cells
     for r in rows:
         col, row = 0, []
         for c in r["cells"]:
@@ -349,7 +349,7 @@ def _column_widths(rows, ncol: int, numeric: set[int]) -> list[str]:
                 lo = max(words, default=1.0)
             if c["colspan"] == 1 and col < ncol:
                 least[col], want[col] = max(least[col], lo), max(want[col], full, lo)
-                row.append((col, words))
+                row.append((col, words, full))
             col += c["colspan"]
         cells.append(row)
     room = (TEXT_WIDTH_CM / 2.54 * 72 - 2 * INSET_PT * ncol) / CHAR_PT  # characters per line
@@ -362,8 +362,7 @@ def _column_widths(rows, ncol: int, numeric: set[int]) -> list[str]:
     lines = [np.ones((steps, len(cells)), dtype=np.int32) for _ in range(ncol)]
     known = {}  # an entry's lines at each width, once per entry and column (entries repeat)
     for r, row in enumerate(cells):
-        for col, words in row:
-            full = sum(words) + len(words) - 1
+        for col, words, full in row:
             if full <= least[col]:
                 continue  # one line at any width
             key = (tuple(words), col)
