@@ -421,6 +421,24 @@ def test_pdf_tables_follow_the_stylesheet_and_fit_the_page():
     assert all(c.strip().endswith("fr") for c in cols.split(",") if c.strip())
 
 
+def test_pdf_table_text_after_bold_is_text(tmp_path):
+    """A cell's text right after bold or italic text starts with "(": escaped, it stays text
+    (unescaped, Typst read it as more arguments of ``#strong[...]`` and the PDF failed)."""
+    import io
+
+    from pypdf import PdfReader
+
+    from flaqum.report import pdf
+
+    html = (
+        '<table class="report-table"><tbody><tr><td><strong>Bold</strong>(note) and'
+        " <em>it</em>[x]</td></tr></tbody></table>"
+    )
+    source = pdf._preamble("t", "s") + pdf.table_typst(html, [])
+    out = pdf.compile_pdf(source, {}, tmp_path)
+    assert "Bold(note) and it[x]" in PdfReader(io.BytesIO(out)).pages[0].extract_text()
+
+
 def test_html_reads_as_nbconvert_wrote_it(study, rendered, tmp_path):
     """The HTML is assembled from the notebook's outputs (``render.notebook_body``) instead of
     nbconvert's exporter: the reader sees the same text, headings (with the same ids) and

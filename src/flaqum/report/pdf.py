@@ -69,11 +69,12 @@ FIT_SHRINK = 0.8
 #: the page's bottom margin (cm; the footer with the page number sits in it)
 BOTTOM_CM = 2.0
 
-_SPECIAL = re.compile(r"([\\#*_`$<>@\[\]=\-+/~\"'.:])")
+_SPECIAL = re.compile(r"([\\#*_`$<>@\[\]()=\-+/~\"'.:])")
 
 
 def text(s: str) -> str:
-    """Plain text as Typst markup (every markup character escaped)."""
+    """Plain text as Typst markup (every markup character escaped; "(" too: right after a
+    ``#strong[...]`` it would be read as more of the call)."""
     s = re.sub(r"\s+", " ", s)
     return _SPECIAL.sub(r"\\\1", s)
 
