@@ -30,24 +30,50 @@ def demo_largest(study, tmp_path_factory):
     )
     largest = str(size.index[0])
     out = tmp_path_factory.mktemp("report")
-    render.render_hospital(
-        study,
-        waves[-1],
-        largest,
-        {},
-        out / f"{largest}.html",
-        render.TEMPLATE_DIR / "hospital.qmd",
-        "jupyter",
-        out_pdf=out / f"{largest}.pdf",
-        results=res,
-    )
-    return largest, int(size.iloc[0]["teams"]), out / f"{largest}.pdf"
+    compile_pdf, sources = pdf.compile_pdf, []
+
+    def keep(source, files, workdir):  # the Typst source, for test_rows_are_as_typst_sizes_them
+        sources.append((source, files))
+        return compile_pdf(source, files, workdir)
+
+    pdf.compile_pdf = keep
+    try:
+        render.render_hospital(
+            study,
+            waves[-1],
+            largest,
+            {},
+            out / f"{largest}.html",
+            render.TEMPLATE_DIR / "hospital.qmd",
+            "jupyter",
+            out_pdf=out / f"{largest}.pdf",
+            results=res,
+        )
+    finally:
+        pdf.compile_pdf = compile_pdf
+    return largest, int(size.iloc[0]["teams"]), out / f"{largest}.pdf", sources[-1]
 
 
 @pytest.mark.slow
 def test_the_body_of_the_demos_largest_report_fits_in_ten_pages(demo_largest):
-    hospital, teams, path = demo_largest
+    hospital, teams, path, _ = demo_largest
     body, total = pdf.body_pages(path)
     assert teams >= 30, (hospital, teams)  # the demo's largest hospital: many teams
     assert 0 < body < total, (hospital, body, total)  # an appendix follows the body
     assert body <= pdf.BODY_PAGES, f"{hospital}: the body runs to {body} pages"
+
+
+@pytest.mark.slow
+def test_rows_are_as_typst_sizes_them(demo_largest, tmp_path):
+    """The table rows' heights set in the PDF's source (``pdf.cell_lines``) are Typst's own:
+    the same report compiled with every row ``auto`` is the same PDF, byte for byte. Nearly
+    every row has its height (a row left ``auto`` costs Typst a second layout)."""
+    import re
+
+    *_, path, (source, files) = demo_largest
+    rows = re.findall(r" rows: \(([^)]*)\),", source)
+    heights = [x.strip() for r in rows for x in r.split(",") if x.strip()]
+    assert len(rows) >= 15 and len(heights) > 200, (len(rows), len(heights))
+    assert sum(h != "auto" for h in heights) >= 0.95 * len(heights)
+    auto = re.sub(r" rows: \([^)]*\),", "", source)
+    assert pdf.compile_pdf(auto, files, tmp_path) == path.read_bytes()
