@@ -421,6 +421,21 @@ def test_pdf_tables_follow_the_stylesheet_and_fit_the_page():
     assert all(c.strip().endswith("fr") for c in cols.split(",") if c.strip())
 
 
+def test_pages_are_read_as_html_parser_reads_them(rendered):
+    """The scan and the PDF read the reports' pages with ``htmlread`` (html.parser's events,
+    faster): on the rendered hospital and consortium pages, and the SVGs in them, the events
+    are html.parser's, read without it."""
+    from test_htmlread import same_events
+
+    from flaqum.report import htmlread
+
+    _, out, hospitals = rendered
+    for name in [f"{h}.html" for h in hospitals] + ["consortium.html"]:
+        page = (out / name).read_text()
+        assert htmlread.events(page) is not None, name
+        assert len(same_events(page)) > 1000
+
+
 def test_pdf_table_text_after_bold_is_text(tmp_path):
     """A cell's text right after bold or italic text starts with "(": escaped, it stays text
     (unescaped, Typst read it as more arguments of ``#strong[...]`` and the PDF failed)."""

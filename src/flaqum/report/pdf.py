@@ -42,6 +42,8 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
+from flaqum.report import htmlread
+
 #: Sections moved to the end of the PDF as appendices (A, B, ...), by their heading, in this
 #: order: the reference material, after the report a reader acts on.
 APPENDIX = (
@@ -614,8 +616,7 @@ def _row_heights(rows, head: int, styles, widths: list[float]) -> list[str]:
 def table_typst(html: str, styles) -> str:
     """One HTML report table as a Typst table (see the module docstring)."""
     p = _Table()
-    p.feed(html)
-    p.close()
+    htmlread.feed(p, html)  # html.parser's reading, faster
     rows = p.head + p.body
     if not rows:
         return ""
