@@ -123,10 +123,13 @@ class Collector:
     Each display is one IOPub message, and each message costs about 2 ms of CPU across the
     kernel and the client: 70 raw displays of 2 KB cost 0.06 s of nbclient's process and
     0.095 s of the kernel; one display whose data is the list of the same 70 bundles, 0.02 s
-    and 0.03 s. A hospital report makes about 90 (its blocks and ``render.one_cell``'s cell
-    markers). While a collector is installed, ``Report.show`` and ``Report.heading`` (and
+    and 0.03 s. While a collector is installed, ``Report.show`` and ``Report.heading`` (and
     ``add``, the markers) append their bundle to a list, and the list goes out as one
-    ``display_data`` whose data is ``{OUTPUTS: [bundle, ...]}``.
+    ``display_data`` whose data is ``{OUTPUTS: [bundle, ...]}``. A hospital report of the
+    demo's wave 2025-2 is then one message instead of 90 (72 blocks, 18 cell markers of
+    ``render.one_cell``), and its HTML costs 0.25 s of CPU instead of 0.36 s (median of 15
+    reports of a render batch: ``render.execute_notebook`` 0.028 s instead of 0.060 s of the
+    rendering process, 0.04 s instead of 0.115 s of the kernel).
 
     The order of the outputs is kept: the list is sent (``flush``) before anything else the
     kernel writes goes out: a write to ``sys.stdout`` or ``sys.stderr`` (made on this
