@@ -698,3 +698,35 @@ def test_without_a_collector_each_block_is_its_own_display(monkeypatch):
     assert bundles[2]["text/plain"] == layout._HTML
     assert [b["text/markdown"] for b in (bundles[3], bundles[5])] == ["*c*", "*f*"]
     assert bundles[4] == {"image/svg+xml": "<svg></svg>", "text/plain": "t"}
+
+
+def test_a_collector_that_cannot_wrap_everything_is_not_installed(monkeypatch):
+    """Where one of the outputs that must flush the list cannot be wrapped (here a display
+    publisher without instance attributes), nothing stays wrapped and each display goes out
+    at once: without order guaranteed, no collecting."""
+    import io
+    import types
+
+    from flaqum.report import layout
+
+    class Publisher:
+        __slots__ = ("sent",)
+
+        def __init__(self):
+            self.sent = []
+
+        def publish(self, data, metadata=None, **kwargs):
+            self.sent.append(data)
+
+        def clear_output(self, wait=False):
+            pass
+
+    out, err = io.StringIO(), io.StringIO()
+    monkeypatch.setattr("sys.stdout", out)
+    monkeypatch.setattr("sys.stderr", err)
+    shell = types.SimpleNamespace(display_pub=Publisher(), displayhook=None, events=None)
+    collector = layout.Collector(shell).install()
+    assert not collector.installed and layout._collector is None
+    assert "write" not in vars(out) and "write" not in vars(err)  # unwrapped again
+    collector.add({"text/plain": "x"}, raw=True)
+    assert shell.display_pub.sent == [{"text/plain": "x"}]

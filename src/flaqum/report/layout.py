@@ -154,7 +154,10 @@ class Collector:
         self.installed = False
 
     def install(self) -> Collector:
+        """Wrap what flushes the list, and collect until the execution ends."""
         global _collector
+        if _collector is not None:  # one left by an execution that did not end (none so far)
+            _collector.close()
         targets = [
             (sys.stdout, "write"),
             (sys.stderr, "write"),
@@ -169,8 +172,6 @@ class Collector:
         except (AttributeError, TypeError):  # a stream or shell that cannot be wrapped
             self._restore()
             return self
-        if _collector is not None:
-            _collector.close()
         self.shell.events.register("post_execute", self.close)
         _collector, self.installed = self, True
         return self
