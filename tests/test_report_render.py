@@ -577,3 +577,189 @@ def test_a_shared_kernel_forgets_the_previous_render(tmp_path):
         assert nbbase.validate is check
     finally:
         render.stop_kernel(km)
+
+
+# --- the template's displays collected in the kernel (layout.Collector) ------------------------
+
+_BLOCKS = (
+    "from flaqum.report.layout import Report\n"
+    "r = Report({'sections': {\n"
+    "    'a': [{'kind': 'markdown', 'text': 'one'},\n"
+    "          {'kind': 'table', 'html': '<table><tr><td>1</td></tr></table>', 'caption': 'c'}],\n"
+    "    'b': [{'kind': 'figure', 'svg': '<svg></svg>', 'title': 't', 'caption': 'f'}]}})\n"
+)
+
+
+def _raw_outputs(monkeypatch):
+    """The outputs of the one executed cell, as nbclient recorded them, per execution."""
+    seen = []
+    split = render.split_outputs
+
+    def spy(nb, executed):
+        seen.append(list(executed.cells[0].outputs))
+        return split(nb, executed)
+
+    monkeypatch.setattr(render, "split_outputs", spy)
+    return seen
+
+
+def _without_counts(nb):
+    import json
+
+    import nbformat
+
+    data = json.loads(nbformat.writes(nb))
+    for cell in data["cells"]:
+        for out in cell.get("outputs", []):
+            # the shared kernel counts its executions (and a traceback names the count)
+            out.pop("execution_count", None)
+            if "traceback" in out:
+                out["traceback"] = [re.sub(r"In\[\d+\]", "In[]", x) for x in out["traceback"]]
+    return data
+
+
+def test_collected_displays_give_the_notebook_of_one_display_each(tmp_path, monkeypatch):
+    """With ``batch`` (the Jupyter engine's default) the template's blocks and the cell
+    markers reach nbclient as a few displays of collected bundles, sent before each other
+    output (prints to stdout and stderr, another display, a last expression's value, a
+    traceback) and at the end; once split, the notebook is the one that a display per block
+    gives: the same outputs in the same order. The collector is gone after each execution of
+    a shared kernel, also after an error."""
+    from flaqum.report.layout import OUTPUTS
+
+    sources = (
+        _BLOCKS + "r.show('a')\nprint('p1')\nr.show('b')",
+        "# md:## Between the shows",
+        "r.heading('a', 'Head')\nimport sys\nprint('e1', file=sys.stderr)\nr.show('a')\n"
+        "from IPython.display import Markdown, display\ndisplay(Markdown('*x*'))\n"
+        "r.show('b')\n40 + 2",
+        "%env FLAQUM_TEST=1\nr.show('b')\nr.show('a')",
+        "# md:text",
+        "r.show('b')",
+    )
+    seen = _raw_outputs(monkeypatch)
+    km = render.start_kernel(tmp_path)
+    try:
+        runs = {}
+        for batch in (True, False, True):  # the collector of the first run must not stay
+            nb = _notebook(*sources)
+            render.execute_notebook(nb, tmp_path, km=km, reset=True, batch=batch)
+            runs[batch] = _without_counts(nb)
+        assert runs[True] == runs[False]
+        # what the first cell shows, in order: the blocks of 'a', the print, the figure of 'b'
+        first = nb.cells[0].outputs
+        assert [o.get("data", {}).get("text/markdown", o.get("text")) for o in first] == [
+            "one",
+            None,  # the table
+            "*c*",
+            "p1\n",
+            None,  # the figure
+            "*f*",
+        ]
+        assert first[1]["data"]["text/html"].startswith("<table>")
+        assert first[4]["data"]["image/svg+xml"] == "<svg></svg>"
+        assert all(o["metadata"] == {} for o in first if o["output_type"] == "display_data")
+        on, off, again = seen
+        batches = [o for o in on if OUTPUTS in o.get("data", {})]
+        # one message between two other outputs: 6 of them for the 22 displays (18 blocks and
+        # 4 markers) that are 22 messages without collecting; the 5 other outputs as they are
+        assert len(batches) == 6 and sum(len(o["data"][OUTPUTS]) for o in batches) == 22
+        assert len(on) == 6 + 5 and len(off) == 22 + 5
+        assert not any(OUTPUTS in o.get("data", {}) for o in off)
+        assert len(again) == len(on)
+
+        # a cell that raises after some shows: they come before its traceback
+        failing = (_BLOCKS + "r.show('a')", "r.show('b')\nprint('p')\nr.show('a')\n1 / 0", "x = 1")
+        errors = {}
+        for batch in (True, False):
+            nb = _notebook(*failing)
+            with pytest.raises(render.ReportError) as err:
+                render.execute_notebook(nb, tmp_path, km=km, reset=True, batch=batch)
+            errors[batch] = (str(err.value), _without_counts(nb))
+        assert errors[True] == errors[False]
+        assert errors[True][0] == (
+            "the template's cell cell-1 (r.show('b')) raised ZeroDivisionError: division by zero"
+        )
+        assert [o["output_type"] for o in nb.cells[1].outputs] == [
+            *["display_data"] * 2,
+            "stream",
+            *["display_data"] * 3,
+            "error",
+        ]
+
+        # nothing of a collector is left in the kernel after the error
+        nb = _notebook(
+            "import sys, flaqum.report.layout as L\nshell = get_ipython()\n"
+            "hooks = (sys.stdout.write, sys.stderr.write, shell.showtraceback,\n"
+            "         shell.display_pub.publish, shell.display_pub.clear_output,\n"
+            "         shell.displayhook.start_displayhook)\n"
+            "(L._collector, sum('Collector' in getattr(f, '__qualname__', '') for f in hooks),\n"
+            " len(shell.events.callbacks['post_execute']))"
+        )
+        render.execute_notebook(nb, tmp_path, km=km, reset=True, batch=False)
+        collector, wrapped, callbacks = eval(nb.cells[0].outputs[0]["data"]["text/plain"])
+        assert collector is None and wrapped == 0
+        nb = _notebook("len(get_ipython().events.callbacks['post_execute'])")
+        render.execute_notebook(nb, tmp_path, km=km, reset=True, batch=True)
+        # the collector's own post_execute callback is gone again after the execution
+        assert int(nb.cells[0].outputs[0]["data"]["text/plain"]) == callbacks + 1
+    finally:
+        render.stop_kernel(km)
+
+
+def test_without_a_collector_each_block_is_its_own_display(monkeypatch):
+    """Under Quarto nothing installs a collector: ``Report.show`` and ``heading`` display
+    each block by itself, as a raw bundle."""
+    import IPython.display
+
+    from flaqum.report import layout
+
+    calls = []
+    monkeypatch.setattr(IPython.display, "display", lambda *a, **k: calls.append((a, k)))
+    assert layout._collector is None
+    ns = {}
+    exec(_BLOCKS, ns)
+    r = ns["r"]
+    r.heading("a", "Head")
+    r.show("a")
+    r.show("b")
+    r.heading("none", "Absent")
+    assert [k for _, k in calls] == [{"raw": True}] * 6
+    bundles = [a[0] for a, _ in calls]
+    assert bundles[0]["text/markdown"] == "\n## Head\n"
+    assert bundles[1] == {"text/markdown": "one", "text/plain": layout._MARKDOWN}
+    assert bundles[2]["text/plain"] == layout._HTML
+    assert [b["text/markdown"] for b in (bundles[3], bundles[5])] == ["*c*", "*f*"]
+    assert bundles[4] == {"image/svg+xml": "<svg></svg>", "text/plain": "t"}
+
+
+def test_a_collector_that_cannot_wrap_everything_is_not_installed(monkeypatch):
+    """Where one of the outputs that must flush the list cannot be wrapped (here a display
+    publisher without instance attributes), nothing stays wrapped and each display goes out
+    at once: without order guaranteed, no collecting."""
+    import io
+    import types
+
+    from flaqum.report import layout
+
+    class Publisher:
+        __slots__ = ("sent",)
+
+        def __init__(self):
+            self.sent = []
+
+        def publish(self, data, metadata=None, **kwargs):
+            self.sent.append(data)
+
+        def clear_output(self, wait=False):
+            pass
+
+    out, err = io.StringIO(), io.StringIO()
+    monkeypatch.setattr("sys.stdout", out)
+    monkeypatch.setattr("sys.stderr", err)
+    shell = types.SimpleNamespace(display_pub=Publisher(), displayhook=None, events=None)
+    collector = layout.Collector(shell).install()
+    assert not collector.installed and layout._collector is None
+    assert "write" not in vars(out) and "write" not in vars(err)  # unwrapped again
+    collector.add({"text/plain": "x"}, raw=True)
+    assert shell.display_pub.sent == [{"text/plain": "x"}]
