@@ -17,6 +17,7 @@ markup of every kind that goes to html.parser.
 
 from __future__ import annotations
 
+import functools
 import re
 from html import unescape
 from html.parser import HTMLParser
@@ -27,55 +28,59 @@ _TAG = re.compile(
     r"|!(DOCTYPE\s[^<>\"']*)>)",
     re.I,
 )
-_ATTR = re.compile(r"\s+([^\s=/>\"'<]+)(?:\s*=\s*(?:\"([^\"]*)\"|'([^']*)'))?")
+_ATTR = re.compile(r"\s+([^\s=/>\"'<]+)(?:\s*=\s*(\"[^\"]*\"|'[^']*'))?")
 #: elements whose text html.parser passes on as written (its CDATA_CONTENT_ELEMENTS)
 _RAW = frozenset(HTMLParser.CDATA_CONTENT_ELEMENTS)
 
 
-def _attrs(markup: str) -> list[tuple[str, str | None]]:
-    out = []
-    for m in _ATTR.finditer(markup):
-        value = m.group(2) if m.group(2) is not None else m.group(3)
-        out.append((m.group(1).lower(), unescape(value) if value else value))
-    return out
+@functools.lru_cache(maxsize=8192)
+def _attrs(markup: str) -> tuple[tuple[str, str | None], ...]:
+    """A start tag's attributes (name, value without its quotes, unescaped; None if it has
+    none), as html.parser gives them; kept per markup (a table's cells repeat theirs)."""
+    return tuple(
+        (name.lower(), (unescape(v[1:-1]) if "&" in v else v[1:-1]) if v else None)
+        for name, v in _ATTR.findall(markup)
+    )
 
 
 def events(markup: str) -> list[tuple] | None:
     """html.parser's events for ``markup`` as (handler name, arguments), or None when the
     markup is not of the simple kind (see the module docstring)."""
     out: list[tuple] = []
+    append, search = out.append, _TAG.search
     pos, n = 0, len(markup)
     while pos < n:
-        m = _TAG.search(markup, pos)
+        m = search(markup, pos)
         end = m.start() if m else n
         if end > pos:
             data = markup[pos:end]
             if "<" in data:
                 return None
-            out.append(("handle_data", unescape(data) if "&" in data else data))
+            append(("handle_data", unescape(data) if "&" in data else data))
         if m is None:
             break
         pos = m.end()
-        if m.group(5) is not None:  # <!DOCTYPE ...>
-            out.append(("handle_decl", m.group(5)))
+        close, tag, attrs, slash, decl = m.groups()
+        if decl is not None:  # <!DOCTYPE ...>
+            append(("handle_decl", decl))
             continue
-        tag = m.group(2).lower()
-        if m.group(1):  # an end tag
-            if m.group(3) or m.group(4):
+        tag = tag.lower()
+        if close:  # an end tag
+            if attrs or slash:
                 return None
-            out.append(("handle_endtag", tag))
+            append(("handle_endtag", tag))
             continue
-        attrs = _attrs(m.group(3)) if m.group(3) else []
-        if m.group(4):
-            out.append(("handle_startendtag", tag, attrs))
+        attrs = list(_attrs(attrs)) if attrs else []
+        if slash:
+            append(("handle_startendtag", tag, attrs))
             continue
-        out.append(("handle_starttag", tag, attrs))
+        append(("handle_starttag", tag, attrs))
         if tag in _RAW:  # its text as written, up to the first "</", which must end it
             close = markup.find("</", pos)
             if close < 0 or not re.match(rf"</{tag}\s*>", markup[close:], re.I):
                 return None
             if close > pos:
-                out.append(("handle_data", markup[pos:close]))
+                append(("handle_data", markup[pos:close]))
             pos = close
     return out
 
