@@ -343,6 +343,20 @@ def _lines(words: list[float], width: float) -> int:
     return lines
 
 
+@functools.lru_cache(maxsize=16384)
+def _wraps(words: tuple, full: float, least: float, steps: int):
+    """An entry's lines at ``least`` + 0, 1, ... ``steps`` - 1 characters wide (one line from
+    its whole length on): worked out once per entry and width, as entries repeat (in a
+    column, and across the reports of a batch: the questions, the scales)."""
+    import numpy as np
+
+    out = np.ones(steps, dtype=np.int32)
+    wraps = range(min(steps, math.ceil(full - least)))
+    out[: len(wraps)] = [_lines(list(words), least + i) for i in wraps]
+    out.flags.writeable = False
+    return out
+
+
 def _column_widths(rows, ncol: int, numeric: set[int]) -> list[str]:
     """Column widths (as shares of the text width) that make the table as short as it can be.
 
@@ -381,18 +395,10 @@ def _column_widths(rows, ncol: int, numeric: set[int]) -> list[str]:
     # lines[c][i, r]: the lines of row r when column c is least[c] + i characters wide
     steps = int(spare) + 1
     lines = [np.ones((steps, len(cells)), dtype=np.int32) for _ in range(ncol)]
-    known = {}  # an entry's lines at each width, once per entry and column (entries repeat)
     for r, row in enumerate(cells):
         for col, words, full in row:
-            if full <= least[col]:
-                continue  # one line at any width
-            key = (tuple(words), col)
-            if key not in known:
-                # one line from the width of the whole entry on
-                wraps = range(min(steps, math.ceil(full - least[col])))
-                known[key] = np.ones(steps, dtype=np.int32)
-                known[key][: len(wraps)] = [_lines(words, least[col] + i) for i in wraps]
-            lines[col][:, r] = known[key]
+            if full > least[col]:  # else one line at any width
+                lines[col][:, r] = _wraps(tuple(words), full, least[col], steps)
     at = [0] * ncol
     while True:
         now = np.stack([lines[c][at[c]] for c in range(ncol)])
