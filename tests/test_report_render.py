@@ -763,3 +763,27 @@ def test_a_collector_that_cannot_wrap_everything_is_not_installed(monkeypatch):
     assert "write" not in vars(out) and "write" not in vars(err)  # unwrapped again
     collector.add({"text/plain": "x"}, raw=True)
     assert shell.display_pub.sent == [{"text/plain": "x"}]
+
+
+def test_a_template_is_read_once_per_text_and_its_errors_name_its_file(tmp_path):
+    """Each render reads the template from its own folder: the same text is parsed once (the
+    notebook copied per call), and a template that cannot be read is named by its path."""
+    text = render.TEMPLATE_DIR.joinpath("hospital.qmd").read_text()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "t.qmd").write_text(text)
+    (tmp_path / "b" / "t.qmd").write_text(text)
+    render._parse_qmd.cache_clear()
+    first = render.read_qmd(tmp_path / "a" / "t.qmd")
+    second = render.read_qmd(tmp_path / "b" / "t.qmd")
+    assert first == second and first is not second
+    assert render._parse_qmd.cache_info().misses == 1
+    first.cells[0].source = "changed"
+    assert render.read_qmd(tmp_path / "b" / "t.qmd").cells[0].source != "changed"
+    bad = tmp_path / "bad.qmd"
+    bad.write_text("Text\n```{r}\n1\n```\n")
+    with pytest.raises(render.ReportError, match=rf"{re.escape(str(bad))}: only python chunks"):
+        render.read_qmd(bad)
+    bad.write_text("Text\n```{python}\n1\n")
+    with pytest.raises(render.ReportError, match="chunk is not closed"):
+        render.read_qmd(bad)

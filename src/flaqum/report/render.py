@@ -104,15 +104,22 @@ def read_qmd(path: Path | str):
     ```` ```{python} ```` chunk as a code cell with its ``#| tags`` as cell tags, and the front
     matter in the notebook's metadata. (jupytext's .qmd reader calls Quarto itself, and its
     R Markdown reader costs a second per render in imports; the chunk syntax is this simple.)
-    A batch reads the same template for every report: it is parsed once per text, and each
-    call gets its own copy."""
+    A batch reads the same template for every report (a copy in each render's folder): it is
+    parsed once per text, and each call gets its own copy."""
     import copy
 
-    return copy.deepcopy(_parse_qmd(Path(path).read_text(), str(path)))
+    try:
+        return copy.deepcopy(_parse_qmd(Path(path).read_text()))
+    except _QmdError as e:
+        raise ReportError(f"{path}: {e}") from None
+
+
+class _QmdError(ValueError):
+    """A template that cannot be read (``read_qmd`` names its file)."""
 
 
 @functools.lru_cache(maxsize=8)
-def _parse_qmd(source: str, path: str):
+def _parse_qmd(source: str):
     import nbformat
 
     front, body = split_front_matter(source)
@@ -131,7 +138,7 @@ def _parse_qmd(source: str, path: str):
         elif lang is not None and line.strip() == "```":
             src = "\n".join(buf)
             if lang != "python":
-                raise ReportError(f"{path}: only python chunks are supported, found {lang!r}")
+                raise _QmdError(f"only python chunks are supported, found {lang!r}")
             cell = nbformat.v4.new_code_cell(src)
             tags = chunk_options(src).get("tags") or []
             if tags:
@@ -141,7 +148,7 @@ def _parse_qmd(source: str, path: str):
         else:
             buf.append(line)
     if lang is not None:
-        raise ReportError(f"{path}: a ```{{{lang}}} chunk is not closed")
+        raise _QmdError(f"a ```{{{lang}}} chunk is not closed")
     flush_markdown()
     for i, cell in enumerate(cells):
         cell.id = f"cell-{i}"  # nbformat's ids are random: fixed ones keep the HTML the same
