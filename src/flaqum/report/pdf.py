@@ -293,7 +293,10 @@ def _row_styles(styles, row_cls, col):
     return [style for cls, at, style in styles if cls in classes and (at is None or at == col + 1)]
 
 
-def _cell(c, styles, row_cls, col, head: bool = False) -> str:
+def _cell(c, styles, row_cls, col, head: bool = False, first: bool = False) -> str:
+    """A cell as Typst: the stylesheet's rules for its row and column; ``head``: a header
+    cell (its fill and rule); ``first``: in the table's first row, which is bold (set on the
+    cell: a show rule on the first row's cells costs Typst a check of every cell)."""
     body = "".join(c["text"]).strip()
     fill = None
     for style in _row_styles(styles, row_cls, col):
@@ -304,6 +307,8 @@ def _cell(c, styles, row_cls, col, head: bool = False) -> str:
         if "color" in style:
             body = f'#text(fill: rgb("{style["color"]}"))[{body}]'
         fill = style.get("fill", fill)
+    if first and body:
+        body = f'#text(weight: "bold")[{body}]'
     args = []
     if c["colspan"] > 1:
         args.append(f"colspan: {c['colspan']}")
@@ -645,7 +650,7 @@ def table_typst(html: str, styles) -> str:
         for r in p.head:
             col = 0
             for c in r["cells"]:
-                cells.append(_cell(c, (), "", col, head=True))
+                cells.append(_cell(c, (), "", col, head=True, first=r is p.head[0]))
                 col += c["colspan"]
             cells += [f"table.cell({_HEAD})[]"] * (ncol - col)
         header = f"table.header(repeat: true, {', '.join(cells)})"
@@ -653,7 +658,7 @@ def table_typst(html: str, styles) -> str:
     for r in p.body:
         col, cells = 0, []
         for c in r["cells"]:
-            cells.append(_cell(c, styles, r["class"], col))
+            cells.append(_cell(c, styles, r["class"], col, first=not p.head and r is p.body[0]))
             col += c["colspan"]
         cells += ["[]"] * (ncol - col)
         lines.append(", ".join(cells))
@@ -825,7 +830,6 @@ _PREAMBLE = """#set document(title: @@TITLE_STRING@@, date: none)
 #set text(font: "DejaVu Sans", size: 9pt, lang: "en", fill: rgb("#222222"))
 #set par(justify: false, leading: 0.55em, spacing: 0.8em)
 #show table: set text(size: @@TABLE_PT@@pt)
-#show table.cell.where(y: 0): set text(weight: "bold")
 #set list(spacing: 0.6em)
 #set enum(spacing: 0.6em)
 #show heading: set text(fill: rgb("#1b2a49"))
