@@ -27,7 +27,8 @@ confidentiality scan read (``render.render_report``): its text is the HTML's tex
   (``body_pages``; tests/test_pdf_pages.py renders the demo's largest hospital).
 - A table row's height is set where its lines are certain (``cell_lines``: the widths of
   Typst's shaper, its line breaking), as Typst would size it: Typst then lays the row out
-  once instead of twice (see "row heights" below).
+  once instead of twice (see "row heights" below). Such a row is never split across two
+  pages (an ``auto`` row of several lines could be); in the demo's reports none was.
 - Table rows are styled from ``report.css``: its ``table.report-table tr.<class> td[:nth-child(n)]``
   rules (colour, bold, italic, background) apply to the PDF's tables too, so the two agree.
 - The same input gives the same bytes: no date is written.
