@@ -41,6 +41,7 @@ DEPENDENCIES = (
     "nbconvert",
     "nbclient",
     "typst",
+    "uharfbuzz",
 )
 
 
