@@ -35,6 +35,8 @@ COLUMNS = {
     "str": pd.Series(["a", None, "c"], dtype="str"),
     "str_full": pd.Series(["a", "b", "c"], dtype="str"),
     "string": pd.Series(["a", None, "c"], dtype="string"),
+    "string_python": pd.Series(["a", None, "c"], dtype="string[python]"),
+    "str_python": pd.Series(["a", None, "c"], dtype=pd.StringDtype("python", na_value=np.nan)),
     "category": pd.Series(["x", None, "y"], dtype="category"),
     "Int64": pd.Series([1, None, 3], dtype="Int64"),
     "Int64_full": pd.Series([1, 2, 3], dtype="Int64"),
@@ -68,8 +70,8 @@ def test_rows_of_a_whole_frame_and_of_a_filtered_view():
 
 
 def test_rows_of_a_frame_of_numbers_and_strings_only():
-    # read as one object array (frames._plain): the same values and types as itertuples
-    plain = ["float", "int", "bool", "object", "str", "str_full", "string"]
+    # read from the frame's arrays (frames._plain): the same values and types as itertuples
+    plain = ["float", "int", "bool", "object", "str", "str_full", "string", "string_python"]
     df = pd.DataFrame({k: COLUMNS[k] for k in plain}).set_index(pd.Index([5, 3, 9]))
     assert df.isna().any().sum() >= 4  # missing values in the number and string columns
     for frame in (df, df.iloc[::-1], df[df["int"] > 1], df.iloc[0:0]):

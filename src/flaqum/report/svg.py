@@ -38,9 +38,14 @@ _IDENT = "\x00ident\x00"  # placeholder for a name group's id, numbered in ``Fig
 
 
 def f(v: float) -> str:
-    """A coordinate: 0.01 pt, no trailing zeros, no "-0"."""
-    s = f"{float(v):.2f}".rstrip("0").rstrip(".")
-    return "0" if s in ("-0", "") else s
+    """A coordinate: 0.01 pt, no trailing zeros, no "-0" (``f"{v:.2f}"``, then "1.50" -> "1.5",
+    "2.00" -> "2", "-0.00" -> "0"; "nan" and "inf" as they are)."""
+    s = f"{v:.2f}"
+    if s[-1] == "0":
+        s = s[:-3] if s[-2] == "0" else s[:-1]
+        if s == "-0":
+            return "0"
+    return s
 
 
 def esc(text) -> str:
