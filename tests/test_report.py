@@ -254,6 +254,32 @@ def test_trend_only_where_the_hospital_took_part_twice(study, wave_results, firs
     )
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_change_cut_from_the_wave_is_each_hospitals_own(study, wave_results, seed):
+    # the wave tables make every hospital's change rows at once (WaveTables.change_of): the
+    # same frame as _change of the hospital's rows alone, its small groups blanked, rows out
+    # of order and repeated, and a hospital with no scale of the view
+    import dataclasses
+
+    rng = np.random.default_rng(seed)
+    c = wave_results.change.sample(frac=1, random_state=seed).reset_index(drop=True)
+    small = rng.random(len(c)) < (0.1 if seed % 2 else 0.02)
+    c.loc[small, "n"] = 2  # below k: the row's values blank
+    c = pd.concat([c, c.iloc[:3]], ignore_index=True)  # a hospital with a scale twice
+    ids = sorted(c["hospital_id"].dropna().unique())
+    c.loc[c["hospital_id"] == ids[-1], "scale"] = "not_a_scale"
+    res = dataclasses.replace(wave_results, change=c)
+    tables = conf.wave_tables(res, study)
+    scales = conf.hospital_view(res, study, ids[0], tables).scales
+    kinds = set()
+    for h in ids:
+        got = conf._change(res, h, study.min_group_size, scales, tables)
+        want = conf._change(res, h, study.min_group_size, scales)
+        pd.testing.assert_frame_equal(got, want)
+        kinds.add((want["status"] == "shown").all() if len(want) else None)
+    assert kinds == {True, False, None}  # hospitals all shown, partly blank, without a row
+
+
 # --- figures --------------------------------------------------------------------------------
 
 

@@ -476,18 +476,30 @@ def _change(
         c = res.change[res.change["hospital_id"] == hid]
     if c.empty:
         return None
+    if tables is not None:
+        found = tables.change_of(hid, meta, k)
+        if found is not None:
+            return found
+    return _change_rows(c, meta, k)[0].reset_index(drop=True)
+
+
+_CHANGE_VALUES = ["n_previous", "n", "change", "se", "ci_low", "ci_high"]
+
+
+def _change_rows(c: pd.DataFrame, meta: pd.DataFrame, k: int):
+    """``_change``'s frame of the change rows ``c`` (not reindexed), their hospital ids, and
+    which rows are shown."""
     c = meta[["scale", "label", "source", "rmin", "rmax"]].merge(c, on="scale", how="inner")
     ok = (c["n"].fillna(0) >= k) & (c["n_previous"].fillna(0) >= k)
-    values = ["n_previous", "n", "change", "se", "ci_low", "ci_high"]
     out = pd.concat(
         [
             c[["scale", "label", "source", "rmin", "rmax", "previous_wave"]],
-            c[values].where(ok, axis=0),
+            c[_CHANGE_VALUES].where(ok, axis=0),
         ],
         axis=1,
     )
     out["status"] = np.where(ok, SHOWN, SMALL)
-    return out.reset_index(drop=True)
+    return out, c["hospital_id"], ok.to_numpy(bool), c[_CHANGE_VALUES].dtypes
 
 
 def maturity_baseline_counts(items: pd.DataFrame, item_ids, baseline) -> pd.Series:
@@ -836,6 +848,30 @@ class WaveTables:
                 self.scale_meta(dict.fromkeys(t["scale"])),
             )
         return self.meta_cache[key]
+
+    def change_of(self, hid: str, meta: pd.DataFrame, k: int) -> pd.DataFrame | None:
+        """``_change``'s frame of hospital ``hid`` (None where the merge with ``meta`` leaves
+        it no row), cut from the frame of every hospital's rows made at once (per set of
+        ``meta`` scales and ``k``): the rows, values and dtypes of ``_change_rows`` of the
+        hospital's own rows (a column ``where`` made float stays as it was where every one of
+        the hospital's rows is shown, as ``where`` leaves it)."""
+        cols = ("scale", "label", "source", "rmin", "rmax")
+        key = ("_change", k, *(tuple(frames.column(meta[c])) for c in cols))
+        if key not in self.meta_cache:
+            out, ids, ok, dtypes = _change_rows(self.res.change, meta, k)
+            at: dict = {}
+            for i, h in enumerate(frames.column(ids)):
+                if pd.notna(h):
+                    at.setdefault(h, []).append(i)
+            self.meta_cache[key] = (out, at, ok, dict(dtypes))
+        out, at, ok, dtypes = self.meta_cache[key]
+        pos = at.get(hid)
+        if pos is None:
+            return None
+        part = out.take(pos)
+        if ok[pos].all() and any(part[c].dtype != d for c, d in dtypes.items()):
+            part = part.astype(dtypes)
+        return part.reset_index(drop=True)
 
     def scale_meta(self, scale_ids) -> pd.DataFrame:
         key = tuple(scale_ids)
