@@ -280,6 +280,66 @@ def test_change_cut_from_the_wave_is_each_hospitals_own(study, wave_results, see
     assert kinds == {True, False, None}  # hospitals all shown, partly blank, without a row
 
 
+def _teams_variant(res, seed):
+    """The wave with its team results roughed up: teams missing on a scale, small and flagged
+    groups, blank standard errors; by seed also n as float with blanks, no agreement table,
+    no eb_se column, and teams only in the register."""
+    import dataclasses
+
+    rng = np.random.default_rng(seed)
+    t = res.teams.sample(frac=1, random_state=seed).reset_index(drop=True)
+    t = t[rng.random(len(t)) > 0.1].reset_index(drop=True)
+    small = rng.random(len(t)) < 0.15
+    t.loc[small, "n"] = rng.integers(0, 5, small.sum())
+    t.loc[rng.random(len(t)) < 0.05, "suppressed"] = True
+    t.loc[rng.random(len(t)) < 0.1, "eb_se"] = np.nan
+    reg, agreement = res.team_register, res.agreement
+    if seed % 4 == 1:
+        t["n"] = t["n"].astype(float)
+        t.loc[rng.random(len(t)) < 0.05, "n"] = np.nan
+    if seed % 4 == 2:
+        agreement = None
+    if seed % 4 == 3:
+        t = t.drop(columns="eb_se")
+        extra = reg.drop_duplicates("hospital_id").assign(team_id="T99", team_name=pd.NA)
+        reg = pd.concat([reg, extra], ignore_index=True)
+    return dataclasses.replace(res, teams=t, team_register=reg, agreement=agreement)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_team_view_on_lists_is_the_pandas_one(study, wave_results, seed):
+    # _hospital_teams works on lists for the usual column types: the frame of
+    # _hospital_teams_frames (the oracle), value for value and dtype for dtype
+    res = _teams_variant(wave_results, seed)
+    tables = conf.wave_tables(res, study)
+    k = study.min_group_size
+    seen = set()
+    for h in res.hospital_ids():
+        meta = conf._hospital_scales(tables, h)[0]
+        assert (
+            conf._team_rows(res, h, k, meta, 0.7, tables, tables.of_hospital("teams", h))
+            is not None
+        )
+        got = conf._hospital_teams(res, study, h, k, meta, 0.7, tables)
+        want = conf._hospital_teams_frames(res, study, h, k, meta, 0.7, tables)
+        pd.testing.assert_frame_equal(got, want)
+        seen |= set(want["status"]) | {str(want["n"].dtype)}
+    assert {"shown", "small", "withheld", "float64"} <= seen
+
+
+def test_team_view_of_a_team_twice_on_a_scale_fails_as_pandas_does(study, wave_results):
+    import dataclasses
+
+    t = wave_results.teams
+    res = dataclasses.replace(wave_results, teams=pd.concat([t, t.iloc[:1]], ignore_index=True))
+    tables = conf.wave_tables(res, study)
+    h = str(t["hospital_id"].iloc[0])
+    meta = conf._hospital_scales(tables, h)[0]
+    for make in (conf._hospital_teams, conf._hospital_teams_frames):
+        with pytest.raises(ValueError, match="duplicate"):
+            make(res, study, h, study.min_group_size, meta, 0.7, tables)
+
+
 # --- figures --------------------------------------------------------------------------------
 
 
