@@ -550,6 +550,11 @@ def stakeholders(stake: pd.DataFrame) -> svg.Figure:
     return fig
 
 
+#: the columns of a trend row drawn on its panel's vertical axis
+_TREND_DRAWN = ("ci_low", "ci_high", "consortium_ci_low", "consortium_ci_high")
+_TREND_DRAWN += ("mean", "consortium_mean")
+
+
 def trend(trend: pd.DataFrame, k: int, consortium: bool = True, ncols: int = 4) -> svg.Figure:
     """Small multiples, one panel per scale: the hospital's mean in every wave it took part in
     with its 95% interval (navy diamonds on a solid line; a gap where it did not take part or
@@ -558,9 +563,9 @@ def trend(trend: pd.DataFrame, k: int, consortium: bool = True, ncols: int = 4) 
     vertical range, so a change looks as large on one as on another. ``consortium=False``:
     the hospital alone (no other hospital to compare with). Each panel's title is a
     ``<text class="panel-title">``."""
-    d = trend.reset_index(drop=True)
-    scales = list(dict.fromkeys(d["scale"]))
-    waves = sorted(d["wave"].astype(str).unique())
+    every = trend.to_dict("records")  # plain rows: a panel's few rows, read without pandas
+    scales = list(dict.fromkeys(rec["scale"] for rec in every))
+    waves = sorted({str(rec["wave"]) for rec in every})
     x_of = {w: i for i, w in enumerate(waves)}
     nw = len(waves)
     ncols = max(1, min(ncols, len(scales)))
@@ -569,12 +574,14 @@ def trend(trend: pd.DataFrame, k: int, consortium: bool = True, ncols: int = 4) 
     gx, gy = 0.42, 0.75  # gaps between panels (room for tick labels, titles and waves)
     ax = fig.axes(0.1, 0.75, 0.1, 0.6, (0, ncols * (1 + gx)), (0, nrow * (1 + gy)))
     # one vertical range per response range
+    ranges: dict[tuple, list] = {}  # the values drawn on each response range
+    for rec in every:
+        if pd.notna(rec["rmin"]) and pd.notna(rec["rmax"]):
+            ranges.setdefault((rec["rmin"], rec["rmax"]), []).extend(rec[c] for c in _TREND_DRAWN)
     lims = {}
-    for rng, g in d.groupby(["rmin", "rmax"]):
-        vals = pd.concat(
-            [g[c] for c in ("ci_low", "ci_high", "consortium_ci_low", "consortium_ci_high")]
-            + [g["mean"], g["consortium_mean"]]
-        ).dropna()
+    for rng, values in ranges.items():
+        vals = np.array(values, float)
+        vals = vals[~np.isnan(vals)]
         lo, hi = (vals.min(), vals.max()) if len(vals) else rng
         pad = max(0.08 * (hi - lo), 0.02 * (rng[1] - rng[0]))
         lims[rng] = (max(rng[0], lo - pad), min(rng[1], hi + pad))
@@ -583,8 +590,8 @@ def trend(trend: pd.DataFrame, k: int, consortium: bool = True, ncols: int = 4) 
     lines = {"own": ([], []), "cons": ([], [])}
     bars = {"own": [], "cons": []}
     marks = {"own": ([], []), "cons": ([], [])}
-    records: dict[str, list[dict]] = {}  # plain rows: a panel's few rows, read without pandas
-    for rec in d.to_dict("records"):
+    records: dict[str, list[dict]] = {}  # each panel's rows
+    for rec in every:
         records.setdefault(rec["scale"], []).append({**rec, "wave": str(rec["wave"])})
     for i, sid in enumerate(scales):
         g = records[sid]
