@@ -21,7 +21,9 @@ MINUS = "\u2212"
 
 
 def _missing(x) -> bool:
-    return x is None or (isinstance(x, float) and math.isnan(x)) or bool(pd.isna(x))
+    if isinstance(x, float):  # a float (numpy's too) is missing where it is NaN
+        return math.isnan(x)
+    return x is None or bool(pd.isna(x))
 
 
 def num(x, digits: int = 2) -> str:
