@@ -343,7 +343,8 @@ def psychometrics_table(psy: pd.DataFrame, labels: dict[str, str]) -> str:
     # a statistic the design cannot give (ICC and rwg without teams) is left out, not blank
     cols = [c for c in cols if c[0] in psy.columns and psy[c[0]].notna().any()]
     rows = []
-    for _, r in psy.iterrows():
+    # each row as a dict of the values iterrows' Series would hold (numbers as Python scalars)
+    for r in psy.to_dict("records"):
         rows.append(
             [
                 labels.get(r["scale"], r["scale"]),
