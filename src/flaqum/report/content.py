@@ -465,19 +465,20 @@ def _between(v: HospitalView) -> list[dict]:
 
 def teams_alt(d: pd.DataFrame, hospital_mean) -> str:
     """What a team chart shows, as a sentence (no team names: the table below has them)."""
-    s = d[d["status"] == "shown"]
+    cols = ["status", "lo998", "hi998", "low_agreement"]
+    s = [r for r in frames.rows(d[cols]) if r.status == "shown"]
     n = len(s)
     if not n:
         return "No team has enough responses to be shown."
     text = f"{n} teams shown."
     if hospital_mean is not None and pd.notna(hospital_mean):
-        above = int((s["lo998"] > hospital_mean).sum())
-        below = int((s["hi998"] < hospital_mean).sum())
+        above = sum(r.lo998 > hospital_mean for r in s)
+        below = sum(r.hi998 < hospital_mean for r in s)
         text = (
             f"Of {n} teams shown, {above} clearly above your hospital's average, {below} "
             f"clearly below and {n - above - below} within the usual variation."
         )
-    low = int(s["low_agreement"].fillna(False).astype(bool).sum())
+    low = sum(bool(r.low_agreement) for r in s if pd.notna(r.low_agreement))
     if low:
         text += f" Members disagree in {low} team{'s' if low > 1 else ''}."
     return text + " The table below names each team with its score."
@@ -542,17 +543,20 @@ def _teams(v: HospitalView) -> list[dict]:
 
 def maturity_alt(mat: pd.DataFrame, baseline) -> str:
     """What the Maturity Matrix chart shows, as a sentence."""
-    drv = mat[(mat["level"] == "driver") & mat["value"].notna()]
-    bb = mat[(mat["level"] == "building_block") & mat["value"].notna()]
+    rows = [r for r in frames.rows(mat[["level", "label", "value"]]) if pd.notna(r.value)]
+    drv = [r for r in rows if r.level == "driver"]
+    bb = [r for r in rows if r.level == "building_block"]
     if baseline is None:
         return f"Your level on {len(drv)} drivers and {len(bb)} building blocks."
-    below = drv[drv["value"] < baseline].sort_values("value")
+    below = [r for r in drv if r.value < baseline]
+    # in the order of sort_values("value") (numpy's quicksort of the values)
+    below = [below[i] for i in np.argsort([r.value for r in below], kind="quicksort")]
     text = (
         f"Of your {len(drv)} drivers, {len(below)} are below the baseline level {clean(baseline)}"
     )
     if len(below):
-        text += ": " + ", ".join(f"{clean(r.label)} ({num(r.value)})" for r in frames.rows(below))
-    n_bb = int((bb["value"] < baseline).sum())
+        text += ": " + ", ".join(f"{clean(r.label)} ({num(r.value)})" for r in below)
+    n_bb = sum(r.value < baseline for r in bb)
     return text + (
         f"; {n_bb} of {len(bb)} building blocks are below it. The table below gives each level."
     )
