@@ -588,16 +588,21 @@ def _scale_positive(
     own = _own_rows(scale_stats, hid, tables)
     if own is None:
         own = benchmark.scale_positive(study, _own_rows(item_stats, hid, tables))
-    own = own.drop_duplicates("scale").set_index("scale")
+    # each scale's first row (drop_duplicates, then reindex to the view's scales: a scale
+    # without a row has no values and counts as suppressed)
+    first: dict = {}
+    for r in frames.rows(own[["scale", "pct_positive", "suppressed", "consortium_pct_positive"]]):
+        first.setdefault(r.scale, r)
     out = scales.copy()
-    pct = own["pct_positive"].reindex(out["scale"]).to_numpy(float)
-    ok = (out["status"] == SHOWN).to_numpy() & ~own["suppressed"].reindex(out["scale"]).fillna(
-        True
-    ).astype(bool).to_numpy()
-    out["pct_positive"] = np.where(ok, pct, np.nan)
-    out["consortium_pct_positive"] = (
-        own["consortium_pct_positive"].reindex(out["scale"]).to_numpy(float)
-    )
+    got = [first.get(sid) for sid in frames.column(out["scale"])]
+
+    def values(col):
+        return np.array([np.nan if r is None else getattr(r, col) for r in got], float)
+
+    hidden = [True if r is None or pd.isna(r.suppressed) else bool(r.suppressed) for r in got]
+    ok = (out["status"] == SHOWN).to_numpy() & ~np.array(hidden, bool)
+    out["pct_positive"] = np.where(ok, values("pct_positive"), np.nan)
+    out["consortium_pct_positive"] = values("consortium_pct_positive")
     return out
 
 
@@ -671,11 +676,12 @@ def maturity_baseline_summary(res: WaveResults, hid: str, processes: pd.DataFram
     }
 
 
-def invited_counts(res: WaveResults, hid: str) -> dict[str, int | None]:
+def invited_counts(
+    res: WaveResults, hid: str, tables: WaveTables | None = None
+) -> dict[str, int | None]:
     """People invited to each survey of the wave, from the optional ``<source>_invited`` column
     of the organisations register (None where the column is absent, blank or not a count)."""
-    orgs = res.organisations
-    own = orgs[orgs["hospital_id"].astype(str) == hid]
+    own = _own_rows(res.organisations, hid, tables)
     out = {}
     for source in res.responses:
         col = f"{source}_invited"
@@ -1149,7 +1155,7 @@ def hospital_view(
         agreement_threshold=threshold,
         shape=shape,
         maturity_baseline=at_baseline,
-        invited=invited_counts(res, hid),
+        invited=invited_counts(res, hid, tables),
         mirrored=mirrored_scales(study, scales["scale"]) if shape.stakeholders is None else [],
         peer_group=peer_group,
         peer_label=peer_label,
@@ -1187,7 +1193,7 @@ def _peer_view(
             f"Hospitals of the same kind are not compared: the organisations register has no "
             f"column '{clean(column)}' (config report.peers.column).",
         )
-    own = orgs.loc[orgs["hospital_id"].astype(str) == hid, column]
+    own = _own_rows(orgs, hid, tables)[column]
     if own.empty or pd.isna(own.iloc[0]) or not clean(own.iloc[0]):
         return (
             None,
@@ -1197,11 +1203,14 @@ def _peer_view(
         )
     group = str(own.iloc[0])
     label = peer_group_label(column, group)
-    stats = res.bench_peers
-    if stats is None:
-        stats = benchmark.peer_stats(res.hospitals, orgs, column, minimum, k)
-    stats = stats[(stats["column"] == column) & (stats["group"].astype(str) == group)]
-    stats = {s.scale: s for s in frames.rows(stats)}
+    key = ("_peers", column, group, minimum, k)  # the group's rows, the same for its members
+    if key not in tables.meta_cache:
+        stats = res.bench_peers
+        if stats is None:
+            stats = benchmark.peer_stats(res.hospitals, orgs, column, minimum, k)
+        stats = stats[(stats["column"] == column) & (stats["group"].astype(str) == group)]
+        tables.meta_cache[key] = {s.scale: s for s in frames.rows(stats)}
+    stats = tables.meta_cache[key]
     rows = []
     none = (0, pd.Series(np.nan, [0.25, 0.5, 0.75]))  # a scale without consortium values
     for r in frames.rows(scales):
