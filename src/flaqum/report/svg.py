@@ -26,6 +26,7 @@ from __future__ import annotations
 import html as html_lib
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -285,19 +286,28 @@ def _marker_path(marker: str, x: float, y: float, s: float) -> str:
     d = math.sqrt(s)
     if marker == "o":
         r = d / 2
-        return (
-            f"M{f(x - r)} {f(y)}a{f(r)} {f(r)} 0 1 0 {f(2 * r)} 0"
-            f"a{f(r)} {f(r)} 0 1 0 {f(-2 * r)} 0z"
-        )
+        arc, back = _marker_parts(marker, s)
+        return f"M{f(x - r)} {f(y)}{arc}{back}"
     if marker == "D":  # a square of side sqrt(s) turned by 45 degrees
         r = d / math.sqrt(2)
-        return f"M{f(x)} {f(y - r)}L{f(x + r)} {f(y)}L{f(x)} {f(y + r)}L{f(x - r)} {f(y)}z"
+        fx, fy = f(x), f(y)
+        return f"M{fx} {f(y - r)}L{f(x + r)} {fy}L{fx} {f(y + r)}L{f(x - r)} {fy}z"
     if marker == "s":
         r = d / 2
-        return f"M{f(x - r)} {f(y - r)}h{f(d)}v{f(d)}h{f(-d)}z"
+        return f"M{f(x - r)} {f(y - r)}{_marker_parts(marker, s)[0]}"
     if marker == "|":
         return f"M{f(x)} {f(y - d / 2)}V{f(y + d / 2)}"
     raise ValueError(f"unknown marker {marker!r}")
+
+
+@lru_cache(maxsize=64)
+def _marker_parts(marker: str, s: float) -> tuple[str, ...]:
+    """The parts of a marker's path that do not depend on where it is (its size only)."""
+    d = math.sqrt(s)
+    if marker == "o":
+        r = d / 2
+        return (f"a{f(r)} {f(r)} 0 1 0 {f(2 * r)} 0", f"a{f(r)} {f(r)} 0 1 0 {f(-2 * r)} 0z")
+    return (f"h{f(d)}v{f(d)}h{f(-d)}z",)
 
 
 def markers(
