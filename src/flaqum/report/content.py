@@ -141,6 +141,11 @@ def scale_gaps(v: HospitalView) -> pd.DataFrame:
     cols = ["label", "a", "b", "mean_a", "mean_b", "gap", "se", "gap_low", "gap_high"]
     if not v.mirrored:
         return pd.DataFrame(columns=[*cols, "consortium_gap", "side_a", "side_b"])
+    return pd.DataFrame(_gap_rows(v))
+
+
+def _gap_rows(v: HospitalView) -> list[dict]:
+    """``scale_gaps``' rows, as dicts."""
     sc = {r.scale: r for r in v.scale_rows()}
     rows = []
     for p in v.mirrored:
@@ -165,7 +170,7 @@ def scale_gaps(v: HospitalView) -> pd.DataFrame:
                 "side_b": clean(SIDE_LABELS.get(b.source, b.source)),
             }
         )
-    return pd.DataFrame(rows)
+    return rows
 
 
 def _points(v: HospitalView) -> list[tuple[str, float, str, Quotes]]:
@@ -222,14 +227,20 @@ def _points(v: HospitalView) -> list[tuple[str, float, str, Quotes]]:
             else:
                 text = f"**{name}** rose clearly since wave {prev}: {chg}. What did you do?"
                 cands.append(("rise", 0.5 * z / Z95, text, q))
-    gaps = scale_gaps(v)
-    if not gaps.empty:
-        d = gaps.dropna(subset=["gap", "se"])
+    gaps = _gap_rows(v) if v.mirrored else []
+    if gaps:
+        d = [r for r in gaps if pd.notna(r["gap"]) and pd.notna(r["se"])]
         # a gap is a difference only where its 95% interval does not include 0
-        d = d[(d["gap_low"] > 0) | (d["gap_high"] < 0)]
-        if not d.empty:
-            ref = d["consortium_gap"].fillna(0) if v.compare else 0
-            r = d.loc[((d["gap"] - ref).abs() / d["se"]).idxmax()]
+        d = [r for r in d if r["gap_low"] > 0 or r["gap_high"] < 0]
+        if d:
+            gap, se = (np.array([r[c] for r in d], float) for c in ("gap", "se"))
+            ref = 0
+            if v.compare:
+                ref = np.array([r["consortium_gap"] for r in d], float)
+                ref = np.where(np.isnan(ref), 0, ref)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                far = np.abs(gap - ref) / se
+            r = d[int(np.nanargmax(far))]  # idxmax: the first of the largest
             a, b = r["side_a"], r["side_b"]
             gap_col = f"Gap ({b} minus {a})"
             q = Quotes("conversation")
@@ -261,11 +272,14 @@ def _points(v: HospitalView) -> list[tuple[str, float, str, Quotes]]:
             cands.append(("stakeholders", 0.5 * z / Z95, text, q))
     tv = v.teams
     if tv is not None and not tv.empty:
-        low = tv[tv["low_agreement"].fillna(False).astype(bool)]
-        for sid, g in low.groupby("scale", sort=False):
+        low: dict = {}  # per scale (in order), the names of its teams whose members disagree
+        for t in frames.rows(tv[["scale", "team_name", "low_agreement"]]):
+            if pd.notna(t.low_agreement) and bool(t.low_agreement) and pd.notna(t.scale):
+                low.setdefault(t.scale, []).append(t.team_name)
+        for sid, g in low.items():
             label = labels[sid]
             q = Quotes("conversation")
-            names = q.label(", ".join(ident(t) for t in sorted(g["team_name"])))
+            names = q.label(", ".join(ident(t) for t in sorted(g)))
             n = q.count(
                 len(g),
                 f"teams_{sid}",
@@ -280,9 +294,13 @@ def _points(v: HospitalView) -> list[tuple[str, float, str, Quotes]]:
             cands.append(("agreement", len(g) / 2, text, q))
     mat = v.maturity
     if mat is not None and not mat.empty and v.baseline_level is not None:
-        drv = mat[(mat["level"] == "driver") & (mat["value"] < v.baseline_level)]
-        if not drv.empty:
-            r = drv.loc[drv["value"].idxmin()]
+        drv = [
+            r
+            for r in frames.rows(mat[["level", "label", "value"]])
+            if r.level == "driver" and r.value < v.baseline_level
+        ]
+        if drv:
+            r = min(drv, key=lambda r: r.value)._asdict()  # idxmin: the first of the lowest
             q = Quotes("conversation")
             text = (
                 f"On the Maturity Matrix, **{q.label(tx(r['label']))}** is at level "
