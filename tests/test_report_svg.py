@@ -142,7 +142,11 @@ def test_coordinates_are_rounded_to_a_hundredth_without_trailing_zeros():
             rng.integers(-300, 300, 500) / 1000,  # near 0: "-0.004" is "0"
         ]
     )
-    assert [svg.f(v) for v in values.tolist()] == [_coordinate(v) for v in values]
+    want = [_coordinate(v) for v in values]
+    assert [svg.f(v) for v in values.tolist()] == want
+    # kept per value: again, and as numpy numbers, the same text
+    assert [svg.f(v) for v in values.tolist()] == want == [svg.f(v) for v in values]
+    assert svg.f(np.array(1.255)) == _coordinate(1.255)  # not hashable: formatted as is
 
 
 def test_marks_land_where_the_data_say():

@@ -38,9 +38,28 @@ PT = 72.0  # points per inch: the SVG's user unit is the point
 _IDENT = "\x00ident\x00"  # placeholder for a name group's id, numbered in ``Figure.svg``
 
 
+#: coordinates formatted so far (nine in ten of a report's are ones written before: the same
+#: axes, ticks and panels in every report of a batch); emptied when it grows large
+_COORDS: dict = {}
+
+
 def f(v: float) -> str:
     """A coordinate: 0.01 pt, no trailing zeros, no "-0" (``f"{v:.2f}"``, then "1.50" -> "1.5",
-    "2.00" -> "2", "-0.00" -> "0"; "nan" and "inf" as they are)."""
+    "2.00" -> "2", "-0.00" -> "0"; "nan" and "inf" as they are). A function of the value
+    alone, so kept per value (equal numbers of any type give the same text)."""
+    try:
+        return _COORDS[v]
+    except KeyError:
+        pass
+    except TypeError:  # not hashable (a numpy array of one number)
+        return _coordinate(v)
+    s = _COORDS[v] = _coordinate(v)
+    if len(_COORDS) > 200_000:
+        _COORDS.clear()
+    return s
+
+
+def _coordinate(v) -> str:
     s = f"{v:.2f}"
     if s[-1] == "0":
         s = s[:-3] if s[-2] == "0" else s[:-1]
