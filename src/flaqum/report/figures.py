@@ -380,6 +380,10 @@ def between_hospitals(
     return fig
 
 
+#: the numbers of a team drawn on its chart
+_TEAM_DRAWN = ("mean", "ci_low", "ci_high", "lo998", "hi998")
+
+
 def teams(
     teams_view: pd.DataFrame,
     scale_label: str,
@@ -390,35 +394,41 @@ def teams(
 ) -> svg.Figure:
     """The hospital's teams on one scale: score and 95% interval, named, ordered; teams whose
     members disagree are hollow and labelled."""
-    d = teams_view[teams_view["status"] == "shown"].sort_values("mean").reset_index(drop=True)
-    team_names = _labels(d["team_name"])
-    low = d["low_agreement"].fillna(False).astype(bool).to_numpy()
+    from pandas.core.sorting import nargsort
+
+    # the shown teams, ordered as sort_values("mean") orders them (the same nargsort), as
+    # columns of plain values
+    shown = [r for r in frames.rows(teams_view) if r.status == "shown"]
+    shown = [shown[i] for i in nargsort(np.array([r.mean for r in shown], float))]
+    d = {c: np.array([getattr(r, c) for r in shown], float) for c in _TEAM_DRAWN}
+    team_names = _labels(r.team_name for r in shown)
+    low = np.array([pd.notna(r.low_agreement) and bool(r.low_agreement) for r in shown], bool)
     labels = [
-        f"{t} (n={int(n)})" + (" \u25b2 members disagree" if lw else "")
-        for t, n, lw in zip(team_names, d["n"], low, strict=True)
+        f"{t} (n={int(r.n)})" + (" \u25b2 members disagree" if lw else "")
+        for t, r, lw in zip(team_names, shown, low, strict=True)
     ]
-    fig, left = _canvas(8.5, 0.24 * max(len(d), 3) + 1.75, labels, bottom=1.15)
+    fig, left = _canvas(8.5, 0.24 * max(len(shown), 3) + 1.75, labels, bottom=1.15)
     has_h = hospital_mean is not None and pd.notna(hospital_mean)
     has_c = consortium_mean is not None and pd.notna(consortium_mean)
     xlim = (0.0, 1.0)
-    if len(d):
+    if len(shown):
         lo, hi = np.nanmin(d["lo998"]), np.nanmax(d["hi998"])
         refs = [x for x, ok in ((hospital_mean, has_h), (consortium_mean, has_c)) if ok]
         lo, hi = min([lo, *refs]), max([hi, *refs])
         xlim = (lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
-    ax = fig.axes(left, 1.15, 0.25, 0.45, xlim, (-0.8, max(len(d), 1) - 0.2))
+    ax = fig.axes(left, 1.15, 0.25, 0.45, xlim, (-0.8, max(len(shown), 1) - 0.2))
     ax.spines()
     _xticks(ax)
-    ax.yticks(list(range(len(d))), labels, ident=[len(t) for t in team_names])
+    ax.yticks(list(range(len(shown))), labels, ident=[len(t) for t in team_names])
     if has_h:
         # the colour is decided by the 99.8% interval, which is drawn (thin bar)
         cols = _signal_colours(d["lo998"], d["hi998"], hospital_mean)
         ax.axvline(hospital_mean, OWN, 1.2, cls="reference hospital")
     else:
-        cols = np.full(len(d), GREY)
+        cols = np.full(len(shown), GREY)
     if has_c:
         ax.axvline(consortium_mean, INK, 0.9, svg.dashes(0.9), cls="reference consortium")
-    y = np.arange(len(d))
+    y = np.arange(len(shown))
     ax.hbars(y, d["lo998"], d["hi998"], list(cols), 0.9, cls="ci998")
     ax.hbars(y, d["ci_low"], d["ci_high"], list(cols), 2.6, cls="ci95")
     ax.scatter(
@@ -435,7 +445,7 @@ def teams(
         below=20,
     )
     ax.title(f"{clean(scale_label)}: your teams")
-    if len(d):
+    if len(shown):
         handles = []
         if has_h:
             handles.append(svg.Handle("Your hospital", OWN, lw=1.2))
