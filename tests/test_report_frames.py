@@ -190,3 +190,30 @@ def test_team_sizes_without_results_list_the_register_in_its_order(n):
     got, want = team_sizes(ts, ["a", "b"], names), _team_sizes_pivot(ts, ["a", "b"], names)
     pd.testing.assert_series_equal(got, want)
     assert list(got.index) == ["T2", "T1"]
+
+
+# --- a frame's rows by scale: set_index("scale").to_dict("index") ---------------------------
+
+
+def test_rows_by_scale_are_to_dict_index():
+    from flaqum.report.tables import _by_scale
+
+    df = pd.DataFrame(
+        {
+            "scale": pd.Series(["b", "a", "c"], dtype="str"),
+            "n": [3, 5, 7],
+            "change": [0.25, np.nan, -1.5],
+            "status": pd.Series(["shown", None, "small"], dtype="str"),
+            "ok": [True, False, True],
+        }
+    ).iloc[::-1]
+    got, want = _by_scale(df), df.set_index("scale").to_dict("index")
+    assert list(got) == list(want) == ["c", "a", "b"]
+    for key in want:
+        assert list(got[key]) == list(want[key])
+        assert all(_same(got[key][c], want[key][c]) for c in want[key]), (key, got, want)
+    twice = pd.concat([df, df.iloc[:1]])
+    with pytest.raises(ValueError, match="unique"):
+        twice.set_index("scale").to_dict("index")
+    with pytest.raises(ValueError, match="unique"):
+        _by_scale(twice)

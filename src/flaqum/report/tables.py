@@ -61,6 +61,20 @@ def span(lo, hi) -> str:
     return f"{num(lo, 0)}\u2013{num(hi, 0)}"
 
 
+def _by_scale(df: pd.DataFrame) -> dict:
+    """``df.set_index("scale").to_dict("index")``: each row's other values (Python scalars) by
+    its scale, read from its rows (``frames.rows``) instead of an index and a dict per row."""
+    names = [str(c) for c in df.columns]
+    at = names.index("scale")
+    out: dict = {}
+    for r in frames.rows(df):
+        key = r[at]
+        if key in out:
+            raise ValueError("DataFrame index must be unique for orient='index'.")
+        out[key] = {c: x for i, (c, x) in enumerate(zip(names, r, strict=True)) if i != at}
+    return out
+
+
 def html_table(
     rows: list[list[str]],
     header: list[str],
@@ -131,7 +145,7 @@ def glance_table(
     """The hospital's score on each scale, with the consortium's average and the comparison
     (``consortium=False``: without those two columns, for a hospital with no others to be
     compared with), and the change since the previous wave."""
-    ch = {} if change is None else change.set_index("scale").to_dict("index")
+    ch = {} if change is None else _by_scale(change)
     rows, classes = [], []
     for r in frames.rows(scales):
         c = ch.get(r.scale)
@@ -520,7 +534,7 @@ def summary_table(
     """The summary's headline per scale: the score with its 95% interval and % positive (the
     same cells as the glance table), where it stands against the consortium and against peers
     ("\u2014" where the report has no peer group), and the change since the last wave."""
-    ch = {} if change is None else change.set_index("scale").to_dict("index")
+    ch = {} if change is None else _by_scale(change)
     peers = peers or {}
     rows, classes = [], []
     for r in frames.rows(scales):
