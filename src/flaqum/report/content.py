@@ -887,8 +887,14 @@ def _positive_text(v: HospitalView) -> str:
             "AHRQ SOPS surveys report their composites).\n"
         )
     parts = []
-    for (lo, hi, pos), d in it.groupby(["rmin", "rmax", "positive_from"], sort=False):
-        labels = d["positive_labels"].iloc[0] if "positive_labels" in d else ""
+    # as groupby(["rmin", "rmax", "positive_from"], sort=False): the keys in the order they
+    # come (a key with a blank left out), each with its first row's labels
+    labels_of = frames.column(it["positive_labels"]) if "positive_labels" in it else None
+    first: dict = {}
+    for i, key in enumerate(frames.rows(it[["rmin", "rmax", "positive_from"]])):
+        if not any(map(pd.isna, key)):
+            first.setdefault(tuple(key), "" if labels_of is None else labels_of[i])
+    for (lo, hi, pos), labels in first.items():
         part = f"{num(pos, 0)} or more on the {span(lo, hi)} questions"
         if labels:
             part += f" ({tx(labels)})"
@@ -918,12 +924,12 @@ def trend_alt(v: HospitalView, waves: list[str]) -> str:
     text = f"Your scores in {len(waves)} waves, {clean(waves[0])} to {clean(waves[-1])}"
     text += ", against the consortium average. " if v.compare else ". "
     ch = v.change
-    shown = ch[ch["status"] == "shown"] if ch is not None else pd.DataFrame()
-    if shown.empty:
+    shown = [r for r in frames.rows(ch) if r.status == "shown"] if ch is not None else []
+    if not shown:
         return text + "No change since the previous wave can be shown."
-    up = shown[shown["ci_low"] > 0]["label"]
-    down = shown[shown["ci_high"] < 0]["label"]
-    prev = clean(shown["previous_wave"].iloc[0])
+    up = [r.label for r in shown if r.ci_low > 0]
+    down = [r.label for r in shown if r.ci_high < 0]
+    prev = clean(shown[0].previous_wave)
     parts = []
     if len(up):
         parts.append(f"rose clearly on {len(up)} of {len(shown)} scales ({_names_list(up)})")
@@ -943,13 +949,13 @@ def peers_alt(v: HospitalView, label: str) -> str:
     n = len(cells)
     above = [s for s, c in cells.items() if c.startswith("above")]
     below = [s for s, c in cells.items() if c.startswith("below")]
-    names = v.scales.set_index("scale")["label"]
     text = (
         f"Against the middle half of {clean(label)}, your score is above it on {len(above)} of "
         f"{n} scales, in it on {n - len(above) - len(below)} and below it on {len(below)}"
     )
-    if below:
-        text += f" ({_names_list(names.loc[below])})"
+    if below:  # their labels (every row of each scale, as .loc by the scale index)
+        names = [r.label for s in below for r in v.scale_rows() if r.scale == s]
+        text += f" ({_names_list(names)})"
     return text + "."
 
 
