@@ -238,12 +238,15 @@ def glance(scales: pd.DataFrame, peers: dict[str, np.ndarray], k: int) -> svg.Fi
     """One row per scale: other hospitals' distance from the consortium average (grey ticks),
     the hospital's own score with its 95% (thick) and 99.8% (thin) interval."""
     n = len(scales)
-    labels = [f"{clean(r.label)} ({span(r.rmin, r.rmax)})" for r in frames.rows(scales)]
+    rows = list(frames.rows(scales))
+    labels = [f"{clean(r.label)} ({span(r.rmin, r.rmax)})" for r in rows]
     fig, left = _canvas(8.5, 0.36 * n + 1.9, labels, bottom=1.3)
     cmean = {}  # each scale's consortium mean (its first row's)
     means = scales["consortium_mean"].to_numpy()
     for s, c in zip(frames.column(scales["scale"]), means, strict=True):
         cmean.setdefault(s, c)
+    col = {c: np.array([getattr(r, c) for r in rows], float) for c in ("lo998", "hi998")}
+    far = [np.abs(col[c] - means) for c in ("lo998", "hi998")]
     lim = np.nanmax(
         np.abs(
             np.r_[
@@ -253,8 +256,8 @@ def glance(scales: pd.DataFrame, peers: dict[str, np.ndarray], k: int) -> svg.Fi
                     if len(p) and s in cmean
                 ]
                 or [0.1],
-                (scales["lo998"] - scales["consortium_mean"]).abs().dropna(),
-                (scales["hi998"] - scales["consortium_mean"]).abs().dropna(),
+                far[0][~np.isnan(far[0])],
+                far[1][~np.isnan(far[1])],
             ]
         )
     )
@@ -264,7 +267,7 @@ def glance(scales: pd.DataFrame, peers: dict[str, np.ndarray], k: int) -> svg.Fi
     _xticks(ax)
     ax.yticks(list(range(n))[::-1], labels)
     px, py = [], []
-    for i, r in enumerate(frames.rows(scales)):
+    for i, r in enumerate(rows):
         p = peers.get(r.scale, np.empty((0, 2)))
         px += list(p[:, 0] - r.consortium_mean)
         py += [n - 1 - i] * len(p)
@@ -279,13 +282,18 @@ def glance(scales: pd.DataFrame, peers: dict[str, np.ndarray], k: int) -> svg.Fi
                 italic=True,
             )
     ax.scatter(px, py, marker="|", s=90, face=LIGHT, lw=1.6, cls="peer")
-    d = scales.assign(y=n - 1 - np.arange(n))
-    d = d[d["status"] == "shown"]
-    cm = d["consortium_mean"]
-    cols = [SIGNAL_COLOUR[x] for x in d["signal"]]
-    ax.hbars(d["y"], d["lo998"] - cm, d["hi998"] - cm, cols, 1.2, cls="ci998")
-    ax.hbars(d["y"], d["ci_low"] - cm, d["ci_high"] - cm, cols, 4, cls="ci95")
-    ax.scatter(d["mean"] - cm, d["y"], marker="D", s=60, face=cols, edge=OWN, lw=1.4, cls="own")
+    # the shown scales' rows, from the top (y = n - 1) down
+    shown = [(n - 1 - i, r) for i, r in enumerate(rows) if r.status == "shown"]
+    y = np.array([yy for yy, _ in shown], int)
+
+    def d(c):
+        return np.array([getattr(r, c) for _, r in shown], float)
+
+    cm = d("consortium_mean")
+    cols = [SIGNAL_COLOUR[r.signal] for _, r in shown]
+    ax.hbars(y, d("lo998") - cm, d("hi998") - cm, cols, 1.2, cls="ci998")
+    ax.hbars(y, d("ci_low") - cm, d("ci_high") - cm, cols, 4, cls="ci95")
+    ax.scatter(d("mean") - cm, y, marker="D", s=60, face=cols, edge=OWN, lw=1.4, cls="own")
     ax.xlabel("Your score minus the consortium average (scale points)", below=20)
     ax.title("Where your hospital stands on each scale")
     fig.legend_below(
