@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 
 from flaqum.report import frames
@@ -207,13 +208,22 @@ def teams_table(tv: pd.DataFrame, k: int, threshold: float, hospital_mean=None) 
     """The teams of one scale: score, 95% and 99.8% interval, and (with ``hospital_mean``)
     how the team compares with the hospital's average, decided as the chart colours it (the
     99.8% interval wholly above or below)."""
+    from pandas.core.sorting import nargsort
+
     from flaqum.report.confidentiality import status_text
 
     compare = not _missing(hospital_mean)
     rows, classes = [], []
-    shown = tv[tv["status"] == "shown"].sort_values("mean", ascending=False)
-    hidden = tv[tv["status"] != "shown"].sort_values("team_name")
-    for r in frames.rows(shown):
+    every = list(frames.rows(tv))
+    # the shown teams by score, highest first, as sort_values("mean", ascending=False) orders
+    # them (the same nargsort); the others by name (pandas' own sort where there are two)
+    shown = [r for r in every if r.status == "shown"]
+    order = nargsort(np.array([r.mean for r in shown], float), ascending=False)
+    shown = [shown[i] for i in order]
+    hidden = [r for r in every if r.status != "shown"]
+    if len(hidden) > 1:
+        hidden = list(frames.rows(tv[tv["status"] != "shown"].sort_values("team_name")))
+    for r in shown:
         agree = num(r.rwg_j)
         if r.low_agreement:
             agree += " (members disagree)"
@@ -231,7 +241,7 @@ def teams_table(tv: pd.DataFrame, k: int, threshold: float, hospital_mean=None) 
         # no colour (orange means "clearly lower" in every report): the words say it
         classes.append("disagree" if r.low_agreement else "")
     width = 7 if compare else 6
-    for r in frames.rows(hidden):
+    for r in hidden:
         rows.append([r.team_name, status_text(r.status, k)] + [""] * (width - 2))
         classes.append("suppressed")
     header = ["Team", "Respondents", "Team score", "95% interval", "99.8% interval"]
