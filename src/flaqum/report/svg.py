@@ -54,7 +54,7 @@ def f(v: float) -> str:
     except TypeError:  # not hashable (a numpy array of one number)
         return _coordinate(v)
     s = _COORDS[v] = _coordinate(v)
-    if len(_COORDS) > 200_000:
+    if len(_COORDS) > 100_000:  # some 10 MB
         _COORDS.clear()
     return s
 
