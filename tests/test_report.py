@@ -280,6 +280,23 @@ def test_change_cut_from_the_wave_is_each_hospitals_own(study, wave_results, see
     assert kinds == {True, False, None}  # hospitals all shown, partly blank, without a row
 
 
+def test_wave_tables_name_and_count_each_hospital_as_the_frames_do(study, wave_results):
+    import dataclasses
+
+    orgs = wave_results.organisations.copy()
+    first = orgs["hospital_id"].iloc[0]
+    orgs.loc[orgs["hospital_id"] == first, "hospital_name"] = np.nan  # a blank name: the id
+    res = dataclasses.replace(wave_results, organisations=orgs)
+    tables = conf.wave_tables(res, study)
+    for h in res.hospital_ids():
+        assert tables.hospital_name(h) == res.hospital_name(h)
+        for source, df in res.responses.items():
+            assert tables.respondents(source, h) == int((df["hospital_id"] == h).sum())
+    assert tables.hospital_name(str(first)) == str(first)
+    with pytest.raises(KeyError, match="NOT_A_HOSPITAL"):
+        tables.hospital_name("NOT_A_HOSPITAL")
+
+
 def _teams_variant(res, seed):
     """The wave with its team results roughed up: teams missing on a scale, small and flagged
     groups, blank standard errors; by seed also n as float with blanks, no agreement table,

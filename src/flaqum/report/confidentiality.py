@@ -1015,6 +1015,37 @@ class WaveTables:
             part = part.astype(dtypes)
         return part.reset_index(drop=True)
 
+    def hospital_name(self, hid: str) -> str:
+        """``res.hospital_name(hid)``: the name in the organisations register (of the
+        hospital's first row; its id where the name is blank), KeyError for a hospital not in
+        it; the register read once for every hospital."""
+        if "_names" not in self.split:
+            orgs = self.res.organisations
+            ids = frames.column(orgs["hospital_id"].astype(str))
+            names = frames.column(orgs["hospital_name"]) if "hospital_name" in orgs else None
+            first: dict = {}
+            for i, h in enumerate(ids):
+                if h not in first:
+                    first[h] = None if names is None or pd.isna(names[i]) else str(names[i])
+            self.split["_names"] = first
+        found = self.split["_names"]
+        if hid not in found:
+            return self.res.hospital_name(hid)  # its error, naming the hospital
+        return hid if found[hid] is None else found[hid]
+
+    def respondents(self, source: str, hid: str) -> int:
+        """How many rows of the ``source`` survey's responses are the hospital's (as
+        ``(df["hospital_id"] == hid).sum()``), counted once for every hospital."""
+        key = ("_respondents", source)
+        if key not in self.split:
+            ids = self.res.responses[source]["hospital_id"]
+            counts: dict = {}
+            for h in frames.column(ids):
+                if pd.notna(h):
+                    counts[h] = counts.get(h, 0) + 1
+            self.split[key] = counts
+        return self.split[key].get(hid, 0)
+
     def scale_meta(self, scale_ids) -> pd.DataFrame:
         key = tuple(scale_ids)
         if key not in self.meta_cache:
@@ -1082,7 +1113,7 @@ def hospital_view(
         raise ValueError("hospital_view: the wave tables are of another wave or study")
     k = study.min_group_size
     hid = str(hospital_id)
-    name = clean(res.hospital_name(hid)) or hid
+    name = clean(tables.hospital_name(hid)) or hid
     threshold = float(study.config["multilevel"]["agreement_threshold"])  # schema default
     shape = tables.shape
     scales, peers = _hospital_scales(tables, hid)
@@ -1129,7 +1160,7 @@ def hospital_view(
             }
     respondents = {}
     for source, df in res.responses.items():
-        n = int((df["hospital_id"] == hid).sum()) if df is not None else 0
+        n = tables.respondents(source, hid) if df is not None else 0
         respondents[source] = n if n >= k or n == 0 else None
     psy = None
     if res.scales is not None and not res.scales.empty:
