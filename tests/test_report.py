@@ -254,6 +254,109 @@ def test_trend_only_where_the_hospital_took_part_twice(study, wave_results, firs
     )
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_change_cut_from_the_wave_is_each_hospitals_own(study, wave_results, seed):
+    # the wave tables make every hospital's change rows at once (WaveTables.change_of): the
+    # same frame as _change of the hospital's rows alone, its small groups blanked, rows out
+    # of order and repeated, and a hospital with no scale of the view
+    import dataclasses
+
+    rng = np.random.default_rng(seed)
+    c = wave_results.change.sample(frac=1, random_state=seed).reset_index(drop=True)
+    small = rng.random(len(c)) < (0.1 if seed % 2 else 0.02)
+    c.loc[small, "n"] = 2  # below k: the row's values blank
+    c = pd.concat([c, c.iloc[:3]], ignore_index=True)  # a hospital with a scale twice
+    ids = sorted(c["hospital_id"].dropna().unique())
+    c.loc[c["hospital_id"] == ids[-1], "scale"] = "not_a_scale"
+    res = dataclasses.replace(wave_results, change=c)
+    tables = conf.wave_tables(res, study)
+    scales = conf.hospital_view(res, study, ids[0], tables).scales
+    kinds = set()
+    for h in ids:
+        got = conf._change(res, h, study.min_group_size, scales, tables)
+        want = conf._change(res, h, study.min_group_size, scales)
+        pd.testing.assert_frame_equal(got, want)
+        kinds.add((want["status"] == "shown").all() if len(want) else None)
+    assert kinds == {True, False, None}  # hospitals all shown, partly blank, without a row
+
+
+def test_wave_tables_name_and_count_each_hospital_as_the_frames_do(study, wave_results):
+    import dataclasses
+
+    orgs = wave_results.organisations.copy()
+    first = orgs["hospital_id"].iloc[0]
+    orgs.loc[orgs["hospital_id"] == first, "hospital_name"] = np.nan  # a blank name: the id
+    res = dataclasses.replace(wave_results, organisations=orgs)
+    tables = conf.wave_tables(res, study)
+    for h in res.hospital_ids():
+        assert tables.hospital_name(h) == res.hospital_name(h)
+        for source, df in res.responses.items():
+            assert tables.respondents(source, h) == int((df["hospital_id"] == h).sum())
+    assert tables.hospital_name(str(first)) == str(first)
+    with pytest.raises(KeyError, match="NOT_A_HOSPITAL"):
+        tables.hospital_name("NOT_A_HOSPITAL")
+
+
+def _teams_variant(res, seed):
+    """The wave with its team results roughed up: teams missing on a scale, small and flagged
+    groups, blank standard errors; by seed also n as float with blanks, no agreement table,
+    no eb_se column, and teams only in the register."""
+    import dataclasses
+
+    rng = np.random.default_rng(seed)
+    t = res.teams.sample(frac=1, random_state=seed).reset_index(drop=True)
+    t = t[rng.random(len(t)) > 0.1].reset_index(drop=True)
+    small = rng.random(len(t)) < 0.15
+    t.loc[small, "n"] = rng.integers(0, 5, small.sum())
+    t.loc[rng.random(len(t)) < 0.05, "suppressed"] = True
+    t.loc[rng.random(len(t)) < 0.1, "eb_se"] = np.nan
+    reg, agreement = res.team_register, res.agreement
+    if seed % 4 == 1:
+        t["n"] = t["n"].astype(float)
+        t.loc[rng.random(len(t)) < 0.05, "n"] = np.nan
+    if seed % 4 == 2:
+        agreement = None
+    if seed % 4 == 3:
+        t = t.drop(columns="eb_se")
+        extra = reg.drop_duplicates("hospital_id").assign(team_id="T99", team_name=pd.NA)
+        reg = pd.concat([reg, extra], ignore_index=True)
+    return dataclasses.replace(res, teams=t, team_register=reg, agreement=agreement)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_team_view_on_lists_is_the_pandas_one(study, wave_results, seed):
+    # _hospital_teams works on lists for the usual column types: the frame of
+    # _hospital_teams_frames (the oracle), value for value and dtype for dtype
+    res = _teams_variant(wave_results, seed)
+    tables = conf.wave_tables(res, study)
+    k = study.min_group_size
+    seen = set()
+    for h in res.hospital_ids():
+        meta = conf._hospital_scales(tables, h)[0]
+        assert (
+            conf._team_rows(res, h, k, meta, 0.7, tables, tables.of_hospital("teams", h))
+            is not None
+        )
+        got = conf._hospital_teams(res, study, h, k, meta, 0.7, tables)
+        want = conf._hospital_teams_frames(res, study, h, k, meta, 0.7, tables)
+        pd.testing.assert_frame_equal(got, want)
+        seen |= set(want["status"]) | {str(want["n"].dtype)}
+    assert {"shown", "small", "withheld", "float64"} <= seen
+
+
+def test_team_view_of_a_team_twice_on_a_scale_fails_as_pandas_does(study, wave_results):
+    import dataclasses
+
+    t = wave_results.teams
+    res = dataclasses.replace(wave_results, teams=pd.concat([t, t.iloc[:1]], ignore_index=True))
+    tables = conf.wave_tables(res, study)
+    h = str(t["hospital_id"].iloc[0])
+    meta = conf._hospital_scales(tables, h)[0]
+    for make in (conf._hospital_teams, conf._hospital_teams_frames):
+        with pytest.raises(ValueError, match="duplicate"):
+            make(res, study, h, study.min_group_size, meta, 0.7, tables)
+
+
 # --- figures --------------------------------------------------------------------------------
 
 

@@ -35,6 +35,8 @@ COLUMNS = {
     "str": pd.Series(["a", None, "c"], dtype="str"),
     "str_full": pd.Series(["a", "b", "c"], dtype="str"),
     "string": pd.Series(["a", None, "c"], dtype="string"),
+    "string_python": pd.Series(["a", None, "c"], dtype="string[python]"),
+    "str_python": pd.Series(["a", None, "c"], dtype=pd.StringDtype("python", na_value=np.nan)),
     "category": pd.Series(["x", None, "y"], dtype="category"),
     "Int64": pd.Series([1, None, 3], dtype="Int64"),
     "Int64_full": pd.Series([1, 2, 3], dtype="Int64"),
@@ -68,8 +70,8 @@ def test_rows_of_a_whole_frame_and_of_a_filtered_view():
 
 
 def test_rows_of_a_frame_of_numbers_and_strings_only():
-    # read as one object array (frames._plain): the same values and types as itertuples
-    plain = ["float", "int", "bool", "object", "str", "str_full", "string"]
+    # read from the frame's arrays (frames._plain): the same values and types as itertuples
+    plain = ["float", "int", "bool", "object", "str", "str_full", "string", "string_python"]
     df = pd.DataFrame({k: COLUMNS[k] for k in plain}).set_index(pd.Index([5, 3, 9]))
     assert df.isna().any().sum() >= 4  # missing values in the number and string columns
     for frame in (df, df.iloc[::-1], df[df["int"] > 1], df.iloc[0:0]):
@@ -188,3 +190,30 @@ def test_team_sizes_without_results_list_the_register_in_its_order(n):
     got, want = team_sizes(ts, ["a", "b"], names), _team_sizes_pivot(ts, ["a", "b"], names)
     pd.testing.assert_series_equal(got, want)
     assert list(got.index) == ["T2", "T1"]
+
+
+# --- a frame's rows by scale: set_index("scale").to_dict("index") ---------------------------
+
+
+def test_rows_by_scale_are_to_dict_index():
+    from flaqum.report.tables import _by_scale
+
+    df = pd.DataFrame(
+        {
+            "scale": pd.Series(["b", "a", "c"], dtype="str"),
+            "n": [3, 5, 7],
+            "change": [0.25, np.nan, -1.5],
+            "status": pd.Series(["shown", None, "small"], dtype="str"),
+            "ok": [True, False, True],
+        }
+    ).iloc[::-1]
+    got, want = _by_scale(df), df.set_index("scale").to_dict("index")
+    assert list(got) == list(want) == ["c", "a", "b"]
+    for key in want:
+        assert list(got[key]) == list(want[key])
+        assert all(_same(got[key][c], want[key][c]) for c in want[key]), (key, got, want)
+    twice = pd.concat([df, df.iloc[:1]])
+    with pytest.raises(ValueError, match="unique"):
+        twice.set_index("scale").to_dict("index")
+    with pytest.raises(ValueError, match="unique"):
+        _by_scale(twice)

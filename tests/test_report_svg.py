@@ -118,6 +118,37 @@ def test_writer_emits_xml_that_parses_with_escaped_text_and_marked_names():
     assert out == fig.svg(alt='Alt "<x>" & y', key="k")  # the same figure, the same bytes
 
 
+def _coordinate(v) -> str:
+    """A coordinate as the writer documents it (the oracle): the exact binary value rounded
+    half to even at 0.01 (what ``%.2f`` does), trailing zeros and point dropped, "-0" as "0"."""
+    from decimal import ROUND_HALF_EVEN, Decimal
+
+    s = str(Decimal(float(v)).quantize(Decimal("0.01"), ROUND_HALF_EVEN))
+    s = s.rstrip("0").rstrip(".") if "." in s else s
+    return "0" if s in ("-0", "") else s
+
+
+def test_coordinates_are_rounded_to_a_hundredth_without_trailing_zeros():
+    cases = [(1.5, "1.5"), (2.0, "2"), (100, "100"), (-3.1, "-3.1"), (-0.001, "0"), (0.0, "0")]
+    cases += [(-0.0, "0"), (0.125, "0.12"), (0.375, "0.38"), (np.float64(2.50), "2.5")]
+    cases += [(np.int64(7), "7"), (True, "1"), (np.nan, "nan"), (np.inf, "inf")]
+    assert [svg.f(v) for v, _ in cases] == [want for _, want in cases]
+    rng = np.random.default_rng(7)
+    values = np.concatenate(
+        [
+            rng.uniform(-600, 600, 4000),
+            np.round(rng.uniform(-50, 50, 2000), 3),  # halves at the third decimal
+            rng.integers(-300, 300, 500) / 100,  # whole hundredths: "1.2", "3"
+            rng.integers(-300, 300, 500) / 1000,  # near 0: "-0.004" is "0"
+        ]
+    )
+    want = [_coordinate(v) for v in values]
+    assert [svg.f(v) for v in values.tolist()] == want
+    # kept per value: again, and as numpy numbers, the same text
+    assert [svg.f(v) for v in values.tolist()] == want == [svg.f(v) for v in values]
+    assert svg.f(np.array(1.255)) == _coordinate(1.255)  # not hashable: formatted as is
+
+
 def test_marks_land_where_the_data_say():
     fig = svg.Figure(5, 4)
     ax = fig.axes(0.8, 0.6, 0.3, 0.4, (-1.3, 2.7), (10, 50))

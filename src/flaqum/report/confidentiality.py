@@ -152,11 +152,19 @@ def complementary_status(n: pd.Series, k: int, hidden: pd.Series | None = None) 
     unless they are small). Groups of n = 0 count as hidden but protect no one.
     """
     n = pd.Series(n, dtype=float).fillna(0)
-    # on the arrays (a Series operation per step was most of a team table's cost)
-    size = n.to_numpy()
-    status = np.where(size < k, SMALL, SHOWN).astype(object)
+    earlier = None
     if hidden is not None:
         earlier = hidden.reindex(n.index, fill_value=False).fillna(False).to_numpy(bool)
+    return pd.Series(_complementary(n.to_numpy(), k, earlier, n.index), index=n.index, dtype=object)
+
+
+def _complementary(size: np.ndarray, k: int, earlier=None, labels=None) -> np.ndarray:
+    """``complementary_status`` on arrays: ``size`` the groups' n (no NaN), ``earlier`` the
+    groups hidden before (bool array or None), ``labels`` the groups' labels (a group is
+    withheld by its label, as ``status[label]`` would; None: labels are unique)."""
+    # on the arrays (a Series operation per step was most of a team table's cost)
+    status = np.where(size < k, SMALL, SHOWN).astype(object)
+    if earlier is not None:
         status[(status == SHOWN) & earlier] = WITHHELD
     while True:
         hid = (status != SHOWN) & (size > 0)
@@ -167,10 +175,10 @@ def complementary_status(n: pd.Series, k: int, hidden: pd.Series | None = None) 
         shown = np.flatnonzero(status == SHOWN)
         if not len(shown):
             break
-        # the smallest shown group, the first of equals; by its label, as status[label] would
-        smallest = n.index[shown[np.argmin(size[shown])]]
-        status[n.index.get_loc(smallest)] = WITHHELD
-    return pd.Series(status, index=n.index, dtype=object)
+        # the smallest shown group, the first of equals
+        first = shown[np.argmin(size[shown])]
+        status[first if labels is None else labels.get_loc(labels[first])] = WITHHELD
+    return status
 
 
 def _se(df: pd.DataFrame) -> pd.Series:
@@ -370,6 +378,16 @@ def team_sizes(ts: pd.DataFrame, scales: list, names: dict) -> pd.Series:
     return size.reindex(size.index.union(list(names)), fill_value=0)
 
 
+def _team_names(tables: WaveTables, hid: str) -> dict:
+    """The hospital's teams in the register: id -> name (the id where the name is blank)."""
+    reg = tables.of_hospital("team_register", hid)
+    cols = frames.column(reg["team_id"]), frames.column(reg["team_name"])
+    return {str(t): clean(n) or str(t) for t, n in zip(*cols, strict=False) if pd.notna(t)}
+
+
+_TEAM_FLOATS = ("eb_mean", "ci_low", "ci_high", "eb_se")
+
+
 def _hospital_teams(
     res: WaveResults,
     study: Study,
@@ -379,13 +397,131 @@ def _hospital_teams(
     threshold: float,
     tables: WaveTables,
 ) -> pd.DataFrame:
+    """Per team scale and team of the hospital (the register's and those with results, by
+    id): its status (``complementary_status`` within the team's survey, after the survey's
+    team sizes) and, where shown, its n, mean, intervals and rwg(j). Worked out on lists for
+    the usual column types (numbers, ``str`` ids without blanks, a bool ``suppressed``): the
+    frame of ``_hospital_teams_frames``, value for value and dtype for dtype (tested
+    against it), at a tenth of its pandas operations; any other teams table goes there."""
+    t = tables.of_hospital("teams", hid)
+    usual = (
+        all(c in t for c in ("scale", "team_id", "n", "eb_mean", "ci_low", "ci_high"))
+        and isinstance(t["team_id"].dtype, pd.StringDtype)
+        and t["n"].dtype in (np.int64, np.float64)
+        and all(t[c].dtype == np.float64 for c in _TEAM_FLOATS if c in t)
+        and ("suppressed" not in t or t["suppressed"].dtype == bool)
+    )
+    if usual:
+        fast = _team_rows(res, hid, k, meta, threshold, tables, t)
+        if fast is not None:
+            return fast
+    return _hospital_teams_frames(res, study, hid, k, meta, threshold, tables)
+
+
+def _team_rows(res, hid, k, meta, threshold, tables, t) -> pd.DataFrame | None:
+    """``_hospital_teams`` on lists (None: a case left to ``_hospital_teams_frames``)."""
+    names = _team_names(tables, hid)
+    tids, sids = frames.column(t["team_id"]), frames.column(t["scale"])
+    if any(pd.isna(i) for i in tids):
+        return None
+    n_int = t["n"].dtype == np.int64
+    ns = t["n"].tolist()
+    mean, lo, hi = (t[c].to_numpy() for c in ("eb_mean", "ci_low", "ci_high"))
+    se = t["eb_se"].to_numpy() if "eb_se" in t else np.full(len(t), np.nan)
+    se = np.where(np.isnan(se), (hi - lo) / (2 * Z95), se)  # benchmark.standard_error
+    supp = t["suppressed"].tolist() if "suppressed" in t else [False] * len(t)
+    rwg = None  # (scale, team) -> rwg(j)
+    if res.agreement is not None and not res.agreement.empty:
+        agr = tables.of_hospital("agreement", hid)
+        cols = (agr["scale"], agr["team_id"].astype(str), agr["rwg_j"])
+        rwg = {(sid, tid): x for sid, tid, x in zip(*map(frames.column, cols), strict=True)}
+    groups: dict = {}  # source -> its team scales, in the order of meta
+    for m in frames.rows(meta[["scale", "unit", "source"]]):
+        if m.unit == "team" and pd.notna(m.source):
+            groups.setdefault(m.source, []).append(m.scale)
+    parts = []  # (scale, teams, their rows of t or None, statuses)
+    all_found = True
+    for scales in groups.values():
+        wanted = set(scales)
+        at = {}  # (scale, team) -> row of t
+        first = {}  # as team_sizes: a team's first n on a scale
+        for i, (tid, sid) in enumerate(zip(tids, sids, strict=True)):
+            if sid in wanted:
+                if (sid, tid) in at:
+                    return None  # a team twice on a scale: reindex's error, there
+                at[sid, tid] = i
+                if pd.notna(ns[i]):
+                    first.setdefault((tid, sid), ns[i])
+        with_n = sorted({tid for tid, _ in first})
+        # team_sizes' index: Index.union of the teams with results and the register
+        # (sorted; the register's order where no team has a result)
+        teams = sorted(set(with_n) | set(names)) if with_n else list(names)
+        if not teams:
+            return None
+        size = np.array([min(first.get((tid, sid), 0) for sid in scales) for tid in teams], float)
+        base = _complementary(size, k)
+        for sid in scales:
+            pos = [at.get((sid, tid)) for tid in teams]
+            all_found = all_found and None not in pos
+            n = np.array([0.0 if p is None or pd.isna(ns[p]) else ns[p] for p in pos], float)
+            flagged = (n < k) | np.array([p is not None and supp[p] for p in pos], bool)
+            parts.append((sid, teams, pos, _complementary(n, k, (base != SHOWN) | flagged)))
+    if not parts:
+        return _empty_teams_view()
+    pos = [p for _, _, ps, _ in parts for p in ps]
+    status = [x for *_, st in parts for x in st.tolist()]
+    shown = np.array([x == SHOWN for x in status], bool)
+    rows = np.array([-1 if p is None else p for p in pos], dtype=np.intp)
+
+    def column(values, missing=np.nan):  # the row's value (or missing) where shown, else NaN
+        out = np.full(len(rows), missing, float)
+        found = rows >= 0
+        out[found] = values[rows[found]]
+        out[~shown] = np.nan
+        return out
+
+    n = column(np.array([0 if pd.isna(x) else x for x in ns], float), 0.0)  # fillna(0)
+    n_dtype = np.int64 if n_int and all_found and shown.all() else np.float64
+    rwg_j = np.array(
+        [
+            rwg.get((sid, tid), np.nan) if rwg is not None else np.nan
+            for sid, teams, _, _ in parts
+            for tid in teams
+        ],
+        float,
+    )
+    rwg_j[~shown] = np.nan
+    view = pd.DataFrame(
+        {
+            "scale": [sid for sid, teams, _, _ in parts for _ in teams],
+            "team_name": [names.get(i, i) for _, teams, _, _ in parts for i in teams],
+            "status": status,
+            "n": n.astype(n_dtype),
+            "mean": column(mean),
+            "ci_low": column(lo),
+            "ci_high": column(hi),
+            "lo998": column(mean - Z998 * se),
+            "hi998": column(mean + Z998 * se),
+            "rwg_j": rwg_j,
+        }
+    )
+    view["low_agreement"] = view["rwg_j"] < threshold
+    return view
+
+
+def _hospital_teams_frames(
+    res: WaveResults,
+    study: Study,
+    hid: str,
+    k: int,
+    meta: pd.DataFrame,
+    threshold: float,
+    tables: WaveTables,
+) -> pd.DataFrame:
+    """``_hospital_teams`` with pandas operations (teams of any column types; the oracle of
+    its tests)."""
     team_scales = meta[meta["unit"] == "team"]
-    reg = tables.of_hospital("team_register", hid)
-    names = {
-        str(t): clean(n) or str(t)
-        for t, n in zip(reg["team_id"], reg["team_name"], strict=False)
-        if pd.notna(t)
-    }
+    names = _team_names(tables, hid)
     t = tables.of_hospital("teams", hid).copy()
     t["team_id"] = t["team_id"].astype(str)
     t["se"] = _se(t)
@@ -452,16 +588,21 @@ def _scale_positive(
     own = _own_rows(scale_stats, hid, tables)
     if own is None:
         own = benchmark.scale_positive(study, _own_rows(item_stats, hid, tables))
-    own = own.drop_duplicates("scale").set_index("scale")
+    # each scale's first row (drop_duplicates, then reindex to the view's scales: a scale
+    # without a row has no values and counts as suppressed)
+    first: dict = {}
+    for r in frames.rows(own[["scale", "pct_positive", "suppressed", "consortium_pct_positive"]]):
+        first.setdefault(r.scale, r)
     out = scales.copy()
-    pct = own["pct_positive"].reindex(out["scale"]).to_numpy(float)
-    ok = (out["status"] == SHOWN).to_numpy() & ~own["suppressed"].reindex(out["scale"]).fillna(
-        True
-    ).astype(bool).to_numpy()
-    out["pct_positive"] = np.where(ok, pct, np.nan)
-    out["consortium_pct_positive"] = (
-        own["consortium_pct_positive"].reindex(out["scale"]).to_numpy(float)
-    )
+    got = [first.get(sid) for sid in frames.column(out["scale"])]
+
+    def values(col):
+        return np.array([np.nan if r is None else getattr(r, col) for r in got], float)
+
+    hidden = [True if r is None or pd.isna(r.suppressed) else bool(r.suppressed) for r in got]
+    ok = (out["status"] == SHOWN).to_numpy() & ~np.array(hidden, bool)
+    out["pct_positive"] = np.where(ok, values("pct_positive"), np.nan)
+    out["consortium_pct_positive"] = values("consortium_pct_positive")
     return out
 
 
@@ -476,18 +617,30 @@ def _change(
         c = res.change[res.change["hospital_id"] == hid]
     if c.empty:
         return None
+    if tables is not None:
+        found = tables.change_of(hid, meta, k)
+        if found is not None:
+            return found
+    return _change_rows(c, meta, k)[0].reset_index(drop=True)
+
+
+_CHANGE_VALUES = ["n_previous", "n", "change", "se", "ci_low", "ci_high"]
+
+
+def _change_rows(c: pd.DataFrame, meta: pd.DataFrame, k: int):
+    """``_change``'s frame of the change rows ``c`` (not reindexed), their hospital ids, and
+    which rows are shown."""
     c = meta[["scale", "label", "source", "rmin", "rmax"]].merge(c, on="scale", how="inner")
     ok = (c["n"].fillna(0) >= k) & (c["n_previous"].fillna(0) >= k)
-    values = ["n_previous", "n", "change", "se", "ci_low", "ci_high"]
     out = pd.concat(
         [
             c[["scale", "label", "source", "rmin", "rmax", "previous_wave"]],
-            c[values].where(ok, axis=0),
+            c[_CHANGE_VALUES].where(ok, axis=0),
         ],
         axis=1,
     )
     out["status"] = np.where(ok, SHOWN, SMALL)
-    return out.reset_index(drop=True)
+    return out, c["hospital_id"], ok.to_numpy(bool), c[_CHANGE_VALUES].dtypes
 
 
 def maturity_baseline_counts(items: pd.DataFrame, item_ids, baseline) -> pd.Series:
@@ -523,11 +676,12 @@ def maturity_baseline_summary(res: WaveResults, hid: str, processes: pd.DataFram
     }
 
 
-def invited_counts(res: WaveResults, hid: str) -> dict[str, int | None]:
+def invited_counts(
+    res: WaveResults, hid: str, tables: WaveTables | None = None
+) -> dict[str, int | None]:
     """People invited to each survey of the wave, from the optional ``<source>_invited`` column
     of the organisations register (None where the column is absent, blank or not a count)."""
-    orgs = res.organisations
-    own = orgs[orgs["hospital_id"].astype(str) == hid]
+    own = _own_rows(res.organisations, hid, tables)
     out = {}
     for source in res.responses:
         col = f"{source}_invited"
@@ -837,6 +991,61 @@ class WaveTables:
             )
         return self.meta_cache[key]
 
+    def change_of(self, hid: str, meta: pd.DataFrame, k: int) -> pd.DataFrame | None:
+        """``_change``'s frame of hospital ``hid`` (None where the merge with ``meta`` leaves
+        it no row), cut from the frame of every hospital's rows made at once (per set of
+        ``meta`` scales and ``k``): the rows, values and dtypes of ``_change_rows`` of the
+        hospital's own rows (a column ``where`` made float stays as it was where every one of
+        the hospital's rows is shown, as ``where`` leaves it)."""
+        cols = ("scale", "label", "source", "rmin", "rmax")
+        key = ("_change", k, *(tuple(frames.column(meta[c])) for c in cols))
+        if key not in self.meta_cache:
+            out, ids, ok, dtypes = _change_rows(self.res.change, meta, k)
+            at: dict = {}
+            for i, h in enumerate(frames.column(ids)):
+                if pd.notna(h):
+                    at.setdefault(h, []).append(i)
+            self.meta_cache[key] = (out, at, ok, dict(dtypes))
+        out, at, ok, dtypes = self.meta_cache[key]
+        pos = at.get(hid)
+        if pos is None:
+            return None
+        part = out.take(pos)
+        if ok[pos].all() and any(part[c].dtype != d for c, d in dtypes.items()):
+            part = part.astype(dtypes)
+        return part.reset_index(drop=True)
+
+    def hospital_name(self, hid: str) -> str:
+        """``res.hospital_name(hid)``: the name in the organisations register (of the
+        hospital's first row; its id where the name is blank), KeyError for a hospital not in
+        it; the register read once for every hospital."""
+        if "_names" not in self.split:
+            orgs = self.res.organisations
+            ids = frames.column(orgs["hospital_id"].astype(str))
+            names = frames.column(orgs["hospital_name"]) if "hospital_name" in orgs else None
+            first: dict = {}
+            for i, h in enumerate(ids):
+                if h not in first:
+                    first[h] = None if names is None or pd.isna(names[i]) else str(names[i])
+            self.split["_names"] = first
+        found = self.split["_names"]
+        if hid not in found:
+            return self.res.hospital_name(hid)  # its error, naming the hospital
+        return hid if found[hid] is None else found[hid]
+
+    def respondents(self, source: str, hid: str) -> int:
+        """How many rows of the ``source`` survey's responses are the hospital's (as
+        ``(df["hospital_id"] == hid).sum()``), counted once for every hospital."""
+        key = ("_respondents", source)
+        if key not in self.split:
+            ids = self.res.responses[source]["hospital_id"]
+            counts: dict = {}
+            for h in frames.column(ids):
+                if pd.notna(h):
+                    counts[h] = counts.get(h, 0) + 1
+            self.split[key] = counts
+        return self.split[key].get(hid, 0)
+
     def scale_meta(self, scale_ids) -> pd.DataFrame:
         key = tuple(scale_ids)
         if key not in self.meta_cache:
@@ -904,7 +1113,7 @@ def hospital_view(
         raise ValueError("hospital_view: the wave tables are of another wave or study")
     k = study.min_group_size
     hid = str(hospital_id)
-    name = clean(res.hospital_name(hid)) or hid
+    name = clean(tables.hospital_name(hid)) or hid
     threshold = float(study.config["multilevel"]["agreement_threshold"])  # schema default
     shape = tables.shape
     scales, peers = _hospital_scales(tables, hid)
@@ -951,7 +1160,7 @@ def hospital_view(
             }
     respondents = {}
     for source, df in res.responses.items():
-        n = int((df["hospital_id"] == hid).sum()) if df is not None else 0
+        n = tables.respondents(source, hid) if df is not None else 0
         respondents[source] = n if n >= k or n == 0 else None
     psy = None
     if res.scales is not None and not res.scales.empty:
@@ -977,7 +1186,7 @@ def hospital_view(
         agreement_threshold=threshold,
         shape=shape,
         maturity_baseline=at_baseline,
-        invited=invited_counts(res, hid),
+        invited=invited_counts(res, hid, tables),
         mirrored=mirrored_scales(study, scales["scale"]) if shape.stakeholders is None else [],
         peer_group=peer_group,
         peer_label=peer_label,
@@ -1015,7 +1224,7 @@ def _peer_view(
             f"Hospitals of the same kind are not compared: the organisations register has no "
             f"column '{clean(column)}' (config report.peers.column).",
         )
-    own = orgs.loc[orgs["hospital_id"].astype(str) == hid, column]
+    own = _own_rows(orgs, hid, tables)[column]
     if own.empty or pd.isna(own.iloc[0]) or not clean(own.iloc[0]):
         return (
             None,
@@ -1025,11 +1234,14 @@ def _peer_view(
         )
     group = str(own.iloc[0])
     label = peer_group_label(column, group)
-    stats = res.bench_peers
-    if stats is None:
-        stats = benchmark.peer_stats(res.hospitals, orgs, column, minimum, k)
-    stats = stats[(stats["column"] == column) & (stats["group"].astype(str) == group)]
-    stats = {s.scale: s for s in frames.rows(stats)}
+    key = ("_peers", column, group, minimum, k)  # the group's rows, the same for its members
+    if key not in tables.meta_cache:
+        stats = res.bench_peers
+        if stats is None:
+            stats = benchmark.peer_stats(res.hospitals, orgs, column, minimum, k)
+        stats = stats[(stats["column"] == column) & (stats["group"].astype(str) == group)]
+        tables.meta_cache[key] = {s.scale: s for s in frames.rows(stats)}
+    stats = tables.meta_cache[key]
     rows = []
     none = (0, pd.Series(np.nan, [0.25, 0.5, 0.75]))  # a scale without consortium values
     for r in frames.rows(scales):

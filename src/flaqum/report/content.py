@@ -141,6 +141,11 @@ def scale_gaps(v: HospitalView) -> pd.DataFrame:
     cols = ["label", "a", "b", "mean_a", "mean_b", "gap", "se", "gap_low", "gap_high"]
     if not v.mirrored:
         return pd.DataFrame(columns=[*cols, "consortium_gap", "side_a", "side_b"])
+    return pd.DataFrame(_gap_rows(v))
+
+
+def _gap_rows(v: HospitalView) -> list[dict]:
+    """``scale_gaps``' rows, as dicts."""
     sc = {r.scale: r for r in v.scale_rows()}
     rows = []
     for p in v.mirrored:
@@ -165,7 +170,7 @@ def scale_gaps(v: HospitalView) -> pd.DataFrame:
                 "side_b": clean(SIDE_LABELS.get(b.source, b.source)),
             }
         )
-    return pd.DataFrame(rows)
+    return rows
 
 
 def _points(v: HospitalView) -> list[tuple[str, float, str, Quotes]]:
@@ -222,14 +227,20 @@ def _points(v: HospitalView) -> list[tuple[str, float, str, Quotes]]:
             else:
                 text = f"**{name}** rose clearly since wave {prev}: {chg}. What did you do?"
                 cands.append(("rise", 0.5 * z / Z95, text, q))
-    gaps = scale_gaps(v)
-    if not gaps.empty:
-        d = gaps.dropna(subset=["gap", "se"])
+    gaps = _gap_rows(v) if v.mirrored else []
+    if gaps:
+        d = [r for r in gaps if pd.notna(r["gap"]) and pd.notna(r["se"])]
         # a gap is a difference only where its 95% interval does not include 0
-        d = d[(d["gap_low"] > 0) | (d["gap_high"] < 0)]
-        if not d.empty:
-            ref = d["consortium_gap"].fillna(0) if v.compare else 0
-            r = d.loc[((d["gap"] - ref).abs() / d["se"]).idxmax()]
+        d = [r for r in d if r["gap_low"] > 0 or r["gap_high"] < 0]
+        if d:
+            gap, se = (np.array([r[c] for r in d], float) for c in ("gap", "se"))
+            ref = 0
+            if v.compare:
+                ref = np.array([r["consortium_gap"] for r in d], float)
+                ref = np.where(np.isnan(ref), 0, ref)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                far = np.abs(gap - ref) / se
+            r = d[int(np.nanargmax(far))]  # idxmax: the first of the largest
             a, b = r["side_a"], r["side_b"]
             gap_col = f"Gap ({b} minus {a})"
             q = Quotes("conversation")
@@ -261,11 +272,14 @@ def _points(v: HospitalView) -> list[tuple[str, float, str, Quotes]]:
             cands.append(("stakeholders", 0.5 * z / Z95, text, q))
     tv = v.teams
     if tv is not None and not tv.empty:
-        low = tv[tv["low_agreement"].fillna(False).astype(bool)]
-        for sid, g in low.groupby("scale", sort=False):
+        low: dict = {}  # per scale (in order), the names of its teams whose members disagree
+        for t in frames.rows(tv[["scale", "team_name", "low_agreement"]]):
+            if pd.notna(t.low_agreement) and bool(t.low_agreement) and pd.notna(t.scale):
+                low.setdefault(t.scale, []).append(t.team_name)
+        for sid, g in low.items():
             label = labels[sid]
             q = Quotes("conversation")
-            names = q.label(", ".join(ident(t) for t in sorted(g["team_name"])))
+            names = q.label(", ".join(ident(t) for t in sorted(g)))
             n = q.count(
                 len(g),
                 f"teams_{sid}",
@@ -280,9 +294,13 @@ def _points(v: HospitalView) -> list[tuple[str, float, str, Quotes]]:
             cands.append(("agreement", len(g) / 2, text, q))
     mat = v.maturity
     if mat is not None and not mat.empty and v.baseline_level is not None:
-        drv = mat[(mat["level"] == "driver") & (mat["value"] < v.baseline_level)]
-        if not drv.empty:
-            r = drv.loc[drv["value"].idxmin()]
+        drv = [
+            r
+            for r in frames.rows(mat[["level", "label", "value"]])
+            if r.level == "driver" and r.value < v.baseline_level
+        ]
+        if drv:
+            r = min(drv, key=lambda r: r.value)._asdict()  # idxmin: the first of the lowest
             q = Quotes("conversation")
             text = (
                 f"On the Maturity Matrix, **{q.label(tx(r['label']))}** is at level "
@@ -465,19 +483,20 @@ def _between(v: HospitalView) -> list[dict]:
 
 def teams_alt(d: pd.DataFrame, hospital_mean) -> str:
     """What a team chart shows, as a sentence (no team names: the table below has them)."""
-    s = d[d["status"] == "shown"]
+    cols = ["status", "lo998", "hi998", "low_agreement"]
+    s = [r for r in frames.rows(d[cols]) if r.status == "shown"]
     n = len(s)
     if not n:
         return "No team has enough responses to be shown."
     text = f"{n} teams shown."
     if hospital_mean is not None and pd.notna(hospital_mean):
-        above = int((s["lo998"] > hospital_mean).sum())
-        below = int((s["hi998"] < hospital_mean).sum())
+        above = sum(r.lo998 > hospital_mean for r in s)
+        below = sum(r.hi998 < hospital_mean for r in s)
         text = (
             f"Of {n} teams shown, {above} clearly above your hospital's average, {below} "
             f"clearly below and {n - above - below} within the usual variation."
         )
-    low = int(s["low_agreement"].fillna(False).astype(bool).sum())
+    low = sum(bool(r.low_agreement) for r in s if pd.notna(r.low_agreement))
     if low:
         text += f" Members disagree in {low} team{'s' if low > 1 else ''}."
     return text + " The table below names each team with its score."
@@ -542,17 +561,20 @@ def _teams(v: HospitalView) -> list[dict]:
 
 def maturity_alt(mat: pd.DataFrame, baseline) -> str:
     """What the Maturity Matrix chart shows, as a sentence."""
-    drv = mat[(mat["level"] == "driver") & mat["value"].notna()]
-    bb = mat[(mat["level"] == "building_block") & mat["value"].notna()]
+    rows = [r for r in frames.rows(mat[["level", "label", "value"]]) if pd.notna(r.value)]
+    drv = [r for r in rows if r.level == "driver"]
+    bb = [r for r in rows if r.level == "building_block"]
     if baseline is None:
         return f"Your level on {len(drv)} drivers and {len(bb)} building blocks."
-    below = drv[drv["value"] < baseline].sort_values("value")
+    below = [r for r in drv if r.value < baseline]
+    # in the order of sort_values("value") (numpy's quicksort of the values)
+    below = [below[i] for i in np.argsort([r.value for r in below], kind="quicksort")]
     text = (
         f"Of your {len(drv)} drivers, {len(below)} are below the baseline level {clean(baseline)}"
     )
     if len(below):
-        text += ": " + ", ".join(f"{clean(r.label)} ({num(r.value)})" for r in frames.rows(below))
-    n_bb = int((bb["value"] < baseline).sum())
+        text += ": " + ", ".join(f"{clean(r.label)} ({num(r.value)})" for r in below)
+    n_bb = sum(r.value < baseline for r in bb)
     return text + (
         f"; {n_bb} of {len(bb)} building blocks are below it. The table below gives each level."
     )
@@ -865,8 +887,14 @@ def _positive_text(v: HospitalView) -> str:
             "AHRQ SOPS surveys report their composites).\n"
         )
     parts = []
-    for (lo, hi, pos), d in it.groupby(["rmin", "rmax", "positive_from"], sort=False):
-        labels = d["positive_labels"].iloc[0] if "positive_labels" in d else ""
+    # as groupby(["rmin", "rmax", "positive_from"], sort=False): the keys in the order they
+    # come (a key with a blank left out), each with its first row's labels
+    labels_of = frames.column(it["positive_labels"]) if "positive_labels" in it else None
+    first: dict = {}
+    for i, key in enumerate(frames.rows(it[["rmin", "rmax", "positive_from"]])):
+        if not any(map(pd.isna, key)):
+            first.setdefault(tuple(key), "" if labels_of is None else labels_of[i])
+    for (lo, hi, pos), labels in first.items():
         part = f"{num(pos, 0)} or more on the {span(lo, hi)} questions"
         if labels:
             part += f" ({tx(labels)})"
@@ -896,12 +924,12 @@ def trend_alt(v: HospitalView, waves: list[str]) -> str:
     text = f"Your scores in {len(waves)} waves, {clean(waves[0])} to {clean(waves[-1])}"
     text += ", against the consortium average. " if v.compare else ". "
     ch = v.change
-    shown = ch[ch["status"] == "shown"] if ch is not None else pd.DataFrame()
-    if shown.empty:
+    shown = [r for r in frames.rows(ch) if r.status == "shown"] if ch is not None else []
+    if not shown:
         return text + "No change since the previous wave can be shown."
-    up = shown[shown["ci_low"] > 0]["label"]
-    down = shown[shown["ci_high"] < 0]["label"]
-    prev = clean(shown["previous_wave"].iloc[0])
+    up = [r.label for r in shown if r.ci_low > 0]
+    down = [r.label for r in shown if r.ci_high < 0]
+    prev = clean(shown[0].previous_wave)
     parts = []
     if len(up):
         parts.append(f"rose clearly on {len(up)} of {len(shown)} scales ({_names_list(up)})")
@@ -921,13 +949,13 @@ def peers_alt(v: HospitalView, label: str) -> str:
     n = len(cells)
     above = [s for s, c in cells.items() if c.startswith("above")]
     below = [s for s, c in cells.items() if c.startswith("below")]
-    names = v.scales.set_index("scale")["label"]
     text = (
         f"Against the middle half of {clean(label)}, your score is above it on {len(above)} of "
         f"{n} scales, in it on {n - len(above) - len(below)} and below it on {len(below)}"
     )
-    if below:
-        text += f" ({_names_list(names.loc[below])})"
+    if below:  # their labels (every row of each scale, as .loc by the scale index)
+        names = [r.label for s in below for r in v.scale_rows() if r.scale == s]
+        text += f" ({_names_list(names)})"
     return text + "."
 
 

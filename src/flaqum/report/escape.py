@@ -43,18 +43,32 @@ def _missing(value) -> bool:
         return True
 
 
+#: ``clean`` and ``html`` of the texts seen (a report cleans the same labels thousands of
+#: times, and a batch's reports share most of them); emptied when it grows large
+_CLEANED: dict[str, str] = {}
+_HTML: dict[str, str] = {}
+_KEEP = 50_000
+
+
 def clean(value) -> str:
     """The value as one line of plain text (see the module docstring); '' for a missing value
     (None, NaN, pandas.NA)."""
     if isinstance(value, str):
+        done = _CLEANED.get(value)
+        if done is not None:
+            return done
         text = value
     elif _missing(value):
         return ""
     else:
         text = str(value)
     # control characters (Unicode category Cc: exactly U+0000-001F and U+007F-009F) as spaces
-    text = _CONTROL.sub(" ", text.translate(_BIDI))
-    return " ".join(text.split())
+    out = " ".join(_CONTROL.sub(" ", text.translate(_BIDI)).split())
+    if isinstance(value, str):
+        if len(_CLEANED) > _KEEP:
+            _CLEANED.clear()
+        _CLEANED[value] = out
+    return out
 
 
 def md(value) -> str:
@@ -69,4 +83,12 @@ def ident(value) -> str:
 
 def html(value) -> str:
     """``value`` as literal text in HTML or XML, inside an element or a quoted attribute."""
+    if isinstance(value, str):
+        done = _HTML.get(value)
+        if done is None:
+            done = html_lib.escape(clean(value), quote=True)
+            if len(_HTML) > _KEEP:
+                _HTML.clear()
+            _HTML[value] = done
+        return done
     return html_lib.escape(clean(value), quote=True)

@@ -238,12 +238,15 @@ def glance(scales: pd.DataFrame, peers: dict[str, np.ndarray], k: int) -> svg.Fi
     """One row per scale: other hospitals' distance from the consortium average (grey ticks),
     the hospital's own score with its 95% (thick) and 99.8% (thin) interval."""
     n = len(scales)
-    labels = [f"{clean(r.label)} ({span(r.rmin, r.rmax)})" for r in frames.rows(scales)]
+    rows = list(frames.rows(scales))
+    labels = [f"{clean(r.label)} ({span(r.rmin, r.rmax)})" for r in rows]
     fig, left = _canvas(8.5, 0.36 * n + 1.9, labels, bottom=1.3)
     cmean = {}  # each scale's consortium mean (its first row's)
     means = scales["consortium_mean"].to_numpy()
     for s, c in zip(frames.column(scales["scale"]), means, strict=True):
         cmean.setdefault(s, c)
+    col = {c: np.array([getattr(r, c) for r in rows], float) for c in ("lo998", "hi998")}
+    far = [np.abs(col[c] - means) for c in ("lo998", "hi998")]
     lim = np.nanmax(
         np.abs(
             np.r_[
@@ -253,8 +256,8 @@ def glance(scales: pd.DataFrame, peers: dict[str, np.ndarray], k: int) -> svg.Fi
                     if len(p) and s in cmean
                 ]
                 or [0.1],
-                (scales["lo998"] - scales["consortium_mean"]).abs().dropna(),
-                (scales["hi998"] - scales["consortium_mean"]).abs().dropna(),
+                far[0][~np.isnan(far[0])],
+                far[1][~np.isnan(far[1])],
             ]
         )
     )
@@ -264,7 +267,7 @@ def glance(scales: pd.DataFrame, peers: dict[str, np.ndarray], k: int) -> svg.Fi
     _xticks(ax)
     ax.yticks(list(range(n))[::-1], labels)
     px, py = [], []
-    for i, r in enumerate(frames.rows(scales)):
+    for i, r in enumerate(rows):
         p = peers.get(r.scale, np.empty((0, 2)))
         px += list(p[:, 0] - r.consortium_mean)
         py += [n - 1 - i] * len(p)
@@ -279,13 +282,18 @@ def glance(scales: pd.DataFrame, peers: dict[str, np.ndarray], k: int) -> svg.Fi
                 italic=True,
             )
     ax.scatter(px, py, marker="|", s=90, face=LIGHT, lw=1.6, cls="peer")
-    d = scales.assign(y=n - 1 - np.arange(n))
-    d = d[d["status"] == "shown"]
-    cm = d["consortium_mean"]
-    cols = [SIGNAL_COLOUR[x] for x in d["signal"]]
-    ax.hbars(d["y"], d["lo998"] - cm, d["hi998"] - cm, cols, 1.2, cls="ci998")
-    ax.hbars(d["y"], d["ci_low"] - cm, d["ci_high"] - cm, cols, 4, cls="ci95")
-    ax.scatter(d["mean"] - cm, d["y"], marker="D", s=60, face=cols, edge=OWN, lw=1.4, cls="own")
+    # the shown scales' rows, from the top (y = n - 1) down
+    shown = [(n - 1 - i, r) for i, r in enumerate(rows) if r.status == "shown"]
+    y = np.array([yy for yy, _ in shown], int)
+
+    def d(c):
+        return np.array([getattr(r, c) for _, r in shown], float)
+
+    cm = d("consortium_mean")
+    cols = [SIGNAL_COLOUR[r.signal] for _, r in shown]
+    ax.hbars(y, d("lo998") - cm, d("hi998") - cm, cols, 1.2, cls="ci998")
+    ax.hbars(y, d("ci_low") - cm, d("ci_high") - cm, cols, 4, cls="ci95")
+    ax.scatter(d("mean") - cm, y, marker="D", s=60, face=cols, edge=OWN, lw=1.4, cls="own")
     ax.xlabel("Your score minus the consortium average (scale points)", below=20)
     ax.title("Where your hospital stands on each scale")
     fig.legend_below(
@@ -380,6 +388,10 @@ def between_hospitals(
     return fig
 
 
+#: the numbers of a team drawn on its chart
+_TEAM_DRAWN = ("mean", "ci_low", "ci_high", "lo998", "hi998")
+
+
 def teams(
     teams_view: pd.DataFrame,
     scale_label: str,
@@ -390,35 +402,41 @@ def teams(
 ) -> svg.Figure:
     """The hospital's teams on one scale: score and 95% interval, named, ordered; teams whose
     members disagree are hollow and labelled."""
-    d = teams_view[teams_view["status"] == "shown"].sort_values("mean").reset_index(drop=True)
-    team_names = _labels(d["team_name"])
-    low = d["low_agreement"].fillna(False).astype(bool).to_numpy()
+    from pandas.core.sorting import nargsort
+
+    # the shown teams, ordered as sort_values("mean") orders them (the same nargsort), as
+    # columns of plain values
+    shown = [r for r in frames.rows(teams_view) if r.status == "shown"]
+    shown = [shown[i] for i in nargsort(np.array([r.mean for r in shown], float))]
+    d = {c: np.array([getattr(r, c) for r in shown], float) for c in _TEAM_DRAWN}
+    team_names = _labels(r.team_name for r in shown)
+    low = np.array([pd.notna(r.low_agreement) and bool(r.low_agreement) for r in shown], bool)
     labels = [
-        f"{t} (n={int(n)})" + (" \u25b2 members disagree" if lw else "")
-        for t, n, lw in zip(team_names, d["n"], low, strict=True)
+        f"{t} (n={int(r.n)})" + (" \u25b2 members disagree" if lw else "")
+        for t, r, lw in zip(team_names, shown, low, strict=True)
     ]
-    fig, left = _canvas(8.5, 0.24 * max(len(d), 3) + 1.75, labels, bottom=1.15)
+    fig, left = _canvas(8.5, 0.24 * max(len(shown), 3) + 1.75, labels, bottom=1.15)
     has_h = hospital_mean is not None and pd.notna(hospital_mean)
     has_c = consortium_mean is not None and pd.notna(consortium_mean)
     xlim = (0.0, 1.0)
-    if len(d):
+    if len(shown):
         lo, hi = np.nanmin(d["lo998"]), np.nanmax(d["hi998"])
         refs = [x for x, ok in ((hospital_mean, has_h), (consortium_mean, has_c)) if ok]
         lo, hi = min([lo, *refs]), max([hi, *refs])
         xlim = (lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
-    ax = fig.axes(left, 1.15, 0.25, 0.45, xlim, (-0.8, max(len(d), 1) - 0.2))
+    ax = fig.axes(left, 1.15, 0.25, 0.45, xlim, (-0.8, max(len(shown), 1) - 0.2))
     ax.spines()
     _xticks(ax)
-    ax.yticks(list(range(len(d))), labels, ident=[len(t) for t in team_names])
+    ax.yticks(list(range(len(shown))), labels, ident=[len(t) for t in team_names])
     if has_h:
         # the colour is decided by the 99.8% interval, which is drawn (thin bar)
         cols = _signal_colours(d["lo998"], d["hi998"], hospital_mean)
         ax.axvline(hospital_mean, OWN, 1.2, cls="reference hospital")
     else:
-        cols = np.full(len(d), GREY)
+        cols = np.full(len(shown), GREY)
     if has_c:
         ax.axvline(consortium_mean, INK, 0.9, svg.dashes(0.9), cls="reference consortium")
-    y = np.arange(len(d))
+    y = np.arange(len(shown))
     ax.hbars(y, d["lo998"], d["hi998"], list(cols), 0.9, cls="ci998")
     ax.hbars(y, d["ci_low"], d["ci_high"], list(cols), 2.6, cls="ci95")
     ax.scatter(
@@ -435,7 +453,7 @@ def teams(
         below=20,
     )
     ax.title(f"{clean(scale_label)}: your teams")
-    if len(d):
+    if len(shown):
         handles = []
         if has_h:
             handles.append(svg.Handle("Your hospital", OWN, lw=1.2))
@@ -550,6 +568,11 @@ def stakeholders(stake: pd.DataFrame) -> svg.Figure:
     return fig
 
 
+#: the columns of a trend row drawn on its panel's vertical axis
+_TREND_DRAWN = ("ci_low", "ci_high", "consortium_ci_low", "consortium_ci_high")
+_TREND_DRAWN += ("mean", "consortium_mean")
+
+
 def trend(trend: pd.DataFrame, k: int, consortium: bool = True, ncols: int = 4) -> svg.Figure:
     """Small multiples, one panel per scale: the hospital's mean in every wave it took part in
     with its 95% interval (navy diamonds on a solid line; a gap where it did not take part or
@@ -558,9 +581,9 @@ def trend(trend: pd.DataFrame, k: int, consortium: bool = True, ncols: int = 4) 
     vertical range, so a change looks as large on one as on another. ``consortium=False``:
     the hospital alone (no other hospital to compare with). Each panel's title is a
     ``<text class="panel-title">``."""
-    d = trend.reset_index(drop=True)
-    scales = list(dict.fromkeys(d["scale"]))
-    waves = sorted(d["wave"].astype(str).unique())
+    every = trend.to_dict("records")  # plain rows: a panel's few rows, read without pandas
+    scales = list(dict.fromkeys(rec["scale"] for rec in every))
+    waves = sorted({str(rec["wave"]) for rec in every})
     x_of = {w: i for i, w in enumerate(waves)}
     nw = len(waves)
     ncols = max(1, min(ncols, len(scales)))
@@ -569,12 +592,14 @@ def trend(trend: pd.DataFrame, k: int, consortium: bool = True, ncols: int = 4) 
     gx, gy = 0.42, 0.75  # gaps between panels (room for tick labels, titles and waves)
     ax = fig.axes(0.1, 0.75, 0.1, 0.6, (0, ncols * (1 + gx)), (0, nrow * (1 + gy)))
     # one vertical range per response range
+    ranges: dict[tuple, list] = {}  # the values drawn on each response range
+    for rec in every:
+        if pd.notna(rec["rmin"]) and pd.notna(rec["rmax"]):
+            ranges.setdefault((rec["rmin"], rec["rmax"]), []).extend(rec[c] for c in _TREND_DRAWN)
     lims = {}
-    for rng, g in d.groupby(["rmin", "rmax"]):
-        vals = pd.concat(
-            [g[c] for c in ("ci_low", "ci_high", "consortium_ci_low", "consortium_ci_high")]
-            + [g["mean"], g["consortium_mean"]]
-        ).dropna()
+    for rng, values in ranges.items():
+        vals = np.array(values, float)
+        vals = vals[~np.isnan(vals)]
         lo, hi = (vals.min(), vals.max()) if len(vals) else rng
         pad = max(0.08 * (hi - lo), 0.02 * (rng[1] - rng[0]))
         lims[rng] = (max(rng[0], lo - pad), min(rng[1], hi + pad))
@@ -583,8 +608,8 @@ def trend(trend: pd.DataFrame, k: int, consortium: bool = True, ncols: int = 4) 
     lines = {"own": ([], []), "cons": ([], [])}
     bars = {"own": [], "cons": []}
     marks = {"own": ([], []), "cons": ([], [])}
-    records: dict[str, list[dict]] = {}  # plain rows: a panel's few rows, read without pandas
-    for rec in d.to_dict("records"):
+    records: dict[str, list[dict]] = {}  # each panel's rows
+    for rec in every:
         records.setdefault(rec["scale"], []).append({**rec, "wave": str(rec["wave"])})
     for i, sid in enumerate(scales):
         g = records[sid]

@@ -10,9 +10,11 @@ content. ``rows`` yields the same rows, value for value, from whole columns.
 Python scalars (``ndarray.tolist``, as ``Series.__iter__`` does with ``.item()``), a ``str``
 column its strings and its missing value (``NaN`` for ``str``, ``pd.NA`` for ``string``,
 as its iteration does), and any other extension column (categorical, datetime, nullable
-integer) iterates itself exactly as pandas does. A frame of numpy and string columns only
-(most of a report's) is read as one object array (``to_numpy(dtype=object)``), which holds
-those same values. The namedtuple class is built once per set of column names
+integer) iterates itself exactly as pandas does. The numpy and string columns (most of a
+report's) are read from the frame's arrays (``DataFrame._iter_column_arrays``: a Series per
+column, or one object array of the frame, ``to_numpy(dtype=object)``, cost five times more;
+a ``str`` column's strings from its pyarrow array, ``to_pylist``, a null as the column's
+missing value). The namedtuple class is built once per set of column names
 (``rename=True`` as pandas: a name that is not an identifier becomes ``_k``).
 tests/test_report_frames.py compares it with ``itertuples`` on every kind of column.
 """
@@ -44,11 +46,32 @@ def rows(df: pd.DataFrame):
     make = _row_type(tuple(map(str, df.columns)))._make
     if not len(df.columns):
         return map(make, repeat((), len(df)))
-    if all(map(_plain, df.dtypes)):
-        # numbers, objects and strings only: one object array gives every column's values as
-        # its iteration does (numbers as Python scalars, a str column's missing value as is)
-        return map(make, df.to_numpy(dtype=object).tolist())
-    return map(make, zip(*[column(s) for _, s in df.items()], strict=True))
+    arrays = getattr(df, "_iter_column_arrays", None)  # pandas' own, without a Series each
+    if arrays is None:  # pragma: no cover
+        return map(make, zip(*[column(s) for _, s in df.items()], strict=True))
+    # each column's values as its iteration gives them, read from its array (a Series per
+    # column, or one object array of the frame, cost five times more)
+    values = [
+        _values(a) if _plain(a.dtype) else column(df.iloc[:, i]) for i, a in enumerate(arrays())
+    ]
+    return map(make, zip(*values, strict=True))
+
+
+def _values(array) -> list:
+    """The values of a numpy number, bool or object array (Python scalars, as a Series'
+    iteration gives them: ``ndarray.tolist``) or a ``str``/``string`` array (its strings, and
+    its missing value where pyarrow has a null)."""
+    if isinstance(array, np.ndarray):
+        return array.tolist()
+    dtype = array.dtype
+    if dtype.storage == "pyarrow":
+        chunks = array.__arrow_array__()
+        values = chunks.to_pylist()
+        if chunks.null_count:
+            na = dtype.na_value
+            return [na if v is None else v for v in values]
+        return values
+    return list(array)
 
 
 def _plain(dtype) -> bool:

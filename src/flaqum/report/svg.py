@@ -26,6 +26,7 @@ from __future__ import annotations
 import html as html_lib
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -37,10 +38,34 @@ PT = 72.0  # points per inch: the SVG's user unit is the point
 _IDENT = "\x00ident\x00"  # placeholder for a name group's id, numbered in ``Figure.svg``
 
 
+#: coordinates formatted so far (nine in ten of a report's are ones written before: the same
+#: axes, ticks and panels in every report of a batch); emptied when it grows large
+_COORDS: dict = {}
+
+
 def f(v: float) -> str:
-    """A coordinate: 0.01 pt, no trailing zeros, no "-0"."""
-    s = f"{float(v):.2f}".rstrip("0").rstrip(".")
-    return "0" if s in ("-0", "") else s
+    """A coordinate: 0.01 pt, no trailing zeros, no "-0" (``f"{v:.2f}"``, then "1.50" -> "1.5",
+    "2.00" -> "2", "-0.00" -> "0"; "nan" and "inf" as they are). A function of the value
+    alone, so kept per value (equal numbers of any type give the same text)."""
+    try:
+        return _COORDS[v]
+    except KeyError:
+        pass
+    except TypeError:  # not hashable (a numpy array of one number)
+        return _coordinate(v)
+    s = _COORDS[v] = _coordinate(v)
+    if len(_COORDS) > 100_000:  # some 10 MB
+        _COORDS.clear()
+    return s
+
+
+def _coordinate(v) -> str:
+    s = f"{v:.2f}"
+    if s[-1] == "0":
+        s = s[:-3] if s[-2] == "0" else s[:-1]
+        if s == "-0":
+            return "0"
+    return s
 
 
 def esc(text) -> str:
@@ -280,19 +305,28 @@ def _marker_path(marker: str, x: float, y: float, s: float) -> str:
     d = math.sqrt(s)
     if marker == "o":
         r = d / 2
-        return (
-            f"M{f(x - r)} {f(y)}a{f(r)} {f(r)} 0 1 0 {f(2 * r)} 0"
-            f"a{f(r)} {f(r)} 0 1 0 {f(-2 * r)} 0z"
-        )
+        arc, back = _marker_parts(marker, s)
+        return f"M{f(x - r)} {f(y)}{arc}{back}"
     if marker == "D":  # a square of side sqrt(s) turned by 45 degrees
         r = d / math.sqrt(2)
-        return f"M{f(x)} {f(y - r)}L{f(x + r)} {f(y)}L{f(x)} {f(y + r)}L{f(x - r)} {f(y)}z"
+        fx, fy = f(x), f(y)
+        return f"M{fx} {f(y - r)}L{f(x + r)} {fy}L{fx} {f(y + r)}L{f(x - r)} {fy}z"
     if marker == "s":
         r = d / 2
-        return f"M{f(x - r)} {f(y - r)}h{f(d)}v{f(d)}h{f(-d)}z"
+        return f"M{f(x - r)} {f(y - r)}{_marker_parts(marker, s)[0]}"
     if marker == "|":
         return f"M{f(x)} {f(y - d / 2)}V{f(y + d / 2)}"
     raise ValueError(f"unknown marker {marker!r}")
+
+
+@lru_cache(maxsize=64)
+def _marker_parts(marker: str, s: float) -> tuple[str, ...]:
+    """The parts of a marker's path that do not depend on where it is (its size only)."""
+    d = math.sqrt(s)
+    if marker == "o":
+        r = d / 2
+        return (f"a{f(r)} {f(r)} 0 1 0 {f(2 * r)} 0", f"a{f(r)} {f(r)} 0 1 0 {f(-2 * r)} 0z")
+    return (f"h{f(d)}v{f(d)}h{f(-d)}z",)
 
 
 def markers(

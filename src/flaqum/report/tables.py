@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 
 from flaqum.report import frames
@@ -21,7 +22,9 @@ MINUS = "\u2212"
 
 
 def _missing(x) -> bool:
-    return x is None or (isinstance(x, float) and math.isnan(x)) or bool(pd.isna(x))
+    if isinstance(x, float):  # a float (numpy's too) is missing where it is NaN
+        return math.isnan(x)
+    return x is None or bool(pd.isna(x))
 
 
 def num(x, digits: int = 2) -> str:
@@ -57,6 +60,20 @@ def count(x) -> str:
 def span(lo, hi) -> str:
     """A response range, "1\u20137"."""
     return f"{num(lo, 0)}\u2013{num(hi, 0)}"
+
+
+def _by_scale(df: pd.DataFrame) -> dict:
+    """``df.set_index("scale").to_dict("index")``: each row's other values (Python scalars) by
+    its scale, read from its rows (``frames.rows``) instead of an index and a dict per row."""
+    names = [str(c) for c in df.columns]
+    at = names.index("scale")
+    out: dict = {}
+    for r in frames.rows(df):
+        key = r[at]
+        if key in out:
+            raise ValueError("DataFrame index must be unique for orient='index'.")
+        out[key] = {c: x for i, (c, x) in enumerate(zip(names, r, strict=True)) if i != at}
+    return out
 
 
 def html_table(
@@ -129,7 +146,7 @@ def glance_table(
     """The hospital's score on each scale, with the consortium's average and the comparison
     (``consortium=False``: without those two columns, for a hospital with no others to be
     compared with), and the change since the previous wave."""
-    ch = {} if change is None else change.set_index("scale").to_dict("index")
+    ch = {} if change is None else _by_scale(change)
     rows, classes = [], []
     for r in frames.rows(scales):
         c = ch.get(r.scale)
@@ -191,13 +208,22 @@ def teams_table(tv: pd.DataFrame, k: int, threshold: float, hospital_mean=None) 
     """The teams of one scale: score, 95% and 99.8% interval, and (with ``hospital_mean``)
     how the team compares with the hospital's average, decided as the chart colours it (the
     99.8% interval wholly above or below)."""
+    from pandas.core.sorting import nargsort
+
     from flaqum.report.confidentiality import status_text
 
     compare = not _missing(hospital_mean)
     rows, classes = [], []
-    shown = tv[tv["status"] == "shown"].sort_values("mean", ascending=False)
-    hidden = tv[tv["status"] != "shown"].sort_values("team_name")
-    for r in frames.rows(shown):
+    every = list(frames.rows(tv))
+    # the shown teams by score, highest first, as sort_values("mean", ascending=False) orders
+    # them (the same nargsort); the others by name (pandas' own sort where there are two)
+    shown = [r for r in every if r.status == "shown"]
+    order = nargsort(np.array([r.mean for r in shown], float), ascending=False)
+    shown = [shown[i] for i in order]
+    hidden = [r for r in every if r.status != "shown"]
+    if len(hidden) > 1:
+        hidden = list(frames.rows(tv[tv["status"] != "shown"].sort_values("team_name")))
+    for r in shown:
         agree = num(r.rwg_j)
         if r.low_agreement:
             agree += " (members disagree)"
@@ -215,7 +241,7 @@ def teams_table(tv: pd.DataFrame, k: int, threshold: float, hospital_mean=None) 
         # no colour (orange means "clearly lower" in every report): the words say it
         classes.append("disagree" if r.low_agreement else "")
     width = 7 if compare else 6
-    for r in frames.rows(hidden):
+    for r in hidden:
         rows.append([r.team_name, status_text(r.status, k)] + [""] * (width - 2))
         classes.append("suppressed")
     header = ["Team", "Respondents", "Team score", "95% interval", "99.8% interval"]
@@ -341,7 +367,8 @@ def psychometrics_table(psy: pd.DataFrame, labels: dict[str, str]) -> str:
     # a statistic the design cannot give (ICC and rwg without teams) is left out, not blank
     cols = [c for c in cols if c[0] in psy.columns and psy[c[0]].notna().any()]
     rows = []
-    for _, r in psy.iterrows():
+    # each row as a dict of the values iterrows' Series would hold (numbers as Python scalars)
+    for r in psy.to_dict("records"):
         rows.append(
             [
                 labels.get(r["scale"], r["scale"]),
@@ -517,7 +544,7 @@ def summary_table(
     """The summary's headline per scale: the score with its 95% interval and % positive (the
     same cells as the glance table), where it stands against the consortium and against peers
     ("\u2014" where the report has no peer group), and the change since the last wave."""
-    ch = {} if change is None else change.set_index("scale").to_dict("index")
+    ch = {} if change is None else _by_scale(change)
     peers = peers or {}
     rows, classes = [], []
     for r in frames.rows(scales):
