@@ -607,7 +607,7 @@ def row_height(lines: int) -> float:
 def _row_heights(rows, head: int, styles, widths: list[float]) -> list[str]:
     """Each row's height as Typst's ``rows:`` entry: a length where it is certain, else auto.
     ``head``: how many of ``rows`` are the header's (not styled by the stylesheet's rules; the
-    first row is bold, ``_PREAMBLE``); ``widths``: the columns' shares of the text width (fr)."""
+    first row is bold, ``_cell``); ``widths``: the columns' shares of the text width (fr)."""
     page = TEXT_WIDTH_CM / 2.54 * 72
     cols = [page * w / sum(widths) for w in widths]
     out = []
