@@ -97,6 +97,12 @@ def test_cell_lines_says_so_when_it_cannot_know():
     assert pdf.cell_lines([(text, False, False)], room) is None
     assert pdf.cell_lines([(text, False, False)], room + 5 * pdf.CLOSE_PT) == 1
     assert pdf.cell_lines([(text, False, False)], room - 5 * pdf.CLOSE_PT) == 2
+    # a break the line may or may not take (before an em dash, UAX #14's B2): certain only
+    # where both give the same lines
+    dash = "Quality\u2014"
+    room = pdf._width("Quality", False, False) + 5 * pdf.CLOSE_PT
+    assert pdf.cell_lines([(dash, False, False)], room) is None
+    assert pdf.cell_lines([(dash, False, False)], 2 * pdf._width(dash, False, False)) == 1
     # one word wider than its room: a line of its own, over-full (as Typst prints it)
     assert pdf.cell_lines([("Organisation", True, False)], 10) == 1
 

@@ -462,15 +462,18 @@ CLOSE_PT = 0.01
 
 #: Characters whose line-break rules (Unicode's UAX #14, which Typst follows) this module
 #: knows: Latin letters and digits, spaces, and common punctuation. Lines break at a space,
-#: and perhaps at a space before closing punctuation (``_NO_BREAK_BEFORE``) or after an opening
-#: bracket (``_NO_BREAK_AFTER``) and after a hyphen, a dash or a slash (``_MAYBE``): a cell's
-#: lines are certain when they are the same with and without the perhaps.
+#: and perhaps at a space before closing punctuation (``_NO_BREAK_BEFORE``) or after an
+#: opening bracket (``_NO_BREAK_AFTER``), after a hyphen, a dash or a slash (``_MAYBE``) and
+#: before an em dash (``_MAYBE_BEFORE``): a cell's lines are certain when they are the same
+#: with and without the perhaps.
 _KNOWN = re.compile(
     r"[\x20-\x7e\xa0-\xac\xae-\u024f\u1e00-\u1eff\u2011\u2013\u2014\u2018\u2019\u201c"
     r"\u201d\u2026\u2212\u2264\u2265]*"
 )
 _NO_BREAK_BEFORE, _NO_BREAK_AFTER = frozenset(")]},.;:!?/%"), frozenset("([{")
 _MAYBE = frozenset("-/|!?]}\u2013\u2014\u2026")
+#: characters a line may break before (UAX #14's B2 and BB: the em dash, the acute accent)
+_MAYBE_BEFORE = frozenset("\u2014\u00b4")
 
 
 @functools.cache
@@ -590,12 +593,15 @@ def _cell_lines(runs, room: float, bold: bool, italic: bool) -> int | None:
             (
                 sure if before not in _NO_BREAK_AFTER and after not in _NO_BREAK_BEFORE else maybe
             ).append((k, k + 1))
-        elif c in _MAYBE and k + 1 < len(text_) and text_[k + 1] != " ":
-            maybe.append((k + 1, k + 1))
+        else:
+            if c in _MAYBE and k + 1 < len(text_) and text_[k + 1] != " ":
+                maybe.append((k + 1, k + 1))
+            if c in _MAYBE_BEFORE and k > 0 and text_[k - 1] != " ":
+                maybe.append((k, k))
     whole = (len(text_), len(text_))
     counts = _greedy(width, sure + [whole], room)
     if maybe:
-        counts |= _greedy(width, sorted(sure + maybe) + [whole], room)
+        counts |= _greedy(width, sorted(set(sure + maybe)) + [whole], room)
     return counts.pop() if len(counts) == 1 else None
 
 
