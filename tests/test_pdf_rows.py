@@ -102,6 +102,9 @@ def test_cell_lines_says_so_when_it_cannot_know():
     dash = "Quality\u2014"
     room = pdf._width("Quality", False, False) + 5 * pdf.CLOSE_PT
     assert pdf.cell_lines([(dash, False, False)], room) is None
+    acute = "Quality\u00b4"  # UAX #14's BB: a break before it
+    room = pdf._width("Quality", False, False) + 5 * pdf.CLOSE_PT
+    assert pdf.cell_lines([(acute, False, False)], room) is None
     assert pdf.cell_lines([(dash, False, False)], 2 * pdf._width(dash, False, False)) == 1
     # one word wider than its room: a line of its own, over-full (as Typst prints it)
     assert pdf.cell_lines([("Organisation", True, False)], 10) == 1

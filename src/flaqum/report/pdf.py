@@ -584,7 +584,7 @@ def _cell_lines(runs, room: float, bold: bool, italic: bool) -> int | None:
     text_ = "".join(c for c, _, _ in chars)
     if len(set(c[1:] for c in chars)) == 1 and " " not in text_:
         one = _width(text_, *chars[0][1:])
-        if one == one and (one <= room - CLOSE_PT or not (set(text_) & _MAYBE)):
+        if one == one and (one <= room - CLOSE_PT or not set(text_) & (_MAYBE | _MAYBE_BEFORE)):
             return 1  # one piece: one line, over-full or not
     sure, maybe = [], []  # (line end, where the next line starts)
     for k, c in enumerate(text_):
