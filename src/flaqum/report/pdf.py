@@ -288,19 +288,32 @@ def css_row_styles(css: str) -> list[tuple[str, int | None, dict]]:
 _HEAD = 'fill: rgb("#f4f4f4"), stroke: (bottom: 1pt + rgb("#888888"), rest: none)'
 
 
-def _row_styles(styles, row_cls, col):
-    """The stylesheet's rules that apply to a row's cell in column ``col`` (from 0)."""
-    classes = row_cls.split()
-    return [style for cls, at, style in styles if cls in classes and (at is None or at == col + 1)]
+def _faces(rows, head: int, styles) -> None:
+    """Give each cell its stylesheet rules (``rules``: those of its row's classes and its column;
+    none for the ``head`` header rows), whether it is in the table's first row (``first``:
+    bold) and the face its text prints in (``bold``, ``italic``): worked out once, for the
+    cell's markup (``_cell``) and its row's height (``_row_heights``)."""
+    for y, r in enumerate(rows):
+        classes, col = r["class"].split(), 0
+        for c in r["cells"]:
+            c["rules"] = [
+                style
+                for cls, at, style in (styles if y >= head else ())
+                if cls in classes and (at is None or at == col + 1)
+            ]
+            c["first"] = y == 0
+            c["bold"] = c["first"] or any(x.get("bold", False) for x in c["rules"])
+            c["italic"] = any(x.get("italic", False) for x in c["rules"])
+            col += c["colspan"]
 
 
-def _cell(c, styles, row_cls, col, head: bool = False, first: bool = False) -> str:
-    """A cell as Typst: the stylesheet's rules for its row and column; ``head``: a header
-    cell (its fill and rule); ``first``: in the table's first row, which is bold (set on the
-    cell: a show rule on the first row's cells costs Typst a check of every cell)."""
+def _cell(c, head: bool = False) -> str:
+    """A cell as Typst (``_faces`` first): its stylesheet rules, the first row's bold (set on
+    the cell: a show rule on the first row's cells costs Typst a check of every cell);
+    ``head``: a header cell (its fill and rule)."""
     body = "".join(c["text"]).strip()
     fill = None
-    for style in _row_styles(styles, row_cls, col):
+    for style in c["rules"]:
         if style.get("bold"):
             body = f"#strong[{body}]"
         if style.get("italic"):
@@ -308,7 +321,7 @@ def _cell(c, styles, row_cls, col, head: bool = False, first: bool = False) -> s
         if "color" in style:
             body = f'#text(fill: rgb("{style["color"]}"))[{body}]'
         fill = style.get("fill", fill)
-    if first and body:
+    if c["first"] and body:
         body = f'#text(weight: "bold")[{body}]'
     args = []
     if c["colspan"] > 1:
@@ -610,23 +623,19 @@ def row_height(lines: int) -> float:
     return (lines * LINE_EM + (lines - 1) * LEADING_EM) * TABLE_PT + 2 * ROW_INSET_PT
 
 
-def _row_heights(rows, head: int, styles, widths: list[float]) -> list[str]:
-    """Each row's height as Typst's ``rows:`` entry: a length where it is certain, else auto.
-    ``head``: how many of ``rows`` are the header's (not styled by the stylesheet's rules; the
-    first row is bold, ``_cell``); ``widths``: the columns' shares of the text width (fr)."""
+def _row_heights(rows, widths: list[float]) -> list[str]:
+    """Each row's height as Typst's ``rows:`` entry: a length where it is certain, else auto
+    (``_faces`` first: the face of each cell's text). ``widths``: the columns' shares of the
+    text width (fr)."""
     page = TEXT_WIDTH_CM / 2.54 * 72
     cols = [page * w / sum(widths) for w in widths]
     out = []
-    for y, r in enumerate(rows):
+    for r in rows:
         col, most = 0, 0
         for c in r["cells"]:
             span = c["colspan"]
-            bold, italic = y == 0, False
-            for style in _row_styles(styles if y >= head else (), r["class"], col):
-                bold = bold or style.get("bold", False)
-                italic = italic or style.get("italic", False)
             room = sum(cols[col : col + span]) - 2 * INSET_PT
-            n = cell_lines(c["runs"], room, bold, italic)
+            n = cell_lines(c["runs"], room, c["bold"], c["italic"])
             col += span
             if n is None:
                 most = None
@@ -651,26 +660,22 @@ def table_typst(html: str, styles) -> str:
             if "num" in c["class"].split():
                 numeric.add(col)
             col += c["colspan"]
+    _faces(rows, len(p.head), styles)
     header = ""
     if p.head:
         cells = []
         for r in p.head:
-            col = 0
-            for c in r["cells"]:
-                cells.append(_cell(c, (), "", col, head=True, first=r is p.head[0]))
-                col += c["colspan"]
-            cells += [f"table.cell({_HEAD})[]"] * (ncol - col)
+            cells += [_cell(c, head=True) for c in r["cells"]]
+            filled = sum(c["colspan"] for c in r["cells"])
+            cells += [f"table.cell({_HEAD})[]"] * (ncol - filled)
         header = f"table.header(repeat: true, {', '.join(cells)})"
     lines = []
     for r in p.body:
-        col, cells = 0, []
-        for c in r["cells"]:
-            cells.append(_cell(c, styles, r["class"], col, first=not p.head and r is p.body[0]))
-            col += c["colspan"]
-        cells += ["[]"] * (ncol - col)
+        cells = [_cell(c) for c in r["cells"]]
+        cells += ["[]"] * (ncol - sum(c["colspan"] for c in r["cells"]))
         lines.append(", ".join(cells))
-    widths = _column_widths(p.head + p.body, ncol, numeric)
-    heights = _row_heights(p.head + p.body, len(p.head), styles, [float(w[:-2]) for w in widths])
+    widths = _column_widths(rows, ncol, numeric)
+    heights = _row_heights(rows, [float(w[:-2]) for w in widths])
     table = (
         f"#table(columns: ({', '.join(widths)},), rows: ({', '.join(heights)},),"
         " align: left + top,"
