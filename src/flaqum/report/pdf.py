@@ -468,7 +468,8 @@ def _column_widths(rows, ncol: int, numeric: set[int]) -> list[str]:
 
 #: A text line's height in a table cell, in em of the table's text: Typst's "cap height" top
 #: edge to the baseline (DejaVu Sans has no OS/2 cap height, so Typst takes its typographic
-#: ascender, 1556 of 2048 units), and the leading between two lines (``par(leading:)``).
+#: ascender, 1556 of 2048 units), and the leading between two lines (the preamble's
+#: ``par(leading:)``, written from it).
 LINE_EM, LEADING_EM = 1556 / 2048, 0.55
 #: A line this close to the room it has (points) is too close to call: its row stays auto.
 CLOSE_PT = 0.01
@@ -840,7 +841,7 @@ _PREAMBLE = """#set document(title: @@TITLE_STRING@@, date: none)
   @@TITLE@@ #h(1fr) page #counter(page).display() of #counter(page).final().first()
 ])
 #set text(font: "DejaVu Sans", size: 9pt, lang: "en", fill: rgb("#222222"))
-#set par(justify: false, leading: 0.55em, spacing: 0.8em)
+#set par(justify: false, leading: @@LEADING@@em, spacing: 0.8em)
 #show table: set text(size: @@TABLE_PT@@pt)
 #set list(spacing: 0.6em)
 #set enum(spacing: 0.6em)
@@ -869,6 +870,7 @@ def _preamble(title: str, subtitle: str) -> str:
         "SUBTITLE": text(subtitle),
         "BOTTOM": str(BOTTOM_CM),
         "TABLE_PT": f"{TABLE_PT:g}",
+        "LEADING": f"{LEADING_EM:g}",
     }
     return re.sub(r"@@(\w+)@@", lambda m: values[m.group(1)], _PREAMBLE)
 
