@@ -215,7 +215,6 @@ class _Table(HTMLParser):
                 "class": a.get("class") or "",
                 "colspan": int(a.get("colspan", 1) or 1),
                 "text": [],
-                "plain": "",
                 "runs": [],  # (text, bold, italic); None for a line break
             }
         elif tag in ("strong", "b") and self._cell is not None:
@@ -251,7 +250,6 @@ class _Table(HTMLParser):
     def handle_data(self, data):
         if self._cell is not None:
             self._cell["text"].append(text(data))
-            self._cell["plain"] += data
             bold = any(f in ("strong", "b") for f in self._fmt)
             self._cell["runs"].append((data, bold, any(f in ("em", "i") for f in self._fmt)))
         elif self._in_caption:
@@ -393,7 +391,7 @@ def _column_widths(rows, ncol: int, numeric: set[int]) -> list[str]:
     for r in rows:
         col, row = 0, []
         for c in r["cells"]:
-            entry = " ".join(c["plain"].split())
+            entry = " ".join("".join(run[0] for run in c["runs"] if run).split())
             words = _words(entry, c["tag"] == "th")
             full = sum(words) + max(0, len(words) - 1)
             number = col in numeric and not re.search(r"[^\W\d_]{3,}", entry)
