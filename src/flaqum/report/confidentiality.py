@@ -1016,22 +1016,12 @@ class WaveTables:
         return part.reset_index(drop=True)
 
     def hospital_name(self, hid: str) -> str:
-        """``res.hospital_name(hid)``: the name in the organisations register (of the
-        hospital's first row; its id where the name is blank), KeyError for a hospital not in
-        it; the register read once for every hospital."""
+        """``res.hospital_name(hid)``, from the register's names read once for every hospital
+        (``res.hospital_names``); KeyError for a hospital not in it."""
         if "_names" not in self.split:
-            orgs = self.res.organisations
-            ids = frames.column(orgs["hospital_id"].astype(str))
-            names = frames.column(orgs["hospital_name"]) if "hospital_name" in orgs else None
-            first: dict = {}
-            for i, h in enumerate(ids):
-                if h not in first:
-                    first[h] = None if names is None or pd.isna(names[i]) else str(names[i])
-            self.split["_names"] = first
-        found = self.split["_names"]
-        if hid not in found:
-            return self.res.hospital_name(hid)  # its error, naming the hospital
-        return hid if found[hid] is None else found[hid]
+            self.split["_names"] = self.res.hospital_names()
+        found = self.split["_names"].get(hid)
+        return found if found is not None else self.res.hospital_name(hid)  # its error
 
     def respondents(self, source: str, hid: str) -> int:
         """How many rows of the ``source`` survey's responses are the hospital's (as

@@ -55,13 +55,23 @@ class WaveResults:
     def hospital_ids(self) -> list[str]:
         return sorted(self.organisations["hospital_id"].astype(str))
 
+    def hospital_names(self) -> dict[str, str]:
+        """Each hospital's name in the organisations register, by id: the name of its first
+        row, its id where that name is blank."""
+        orgs = self.organisations
+        ids = orgs["hospital_id"].astype(str).tolist()
+        names = orgs["hospital_name"].tolist() if "hospital_name" in orgs else [None] * len(ids)
+        out: dict[str, str] = {}
+        for hid, name in zip(ids, names, strict=True):
+            if hid not in out:
+                out[hid] = str(name) if pd.notna(name) else hid
+        return out
+
     def hospital_name(self, hospital_id: str) -> str:
-        row = self.organisations[self.organisations["hospital_id"].astype(str) == hospital_id]
-        if row.empty:
+        names = self.hospital_names()
+        if hospital_id not in names:
             raise KeyError(f"hospital {hospital_id!r} is not in the wave's organisations register")
-        if "hospital_name" in row and pd.notna(row["hospital_name"].iloc[0]):
-            return str(row["hospital_name"].iloc[0])
-        return hospital_id
+        return names[hospital_id]
 
 
 def _ids(df: pd.DataFrame) -> pd.DataFrame:
