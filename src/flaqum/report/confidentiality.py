@@ -427,8 +427,7 @@ def _team_rows(res, hid, k, meta, threshold, tables, t) -> pd.DataFrame | None:
     n_int = t["n"].dtype == np.int64
     ns = t["n"].tolist()
     mean, lo, hi = (t[c].to_numpy() for c in ("eb_mean", "ci_low", "ci_high"))
-    se = t["eb_se"].to_numpy() if "eb_se" in t else np.full(len(t), np.nan)
-    se = np.where(np.isnan(se), (hi - lo) / (2 * Z95), se)  # benchmark.standard_error
+    se = _se(t).to_numpy(float)
     supp = t["suppressed"].tolist() if "suppressed" in t else [False] * len(t)
     rwg = None  # (scale, team) -> rwg(j)
     if res.agreement is not None and not res.agreement.empty:
